@@ -1,0 +1,175 @@
+//! The one place where ekafka config becomes librdkafka properties.
+//!
+//! Every client starts from the common properties, then its own, then the raw
+//! `[kafka.librdkafka]` table, then the client's own `librdkafka` table, so a raw
+//! property always wins over what ekafka derives.
+//!
+//! | ekafka key | librdkafka property |
+//! |---|---|
+//! | `brokers` | `bootstrap.servers` (comma-joined) |
+//! | `client.timeout` | `socket.connection.setup.timeout.ms`; also ekafka's metadata/admin request timeout |
+//! | `saslMechanism` | `sasl.mechanism`, and `security.protocol = SASL_PLAINTEXT` |
+//! | `saslUserName` / `saslPassword` | `sasl.username` / `sasl.password` |
+//! | `producers.*.requiredAcks` | `acks` (-1 → `all`); `enable.idempotence = true` when `all` and `maxAttempts` > 1 |
+//! | `producers.*.maxAttempts` | `message.send.max.retries` = maxAttempts − 1 |
+//! | `producers.*.batchSize` | `batch.num.messages` |
+//! | `producers.*.batchBytes` | `batch.size` |
+//! | `producers.*.batchTimeout` | `linger.ms` |
+//! | `producers.*.readTimeout` | `request.timeout.ms` |
+//! | `producers.*.writeTimeout` | `message.timeout.ms` |
+//! | `producers.*.compression` | `compression.codec` (1 gzip, 2 snappy, 3 lz4, 4 zstd) |
+//! | `producers.*.balancer` | `hash` → `partitioner = murmur2_random`; `roundRobin` and registered balancers → ekafka's partitioner callback with `sticky.partitioning.linger.ms = 0` |
+//! | `*.groupID` | `group.id` |
+//! | `*.startOffset` | `auto.offset.reset` (-2 → `earliest`, -1 → `latest`) |
+//! | `*.minBytes` | `fetch.min.bytes` |
+//! | `*.maxBytes` | `max.partition.fetch.bytes` |
+//! | `*.maxWait` | `fetch.wait.max.ms` |
+//! | `*.heartbeatInterval` | `heartbeat.interval.ms` |
+//! | `*.sessionTimeout` | `session.timeout.ms` |
+//! | `*.rebalanceTimeout` | `max.poll.interval.ms` (librdkafka's JoinGroup rebalance timeout) |
+//! | `*.readBackoffMin` / `*.readBackoffMax` | `retry.backoff.ms` / `retry.backoff.max.ms` |
+//! | `*.watchPartitionChanges` + `partitionWatchInterval` | `topic.metadata.refresh.interval.ms` |
+//! | `consumerGroups.*.groupBalancers` | `partition.assignment.strategy` |
+//! | `[librdkafka]`, `*.librdkafka` | copied verbatim |
+//!
+//! Always set for consumers: `enable.auto.commit = false` and
+//! `enable.auto.offset.store = false`, because ekafka commits only what was handled.
+//!
+//! Keys with no librdkafka counterpart are used by ekafka itself: `debug` and the
+//! `enable*Interceptor` switches (interceptors), `producers.*.async` (write mode),
+//! `commitInterval` (commit batching), `readLagInterval` (lag refresh),
+//! `joinGroupBackoff` (delay before a failed member rejoins), `consumerGroups.*.timeout`
+//! (commit and committed-offset requests). `retentionTime` is accepted for
+//! compatibility only: OffsetCommit dropped its retention field in Kafka 2.1, so the
+//! broker's `offsets.retention.minutes` decides.
+
+use std::time::Duration;
+
+use super::consumer::{
+    ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, GroupSettings,
+    StartOffset,
+};
+use super::kafka::Config;
+use super::producer::{ProducerConfig, RequiredAcks, BALANCER_HASH};
+use super::properties::Properties;
+
+fn millis(duration: Duration) -> String {
+    duration.as_millis().to_string()
+}
+
+/// Properties every client of this config shares (brokers, timeouts, SASL).
+pub fn common(config: &Config) -> Properties {
+    let mut props = Properties::default();
+    props.set("bootstrap.servers", config.brokers.join(","));
+    props.set(
+        "socket.connection.setup.timeout.ms",
+        millis(config.client.timeout),
+    );
+    if let Some(sasl) = &config.sasl {
+        props.set("security.protocol", "SASL_PLAINTEXT");
+        props.set("sasl.mechanism", sasl.mechanism.name());
+        props.set("sasl.username", &sasl.username);
+        props.set("sasl.password", sasl.password.expose());
+    }
+    props
+}
+
+/// The properties of producer `producer` (raw tables applied last).
+pub fn producer(config: &Config, producer: &ProducerConfig) -> Properties {
+    let mut props = common(config);
+    let acks = match producer.required_acks {
+        RequiredAcks::All => "all",
+        RequiredAcks::Leader => "1",
+        RequiredAcks::None => "0",
+    };
+    props.set("acks", acks);
+    // Idempotence keeps per-partition order and avoids duplicates when a retried
+    // request had in fact succeeded; librdkafka requires acks=all and retries for it.
+    let idempotent = producer.required_acks == RequiredAcks::All && producer.max_attempts > 1;
+    props.set("enable.idempotence", idempotent.to_string());
+    props.set(
+        "message.send.max.retries",
+        (producer.max_attempts - 1).to_string(),
+    );
+    props.set("batch.num.messages", producer.batch_size.to_string());
+    props.set("batch.size", producer.batch_bytes.to_string());
+    props.set("linger.ms", linger_millis(producer.batch_timeout));
+    props.set("request.timeout.ms", millis(producer.read_timeout));
+    props.set("message.timeout.ms", millis(producer.write_timeout));
+    props.set("compression.codec", producer.compression.codec_name());
+    if producer.balancer == BALANCER_HASH {
+        props.set("partitioner", "murmur2_random");
+    } else {
+        // ekafka's partitioner callback decides; librdkafka skips the callback for
+        // keyless messages unless sticky partitioning is off.
+        props.set("sticky.partitioning.linger.ms", "0");
+    }
+    props.extend(&config.librdkafka);
+    props.extend(&producer.librdkafka);
+    props
+}
+
+/// `linger.ms` takes fractions of a millisecond.
+fn linger_millis(duration: Duration) -> String {
+    let micros = duration.as_micros();
+    if micros % 1000 == 0 {
+        (micros / 1000).to_string()
+    } else {
+        format!("{}", micros as f64 / 1000.0)
+    }
+}
+
+fn fetch_and_group(props: &mut Properties, fetch: &FetchSettings, group: &GroupSettings) {
+    let reset = match fetch.start_offset {
+        StartOffset::First => "earliest",
+        StartOffset::Last => "latest",
+    };
+    props.set("auto.offset.reset", reset);
+    props.set("fetch.min.bytes", fetch.min_bytes.to_string());
+    props.set("max.partition.fetch.bytes", fetch.max_bytes.to_string());
+    props.set("fetch.wait.max.ms", millis(fetch.max_wait));
+    props.set("retry.backoff.ms", millis(fetch.read_backoff_min));
+    props.set("retry.backoff.max.ms", millis(fetch.read_backoff_max));
+    props.set("enable.auto.commit", "false");
+    props.set("enable.auto.offset.store", "false");
+    props.set("heartbeat.interval.ms", millis(group.heartbeat_interval));
+    props.set("session.timeout.ms", millis(group.session_timeout));
+    props.set(
+        "max.poll.interval.ms",
+        millis(group.rebalance_timeout.max(group.session_timeout)),
+    );
+    if group.watch_partition_changes {
+        props.set(
+            "topic.metadata.refresh.interval.ms",
+            millis(group.partition_watch_interval),
+        );
+    }
+}
+
+/// The properties of consumer `consumer` (raw tables applied last).
+pub fn consumer(config: &Config, consumer: &ConsumerConfig) -> Properties {
+    let mut props = common(config);
+    fetch_and_group(&mut props, &consumer.fetch, &consumer.group);
+    if let ConsumerAssignment::Group(group_id) = &consumer.assignment {
+        props.set("group.id", group_id);
+    }
+    props.extend(&config.librdkafka);
+    props.extend(&consumer.librdkafka);
+    props
+}
+
+/// The properties of consumer group `group` (raw tables applied last).
+pub fn consumer_group(config: &Config, group: &ConsumerGroupConfig) -> Properties {
+    let mut props = common(config);
+    fetch_and_group(&mut props, &group.fetch, &group.group);
+    props.set("group.id", &group.group_id);
+    let strategies: Vec<&str> = group
+        .group_balancers
+        .iter()
+        .map(|b| b.strategy_name())
+        .collect();
+    props.set("partition.assignment.strategy", strategies.join(","));
+    props.extend(&config.librdkafka);
+    props.extend(&group.librdkafka);
+    props
+}

@@ -1,0 +1,130 @@
+//! Configuration: the Go guide's TOML, read into validated types.
+//!
+//! Every TOML block of the Go guide parses as written. Keys match whatever their
+//! case or separators (`groupID`, `groupId`, `group_id`); durations are Go duration
+//! strings (`"3s"`, `"100ms"`, `"1m30s"`); `startOffset` is a number or a string.
+//! Bad input is a [`ConfigError`] naming the key path and the value, never a panic;
+//! an unknown key is an error that suggests the closest valid key.
+//!
+//! How each key becomes a librdkafka property is in [`librdkafka`].
+
+mod consumer;
+mod duration;
+mod error;
+mod kafka;
+pub mod librdkafka;
+mod producer;
+mod properties;
+mod reader;
+mod secret;
+mod server;
+
+use std::path::Path;
+
+pub use consumer::{
+    ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, GroupBalancer,
+    GroupSettings, StartOffset,
+};
+pub use error::{ConfigError, ConfigProblem};
+pub use kafka::{ClientSettings, Config, InterceptorSwitches, Sasl, SaslMechanism};
+pub use producer::{
+    Compression, ProducerConfig, RequiredAcks, BALANCER_HASH, BALANCER_ROUND_ROBIN,
+};
+pub use properties::Properties;
+pub use secret::Secret;
+pub use server::ConsumerServerConfig;
+
+pub(crate) use properties::is_sensitive;
+
+use reader::{normalize_key, Section};
+
+/// A config type read from one named TOML section.
+trait FromSection: Sized {
+    fn read(section: &Section<'_>) -> Result<Self, ConfigError>;
+}
+
+impl FromSection for Config {
+    fn read(section: &Section<'_>) -> Result<Self, ConfigError> {
+        Config::read(section)
+    }
+}
+
+impl FromSection for ConsumerServerConfig {
+    fn read(section: &Section<'_>) -> Result<Self, ConfigError> {
+        ConsumerServerConfig::read(section)
+    }
+}
+
+macro_rules! loaders {
+    ($ty:ty, $what:literal) => {
+        impl $ty {
+            #[doc = concat!("Reads ", $what, " from the TOML file at `path`, section `section` (dotted, e.g. `\"kafka\"`).")]
+            pub fn from_file(path: impl AsRef<Path>, section: &str) -> Result<Self, ConfigError> {
+                let path = path.as_ref();
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(
+                        path.display().to_string(),
+                        ConfigProblem::Unreadable { reason: e.to_string() },
+                    )
+                })?;
+                Self::from_toml_str(&text, section)
+            }
+
+            #[doc = concat!("Reads ", $what, " from TOML text, section `section`.")]
+            pub fn from_toml_str(text: &str, section: &str) -> Result<Self, ConfigError> {
+                let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                    ConfigError::new(
+                        section,
+                        ConfigProblem::Unreadable {
+                            reason: e.to_string().trim_end().to_string(),
+                        },
+                    )
+                })?;
+                Self::from_table(&root, section)
+            }
+
+            #[doc = concat!("Reads ", $what, " from an already parsed TOML table, section `section`.")]
+            pub fn from_table(root: &toml::Table, section: &str) -> Result<Self, ConfigError> {
+                load_section(root, section)
+            }
+        }
+    };
+}
+
+loaders!(Config, "the `[kafka]`-style section");
+loaders!(
+    ConsumerServerConfig,
+    "a `[kafkaConsumerServers.NAME]` section"
+);
+
+fn load_section<T: FromSection>(root: &toml::Table, section_path: &str) -> Result<T, ConfigError> {
+    let mut table = root;
+    let mut walked = String::new();
+    for part in section_path.split('.') {
+        walked = reader::join_path(&walked, part);
+        let wanted = normalize_key(part);
+        let found = table.get(part).or_else(|| {
+            table
+                .iter()
+                .find(|(k, _)| normalize_key(k) == wanted)
+                .map(|(_, v)| v)
+        });
+        table = match found {
+            Some(toml::Value::Table(t)) => t,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    walked,
+                    ConfigProblem::WrongType {
+                        expected: "a table",
+                        found: reader::describe(other),
+                    },
+                ))
+            }
+            None => return Err(ConfigError::new(walked, ConfigProblem::Missing)),
+        };
+    }
+    let section = Section::new(table, section_path)?;
+    let value = T::read(&section)?;
+    section.finish()?;
+    Ok(value)
+}
