@@ -1,2 +1,56 @@
+//! # ekafka
+//!
+//! Kafka for Rust services as supervised [actix](https://docs.rs/actix) actors,
+//! configured from TOML: a port, and a better version, of the Go `ekafka`
+//! component of the ego framework, on librdkafka.
+//!
+//! ```no_run
+//! # #[actix::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use ekafka::{Ekafka, Message};
+//!
+//! let kafka = Ekafka::from_toml_str(
+//!     r#"
+//!     [kafka]
+//!     brokers = ["127.0.0.1:9092"]
+//!     [kafka.producers.p1]
+//!     topic = "orders"
+//!     batchTimeout = "10ms"
+//!     "#,
+//!     "kafka",
+//! )?
+//! .build()?;
+//!
+//! let producer = kafka.producer("p1")?;
+//! let report = producer.write([Message::new("hello").with_key("user-1")]).await?;
+//! for delivery in report.into_result()? {
+//!     println!("stored at {}/{}@{}", delivery.topic, delivery.partition, delivery.offset);
+//! }
+//! producer.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - [`config`]: the TOML keys, their defaults, and how they map to librdkafka.
+//! - [`Ekafka`]: the component; [`Producer`]: the producer actor's handle.
+//! - [`interceptor`]: your code around every operation.
+//! - [`testing`]: an embedded cluster for tests.
+
+#![warn(missing_docs)]
+
+mod component;
 pub mod config;
+mod error;
+pub mod interceptor;
+mod message;
+pub mod producer;
+mod supervision;
+pub mod testing;
+
+pub use component::{Ekafka, EkafkaBuilder};
 pub use config::{Config, ConfigError};
+pub use error::{Error, ProduceError, ProduceErrorKind};
+pub use message::{Delivery, Header, Message};
+pub use producer::{Balancer, CloseReport, DeliveryFailed, Outcome, Producer, WriteReport};
+pub use rdkafka::types::RDKafkaErrorCode as KafkaCode;
+pub use supervision::RestartPolicy;

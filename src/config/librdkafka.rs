@@ -7,6 +7,7 @@
 //! | ekafka key | librdkafka property |
 //! |---|---|
 //! | `brokers` | `bootstrap.servers` (comma-joined) |
+//! | (client name) | `client.id` = `ekafka-producer-NAME`, `ekafka-consumer-NAME`, `ekafka-group-NAME` |
 //! | `client.timeout` | `socket.connection.setup.timeout.ms`; also ekafka's metadata/admin request timeout |
 //! | `saslMechanism` | `sasl.mechanism`, and `security.protocol = SASL_PLAINTEXT` |
 //! | `saslUserName` / `saslPassword` | `sasl.username` / `sasl.password` |
@@ -74,9 +75,10 @@ pub fn common(config: &Config) -> Properties {
     props
 }
 
-/// The properties of producer `producer` (raw tables applied last).
-pub fn producer(config: &Config, producer: &ProducerConfig) -> Properties {
+/// The properties of the producer named `name` (raw tables applied last).
+pub fn producer(config: &Config, name: &str, producer: &ProducerConfig) -> Properties {
     let mut props = common(config);
+    props.set("client.id", format!("ekafka-producer-{name}"));
     let acks = match producer.required_acks {
         RequiredAcks::All => "all",
         RequiredAcks::Leader => "1",
@@ -146,9 +148,10 @@ fn fetch_and_group(props: &mut Properties, fetch: &FetchSettings, group: &GroupS
     }
 }
 
-/// The properties of consumer `consumer` (raw tables applied last).
-pub fn consumer(config: &Config, consumer: &ConsumerConfig) -> Properties {
+/// The properties of the consumer named `name` (raw tables applied last).
+pub fn consumer(config: &Config, name: &str, consumer: &ConsumerConfig) -> Properties {
     let mut props = common(config);
+    props.set("client.id", format!("ekafka-consumer-{name}"));
     fetch_and_group(&mut props, &consumer.fetch, &consumer.group);
     if let ConsumerAssignment::Group(group_id) = &consumer.assignment {
         props.set("group.id", group_id);
@@ -158,9 +161,10 @@ pub fn consumer(config: &Config, consumer: &ConsumerConfig) -> Properties {
     props
 }
 
-/// The properties of consumer group `group` (raw tables applied last).
-pub fn consumer_group(config: &Config, group: &ConsumerGroupConfig) -> Properties {
+/// The properties of the consumer group member named `name` (raw tables applied last).
+pub fn consumer_group(config: &Config, name: &str, group: &ConsumerGroupConfig) -> Properties {
     let mut props = common(config);
+    props.set("client.id", format!("ekafka-group-{name}"));
     fetch_and_group(&mut props, &group.fetch, &group.group);
     props.set("group.id", &group.group_id);
     let strategies: Vec<&str> = group

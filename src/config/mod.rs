@@ -34,8 +34,6 @@ pub use properties::Properties;
 pub use secret::Secret;
 pub use server::ConsumerServerConfig;
 
-pub(crate) use properties::is_sensitive;
-
 use reader::{normalize_key, Section};
 
 /// A config type read from one named TOML section.

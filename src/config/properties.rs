@@ -73,7 +73,7 @@ impl FromIterator<(String, String)> for Properties {
 }
 
 /// True for properties that carry credentials or key material.
-pub(crate) fn is_sensitive(name: &str) -> bool {
+fn is_sensitive(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     [
         "password",

@@ -1,0 +1,291 @@
+//! The ekafka component: the Go `ekafka.Load("kafka").Build()`, holding the config
+//! and starting named clients as actors on first use.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{
+    self, Config, ConfigError, ConfigProblem, Properties, BALANCER_HASH, BALANCER_ROUND_ROBIN,
+};
+use crate::error::Error;
+use crate::interceptor::{AccessLogInterceptor, Chain, DebugInterceptor, Interceptor};
+use crate::producer::{Balancer, BalancerAdapter, Producer, ProducerSpec, RoundRobin};
+use crate::supervision::RestartPolicy;
+
+/// Builds an [`Ekafka`] from a config, with the options of the Go `Build(...)`.
+///
+/// ```
+/// use ekafka::Ekafka;
+/// let kafka = Ekafka::from_toml_str(
+///     "[kafka]\nbrokers = [\"127.0.0.1:9092\"]\n[kafka.producers.p1]\ntopic = \"t\"\n",
+///     "kafka",
+/// )?
+/// .with_brokers(["127.0.0.1:19092"])
+/// .with_debug(false)
+/// .build()?;
+/// assert_eq!(kafka.config().brokers, ["127.0.0.1:19092"]);
+/// # Ok::<(), ekafka::Error>(())
+/// ```
+pub struct EkafkaBuilder {
+    config: Config,
+    interceptors: Vec<Arc<dyn Interceptor>>,
+    balancers: HashMap<String, Arc<dyn Balancer>>,
+    restart_policy: RestartPolicy,
+    debug_interceptor: Option<Arc<DebugInterceptor>>,
+}
+
+impl EkafkaBuilder {
+    /// Replaces `brokers` (for example with an embedded cluster's).
+    pub fn with_brokers<S: Into<String>>(mut self, brokers: impl IntoIterator<Item = S>) -> Self {
+        self.config.brokers = brokers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces `debug`.
+    pub fn with_debug(mut self, debug: bool) -> Self {
+        self.config.debug = debug;
+        self
+    }
+
+    /// Sends `debug` output to this interceptor instead of standard error.
+    pub fn with_debug_output(mut self, interceptor: DebugInterceptor) -> Self {
+        self.debug_interceptor = Some(Arc::new(interceptor));
+        self
+    }
+
+    /// Adds an interceptor; the first added is the outermost.
+    pub fn with_interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// Adds an interceptor you keep a handle to.
+    pub fn with_shared_interceptor(mut self, interceptor: Arc<dyn Interceptor>) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
+    /// Registers a balancer that `producers.*.balancer` can name.
+    pub fn with_balancer(mut self, name: impl Into<String>, balancer: impl Balancer) -> Self {
+        self.balancers.insert(name.into(), Arc::new(balancer));
+        self
+    }
+
+    /// How failed clients are restarted.
+    pub fn with_restart_policy(mut self, policy: RestartPolicy) -> Self {
+        self.restart_policy = policy;
+        self
+    }
+
+    /// Checks the options against the config and builds the component. No client
+    /// is started until asked for.
+    pub fn build(self) -> Result<Ekafka, Error> {
+        let section = self.config.section.clone();
+        if self.config.brokers.is_empty() || self.config.brokers.iter().any(|b| b.trim().is_empty())
+        {
+            return Err(ConfigError::new(
+                format!("{section}.brokers"),
+                ConfigProblem::InvalidValue {
+                    found: format!("{:?}", self.config.brokers),
+                    expected: "at least one \"host:port\"".into(),
+                },
+            )
+            .into());
+        }
+        for name in self.balancers.keys() {
+            if name == BALANCER_HASH || name == BALANCER_ROUND_ROBIN {
+                return Err(ConfigError::new(
+                    format!("{section}.producers.*.balancer"),
+                    ConfigProblem::InvalidValue {
+                        found: format!("{name:?} (registered with with_balancer)"),
+                        expected: "a name other than the built-in \"hash\" and \"roundRobin\""
+                            .into(),
+                    },
+                )
+                .into());
+            }
+        }
+        for (name, producer) in &self.config.producers {
+            let balancer = &producer.balancer;
+            let known = balancer == BALANCER_HASH
+                || balancer == BALANCER_ROUND_ROBIN
+                || self.balancers.contains_key(balancer);
+            if !known {
+                let mut names: Vec<&str> = vec![BALANCER_ROUND_ROBIN, BALANCER_HASH];
+                names.extend(self.balancers.keys().map(String::as_str));
+                return Err(ConfigError::new(
+                    format!("{section}.producers.{name}.balancer"),
+                    ConfigProblem::InvalidValue {
+                        found: format!("{balancer:?}"),
+                        expected: format!("one of {}", names.join(", ")),
+                    },
+                )
+                .into());
+            }
+        }
+        let mut layers = self.interceptors;
+        if self.config.debug {
+            layers.push(
+                self.debug_interceptor
+                    .unwrap_or_else(|| Arc::new(DebugInterceptor::stderr())),
+            );
+        }
+        let switches = &self.config.interceptors;
+        if switches.access {
+            layers.push(Arc::new(AccessLogInterceptor {
+                with_request: switches.access_request,
+                with_response: switches.access_response,
+            }));
+        }
+        Ok(Ekafka {
+            inner: Arc::new(Inner {
+                config: self.config,
+                interceptors: Chain::new(layers),
+                balancers: self.balancers,
+                restart_policy: self.restart_policy,
+                producers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    config: Config,
+    interceptors: Chain,
+    balancers: HashMap<String, Arc<dyn Balancer>>,
+    restart_policy: RestartPolicy,
+    producers: Mutex<HashMap<String, Producer>>,
+}
+
+/// The ekafka component: a validated config and the clients started from it.
+///
+/// Clients start on first use and are reused afterwards; once closed, the next
+/// call starts a new one. Cheap to clone.
+///
+/// ```no_run
+/// # #[actix::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let kafka = ekafka::Ekafka::from_file("config.toml", "kafka")?.build()?;
+/// let producer = kafka.producer("p1")?;
+/// producer.write([ekafka::Message::new("hello")]).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Ekafka {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Ekafka {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ekafka")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl Ekafka {
+    /// Starts building from a loaded config.
+    pub fn builder(config: Config) -> EkafkaBuilder {
+        EkafkaBuilder {
+            config,
+            interceptors: Vec::new(),
+            balancers: HashMap::new(),
+            restart_policy: RestartPolicy::default(),
+            debug_interceptor: None,
+        }
+    }
+
+    /// Loads section `section` of the TOML file at `path`.
+    pub fn from_file(path: impl AsRef<Path>, section: &str) -> Result<EkafkaBuilder, ConfigError> {
+        Config::from_file(path, section).map(Self::builder)
+    }
+
+    /// Loads section `section` of TOML text.
+    pub fn from_toml_str(text: &str, section: &str) -> Result<EkafkaBuilder, ConfigError> {
+        Config::from_toml_str(text, section).map(Self::builder)
+    }
+
+    /// Loads section `section` of a parsed TOML table.
+    pub fn from_table(root: &toml::Table, section: &str) -> Result<EkafkaBuilder, ConfigError> {
+        Config::from_table(root, section).map(Self::builder)
+    }
+
+    /// The config the component was built from.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn unknown(
+        &self,
+        kind: &'static str,
+        key: &str,
+        name: &str,
+        known: impl Iterator<Item = String>,
+    ) -> Error {
+        let known: Vec<String> = known.collect();
+        Error::UnknownClient {
+            kind,
+            name: name.to_string(),
+            section: format!("{}.{key}", self.inner.config.section),
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
+        }
+    }
+
+    /// The librdkafka properties producer `name` is created with.
+    pub fn producer_properties(&self, name: &str) -> Result<Properties, Error> {
+        let config = &self.inner.config;
+        let producer = config.producers.get(name).ok_or_else(|| {
+            self.unknown(
+                "producer",
+                "producers",
+                name,
+                config.producers.keys().cloned(),
+            )
+        })?;
+        Ok(config::librdkafka::producer(config, name, producer))
+    }
+
+    /// The producer `name` (`[kafka.producers.NAME]`), started on first use.
+    ///
+    /// Must be called inside a running actix System. Returns the same running
+    /// actor on later calls, and a new one after it was closed.
+    pub fn producer(&self, name: &str) -> Result<Producer, Error> {
+        if actix::System::try_current().is_none() {
+            return Err(Error::NoActixSystem {
+                what: "Ekafka::producer",
+            });
+        }
+        let config = &self.inner.config;
+        let properties = self.producer_properties(name)?;
+        let mut producers = self
+            .inner
+            .producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(running) = producers.get(name).filter(|p| !p.is_closed()) {
+            return Ok(running.clone());
+        }
+        let producer_config = config.producers[name].clone();
+        let balancer = match producer_config.balancer.as_str() {
+            BALANCER_HASH => None,
+            BALANCER_ROUND_ROBIN => Some(Arc::new(RoundRobin::default()) as Arc<dyn Balancer>),
+            registered => self.inner.balancers.get(registered).cloned(),
+        };
+        let producer = Producer::start(ProducerSpec {
+            name: name.to_string(),
+            config: producer_config,
+            client_config: properties.to_client_config(),
+            balancer: BalancerAdapter { balancer },
+            interceptors: self.inner.interceptors.clone(),
+            restart_policy: self.inner.restart_policy.clone(),
+        })?;
+        producers.insert(name.to_string(), producer.clone());
+        Ok(producer)
+    }
+}

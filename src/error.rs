@@ -1,0 +1,161 @@
+//! The crate's error types.
+
+use std::fmt;
+
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::ConfigError;
+use crate::message::Message;
+
+/// An ekafka error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No client of that kind and name is configured.
+    #[error("no {kind} named {name:?} in [{section}] (configured: {known})")]
+    UnknownClient {
+        /// "producer", "consumer" or "consumer group".
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The config section, e.g. `kafka.producers`.
+        section: String,
+        /// The configured names, comma-separated.
+        known: String,
+    },
+    /// An actor was asked for outside a running actix system.
+    #[error("{what} needs a running actix System: call it inside #[actix::main], #[actix::test] or System::block_on")]
+    NoActixSystem {
+        /// What was called.
+        what: &'static str,
+    },
+    /// The client was closed; ask the component for a new one.
+    #[error("{kind} {name:?} is closed")]
+    Closed {
+        /// "producer", ...
+        kind: &'static str,
+        /// Its configured name.
+        name: String,
+    },
+    /// librdkafka refused to create or restart a client.
+    #[error("{kind} {name:?}: cannot create the Kafka client: {source}")]
+    Client {
+        /// "producer", ...
+        kind: &'static str,
+        /// Its configured name.
+        name: String,
+        /// librdkafka's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// The client failed more often than its restart policy allows.
+    #[error("{kind} {name:?} gave up after {restarts} restarts; last failure: {reason}")]
+    GaveUp {
+        /// "producer", ...
+        kind: &'static str,
+        /// Its configured name.
+        name: String,
+        /// Restarts made within the policy window.
+        restarts: u32,
+        /// The last failure.
+        reason: String,
+    },
+    /// The actor stopped without answering.
+    #[error("{kind} {name:?} stopped before answering")]
+    ActorStopped {
+        /// "producer", ...
+        kind: &'static str,
+        /// Its configured name.
+        name: String,
+    },
+    /// A simulated fault could not be injected.
+    #[error("cannot inject the fault: {reason}")]
+    FaultInjection {
+        /// Why.
+        reason: String,
+    },
+    /// The embedded test cluster could not be started or changed.
+    #[error("embedded cluster: {reason}")]
+    EmbeddedCluster {
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Why one message was not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProduceErrorKind {
+    /// Neither the message nor the producer config names a topic.
+    NoTopic,
+    /// An interceptor refused the write.
+    Rejected {
+        /// The interceptor's name.
+        interceptor: String,
+    },
+    /// librdkafka or the broker reported an error (timeouts, unknown topic,
+    /// message too large, purged at close, ...).
+    Kafka(RDKafkaErrorCode),
+    /// The client went away before reporting on the message.
+    Lost,
+}
+
+/// One message that could not be written, handed back so it is not lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceError {
+    /// What went wrong.
+    pub kind: ProduceErrorKind,
+    /// Human-readable detail.
+    pub reason: String,
+    /// The message, as it was sent.
+    pub message: Message,
+}
+
+impl ProduceError {
+    /// True when sending the same message again may succeed (timeouts, leader
+    /// changes, full queues, a producer restart).
+    pub fn is_retriable(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        match &self.kind {
+            ProduceErrorKind::Kafka(code) => matches!(
+                code,
+                C::MessageTimedOut
+                    | C::RequestTimedOut
+                    | C::QueueFull
+                    | C::NotLeaderForPartition
+                    | C::LeaderNotAvailable
+                    | C::NotEnoughReplicas
+                    | C::NotEnoughReplicasAfterAppend
+                    | C::BrokerTransportFailure
+                    | C::AllBrokersDown
+                    | C::PurgeQueue
+                    | C::PurgeInflight
+                    | C::Fatal
+            ),
+            ProduceErrorKind::Lost => true,
+            ProduceErrorKind::NoTopic | ProduceErrorKind::Rejected { .. } => false,
+        }
+    }
+
+    pub(crate) fn kafka(error: &KafkaError, message: Message) -> Self {
+        let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        ProduceError {
+            kind: ProduceErrorKind::Kafka(code),
+            reason: error.to_string(),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ProduceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let topic = self.message.topic.as_deref().unwrap_or("<no topic>");
+        write!(f, "message to {topic} not written: {}", self.reason)
+    }
+}
+
+impl std::error::Error for ProduceError {}

@@ -1,0 +1,177 @@
+//! Interceptors: code of yours that runs around every operation of a client.
+//!
+//! Implement [`Interceptor`] and add it with
+//! [`EkafkaBuilder::with_interceptor`](crate::EkafkaBuilder::with_interceptor).
+//! Every method has a default that does nothing, so an interceptor implements only
+//! the operations it cares about; later operations (consume, commit, rebalance)
+//! arrive as new methods with defaults, without breaking existing interceptors.
+//!
+//! # Order
+//!
+//! A chain wraps the operation like layers of an onion. With interceptors added as
+//! `A` then `B`, a write runs `A.before_write`, `B.before_write`, the write itself,
+//! then `B.after_write`, `A.after_write`. Interceptors you add are outermost; the
+//! built-in ones (`debug`, the access log) come after them, nearest the client, so
+//! they print what is really sent. When an interceptor rejects a write, the
+//! interceptors inside it and the client never see it, and the ones outside it see
+//! every message failed with [`ProduceErrorKind::Rejected`](crate::ProduceErrorKind::Rejected).
+
+mod access;
+mod debug;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use access::AccessLogInterceptor;
+pub use debug::DebugInterceptor;
+
+use crate::error::{ProduceError, ProduceErrorKind};
+use crate::message::Message;
+use crate::producer::{Outcome, WriteReport};
+
+/// The kind of client an operation runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientKind {
+    /// A `[kafka.producers.NAME]` producer.
+    Producer,
+}
+
+impl ClientKind {
+    /// "producer", ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Producer => "producer",
+        }
+    }
+}
+
+/// Which client an intercepted operation belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The client's kind.
+    pub kind: ClientKind,
+    /// Its configured name, e.g. `p1`.
+    pub name: String,
+    /// The topic from its config, if any.
+    pub topic: Option<String>,
+}
+
+/// Why an interceptor refused an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Shown to the caller in each message's error.
+    pub reason: String,
+}
+
+/// Runs around the operations of a client. See the [module docs](self) for order.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::time::Duration;
+/// use ekafka::interceptor::{ClientInfo, Interceptor, Rejection};
+/// use ekafka::{Message, WriteReport};
+///
+/// /// Stamps every message with the service name and counts failures.
+/// #[derive(Default)]
+/// struct Stamp { failures: AtomicU64 }
+///
+/// impl Interceptor for Stamp {
+///     fn name(&self) -> &str { "stamp" }
+///     fn before_write(&self, _: &ClientInfo, messages: &mut Vec<Message>) -> Result<(), Rejection> {
+///         for m in messages.iter_mut() {
+///             m.headers.push(ekafka::Header { key: "service".into(), value: Some(b"billing".to_vec()) });
+///         }
+///         Ok(())
+///     }
+///     fn after_write(&self, _: &ClientInfo, report: &WriteReport, _: Duration) {
+///         self.failures.fetch_add(report.failures().count() as u64, Ordering::Relaxed);
+///     }
+/// }
+/// ```
+pub trait Interceptor: Send + Sync + 'static {
+    /// A short name, shown when this interceptor rejects an operation.
+    fn name(&self) -> &str;
+
+    /// Before a write: may change, add or drop messages, or reject the write.
+    fn before_write(
+        &self,
+        client: &ClientInfo,
+        messages: &mut Vec<Message>,
+    ) -> Result<(), Rejection> {
+        let _ = (client, messages);
+        Ok(())
+    }
+
+    /// After a write, with the outcome of every message and how long it took.
+    fn after_write(&self, client: &ClientInfo, report: &WriteReport, elapsed: Duration) {
+        let _ = (client, report, elapsed);
+    }
+}
+
+/// An ordered chain of interceptors, outermost first.
+#[derive(Clone, Default)]
+pub(crate) struct Chain {
+    layers: Arc<[Arc<dyn Interceptor>]>,
+}
+
+/// A write that passed (or was stopped by) the `before` half of the chain.
+pub(crate) enum Admitted {
+    /// Every interceptor let it through.
+    Pass(Vec<Message>),
+    /// The interceptor at this depth rejected it; the report is for the outer ones.
+    Rejected { depth: usize, report: WriteReport },
+}
+
+impl Chain {
+    pub(crate) fn new(layers: Vec<Arc<dyn Interceptor>>) -> Self {
+        Chain {
+            layers: layers.into(),
+        }
+    }
+
+    pub(crate) fn before_write(&self, client: &ClientInfo, mut messages: Vec<Message>) -> Admitted {
+        for (depth, layer) in self.layers.iter().enumerate() {
+            if let Err(rejection) = layer.before_write(client, &mut messages) {
+                let outcomes = messages
+                    .into_iter()
+                    .map(|message| {
+                        Outcome::Failed(ProduceError {
+                            kind: ProduceErrorKind::Rejected {
+                                interceptor: layer.name().to_string(),
+                            },
+                            reason: format!(
+                                "rejected by interceptor {}: {}",
+                                layer.name(),
+                                rejection.reason
+                            ),
+                            message,
+                        })
+                    })
+                    .collect();
+                return Admitted::Rejected {
+                    depth,
+                    report: WriteReport::new(outcomes),
+                };
+            }
+        }
+        Admitted::Pass(messages)
+    }
+
+    /// Runs `after_write` from the innermost layer below `depth` outwards.
+    pub(crate) fn after_write(
+        &self,
+        depth: usize,
+        client: &ClientInfo,
+        report: &WriteReport,
+        elapsed: Duration,
+    ) {
+        for layer in self.layers[..depth].iter().rev() {
+            layer.after_write(client, report, elapsed);
+        }
+    }
+
+    pub(crate) fn depth(&self) -> usize {
+        self.layers.len()
+    }
+}

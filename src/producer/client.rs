@@ -1,0 +1,376 @@
+//! One librdkafka producer instance: its callbacks, and putting messages on its queue.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Recipient;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header as RdHeader, Headers, Message as _, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig, ThreadedProducer,
+};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::Notify;
+
+use super::balancer::BalancerAdapter;
+use super::report::Outcome;
+use super::tracker::Tracker;
+use crate::error::{ProduceError, ProduceErrorKind};
+use crate::message::{Delivery, Header, Message};
+
+/// A delivery failure of an `async` producer, sent to its error subscriber.
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "()")]
+pub struct DeliveryFailed {
+    /// The producer's configured name.
+    pub producer: String,
+    /// What failed, with the message.
+    pub error: ProduceError,
+}
+
+/// Sent to the producer actor when its client reports a fatal error.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub(crate) struct ClientFailed {
+    pub(crate) generation: u64,
+    pub(crate) reason: String,
+}
+
+/// State shared by the actor and every client instance it creates.
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    pub(crate) error_subscriber: Mutex<Option<Recipient<DeliveryFailed>>>,
+    pub(crate) failure_sink: Mutex<Option<Recipient<ClientFailed>>>,
+    /// Signalled on deliveries while a writer waits for queue space.
+    queue_space: Notify,
+    space_waiters: AtomicUsize,
+    /// While closing, failed deliveries are also collected for the close report.
+    closing: AtomicBool,
+    undelivered: Mutex<Vec<ProduceError>>,
+}
+
+impl Shared {
+    pub(crate) fn new(name: String) -> Self {
+        Shared {
+            name,
+            error_subscriber: Mutex::new(None),
+            failure_sink: Mutex::new(None),
+            queue_space: Notify::new(),
+            space_waiters: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            undelivered: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn start_closing(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn take_undelivered(&self) -> Vec<ProduceError> {
+        std::mem::take(&mut *self.undelivered.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Waits until a delivery frees queue space, or `limit` passes.
+    pub(crate) async fn wait_for_space(&self, limit: Duration) {
+        self.space_waiters.fetch_add(1, Ordering::SeqCst);
+        let _ = tokio::time::timeout(limit, self.queue_space.notified()).await;
+        self.space_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn report_async_failure(&self, error: ProduceError) {
+        let subscriber = self
+            .error_subscriber
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match subscriber {
+            // do_send: this runs on librdkafka's thread and must not block; failures
+            // are bounded by the messages that were queued, never more.
+            Some(recipient) => recipient.do_send(DeliveryFailed {
+                producer: self.name.clone(),
+                error,
+            }),
+            None => tracing::error!(
+                producer = %self.name,
+                error = %error,
+                "async delivery failed and no error subscriber is set; subscribe one with Producer::subscribe_errors"
+            ),
+        }
+    }
+}
+
+/// Which write a queued message belongs to.
+pub(crate) enum Tag {
+    Sync { tracker: Arc<Tracker>, index: usize },
+    Async,
+}
+
+pub(crate) struct Context {
+    generation: u64,
+    balancer: BalancerAdapter,
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let name = &self.shared.name;
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", producer = %name, facility, "{message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", producer = %name, facility, "{message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", producer = %name, facility, "{message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", producer = %name, facility, "{message}")
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            tracing::error!(producer = %self.shared.name, reason, "producer client failed fatally; restarting it");
+            let sink = self
+                .shared
+                .failure_sink
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(sink) = sink {
+                sink.do_send(ClientFailed {
+                    generation: self.generation,
+                    reason: reason.to_string(),
+                });
+            }
+        } else {
+            // Transient (broker down, transport): librdkafka retries on its own.
+            tracing::warn!(producer = %self.shared.name, error = %error, reason, "producer client error");
+        }
+    }
+}
+
+impl ProducerContext<BalancerAdapter> for Context {
+    type DeliveryOpaque = Box<Tag>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+        if self.shared.space_waiters.load(Ordering::Relaxed) > 0 {
+            self.shared.queue_space.notify_waiters();
+        }
+        let outcome = match result {
+            Ok(m) => Outcome::Delivered(Delivery {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis(),
+            }),
+            Err((error, m)) => {
+                let failure = ProduceError::kafka(error, message_from(m));
+                if self.shared.closing.load(Ordering::Relaxed) {
+                    self.shared
+                        .undelivered
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(failure.clone());
+                }
+                Outcome::Failed(failure)
+            }
+        };
+        match *tag {
+            Tag::Sync { tracker, index } => tracker.complete(index, outcome),
+            Tag::Async => {
+                if let Outcome::Failed(error) = outcome {
+                    self.shared.report_async_failure(error);
+                }
+            }
+        }
+    }
+
+    fn get_custom_partitioner(&self) -> Option<&BalancerAdapter> {
+        self.balancer.balancer.as_ref().map(|_| &self.balancer)
+    }
+}
+
+/// Copies a reported message back into an owned one, so a failure returns the data.
+fn message_from(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
+    Message {
+        topic: Some(m.topic().to_string()),
+        partition: (m.partition() >= 0).then_some(m.partition()),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers: m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        key: h.key.to_string(),
+                        value: h.value.map(<[u8]>::to_vec),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp: m.timestamp().to_millis(),
+    }
+}
+
+/// Why enqueueing stopped before the end of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blocked {
+    /// librdkafka's queue (`queue.buffering.max.messages`) is full.
+    QueueFull,
+    /// The client failed fatally and must be replaced.
+    Fatal,
+}
+
+/// Messages of one write still to be enqueued, with their position in the write.
+pub(crate) type Pending = VecDeque<(usize, Message)>;
+
+/// A running librdkafka producer.
+pub(crate) struct Client {
+    producer: ThreadedProducer<Context, BalancerAdapter>,
+}
+
+impl Client {
+    pub(crate) fn create(
+        config: &rdkafka::ClientConfig,
+        generation: u64,
+        balancer: BalancerAdapter,
+        shared: Arc<Shared>,
+    ) -> Result<Self, KafkaError> {
+        let context = Context {
+            generation,
+            balancer,
+            shared,
+        };
+        let producer = ThreadedProducer::from_config_and_context(config, context)?;
+        Ok(Client { producer })
+    }
+
+    /// Puts messages on librdkafka's queue until done or blocked. Messages that
+    /// cannot be sent at all (no topic, too large, ...) are completed as failed
+    /// right away; async messages are completed as enqueued.
+    pub(crate) fn enqueue(
+        &self,
+        default_topic: Option<&str>,
+        tracker: &Arc<Tracker>,
+        async_writes: bool,
+        pending: &mut Pending,
+    ) -> Result<(), Blocked> {
+        while let Some((index, message)) = pending.pop_front() {
+            let Some(topic) = message.topic.as_deref().or(default_topic) else {
+                tracker.complete(
+                    index,
+                    Outcome::Failed(ProduceError {
+                        kind: ProduceErrorKind::NoTopic,
+                        reason: "no topic: set `topic` in the producer's config or on the message"
+                            .to_string(),
+                        message,
+                    }),
+                );
+                continue;
+            };
+            let tag = Box::new(if async_writes {
+                Tag::Async
+            } else {
+                Tag::Sync {
+                    tracker: Arc::clone(tracker),
+                    index,
+                }
+            });
+            let mut record: BaseRecord<'_, [u8], [u8], Box<Tag>> =
+                BaseRecord::with_opaque_to(topic, tag);
+            if let Some(key) = &message.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(value) = &message.value {
+                record = record.payload(value.as_slice());
+            }
+            if let Some(partition) = message.partition {
+                record = record.partition(partition);
+            }
+            if let Some(timestamp) = message.timestamp {
+                record = record.timestamp(timestamp);
+            }
+            if !message.headers.is_empty() {
+                let headers = message.headers.iter().fold(
+                    OwnedHeaders::new_with_capacity(message.headers.len()),
+                    |headers, h| {
+                        headers.insert(RdHeader {
+                            key: &h.key,
+                            value: h.value.as_deref(),
+                        })
+                    },
+                );
+                record = record.headers(headers);
+            }
+            match self.producer.send(record) {
+                Ok(()) => {
+                    if async_writes {
+                        tracker.complete(index, Outcome::Enqueued);
+                    }
+                }
+                Err((error, _record)) => {
+                    let blocked = match error.rdkafka_error_code() {
+                        Some(RDKafkaErrorCode::QueueFull) => Some(Blocked::QueueFull),
+                        Some(RDKafkaErrorCode::Fatal) => Some(Blocked::Fatal),
+                        _ => None,
+                    };
+                    if let Some(blocked) = blocked {
+                        pending.push_front((index, message));
+                        return Err(blocked);
+                    }
+                    tracker.complete(index, Outcome::Failed(ProduceError::kafka(&error, message)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for every queued message to be delivered or to fail;
+    /// whatever is left is purged, so that it fails now rather than never.
+    pub(crate) fn flush_or_purge(&self, timeout: Duration) {
+        if self.producer.flush(timeout).is_err() {
+            self.producer
+                .purge(PurgeConfig::default().queue().inflight());
+            // Serve the delivery reports the purge produced.
+            let _ = self.producer.flush(Duration::from_millis(500));
+        }
+    }
+
+    /// Fails every queued message now (before the client is replaced).
+    pub(crate) fn purge(&self) {
+        self.producer
+            .purge(PurgeConfig::default().queue().inflight());
+        let _ = self.producer.flush(Duration::from_millis(500));
+    }
+
+    /// Makes librdkafka raise a fatal error, as a broken idempotent producer would.
+    pub(crate) fn trigger_fatal_error(&self, reason: &str) -> Result<(), String> {
+        let reason =
+            std::ffi::CString::new(reason).map_err(|_| "reason contains a NUL byte".to_string())?;
+        // SAFETY: the pointer is this live client's handle; the call copies `reason`.
+        let code = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                self.producer.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__INVALID_ARG,
+                reason.as_ptr(),
+            )
+        };
+        if code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            Ok(())
+        } else {
+            Err(format!(
+                "librdkafka refused to raise the fatal error: {code:?}"
+            ))
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Producers: `[kafka.producers.NAME]` as supervised actors.
+//!
+//! Get one with [`Ekafka::producer`](crate::Ekafka::producer). Writes are
+//! synchronous by default: [`Producer::write`] answers once the broker has
+//! acknowledged every message (`requiredAcks = -1`, all in-sync replicas), with
+//! each message's partition and offset or its error. With `async = true` it answers
+//! once the messages are queued, and delivery failures go to the subscriber set with
+//! [`Producer::subscribe_errors`] (or to the log at ERROR when there is none).
+//!
+//! When the librdkafka client fails fatally, the actor replaces it under its
+//! [`RestartPolicy`](crate::RestartPolicy); the handle stays valid throughout and
+//! writes sent meanwhile wait in the (bounded) mailbox.
+
+mod actor;
+mod balancer;
+mod client;
+mod report;
+mod tracker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix::{Actor, Addr, MailboxError, Recipient};
+
+pub use actor::{ProducerActor, ProducerStatus};
+pub use balancer::{Balancer, RoundRobin};
+pub use client::DeliveryFailed;
+pub use report::{CloseReport, Outcome, WriteReport};
+
+pub(crate) use actor::ProducerSpec;
+pub(crate) use balancer::BalancerAdapter;
+
+use crate::error::Error;
+use crate::message::Message;
+
+/// A handle to a running producer actor. Cheap to clone; all clones talk to the
+/// same actor.
+///
+/// ```no_run
+/// # async fn run(kafka: ekafka::Ekafka) -> Result<(), Box<dyn std::error::Error>> {
+/// use ekafka::Message;
+/// let producer = kafka.producer("p1")?;
+/// let report = producer
+///     .write([Message::new("Hello World!"), Message::new("One!"), Message::new("Two!")])
+///     .await?;
+/// for delivery in report.into_result()? {
+///     println!("{}/{} at offset {}", delivery.topic, delivery.partition, delivery.offset);
+/// }
+/// producer.close().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    name: Arc<str>,
+    addr: Addr<ProducerActor>,
+    closed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("name", &self.name)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Producer {
+    pub(crate) fn start(spec: ProducerSpec) -> Result<Self, Error> {
+        let name: Arc<str> = spec.name.as_str().into();
+        let closed = Arc::new(AtomicBool::new(false));
+        let actor = ProducerActor::new(spec, Arc::clone(&closed))?;
+        Ok(Producer {
+            name,
+            addr: actor.start(),
+            closed,
+        })
+    }
+
+    /// The producer's configured name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True once [`close`](Self::close) was called or the actor stopped.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst) || !self.addr.connected()
+    }
+
+    fn mailbox_error(&self, error: MailboxError) -> Error {
+        match error {
+            MailboxError::Closed => Error::Closed {
+                kind: "producer",
+                name: self.name.to_string(),
+            },
+            MailboxError::Timeout => Error::ActorStopped {
+                kind: "producer",
+                name: self.name.to_string(),
+            },
+        }
+    }
+
+    /// Writes messages, in order, and reports each one's fate.
+    ///
+    /// The call fails as a whole only when the producer is closed or gave up
+    /// restarting; otherwise every message has an [`Outcome`].
+    pub async fn write(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<WriteReport, Error> {
+        let messages: Vec<Message> = messages.into_iter().collect();
+        self.addr
+            .send(actor::Write(messages))
+            .await
+            .map_err(|e| self.mailbox_error(e))?
+    }
+
+    /// Sends async delivery failures to `subscriber` from now on.
+    pub async fn subscribe_errors(
+        &self,
+        subscriber: Recipient<DeliveryFailed>,
+    ) -> Result<(), Error> {
+        self.addr
+            .send(actor::SubscribeErrors(subscriber))
+            .await
+            .map_err(|e| self.mailbox_error(e))
+    }
+
+    /// Delivers everything queued (waiting up to `writeTimeout`), then stops the
+    /// actor. Messages that could not be delivered in time are handed back in the
+    /// report. The component starts a new producer on the next
+    /// [`Ekafka::producer`](crate::Ekafka::producer) call.
+    pub async fn close(&self) -> Result<CloseReport, Error> {
+        self.addr
+            .send(actor::Close)
+            .await
+            .map_err(|e| self.mailbox_error(e))?
+    }
+
+    /// Restarts and health.
+    pub async fn status(&self) -> Result<ProducerStatus, Error> {
+        self.addr
+            .send(actor::Status)
+            .await
+            .map_err(|e| self.mailbox_error(e))
+    }
+
+    /// Makes the librdkafka client fail fatally, as an idempotent producer does on
+    /// an unrecoverable sequence error, so tests can watch the actor replace it.
+    pub async fn simulate_fatal_error(&self, reason: &str) -> Result<(), Error> {
+        self.addr
+            .send(actor::SimulateFatalError(reason.to_string()))
+            .await
+            .map_err(|e| self.mailbox_error(e))?
+    }
+}
