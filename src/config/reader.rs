@@ -183,7 +183,7 @@ impl<'a> Section<'a> {
                 self.invalid(
                     name,
                     v,
-                    format!("a duration like \"3s\", \"100ms\" or \"1m30s\" (found {reason})"),
+                    format!("a duration like \"3s\", \"100ms\" or \"1m30s\"; {reason}"),
                 )
             }),
             // `commitInterval = 0` is common enough to accept without quotes.

@@ -57,6 +57,15 @@ pub struct Producer {
     closed: Arc<AtomicBool>,
 }
 
+/// Two handles are equal when they talk to the same actor.
+impl PartialEq for Producer {
+    fn eq(&self, other: &Self) -> bool {
+        self.addr == other.addr
+    }
+}
+
+impl Eq for Producer {}
+
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")

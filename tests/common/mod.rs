@@ -1,0 +1,175 @@
+//! Helpers shared by the integration tests: an embedded cluster per test, configs
+//! pointing at it, and a plain rdkafka consumer to read back what was written.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::time::{Duration, Instant};
+
+use ekafka::testing::{unique_name, EmbeddedCluster};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message as _};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// How long any wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A cluster with one fresh 3-partition topic.
+pub struct Fixture {
+    pub cluster: EmbeddedCluster,
+    pub topic: String,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let cluster = EmbeddedCluster::start().expect("embedded cluster starts");
+        let topic = unique_name("topic");
+        cluster.create_topic(&topic).expect("topic created");
+        Fixture { cluster, topic }
+    }
+
+    /// A `[kafka]` config with producer `p1` on the topic plus `extra` producer keys
+    /// (a 5ms batch timeout unless `extra` sets one: tests should not wait 1s per write).
+    pub fn config(&self, extra_producer_keys: &str) -> String {
+        let batch_timeout = if extra_producer_keys.contains("batchTimeout") {
+            ""
+        } else {
+            "batchTimeout = \"5ms\""
+        };
+        format!(
+            "[kafka]\n{}\n[kafka.producers.p1]\ntopic = {:?}\n{batch_timeout}\n{extra_producer_keys}\n",
+            self.cluster.brokers_toml(),
+            self.topic,
+        )
+    }
+
+    pub fn kafka(&self, extra_producer_keys: &str) -> ekafka::Ekafka {
+        ekafka::Ekafka::from_toml_str(&self.config(extra_producer_keys), "kafka")
+            .expect("valid config")
+            .build()
+            .expect("component builds")
+    }
+
+    /// Reads `count` messages of the topic from the beginning of every partition.
+    pub async fn read_back(&self, count: usize) -> Vec<ReadMessage> {
+        read_back(
+            self.cluster.bootstrap_servers().to_string(),
+            self.topic.clone(),
+            count,
+        )
+        .await
+    }
+}
+
+/// A message as read back from the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadMessage {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: Option<i64>,
+}
+
+/// Reads `count` messages of `topic` (3 partitions) from the beginning, or fails
+/// the test after [`WAIT`].
+pub async fn read_back(bootstrap: String, topic: String, count: usize) -> Vec<ReadMessage> {
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", unique_name("reader"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("reader created");
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..3 {
+            assignment
+                .add_partition_offset(&topic, partition, Offset::Beginning)
+                .expect("partition added");
+        }
+        consumer.assign(&assignment).expect("assigned");
+        let started = Instant::now();
+        let mut read = Vec::with_capacity(count);
+        while read.len() < count {
+            assert!(
+                started.elapsed() < WAIT,
+                "read {} of {count} messages from {topic} within {WAIT:?}",
+                read.len()
+            );
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => read.push(ReadMessage {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers: m
+                        .headers()
+                        .map(|hs| {
+                            hs.iter()
+                                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    timestamp: m.timestamp().to_millis(),
+                }),
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                None => {}
+            }
+        }
+        read
+    })
+    .await
+    .expect("reader thread")
+}
+
+/// Polls `check` until it returns `Some`, or panics after [`WAIT`].
+pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An actor that forwards every message it receives to a channel, for tests
+/// that subscribe actors to events.
+pub struct Forward<M: Send + 'static>(pub tokio::sync::mpsc::UnboundedSender<M>);
+
+impl<M: Send + 'static> actix::Actor for Forward<M> {
+    type Context = actix::Context<Self>;
+}
+
+impl<M> actix::Handler<M> for Forward<M>
+where
+    M: actix::Message<Result = ()> + Send + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, message: M, _ctx: &mut Self::Context) {
+        let _ = self.0.send(message);
+    }
+}
+
+/// Starts a [`Forward`] actor; returns its recipient and the receiving end.
+pub fn forwarder<M>() -> (actix::Recipient<M>, tokio::sync::mpsc::UnboundedReceiver<M>)
+where
+    M: actix::Message<Result = ()> + Send + 'static,
+{
+    use actix::Actor;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (Forward(tx).start().recipient(), rx)
+}
+
+/// Receives the next value or fails the test after [`WAIT`].
+pub async fn next<M>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<M>, what: &str) -> M {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+        .unwrap_or_else(|| panic!("channel closed while waiting for {what}"))
+}

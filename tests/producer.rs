@@ -1,0 +1,385 @@
+//! The producer actor on the embedded cluster: deliveries, order, balancers,
+//! compression, async mode, close, restarts and the component's instance cache.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use common::{forwarder, next, Fixture};
+use ekafka::{Balancer, Ekafka, Error, Message, Outcome, ProduceErrorKind};
+
+fn delivered(outcome: &Outcome) -> &ekafka::Delivery {
+    match outcome {
+        Outcome::Delivered(d) => d,
+        other => panic!("expected a delivery, got {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn every_message_is_delivered_once_in_order_per_partition() {
+    let fixture = Fixture::new();
+    let producer = fixture.kafka("").producer("p1").unwrap();
+    let messages: Vec<Message> = (0..60)
+        .map(|i| Message::new(format!("value-{i}")).with_key(format!("key-{}", i % 7)))
+        .collect();
+    let report = producer.write(messages).await.unwrap();
+    assert_eq!(report.outcomes().len(), 60);
+    assert!(
+        report.is_success(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+
+    // The deliveries say where each message went; offsets grow in write order.
+    let mut last_offset: HashMap<i32, i64> = HashMap::new();
+    let mut expected_by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for (i, outcome) in report.outcomes().iter().enumerate() {
+        let d = delivered(outcome);
+        assert_eq!(d.topic, fixture.topic);
+        if let Some(previous) = last_offset.insert(d.partition, d.offset) {
+            assert!(
+                d.offset > previous,
+                "offsets grow in write order on partition {}",
+                d.partition
+            );
+        }
+        expected_by_partition
+            .entry(d.partition)
+            .or_default()
+            .push(format!("value-{i}"));
+    }
+    // roundRobin deals the 60 messages evenly over the 3 partitions.
+    assert_eq!(
+        expected_by_partition
+            .values()
+            .map(Vec::len)
+            .collect::<Vec<_>>(),
+        [20, 20, 20]
+    );
+
+    // Reading back finds each message exactly once, in the same order per partition.
+    let mut read_by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for m in fixture.read_back(60).await {
+        read_by_partition
+            .entry(m.partition)
+            .or_default()
+            .push(String::from_utf8(m.value.unwrap()).unwrap());
+    }
+    assert_eq!(read_by_partition, expected_by_partition);
+    assert!(producer.close().await.unwrap().is_clean());
+}
+
+#[actix::test]
+async fn messages_carry_topic_partition_headers_and_timestamp() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "[kafka]\n{}\n[kafka.producers.untargeted]\nbatchTimeout = \"5ms\"\n",
+        fixture.cluster.brokers_toml()
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let producer = kafka.producer("untargeted").unwrap();
+    let report = producer
+        .write([
+            Message::new("pinned")
+                .with_topic(&fixture.topic)
+                .with_partition(2)
+                .with_key("k")
+                .with_header("trace", "abc")
+                .with_timestamp(1_700_000_000_000),
+            Message::new("nowhere"),
+        ])
+        .await
+        .unwrap();
+    let outcomes = report.outcomes();
+    let d = delivered(&outcomes[0]);
+    assert_eq!(d.partition, 2);
+    match &outcomes[1] {
+        Outcome::Failed(e) => {
+            assert_eq!(e.kind, ProduceErrorKind::NoTopic);
+            assert_eq!(
+                e.message.value.as_deref(),
+                Some(&b"nowhere"[..]),
+                "the message is handed back"
+            );
+            assert!(!e.is_retriable());
+        }
+        other => panic!("a message without topic must fail, got {other:?}"),
+    }
+    let read = fixture.read_back(1).await;
+    assert_eq!(read[0].partition, 2);
+    assert_eq!(read[0].key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(
+        read[0].headers,
+        [("trace".to_string(), Some(b"abc".to_vec()))]
+    );
+    assert_eq!(read[0].timestamp, Some(1_700_000_000_000));
+}
+
+#[actix::test]
+async fn hash_balancer_puts_equal_keys_on_the_same_partition() {
+    let fixture = Fixture::new();
+    let producer = fixture.kafka("balancer = \"hash\"").producer("p1").unwrap();
+    let keys = ["alice", "bob", "carol", "dave", "erin"];
+    let messages = (0..50).map(|i| Message::new(format!("{i}")).with_key(keys[i % keys.len()]));
+    let report = producer.write(messages).await.unwrap();
+    let mut partition_of_key: HashMap<&str, i32> = HashMap::new();
+    for (i, outcome) in report.outcomes().iter().enumerate() {
+        let partition = delivered(outcome).partition;
+        let key = keys[i % keys.len()];
+        assert_eq!(
+            *partition_of_key.entry(key).or_insert(partition),
+            partition,
+            "key {key} moved"
+        );
+    }
+}
+
+struct Always(i32);
+
+impl Balancer for Always {
+    fn partition(&self, _topic: &str, _key: Option<&[u8]>, _partitions: i32) -> i32 {
+        self.0
+    }
+}
+
+#[actix::test]
+async fn a_registered_balancer_chooses_the_partition() {
+    let fixture = Fixture::new();
+    let kafka = Ekafka::from_toml_str(&fixture.config("balancer = \"last\""), "kafka")
+        .unwrap()
+        .with_balancer("last", Always(2))
+        .build()
+        .unwrap();
+    let report = kafka
+        .producer("p1")
+        .unwrap()
+        .write((0..10).map(|i| Message::new(format!("{i}"))))
+        .await
+        .unwrap();
+    assert!(report
+        .outcomes()
+        .iter()
+        .all(|o| delivered(o).partition == 2));
+
+    // A balancer answering out of range fails those messages, not the process.
+    let kafka = Ekafka::from_toml_str(&fixture.config("balancer = \"broken\""), "kafka")
+        .unwrap()
+        .with_balancer("broken", Always(17))
+        .build()
+        .unwrap();
+    let report = kafka
+        .producer("p1")
+        .unwrap()
+        .write([Message::new("x")])
+        .await
+        .unwrap();
+    assert_eq!(report.failures().count(), 1);
+}
+
+#[actix::test]
+async fn every_compression_codec_round_trips() {
+    for (codec, name) in [(1, "gzip"), (2, "snappy"), (3, "lz4"), (4, "zstd")] {
+        let fixture = Fixture::new();
+        let kafka = fixture.kafka(&format!("compression = {codec}\nbatchSize = 50"));
+        assert_eq!(
+            kafka
+                .producer_properties("p1")
+                .unwrap()
+                .get("compression.codec"),
+            Some(name)
+        );
+        let producer = kafka.producer("p1").unwrap();
+        // Repetitive values so every codec really has something to compress.
+        let values: Vec<String> = (0..40)
+            .map(|i| format!("{name}-{i}-{}", "abc".repeat(30)))
+            .collect();
+        let report = producer
+            .write(values.iter().map(|v| Message::new(v.as_str())))
+            .await
+            .unwrap();
+        assert!(
+            report.is_success(),
+            "{name}: {:?}",
+            report.failures().collect::<Vec<_>>()
+        );
+        let mut read: Vec<String> = fixture
+            .read_back(40)
+            .await
+            .into_iter()
+            .map(|m| String::from_utf8(m.value.unwrap()).unwrap())
+            .collect();
+        read.sort();
+        let mut expected = values.clone();
+        expected.sort();
+        assert_eq!(read, expected, "{name} round trip");
+        producer.close().await.unwrap();
+    }
+}
+
+#[actix::test]
+async fn async_writes_return_once_queued_and_failures_reach_the_subscriber() {
+    let fixture = Fixture::new();
+    let producer = fixture.kafka("async = true").producer("p1").unwrap();
+    let (subscriber, mut failures) = forwarder::<ekafka::DeliveryFailed>();
+    producer.subscribe_errors(subscriber).await.unwrap();
+
+    let report = producer
+        .write([
+            Message::new("fine"),
+            Message::new("doomed").with_partition(99),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(report.outcomes(), [Outcome::Enqueued, Outcome::Enqueued]);
+
+    let failure = next(
+        &mut failures,
+        "the delivery failure of the message to partition 99",
+    )
+    .await;
+    assert_eq!(failure.producer, "p1");
+    assert_eq!(failure.error.message.value.as_deref(), Some(&b"doomed"[..]));
+    assert!(
+        matches!(failure.error.kind, ProduceErrorKind::Kafka(_)),
+        "{:?}",
+        failure.error
+    );
+
+    // The good message arrived.
+    assert_eq!(
+        fixture.read_back(1).await[0].value.as_deref(),
+        Some(&b"fine"[..])
+    );
+    assert!(producer.close().await.unwrap().is_clean());
+}
+
+#[actix::test]
+async fn close_flushes_everything_queued() {
+    let fixture = Fixture::new();
+    // A long batch timeout: without the flush these would sit in their batch.
+    let producer = fixture
+        .kafka("async = true\nbatchTimeout = \"5s\"\nwriteTimeout = \"30s\"")
+        .producer("p1")
+        .unwrap();
+    let report = producer
+        .write((0..100).map(|i| Message::new(format!("{i}"))))
+        .await
+        .unwrap();
+    assert_eq!(report.outcomes().len(), 100);
+    let closed = producer.close().await.unwrap();
+    assert!(closed.is_clean(), "{:?}", closed.undelivered);
+    assert_eq!(fixture.read_back(100).await.len(), 100);
+}
+
+#[actix::test]
+async fn close_hands_back_what_could_not_be_delivered() {
+    let fixture = Fixture::new();
+    let producer = fixture
+        .kafka("async = true\nwriteTimeout = \"1s\"\nbatchTimeout = \"5ms\"")
+        .producer("p1")
+        .unwrap();
+    for broker in 1..=3 {
+        fixture.cluster.broker_down(broker).unwrap();
+    }
+    let report = producer
+        .write((0..5).map(|i| Message::new(format!("lost-{i}"))))
+        .await
+        .unwrap();
+    assert_eq!(report.outcomes().len(), 5);
+    let closed = producer.close().await.unwrap();
+    let mut values: Vec<String> = closed
+        .undelivered
+        .iter()
+        .map(|e| String::from_utf8(e.message.value.clone().unwrap()).unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["lost-0", "lost-1", "lost-2", "lost-3", "lost-4"]);
+    assert!(
+        closed.undelivered.iter().all(|e| e.is_retriable()),
+        "{:?}",
+        closed.undelivered
+    );
+}
+
+#[actix::test]
+async fn a_fatally_failed_client_is_restarted_behind_the_same_handle() {
+    let fixture = Fixture::new();
+    let producer = fixture.kafka("").producer("p1").unwrap();
+    assert!(producer
+        .write([Message::new("before")])
+        .await
+        .unwrap()
+        .is_success());
+
+    producer
+        .simulate_fatal_error("test-induced failure")
+        .await
+        .unwrap();
+    let report = producer.write([Message::new("after")]).await.unwrap();
+    assert!(
+        report.is_success(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    assert_eq!(producer.status().await.unwrap().restarts, 1);
+
+    let values: Vec<_> = fixture
+        .read_back(2)
+        .await
+        .into_iter()
+        .map(|m| m.value.unwrap())
+        .collect();
+    assert!(values.contains(&b"before".to_vec()) && values.contains(&b"after".to_vec()));
+}
+
+#[actix::test]
+async fn the_component_reuses_running_producers_and_replaces_closed_ones() {
+    let fixture = Fixture::new();
+    let kafka = fixture.kafka("");
+    let first = kafka.producer("p1").unwrap();
+    assert_eq!(
+        first,
+        kafka.producer("p1").unwrap(),
+        "the running instance is reused"
+    );
+
+    first.close().await.unwrap();
+    assert!(first.is_closed());
+    assert!(matches!(
+        first.write([Message::new("x")]).await,
+        Err(Error::Closed { .. })
+    ));
+
+    let second = kafka.producer("p1").unwrap();
+    assert_ne!(first, second, "a closed producer is not handed out again");
+    assert!(second
+        .write([Message::new("x")])
+        .await
+        .unwrap()
+        .is_success());
+
+    match kafka.producer("p9") {
+        Err(Error::UnknownClient { name, known, .. }) => {
+            assert_eq!((name.as_str(), known.as_str()), ("p9", "p1"))
+        }
+        other => panic!("expected UnknownClient, got {other:?}"),
+    }
+}
+
+#[test]
+fn asking_for_a_producer_outside_an_actix_system_is_an_error() {
+    let kafka = Ekafka::from_toml_str(
+        "[kafka]\nbrokers=[\"127.0.0.1:1\"]\n[kafka.producers.p1]\n",
+        "kafka",
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    assert!(matches!(
+        kafka.producer("p1"),
+        Err(Error::NoActixSystem { .. })
+    ));
+}
