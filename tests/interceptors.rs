@@ -1,0 +1,218 @@
+//! Interceptors: user-written ones wrap writes in a documented order, can change
+//! or reject a write; the debug interceptor prints requests and responses.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::Fixture;
+use ekafka::interceptor::{ClientInfo, DebugInterceptor, Interceptor, Rejection};
+use ekafka::{Ekafka, Message, Outcome, ProduceErrorKind, WriteReport};
+
+type Journal = Arc<Mutex<Vec<String>>>;
+
+/// Records when it runs; optionally stamps a header or rejects.
+struct Recorder {
+    name: &'static str,
+    journal: Journal,
+    reject: bool,
+}
+
+impl Interceptor for Recorder {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn before_write(
+        &self,
+        client: &ClientInfo,
+        messages: &mut Vec<Message>,
+    ) -> Result<(), Rejection> {
+        self.journal
+            .lock()
+            .unwrap()
+            .push(format!("{} before {}", self.name, client.name));
+        for m in messages.iter_mut() {
+            m.headers.push(ekafka::Header {
+                key: "seen-by".into(),
+                value: Some(self.name.as_bytes().to_vec()),
+            });
+        }
+        if self.reject {
+            return Err(Rejection {
+                reason: "not today".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn after_write(&self, _client: &ClientInfo, report: &WriteReport, _elapsed: Duration) {
+        let failed = report.failures().count();
+        self.journal.lock().unwrap().push(format!(
+            "{} after {} failed={failed}",
+            self.name,
+            report.outcomes().len()
+        ));
+    }
+}
+
+fn recorder(name: &'static str, journal: &Journal, reject: bool) -> Recorder {
+    Recorder {
+        name,
+        journal: Arc::clone(journal),
+        reject,
+    }
+}
+
+#[actix::test]
+async fn a_chain_wraps_the_write_first_added_outermost() {
+    let fixture = Fixture::new();
+    let journal = Journal::default();
+    let kafka = Ekafka::from_toml_str(&fixture.config(""), "kafka")
+        .unwrap()
+        .with_interceptor(recorder("A", &journal, false))
+        .with_interceptor(recorder("B", &journal, false))
+        .build()
+        .unwrap();
+    let report = kafka
+        .producer("p1")
+        .unwrap()
+        .write([Message::new("v")])
+        .await
+        .unwrap();
+    assert!(report.is_success());
+    assert_eq!(
+        *journal.lock().unwrap(),
+        [
+            "A before p1",
+            "B before p1",
+            "B after 1 failed=0",
+            "A after 1 failed=0"
+        ]
+    );
+    // Both changes reached the broker, in chain order.
+    let read = fixture.read_back(1).await;
+    let seen: Vec<_> = read[0]
+        .headers
+        .iter()
+        .map(|(_, v)| v.clone().unwrap())
+        .collect();
+    assert_eq!(seen, [b"A".to_vec(), b"B".to_vec()]);
+}
+
+#[actix::test]
+async fn a_rejection_stops_the_write_and_only_outer_interceptors_see_it() {
+    let fixture = Fixture::new();
+    let journal = Journal::default();
+    let kafka = Ekafka::from_toml_str(&fixture.config(""), "kafka")
+        .unwrap()
+        .with_interceptor(recorder("outer", &journal, false))
+        .with_interceptor(recorder("gate", &journal, true))
+        .with_interceptor(recorder("inner", &journal, false))
+        .build()
+        .unwrap();
+    let report = kafka
+        .producer("p1")
+        .unwrap()
+        .write([Message::new("a"), Message::new("b")])
+        .await
+        .unwrap();
+    assert_eq!(
+        *journal.lock().unwrap(),
+        [
+            "outer before p1",
+            "gate before p1",
+            "outer after 2 failed=2"
+        ]
+    );
+    for outcome in report.outcomes() {
+        match outcome {
+            Outcome::Failed(e) => {
+                assert_eq!(
+                    e.kind,
+                    ProduceErrorKind::Rejected {
+                        interceptor: "gate".into()
+                    }
+                );
+                assert!(e.reason.contains("not today"), "{}", e.reason);
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+}
+
+/// A writer the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn debug_prints_each_request_and_its_response() {
+    let fixture = Fixture::new();
+    let output = Captured::default();
+    let text = fixture
+        .config("")
+        .replace("[kafka]\n", "[kafka]\ndebug = true\n");
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .with_debug_output(DebugInterceptor::to_writer(output.clone()))
+        .build()
+        .unwrap();
+    let report = kafka
+        .producer("p1")
+        .unwrap()
+        .write([
+            Message::new("Hello World!").with_key("k1"),
+            Message::new("One!"),
+        ])
+        .await
+        .unwrap();
+    let printed = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 4, "{printed}");
+    assert!(
+        lines[0].contains("request 1/2")
+            && lines[0].contains("\"Hello World!\"")
+            && lines[0].contains("\"k1\"")
+    );
+    assert!(lines[1].contains("request 2/2") && lines[1].contains("\"One!\""));
+    for (line, outcome) in lines[2..].iter().zip(report.outcomes()) {
+        let Outcome::Delivered(d) = outcome else {
+            panic!("not delivered: {outcome:?}")
+        };
+        let expected = format!(
+            "delivered to {}/{} at offset {}",
+            d.topic, d.partition, d.offset
+        );
+        assert!(
+            line.contains("response") && line.contains(&expected),
+            "{line}"
+        );
+    }
+
+    // Without debug nothing is printed.
+    let silent = Captured::default();
+    let kafka = Ekafka::from_toml_str(&fixture.config(""), "kafka")
+        .unwrap()
+        .with_debug_output(DebugInterceptor::to_writer(silent.clone()))
+        .build()
+        .unwrap();
+    kafka
+        .producer("p1")
+        .unwrap()
+        .write([Message::new("x")])
+        .await
+        .unwrap();
+    assert!(silent.0.lock().unwrap().is_empty());
+}

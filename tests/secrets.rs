@@ -1,0 +1,76 @@
+//! The SASL password never reaches a log line, at any level, from ekafka or
+//! librdkafka. Its own test binary: it installs a global log subscriber, which
+//! also sees librdkafka's threads.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::Fixture;
+use ekafka::{Ekafka, Message};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn the_password_appears_in_no_log_line() {
+    let secret = "Zx9-very-secret-Pa55";
+    let logs = Captured::default();
+    let sink = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .init();
+
+    let fixture = Fixture::new();
+    // The embedded cluster speaks no SASL, so the client logs its connection
+    // failures at length; librdkafka's own debug output is on as well.
+    let text = format!(
+        "[kafka]\n{}\ndebug = true\nsaslMechanism = \"SCRAM-SHA-512\"\nsaslUserName = \"alice\"\nsaslPassword = {secret:?}\n\
+         enableAccessInterceptor = true\nenableAccessInterceptorReq = true\nenableAccessInterceptorRes = true\n\
+         [kafka.librdkafka]\ndebug = \"security,broker,conf,generic\"\n\
+         [kafka.producers.p1]\ntopic = {:?}\nbatchTimeout = \"5ms\"\nwriteTimeout = \"2s\"\n",
+        fixture.cluster.brokers_toml(),
+        fixture.topic
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    tracing::info!(config = ?kafka.config(), "component built");
+    let producer = kafka.producer("p1").unwrap();
+    let report = producer.write([Message::new("v")]).await.unwrap();
+    assert_eq!(
+        report.failures().count(),
+        1,
+        "no SASL on the embedded cluster: the write times out"
+    );
+    producer.close().await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("component built"),
+        "ekafka's own logs were captured"
+    );
+    assert!(
+        text.contains("librdkafka"),
+        "librdkafka's logs were captured"
+    );
+    assert!(
+        text.contains("alice") || text.contains("SCRAM"),
+        "SASL settings were in play"
+    );
+    assert!(!text.contains(secret), "the password leaked into the logs");
+}
