@@ -43,7 +43,9 @@ async fn raw_round(producer: &FutureProducer, topic: &str, messages: usize) -> D
                     break;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    let oldest = pending.pop_front().expect("a full queue has pending messages");
+                    let oldest = pending
+                        .pop_front()
+                        .expect("a full queue has pending messages");
                     oldest.await.expect("delivery future").expect("delivered");
                 }
                 Err((e, _)) => panic!("raw send failed: {e}"),
@@ -66,11 +68,17 @@ async fn ekafka_round(producer: &ekafka::Producer, messages: usize) -> Duration 
         while remaining > 0 && writes.len() < WRITES_IN_FLIGHT {
             let count = remaining.min(WRITE_BATCH);
             remaining -= count;
-            let batch: Vec<Message> = (0..count).map(|_| Message::new(vec![b'x'; MESSAGE_BYTES])).collect();
+            let batch: Vec<Message> = (0..count)
+                .map(|_| Message::new(vec![b'x'; MESSAGE_BYTES]))
+                .collect();
             let producer = producer.clone();
             writes.spawn_local(async move { producer.write(batch).await });
         }
-        let report = writes.join_next().await.expect("a write").expect("write task");
+        let report = writes
+            .join_next()
+            .await
+            .expect("a write")
+            .expect("write task");
         let report = report.expect("write accepted");
         assert!(report.is_success(), "{:?}", report.failures().next());
     }
@@ -89,7 +97,10 @@ async fn compare(cluster: &EmbeddedCluster, balancer: &str, messages: usize) {
         .build()
         .expect("component");
     let properties = kafka.producer_properties("bench").expect("properties");
-    let raw: FutureProducer = properties.to_client_config().create().expect("raw producer");
+    let raw: FutureProducer = properties
+        .to_client_config()
+        .create()
+        .expect("raw producer");
     let actor = kafka.producer("bench").expect("producer actor");
 
     // Warm up both: connections, metadata, idempotent producer id.

@@ -9,7 +9,10 @@ use crate::config::{
     self, Config, ConfigError, ConfigProblem, Properties, BALANCER_HASH, BALANCER_ROUND_ROBIN,
 };
 use crate::error::Error;
-use crate::interceptor::{AccessLogInterceptor, Chain, DebugInterceptor, Interceptor};
+use crate::interceptor::{
+    AccessLogInterceptor, Chain, DebugInterceptor, Interceptor, MetricsInterceptor,
+    OperationMetrics, TraceInterceptor,
+};
 use crate::producer::{Balancer, BalancerAdapter, Producer, ProducerSpec, RoundRobin};
 use crate::supervision::RestartPolicy;
 
@@ -125,13 +128,22 @@ impl EkafkaBuilder {
             }
         }
         let mut layers = self.interceptors;
+        let switches = &self.config.interceptors;
+        let metrics = switches
+            .metric
+            .then(|| Arc::new(MetricsInterceptor::default()));
+        if let Some(metrics) = &metrics {
+            layers.push(Arc::clone(metrics) as Arc<dyn Interceptor>);
+        }
+        if switches.trace {
+            layers.push(Arc::new(TraceInterceptor));
+        }
         if self.config.debug {
             layers.push(
                 self.debug_interceptor
                     .unwrap_or_else(|| Arc::new(DebugInterceptor::stderr())),
             );
         }
-        let switches = &self.config.interceptors;
         if switches.access {
             layers.push(Arc::new(AccessLogInterceptor {
                 with_request: switches.access_request,
@@ -142,6 +154,7 @@ impl EkafkaBuilder {
             inner: Arc::new(Inner {
                 config: self.config,
                 interceptors: Chain::new(layers),
+                metrics,
                 balancers: self.balancers,
                 restart_policy: self.restart_policy,
                 producers: Mutex::new(HashMap::new()),
@@ -153,6 +166,7 @@ impl EkafkaBuilder {
 struct Inner {
     config: Config,
     interceptors: Chain,
+    metrics: Option<Arc<MetricsInterceptor>>,
     balancers: HashMap<String, Arc<dyn Balancer>>,
     restart_policy: RestartPolicy,
     producers: Mutex<HashMap<String, Producer>>,
@@ -235,6 +249,16 @@ impl Ekafka {
                 known.join(", ")
             },
         }
+    }
+
+    /// Operation counts and timings per client, while `enableMetricInterceptor`
+    /// is on (the default); empty otherwise.
+    pub fn metrics(&self) -> Vec<OperationMetrics> {
+        self.inner
+            .metrics
+            .as_ref()
+            .map(|m| m.snapshot())
+            .unwrap_or_default()
     }
 
     /// The librdkafka properties producer `name` is created with.

@@ -97,6 +97,7 @@ async fn a_chain_wraps_the_write_first_added_outermost() {
     let seen: Vec<_> = read[0]
         .headers
         .iter()
+        .filter(|(k, _)| k == "seen-by")
         .map(|(_, v)| v.clone().unwrap())
         .collect();
     assert_eq!(seen, [b"A".to_vec(), b"B".to_vec()]);
@@ -215,4 +216,108 @@ async fn debug_prints_each_request_and_its_response() {
         .await
         .unwrap();
     assert!(silent.0.lock().unwrap().is_empty());
+}
+
+#[actix::test]
+async fn trace_gives_each_message_a_traceparent_unless_it_has_one() {
+    let fixture = Fixture::new();
+    let kafka = fixture.kafka("");
+    let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let report = kafka
+        .producer("p1")
+        .unwrap()
+        .write([
+            Message::new("fresh"),
+            Message::new("traced").with_header("traceparent", own),
+        ])
+        .await
+        .unwrap();
+    assert!(report.is_success());
+    let mut read = fixture.read_back(2).await;
+    read.sort_by_key(|m| m.value.clone());
+    let traceparents: Vec<Vec<String>> = read
+        .iter()
+        .map(|m| {
+            m.headers
+                .iter()
+                .filter(|(k, _)| k == "traceparent")
+                .map(|(_, v)| String::from_utf8(v.clone().unwrap()).unwrap())
+                .collect()
+        })
+        .collect();
+    // Sorted by value: "fresh" then "traced".
+    assert_eq!(traceparents[0].len(), 1);
+    assert!(
+        traceparents[0][0].starts_with("00-") && traceparents[0][0].len() == 55,
+        "{:?}",
+        traceparents[0]
+    );
+    assert_eq!(
+        traceparents[1],
+        [own],
+        "an existing traceparent is kept, not doubled"
+    );
+
+    // Switched off, nothing is added.
+    let text = fixture
+        .config("")
+        .replace("[kafka]\n", "[kafka]\nenableTraceInterceptor = false\n");
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    kafka
+        .producer("p1")
+        .unwrap()
+        .write([Message::new("zzz-plain")])
+        .await
+        .unwrap();
+    let read = fixture.read_back(3).await;
+    let plain = read
+        .iter()
+        .find(|m| m.value.as_deref() == Some(&b"zzz-plain"[..]))
+        .unwrap();
+    assert!(plain.headers.is_empty(), "{:?}", plain.headers);
+}
+
+#[actix::test]
+async fn metrics_count_operations_and_messages() {
+    let fixture = Fixture::new();
+    let kafka = fixture.kafka("");
+    let producer = kafka.producer("p1").unwrap();
+    producer
+        .write([Message::new("a"), Message::new("b")])
+        .await
+        .unwrap();
+    producer
+        .write([Message::new("c"), Message::new("bad").with_partition(42)])
+        .await
+        .unwrap();
+    let metrics = kafka.metrics();
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    let m = &metrics[0];
+    assert_eq!(
+        (m.kind, m.name.as_str(), m.method),
+        ("producer", "p1", "WriteMessages")
+    );
+    assert_eq!(
+        (m.ok, m.error, m.messages_ok, m.messages_failed),
+        (1, 1, 3, 1)
+    );
+    assert!(m.max_time > Duration::ZERO && m.total_time >= m.max_time);
+
+    let text = fixture
+        .config("")
+        .replace("[kafka]\n", "[kafka]\nenableMetricInterceptor = false\n");
+    let quiet = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    quiet
+        .producer("p1")
+        .unwrap()
+        .write([Message::new("x")])
+        .await
+        .unwrap();
+    assert!(quiet.metrics().is_empty());
 }

@@ -11,19 +11,25 @@
 //! A chain wraps the operation like layers of an onion. With interceptors added as
 //! `A` then `B`, a write runs `A.before_write`, `B.before_write`, the write itself,
 //! then `B.after_write`, `A.after_write`. Interceptors you add are outermost; the
-//! built-in ones (`debug`, the access log) come after them, nearest the client, so
-//! they print what is really sent. When an interceptor rejects a write, the
+//! built-in ones come after them in this order: metrics
+//! (`enableMetricInterceptor`), trace (`enableTraceInterceptor`), debug (`debug`),
+//! access log (`enableAccessInterceptor`), so that debug and access logs show what
+//! is really sent, headers included. When an interceptor rejects a write, the
 //! interceptors inside it and the client never see it, and the ones outside it see
 //! every message failed with [`ProduceErrorKind::Rejected`](crate::ProduceErrorKind::Rejected).
 
 mod access;
 mod debug;
+mod metrics;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use access::AccessLogInterceptor;
 pub use debug::DebugInterceptor;
+pub use metrics::{MetricsInterceptor, OperationMetrics};
+pub use trace::{new_traceparent, TraceInterceptor, TRACEPARENT};
 
 use crate::error::{ProduceError, ProduceErrorKind};
 use crate::message::Message;
