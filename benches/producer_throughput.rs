@@ -32,7 +32,7 @@ fn config(brokers_toml: &str, topic: &str, balancer: &str) -> String {
 /// Raw rdkafka, written the fast way: enqueue without waiting, await the oldest
 /// delivery only when the queue is full, then await the rest.
 async fn raw_round(producer: &FutureProducer, topic: &str, messages: usize) -> Duration {
-    let payload = vec![b'x'; MESSAGE_BYTES];
+    let payload = [b'x'; MESSAGE_BYTES];
     let started = Instant::now();
     let mut pending = VecDeque::with_capacity(messages);
     for _ in 0..messages {

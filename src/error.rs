@@ -111,8 +111,9 @@ pub struct ProduceError {
     pub kind: ProduceErrorKind,
     /// Human-readable detail.
     pub reason: String,
-    /// The message, as it was sent.
-    pub message: Message,
+    /// The message, as it was sent (boxed: errors travel in `Result`s and should
+    /// stay small).
+    pub message: Box<Message>,
 }
 
 impl ProduceError {
@@ -146,7 +147,7 @@ impl ProduceError {
         ProduceError {
             kind: ProduceErrorKind::Kafka(code),
             reason: error.to_string(),
-            message,
+            message: Box::new(message),
         }
     }
 }

@@ -151,7 +151,7 @@ impl Chain {
                                 layer.name(),
                                 rejection.reason
                             ),
-                            message,
+                            message: Box::new(message),
                         })
                     })
                     .collect();

@@ -191,7 +191,7 @@ fn fail_all(tracker: &Tracker, pending: Pending, kind: ProduceErrorKind, reason:
             Outcome::Failed(ProduceError {
                 kind: kind.clone(),
                 reason: reason.to_string(),
-                message,
+                message: Box::new(message),
             }),
         );
     }

@@ -273,7 +273,7 @@ impl Client {
                         kind: ProduceErrorKind::NoTopic,
                         reason: "no topic: set `topic` in the producer's config or on the message"
                             .to_string(),
-                        message,
+                        message: Box::new(message),
                     }),
                 );
                 continue;

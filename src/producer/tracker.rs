@@ -7,7 +7,6 @@ use tokio::sync::Notify;
 
 use super::report::Outcome;
 use crate::error::{ProduceError, ProduceErrorKind};
-use crate::message::Message;
 
 /// One write in flight: a slot per message, filled by the enqueue path or by the
 /// delivery callback on librdkafka's thread.
@@ -71,7 +70,7 @@ impl Tracker {
                     Outcome::Failed(ProduceError {
                         kind: ProduceErrorKind::Lost,
                         reason: format!("no delivery report within {deadline:?}; the message may or may not have been written"),
-                        message: Message::default(),
+                        message: Box::default(),
                     })
                 })
             })
