@@ -112,8 +112,12 @@ async fn messages_carry_topic_partition_headers_and_timestamp() {
     assert_eq!(read[0].partition, 2);
     assert_eq!(read[0].key.as_deref(), Some(&b"k"[..]));
     assert_eq!(
-        read[0].headers,
-        [("trace".to_string(), Some(b"abc".to_vec()))]
+        read[0].headers[0],
+        ("trace".to_string(), Some(b"abc".to_vec()))
+    );
+    assert_eq!(
+        read[0].headers[1].0, "traceparent",
+        "added by the trace interceptor"
     );
     assert_eq!(read[0].timestamp, Some(1_700_000_000_000));
 }
