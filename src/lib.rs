@@ -54,3 +54,8 @@ pub use message::{Delivery, Header, Message};
 pub use producer::{Balancer, CloseReport, DeliveryFailed, Outcome, Producer, WriteReport};
 pub use rdkafka::types::RDKafkaErrorCode as KafkaCode;
 pub use supervision::RestartPolicy;
+
+/// The README's Rust examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
