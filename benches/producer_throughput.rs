@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinSet;
@@ -20,24 +21,43 @@ use tokio::task::JoinSet;
 const MESSAGE_BYTES: usize = 100;
 const WRITE_BATCH: usize = 1000;
 const WRITES_IN_FLIGHT: usize = 16;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
-fn config(brokers_toml: &str, topic: &str, balancer: &str) -> String {
+/// `kafka_keys` go in `[kafka]`, `producer_keys` in the producer's table.
+fn config(brokers_toml: &str, topic: &str, kafka_keys: &str, producer_keys: &str) -> String {
     format!(
-        "[kafka]\n{brokers_toml}\n[kafka.producers.bench]\ntopic = {topic:?}\nbalancer = {balancer:?}\n\
-         batchSize = 10000\nbatchTimeout = \"5ms\"\nwriteTimeout = \"60s\"\n"
+        "[kafka]\n{brokers_toml}\n{kafka_keys}\n[kafka.producers.bench]\ntopic = {topic:?}\n\
+         batchSize = 10000\nbatchTimeout = \"5ms\"\nwriteTimeout = \"60s\"\n{producer_keys}\n"
     )
 }
 
 /// Raw rdkafka, written the fast way: enqueue without waiting, await the oldest
 /// delivery only when the queue is full, then await the rest.
-async fn raw_round(producer: &FutureProducer, topic: &str, messages: usize) -> Duration {
+/// With `traceparent`, every message carries that header, as ekafka's trace
+/// interceptor adds it by default.
+async fn raw_round(
+    producer: &FutureProducer,
+    topic: &str,
+    messages: usize,
+    traceparent: bool,
+) -> Duration {
     let payload = [b'x'; MESSAGE_BYTES];
     let started = Instant::now();
     let mut pending = VecDeque::with_capacity(messages);
-    for _ in 0..messages {
+    let mut trace_value = ekafka::interceptor::new_traceparent();
+    for i in 0..messages {
+        if traceparent && i % WRITE_BATCH == 0 {
+            trace_value = ekafka::interceptor::new_traceparent();
+        }
         loop {
-            match producer.send_result(FutureRecord::<(), [u8]>::to(topic).payload(&payload[..])) {
+            let mut record = FutureRecord::<(), [u8]>::to(topic).payload(&payload[..]);
+            if traceparent {
+                record = record.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
+                    key: "traceparent",
+                    value: Some(trace_value.as_bytes()),
+                }));
+            }
+            match producer.send_result(record) {
                 Ok(delivery) => {
                     pending.push_back(delivery);
                     break;
@@ -89,10 +109,17 @@ fn rate(messages: usize, elapsed: Duration) -> f64 {
     messages as f64 / elapsed.as_secs_f64()
 }
 
-async fn compare(cluster: &EmbeddedCluster, balancer: &str, messages: usize) {
+async fn compare(
+    cluster: &EmbeddedCluster,
+    label: &str,
+    kafka_keys: &str,
+    producer_keys: &str,
+    messages: usize,
+) {
     let topic = unique_name("bench");
     cluster.create_topic(&topic).expect("topic");
-    let kafka = Ekafka::from_toml_str(&config(&cluster.brokers_toml(), &topic, balancer), "kafka")
+    let text = config(&cluster.brokers_toml(), &topic, kafka_keys, producer_keys);
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
         .expect("config")
         .build()
         .expect("component");
@@ -104,19 +131,23 @@ async fn compare(cluster: &EmbeddedCluster, balancer: &str, messages: usize) {
     let actor = kafka.producer("bench").expect("producer actor");
 
     // Warm up both: connections, metadata, idempotent producer id.
-    raw_round(&raw, &topic, 10_000).await;
+    let traceparent = kafka.config().interceptors.trace;
+    raw_round(&raw, &topic, 10_000, traceparent).await;
     ekafka_round(&actor, 10_000).await;
 
     let (mut best_raw, mut best_ekafka) = (0f64, 0f64);
     for round in 1..=ROUNDS {
-        let raw_rate = rate(messages, raw_round(&raw, &topic, messages).await);
+        let raw_rate = rate(
+            messages,
+            raw_round(&raw, &topic, messages, traceparent).await,
+        );
         let ekafka_rate = rate(messages, ekafka_round(&actor, messages).await);
         println!("  round {round}: raw {raw_rate:>10.0} msg/s   ekafka {ekafka_rate:>10.0} msg/s");
         best_raw = best_raw.max(raw_rate);
         best_ekafka = best_ekafka.max(ekafka_rate);
     }
     println!(
-        "balancer={balancer:<10} best of {ROUNDS}: raw rdkafka {best_raw:.0} msg/s, ekafka actor {best_ekafka:.0} msg/s, ratio {:.2}",
+        "{label:<28} best of {ROUNDS}: raw rdkafka {best_raw:.0} msg/s, ekafka actor {best_ekafka:.0} msg/s, ratio {:.2}",
         best_ekafka / best_raw
     );
     actor.close().await.expect("close");
@@ -130,8 +161,19 @@ async fn main() {
         .unwrap_or(200_000);
     let cluster = EmbeddedCluster::start().expect("embedded cluster");
     println!("producer throughput, {messages} messages of {MESSAGE_BYTES} bytes per round, acks=all, 3 brokers, 3 partitions");
-    // `hash`: librdkafka's own partitioner, so both sides run identical properties.
-    compare(&cluster, "hash", messages).await;
-    // `roundRobin` (the default): ekafka's per-message partitioner callback.
-    compare(&cluster, "roundRobin", messages).await;
+    // Like for like: librdkafka's own partitioner (`hash`) and no traceparent header,
+    // so both sides send identical messages with identical properties.
+    let no_extras = "enableTraceInterceptor = false\nenableMetricInterceptor = false";
+    compare(
+        &cluster,
+        "like-for-like (hash)",
+        no_extras,
+        "balancer = \"hash\"",
+        messages,
+    )
+    .await;
+    // The roundRobin default: ekafka's partitioner callback runs for every message.
+    compare(&cluster, "roundRobin", no_extras, "", messages).await;
+    // All defaults: a traceparent header per message (raw sends one too) and metrics.
+    compare(&cluster, "defaults (trace + metrics)", "", "", messages).await;
 }
