@@ -102,6 +102,9 @@ pub enum ProduceErrorKind {
     Kafka(RDKafkaErrorCode),
     /// The client went away before reporting on the message.
     Lost,
+    /// The message was never sent: the producer gave up restarting its failed
+    /// client, or was closed, while the message waited.
+    ProducerDown,
 }
 
 /// One message that could not be written, handed back so it is not lost.
@@ -138,7 +141,9 @@ impl ProduceError {
                     | C::Fatal
             ),
             ProduceErrorKind::Lost => true,
-            ProduceErrorKind::NoTopic | ProduceErrorKind::Rejected { .. } => false,
+            ProduceErrorKind::NoTopic
+            | ProduceErrorKind::Rejected { .. }
+            | ProduceErrorKind::ProducerDown => false,
         }
     }
 

@@ -321,3 +321,43 @@ async fn metrics_count_operations_and_messages() {
         .unwrap();
     assert!(quiet.metrics().is_empty());
 }
+
+struct Panics;
+
+impl Interceptor for Panics {
+    fn name(&self) -> &str {
+        "panics"
+    }
+    fn before_write(&self, _: &ClientInfo, messages: &mut Vec<Message>) -> Result<(), Rejection> {
+        if messages
+            .iter()
+            .any(|m| m.value.as_deref() == Some(&b"boom"[..]))
+        {
+            panic!("cannot handle boom");
+        }
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn a_panicking_interceptor_refuses_the_write_and_the_producer_lives_on() {
+    let fixture = Fixture::new();
+    let kafka = Ekafka::from_toml_str(&fixture.config(""), "kafka")
+        .unwrap()
+        .with_interceptor(Panics)
+        .build()
+        .unwrap();
+    let producer = kafka.producer("p1").unwrap();
+    let report = producer.write([Message::new("boom")]).await.unwrap();
+    let failure = report.failures().next().expect("the write is refused");
+    assert!(
+        failure.reason.contains("cannot handle boom"),
+        "{}",
+        failure.reason
+    );
+    assert!(producer
+        .write([Message::new("fine")])
+        .await
+        .unwrap()
+        .is_success());
+}

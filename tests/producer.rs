@@ -387,3 +387,57 @@ fn asking_for_a_producer_outside_an_actix_system_is_an_error() {
         Err(Error::NoActixSystem { .. })
     ));
 }
+
+#[actix::test]
+async fn past_the_restart_limit_the_producer_gives_up_with_the_reason() {
+    let fixture = Fixture::new();
+    let kafka = Ekafka::from_toml_str(&fixture.config(""), "kafka")
+        .unwrap()
+        .with_restart_policy(ekafka::RestartPolicy {
+            max_restarts: 1,
+            ..ekafka::RestartPolicy::default()
+        })
+        .build()
+        .unwrap();
+    let producer = kafka.producer("p1").unwrap();
+    producer
+        .simulate_fatal_error("first failure")
+        .await
+        .unwrap();
+    assert!(producer
+        .write([Message::new("a")])
+        .await
+        .unwrap()
+        .is_success());
+
+    producer
+        .simulate_fatal_error("second failure")
+        .await
+        .unwrap();
+    // The next write either finds the producer already given up (refused whole,
+    // below) or is the one that hits the limit: then its message is handed back.
+    match producer.write([Message::new("b")]).await {
+        Ok(report) => {
+            let failure = report.failures().next().expect("not written");
+            assert_eq!(failure.kind, ProduceErrorKind::ProducerDown);
+            assert_eq!(failure.message.value.as_deref(), Some(&b"b"[..]));
+            assert!(failure.reason.contains("gave up"), "{}", failure.reason);
+        }
+        Err(Error::GaveUp { .. }) => {}
+        other => panic!("expected the write to fail, got {other:?}"),
+    }
+    // ...and later writes are refused whole, naming the cause.
+    match producer.write([Message::new("c")]).await {
+        Err(Error::GaveUp {
+            name,
+            restarts,
+            reason,
+            ..
+        }) => {
+            assert_eq!((name.as_str(), restarts), ("p1", 1));
+            assert!(reason.contains("fatal"), "{reason}");
+        }
+        other => panic!("expected GaveUp, got {other:?}"),
+    }
+    assert!(producer.status().await.unwrap().gave_up.is_some());
+}

@@ -23,6 +23,8 @@ mod debug;
 mod metrics;
 mod trace;
 
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,7 +140,17 @@ impl Chain {
 
     pub(crate) fn before_write(&self, client: &ClientInfo, mut messages: Vec<Message>) -> Admitted {
         for (depth, layer) in self.layers.iter().enumerate() {
-            if let Err(rejection) = layer.before_write(client, &mut messages) {
+            // A panicking interceptor must not take the actor (and its thread) down:
+            // its write is refused instead, with the panic as the reason.
+            let verdict = catch_unwind(AssertUnwindSafe(|| {
+                layer.before_write(client, &mut messages)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(Rejection {
+                    reason: format!("interceptor panicked: {}", panic_text(panic.as_ref())),
+                })
+            });
+            if let Err(rejection) = verdict {
                 let outcomes = messages
                     .into_iter()
                     .map(|message| {
@@ -173,11 +185,28 @@ impl Chain {
         elapsed: Duration,
     ) {
         for layer in self.layers[..depth].iter().rev() {
-            layer.after_write(client, report, elapsed);
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+                layer.after_write(client, report, elapsed)
+            })) {
+                tracing::error!(
+                    interceptor = layer.name(),
+                    panic = panic_text(panic.as_ref()),
+                    "interceptor panicked in after_write"
+                );
+            }
         }
     }
 
     pub(crate) fn depth(&self) -> usize {
         self.layers.len()
     }
+}
+
+/// The message of a caught panic, when it has one.
+fn panic_text(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

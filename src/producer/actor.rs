@@ -155,7 +155,12 @@ impl Core {
             let client = match self.current() {
                 Ok(client) => client,
                 Err(e) => {
-                    return fail_all(&tracker, pending, ProduceErrorKind::Lost, &e.to_string())
+                    return fail_all(
+                        &tracker,
+                        pending,
+                        ProduceErrorKind::ProducerDown,
+                        &e.to_string(),
+                    )
                 }
             };
             let config = &self.spec.config;
