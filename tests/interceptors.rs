@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Fixture;
+use common::{Captured, Fixture};
 use ekafka::interceptor::{ClientInfo, DebugInterceptor, Interceptor, Rejection};
 use ekafka::{Ekafka, Message, Outcome, ProduceErrorKind, WriteReport};
 
@@ -144,20 +143,6 @@ async fn a_rejection_stops_the_write_and_only_outer_interceptors_see_it() {
     }
 }
 
-/// A writer the test can read back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[actix::test]
 async fn debug_prints_each_request_and_its_response() {
     let fixture = Fixture::new();
@@ -179,7 +164,7 @@ async fn debug_prints_each_request_and_its_response() {
         ])
         .await
         .unwrap();
-    let printed = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+    let printed = output.text();
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(lines.len(), 4, "{printed}");
     assert!(

@@ -173,3 +173,23 @@ pub async fn next<M>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<M>, what: &st
         .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
         .unwrap_or_else(|| panic!("channel closed while waiting for {what}"))
 }
+
+/// A writer whose output the test can read back (log and debug capture).
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).expect("UTF-8 output")
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
