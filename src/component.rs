@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::{
     self, Config, ConfigError, ConfigProblem, Properties, BALANCER_HASH, BALANCER_ROUND_ROBIN,
 };
+use crate::consumer::{ConsumerGroup, GroupSpec};
 use crate::error::Error;
 use crate::interceptor::{
     AccessLogInterceptor, Chain, DebugInterceptor, Interceptor, MetricsInterceptor,
@@ -158,6 +159,7 @@ impl EkafkaBuilder {
                 balancers: self.balancers,
                 restart_policy: self.restart_policy,
                 producers: Mutex::new(HashMap::new()),
+                groups: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -170,6 +172,7 @@ struct Inner {
     balancers: HashMap<String, Arc<dyn Balancer>>,
     restart_policy: RestartPolicy,
     producers: Mutex<HashMap<String, Producer>>,
+    groups: Mutex<HashMap<String, ConsumerGroup>>,
 }
 
 /// The ekafka component: a validated config and the clients started from it.
@@ -280,36 +283,87 @@ impl Ekafka {
     /// Must be called inside a running actix System. Returns the same running
     /// actor on later calls, and a new one after it was closed.
     pub fn producer(&self, name: &str) -> Result<Producer, Error> {
-        if actix::System::try_current().is_none() {
-            return Err(Error::NoActixSystem {
-                what: "Ekafka::producer",
-            });
-        }
-        let config = &self.inner.config;
         let properties = self.producer_properties(name)?;
-        let mut producers = self
-            .inner
-            .producers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(running) = producers.get(name).filter(|p| !p.is_closed()) {
-            return Ok(running.clone());
-        }
-        let producer_config = config.producers[name].clone();
-        let balancer = match producer_config.balancer.as_str() {
-            BALANCER_HASH => None,
-            BALANCER_ROUND_ROBIN => Some(Arc::new(RoundRobin::default()) as Arc<dyn Balancer>),
-            registered => self.inner.balancers.get(registered).cloned(),
-        };
-        let producer = Producer::start(ProducerSpec {
-            name: name.to_string(),
-            config: producer_config,
-            client_config: properties.to_client_config(),
-            balancer: BalancerAdapter { balancer },
-            interceptors: self.inner.interceptors.clone(),
-            restart_policy: self.inner.restart_policy.clone(),
-        })?;
-        producers.insert(name.to_string(), producer.clone());
-        Ok(producer)
+        running_or_start(
+            &self.inner.producers,
+            name,
+            "Ekafka::producer",
+            Producer::is_closed,
+            || {
+                let producer_config = self.inner.config.producers[name].clone();
+                let balancer = match producer_config.balancer.as_str() {
+                    BALANCER_HASH => None,
+                    BALANCER_ROUND_ROBIN => {
+                        Some(Arc::new(RoundRobin::default()) as Arc<dyn Balancer>)
+                    }
+                    registered => self.inner.balancers.get(registered).cloned(),
+                };
+                Producer::start(ProducerSpec {
+                    name: name.to_string(),
+                    config: producer_config,
+                    client_config: properties.to_client_config(),
+                    balancer: BalancerAdapter { balancer },
+                    interceptors: self.inner.interceptors.clone(),
+                    restart_policy: self.inner.restart_policy.clone(),
+                })
+            },
+        )
     }
+
+    /// The librdkafka properties consumer group member `name` is created with.
+    pub fn consumer_group_properties(&self, name: &str) -> Result<Properties, Error> {
+        let config = &self.inner.config;
+        let group = config.consumer_groups.get(name).ok_or_else(|| {
+            self.unknown(
+                "consumer group",
+                "consumerGroups",
+                name,
+                config.consumer_groups.keys().cloned(),
+            )
+        })?;
+        Ok(config::librdkafka::consumer_group(config, name, group))
+    }
+
+    /// The consumer group member `name` (`[kafka.consumerGroups.NAME]`), started
+    /// (and joining its group) on first use; the same running actor afterwards,
+    /// a new one after it was closed. Must be called inside a running actix System.
+    pub fn consumer_group(&self, name: &str) -> Result<ConsumerGroup, Error> {
+        let properties = self.consumer_group_properties(name)?;
+        running_or_start(
+            &self.inner.groups,
+            name,
+            "Ekafka::consumer_group",
+            ConsumerGroup::is_closed,
+            || {
+                ConsumerGroup::start(GroupSpec {
+                    name: name.to_string(),
+                    config: self.inner.config.consumer_groups[name].clone(),
+                    client_config: properties.to_client_config(),
+                    interceptors: self.inner.interceptors.clone(),
+                    restart_policy: self.inner.restart_policy.clone(),
+                })
+            },
+        )
+    }
+}
+
+/// The running client `name` from `cache`, or a new one from `start` when there is
+/// none or it was closed.
+fn running_or_start<T: Clone>(
+    cache: &Mutex<HashMap<String, T>>,
+    name: &str,
+    what: &'static str,
+    is_closed: fn(&T) -> bool,
+    start: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    if actix::System::try_current().is_none() {
+        return Err(Error::NoActixSystem { what });
+    }
+    let mut running = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(client) = running.get(name).filter(|c| !is_closed(c)) {
+        return Ok(client.clone());
+    }
+    let client = start()?;
+    running.insert(name.to_string(), client.clone());
+    Ok(client)
 }

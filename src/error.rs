@@ -72,6 +72,20 @@ pub enum Error {
         /// Its configured name.
         name: String,
     },
+    /// A subscriber could not be attached.
+    #[error("cannot subscribe: {reason}")]
+    Subscription {
+        /// Why.
+        reason: String,
+    },
+    /// A commit failed.
+    #[error("consumer group {name:?}: {reason}")]
+    Commit {
+        /// The group's configured name.
+        name: String,
+        /// librdkafka's or the broker's explanation.
+        reason: String,
+    },
     /// A simulated fault could not be injected.
     #[error("cannot inject the fault: {reason}")]
     FaultInjection {

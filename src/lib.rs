@@ -40,15 +40,18 @@
 
 mod component;
 pub mod config;
+pub mod consumer;
 mod error;
 pub mod interceptor;
 mod message;
 pub mod producer;
 mod supervision;
+mod telemetry;
 pub mod testing;
 
 pub use component::{Ekafka, EkafkaBuilder};
 pub use config::{Config, ConfigError};
+pub use consumer::{ConsumedMessage, ConsumerGroup, Event, GroupEvent, MessageBatch};
 pub use error::{Error, ProduceError, ProduceErrorKind};
 pub use message::{Delivery, Header, Message};
 pub use producer::{Balancer, CloseReport, DeliveryFailed, Outcome, Producer, WriteReport};

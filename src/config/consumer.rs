@@ -149,8 +149,35 @@ pub struct ConsumerGroupConfig {
     pub timeout: Duration,
     /// `groupBalancers` (range, then roundRobin).
     pub group_balancers: Vec<GroupBalancer>,
+    /// How many messages may be in the process at once, and how they are handed out.
+    pub flow: FlowSettings,
     /// `librdkafka`: raw properties for this group, applied last.
     pub librdkafka: Properties,
+}
+
+/// Flow control of a consumer group (keys ekafka adds to the Go ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowSettings {
+    /// `maxBuffered` (10000): the most messages held at once, from fetch until
+    /// acknowledged. At the bound the group pauses its partitions and resumes them
+    /// once subscribers have caught up to half of it.
+    pub max_buffered: usize,
+    /// `deliveryBatch` (500): the most messages of one partition in one batch to a
+    /// subscriber.
+    pub delivery_batch: usize,
+    /// `drainTimeout` (10s): on revoke and close, how long to wait for outstanding
+    /// acknowledgements before committing what was acknowledged and letting go.
+    pub drain_timeout: Duration,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        FlowSettings {
+            max_buffered: 10_000,
+            delivery_batch: 500,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl ConsumerConfig {
@@ -198,10 +225,44 @@ impl ConsumerGroupConfig {
                 .duration("timeout")?
                 .unwrap_or(Duration::from_secs(5)),
             group_balancers: read_group_balancers(section)?,
+            flow: read_flow(section)?,
             librdkafka: section.properties("librdkafka")?.into_iter().collect(),
         };
         Ok(config)
     }
+}
+
+fn read_flow(section: &Section<'_>) -> Result<FlowSettings, ConfigError> {
+    let defaults = FlowSettings::default();
+    let flow = FlowSettings {
+        max_buffered: section
+            .integer_in("maxBuffered", 1, 10_000_000)?
+            .map_or(defaults.max_buffered, |v| v as usize),
+        delivery_batch: section
+            .integer_in("deliveryBatch", 1, 100_000)?
+            .map_or(defaults.delivery_batch, |v| v as usize),
+        drain_timeout: section
+            .duration("drainTimeout")?
+            .unwrap_or(defaults.drain_timeout),
+    };
+    if flow.delivery_batch > flow.max_buffered {
+        let key = if section.value("deliveryBatch").is_some() {
+            "deliveryBatch"
+        } else {
+            "maxBuffered"
+        };
+        return Err(section.invalid(
+            key,
+            section
+                .value(key)
+                .expect("defaults are ordered, so one key is set"),
+            format!(
+                "deliveryBatch ({}) no larger than maxBuffered ({})",
+                flow.delivery_batch, flow.max_buffered
+            ),
+        ));
+    }
+    Ok(flow)
 }
 
 fn required_string(section: &Section<'_>, name: &'static str) -> Result<String, ConfigError> {

@@ -22,8 +22,8 @@ mod server;
 use std::path::Path;
 
 pub use consumer::{
-    ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, GroupBalancer,
-    GroupSettings, StartOffset,
+    ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, FlowSettings,
+    GroupBalancer, GroupSettings, StartOffset,
 };
 pub use error::{ConfigError, ConfigProblem};
 pub use kafka::{ClientSettings, Config, InterceptorSwitches, Sasl, SaslMechanism};

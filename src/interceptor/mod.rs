@@ -33,6 +33,7 @@ pub use debug::DebugInterceptor;
 pub use metrics::{MetricsInterceptor, OperationMetrics};
 pub use trace::{new_traceparent, TraceInterceptor, TRACEPARENT};
 
+use crate::consumer::{ConsumedMessage, GroupEvent, PartitionOffset};
 use crate::error::{ProduceError, ProduceErrorKind};
 use crate::message::Message;
 use crate::producer::{Outcome, WriteReport};
@@ -43,13 +44,19 @@ use crate::producer::{Outcome, WriteReport};
 pub enum ClientKind {
     /// A `[kafka.producers.NAME]` producer.
     Producer,
+    /// A `[kafka.consumerGroups.NAME]` group member.
+    ConsumerGroup,
+    /// A `[kafka.consumers.NAME]` consumer.
+    Consumer,
 }
 
 impl ClientKind {
-    /// "producer", ...
+    /// "producer", "consumer group" or "consumer".
     pub fn as_str(self) -> &'static str {
         match self {
             ClientKind::Producer => "producer",
+            ClientKind::ConsumerGroup => "consumer group",
+            ClientKind::Consumer => "consumer",
         }
     }
 }
@@ -114,6 +121,29 @@ pub trait Interceptor: Send + Sync + 'static {
     /// After a write, with the outcome of every message and how long it took.
     fn after_write(&self, client: &ClientInfo, report: &WriteReport, elapsed: Duration) {
         let _ = (client, report, elapsed);
+    }
+
+    /// Before consumed messages are handed to subscribers (or to `poll`): may
+    /// change them, in place. Runs on the group's own thread: keep it quick.
+    fn before_deliver(&self, client: &ClientInfo, messages: &mut [ConsumedMessage]) {
+        let _ = (client, messages);
+    }
+
+    /// After a commit, with the offsets and the result.
+    fn after_commit(
+        &self,
+        client: &ClientInfo,
+        offsets: &[PartitionOffset],
+        result: Result<(), &str>,
+        elapsed: Duration,
+    ) {
+        let _ = (client, offsets, result, elapsed);
+    }
+
+    /// On a rebalance event (assigned, revoked) or group error, before
+    /// subscribers see it.
+    fn on_group_event(&self, client: &ClientInfo, event: &GroupEvent) {
+        let _ = (client, event);
     }
 }
 
@@ -185,15 +215,41 @@ impl Chain {
         elapsed: Duration,
     ) {
         for layer in self.layers[..depth].iter().rev() {
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+            guarded(layer.name(), "after_write", || {
                 layer.after_write(client, report, elapsed)
-            })) {
-                tracing::error!(
-                    interceptor = layer.name(),
-                    panic = panic_text(panic.as_ref()),
-                    "interceptor panicked in after_write"
-                );
-            }
+            });
+        }
+    }
+
+    /// Consume-side hooks run outermost first, like `before_write`.
+    pub(crate) fn before_deliver(&self, client: &ClientInfo, messages: &mut [ConsumedMessage]) {
+        for layer in self.layers.iter() {
+            guarded(layer.name(), "before_deliver", || {
+                layer.before_deliver(client, messages)
+            });
+        }
+    }
+
+    /// Runs innermost first, like `after_write`.
+    pub(crate) fn after_commit(
+        &self,
+        client: &ClientInfo,
+        offsets: &[PartitionOffset],
+        result: Result<(), &str>,
+        elapsed: Duration,
+    ) {
+        for layer in self.layers.iter().rev() {
+            guarded(layer.name(), "after_commit", || {
+                layer.after_commit(client, offsets, result, elapsed)
+            });
+        }
+    }
+
+    pub(crate) fn on_group_event(&self, client: &ClientInfo, event: &GroupEvent) {
+        for layer in self.layers.iter() {
+            guarded(layer.name(), "on_group_event", || {
+                layer.on_group_event(client, event)
+            });
         }
     }
 
@@ -209,4 +265,16 @@ fn panic_text(panic: &(dyn Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)")
+}
+
+/// Runs a notification hook; a panic in it is logged, never propagated.
+fn guarded(interceptor: &str, hook: &str, run: impl FnOnce()) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(run)) {
+        tracing::error!(
+            interceptor,
+            hook,
+            panic = panic_text(panic.as_ref()),
+            "interceptor panicked"
+        );
+    }
 }

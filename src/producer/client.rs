@@ -117,24 +117,12 @@ pub(crate) struct Context {
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        let name = &self.shared.name;
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", producer = %name, facility, "{message}")
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(target: "librdkafka", producer = %name, facility, "{message}")
-            }
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", producer = %name, facility, "{message}")
-            }
-            RDKafkaLogLevel::Debug => {
-                tracing::debug!(target: "librdkafka", producer = %name, facility, "{message}")
-            }
-        }
+        crate::telemetry::librdkafka_log(
+            &format!("producer {}", self.shared.name),
+            level,
+            facility,
+            message,
+        );
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

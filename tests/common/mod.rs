@@ -193,3 +193,25 @@ impl std::io::Write for Captured {
         Ok(())
     }
 }
+
+/// A config with producer `p1` and consumer group `cg1` (group id `group`) on the
+/// fixture's topic, with quick group timings for tests; `group_keys` are added to
+/// the group's table.
+pub fn group_config(fixture: &Fixture, group: &str, group_keys: &str) -> String {
+    format!(
+        "{}\n[kafka.consumerGroups.cg1]\ngroupID = {group:?}\ntopic = {:?}\n\
+         heartbeatInterval = \"300ms\"\nsessionTimeout = \"6s\"\nmaxWait = \"100ms\"\n{group_keys}\n",
+        fixture.config(""),
+        fixture.topic
+    )
+}
+
+/// Writes `count` messages `prefix-0`, `prefix-1`, ... through producer `p1`,
+/// keyed so they spread over the partitions, and checks they were all delivered.
+pub async fn produce(kafka: &ekafka::Ekafka, prefix: &str, count: usize) {
+    let producer = kafka.producer("p1").expect("producer p1");
+    let messages =
+        (0..count).map(|i| ekafka::Message::new(format!("{prefix}-{i}")).with_key(format!("{i}")));
+    let report = producer.write(messages).await.expect("write accepted");
+    assert!(report.is_success(), "{:?}", report.failures().next());
+}

@@ -1,0 +1,779 @@
+//! The engine of a group member: one dedicated thread owns the librdkafka
+//! consumer, fetches, hands batches to subscribers, counts acknowledgements,
+//! pauses partitions at the bound, commits, and runs the rebalance barrier.
+//!
+//! A thread of its own, because librdkafka runs rebalance callbacks on the thread
+//! that polls, and the barrier must wait there for acknowledgements that arrive
+//! from actors; doing that on an actix thread would deadlock it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use actix::dev::SendError;
+use actix::Recipient;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message as _};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::events::{
+    AckSender, Assigned, Command, GroupError, GroupEvent, MessageBatch, PullItem, Revoked,
+};
+use super::ledger::{Ledger, SubscriberMask, MAX_SUBSCRIBERS};
+use super::GroupStatus;
+use crate::config::{FlowSettings, StartOffset};
+use crate::consumer::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
+use crate::interceptor::{Chain, ClientInfo};
+use crate::message::Header;
+
+/// Messages taken from librdkafka per round before handing them out.
+const POLL_BURST: usize = 2000;
+
+/// Where a message subscriber's batches go.
+pub(crate) enum MessageSink {
+    Actor(Recipient<MessageBatch>),
+    Pull(tokio::sync::mpsc::Sender<PullItem>),
+}
+
+impl MessageSink {
+    /// Offers an item without blocking; gives it back when there is no room.
+    fn offer(&self, item: PullItem) -> Result<(), Offer> {
+        match self {
+            MessageSink::Actor(recipient) => match item {
+                PullItem::Batch(batch) => recipient.try_send(batch).map_err(|e| match e {
+                    SendError::Full(batch) => Offer::Full(PullItem::Batch(batch)),
+                    SendError::Closed(_) => Offer::Closed,
+                }),
+                // Actor subscribers get events through their event recipient.
+                PullItem::Event(_) => Ok(()),
+            },
+            MessageSink::Pull(sender) => sender.try_send(item).map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(item) => Offer::Full(item),
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => Offer::Closed,
+            }),
+        }
+    }
+
+    fn is_pull(&self) -> bool {
+        matches!(self, MessageSink::Pull(_))
+    }
+}
+
+enum Offer {
+    Full(PullItem),
+    Closed,
+}
+
+struct Subscriber {
+    bit: SubscriberMask,
+    sink: MessageSink,
+    outbox: VecDeque<PullItem>,
+}
+
+struct Partition {
+    id: TopicPartition,
+    ledger: Ledger,
+    /// Over its share of the bound (with hysteresis).
+    over: bool,
+    /// Whether librdkafka currently has it paused.
+    paused: bool,
+}
+
+/// Fixed settings of one group member.
+pub(crate) struct EngineSettings {
+    pub(crate) group_id: String,
+    pub(crate) client: ClientInfo,
+    pub(crate) flow: FlowSettings,
+    pub(crate) commit_interval: Duration,
+    pub(crate) coordinator_timeout: Duration,
+    pub(crate) start_offset: StartOffset,
+}
+
+/// All mutable state of the member, behind the context's lock.
+pub(crate) struct Engine {
+    settings: EngineSettings,
+    interceptors: Chain,
+    commands_tx: Sender<Command>,
+    commands: Receiver<Command>,
+    partitions: Vec<Partition>,
+    subscribers: Vec<Subscriber>,
+    event_subscribers: Vec<Recipient<GroupEvent>>,
+    held: usize,
+    max_held: usize,
+    global_pause: bool,
+    generation: i32,
+    closers: Vec<tokio::sync::oneshot::Sender<()>>,
+    close_started: Option<Instant>,
+    unsubscribed: bool,
+    last_commit: Instant,
+    rotation: usize,
+    failure: Option<String>,
+}
+
+/// The librdkafka context: routes logs and rebalance callbacks into the engine.
+pub(crate) struct GroupContext {
+    engine: Mutex<Engine>,
+    client_name: String,
+    fatal: AtomicBool,
+}
+
+impl GroupContext {
+    pub(crate) fn new(engine: Engine) -> Self {
+        GroupContext {
+            client_name: format!("consumer group {}", engine.settings.client.name),
+            engine: Mutex::new(engine),
+            fatal: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        crate::telemetry::librdkafka_log(&self.client_name, level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::Fatal) {
+            self.fatal.store(true, Ordering::SeqCst);
+            self.lock().failure = Some(format!("fatal consumer error: {reason}"));
+        } else {
+            tracing::warn!(error = %error, reason, "consumer group client error");
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            self.lock().revoke(consumer, list);
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => self.lock().assign(consumer, list),
+            Rebalance::Error(error) => {
+                let mut engine = self.lock();
+                let message = format!("rebalance failed: {error}");
+                let event = GroupEvent::Error(engine.error_event(message));
+                engine.emit(event);
+            }
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
+    list.elements()
+        .iter()
+        .map(|e| TopicPartition {
+            topic: e.topic().into(),
+            partition: e.partition(),
+        })
+        .collect()
+}
+
+/// The group generation, read from librdkafka's group metadata.
+fn generation_of(consumer: &BaseConsumer<GroupContext>) -> i32 {
+    // SAFETY: the handle is live for the call; the metadata copy is freed here.
+    unsafe {
+        let metadata =
+            rdkafka::bindings::rd_kafka_consumer_group_metadata(consumer.client().native_ptr());
+        if metadata.is_null() {
+            return -1;
+        }
+        let generation =
+            rdkafka::bindings::rd_kafka_consumer_group_metadata_generation_id(metadata);
+        rdkafka::bindings::rd_kafka_consumer_group_metadata_destroy(metadata);
+        generation
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(settings: EngineSettings, interceptors: Chain) -> Self {
+        let (commands_tx, commands) = std::sync::mpsc::channel();
+        Engine {
+            settings,
+            interceptors,
+            commands_tx,
+            commands,
+            partitions: Vec::new(),
+            subscribers: Vec::new(),
+            event_subscribers: Vec::new(),
+            held: 0,
+            max_held: 0,
+            global_pause: false,
+            generation: -1,
+            closers: Vec::new(),
+            close_started: None,
+            unsubscribed: false,
+            last_commit: Instant::now(),
+            rotation: 0,
+            failure: None,
+        }
+    }
+
+    pub(crate) fn commands(&self) -> Sender<Command> {
+        self.commands_tx.clone()
+    }
+
+    fn error_event(&self, message: String) -> GroupError {
+        GroupError {
+            group_id: self.settings.group_id.clone(),
+            generation: self.generation,
+            message,
+        }
+    }
+
+    /// Sends an event to every event subscriber and every pull subscriber.
+    fn emit(&mut self, event: GroupEvent) {
+        if let GroupEvent::Error(error) = &event {
+            tracing::warn!(group = %self.settings.group_id, error = %error.message, "consumer group error");
+        }
+        self.interceptors
+            .on_group_event(&self.settings.client, &event);
+        for recipient in &self.event_subscribers {
+            // Events are few (one per rebalance or error) and must not be dropped.
+            recipient.do_send(event.clone());
+        }
+        for subscriber in self.subscribers.iter_mut().filter(|s| s.sink.is_pull()) {
+            subscriber.outbox.push_back(PullItem::Event(event.clone()));
+        }
+        self.flush_outboxes();
+    }
+
+    fn partition_index(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.partitions
+            .iter()
+            .position(|p| p.id.partition == partition && &*p.id.topic == topic)
+    }
+
+    // ---- Commands ----
+
+    fn serve_commands(&mut self, consumer: &BaseConsumer<GroupContext>) {
+        while let Ok(command) = self.commands.try_recv() {
+            self.handle(consumer, command);
+        }
+    }
+
+    fn handle(&mut self, consumer: &BaseConsumer<GroupContext>, command: Command) {
+        match command {
+            Command::Ack {
+                by,
+                partition,
+                from,
+                to,
+            } => {
+                self.acknowledge(by, &partition, from, to);
+                self.apply_pauses(consumer);
+            }
+            Command::Commit { by, offsets, reply } => {
+                for (partition, from, to) in &offsets {
+                    self.acknowledge(by, partition, *from, *to);
+                }
+                let result = self.commit(consumer, CommitMode::Sync, None);
+                self.apply_pauses(consumer);
+                let _ = reply.send(result);
+            }
+            Command::SubscribeMessages { sink, reply } => {
+                let _ = reply.send(self.add_subscriber(sink));
+            }
+            Command::SubscribeEvents(recipient) => self.event_subscribers.push(recipient),
+            Command::Status(reply) => {
+                // Acknowledgements served just before count as committed (when
+                // commits are synchronous), as they will be a moment later.
+                self.commit_due(consumer);
+                let _ = reply.send(self.status());
+            }
+            Command::Close(reply) => {
+                self.closers.push(reply);
+                self.close_started.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+
+    fn add_subscriber(&mut self, sink: MessageSink) -> Result<(), String> {
+        let used = self.subscribers.iter().fold(0u64, |mask, s| mask | s.bit);
+        let free = (0..MAX_SUBSCRIBERS).find(|i| used & (1 << i) == 0);
+        let Some(index) = free else {
+            return Err(format!(
+                "a group takes at most {MAX_SUBSCRIBERS} message subscribers"
+            ));
+        };
+        self.subscribers.push(Subscriber {
+            bit: 1 << index,
+            sink,
+            outbox: VecDeque::new(),
+        });
+        Ok(())
+    }
+
+    fn status(&self) -> GroupStatus {
+        GroupStatus {
+            generation: self.generation,
+            assigned: self.partitions.iter().map(|p| p.id.clone()).collect(),
+            paused: self
+                .partitions
+                .iter()
+                .filter(|p| p.paused)
+                .map(|p| p.id.clone())
+                .collect(),
+            held: self.held,
+            max_held: self.max_held,
+            committed: self
+                .partitions
+                .iter()
+                .filter_map(|p| {
+                    p.ledger.committed().map(|offset| PartitionOffset {
+                        partition: p.id.clone(),
+                        offset,
+                    })
+                })
+                .collect(),
+            subscribers: self.subscribers.len(),
+        }
+    }
+
+    fn acknowledge(&mut self, by: SubscriberMask, partition: &TopicPartition, from: i64, to: i64) {
+        // Acknowledgements for a partition no longer ours are stale: drop them.
+        if let Some(index) = self.partition_index(&partition.topic, partition.partition) {
+            let released = self.partitions[index].ledger.acknowledge(by, from, to);
+            self.held -= released;
+        }
+    }
+
+    // ---- Fetching and handing out ----
+
+    fn on_message(&mut self, consumer: &BaseConsumer<GroupContext>, message: &BorrowedMessage<'_>) {
+        let Some(index) = self.partition_index(message.topic(), message.partition()) else {
+            // A message of a partition revoked a moment ago: its next owner reads it.
+            return;
+        };
+        let owned = ConsumedMessage {
+            topic: Arc::clone(&self.partitions[index].id.topic),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers: message
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| Header {
+                            key: h.key.to_string(),
+                            value: h.value.map(<[u8]>::to_vec),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            timestamp: message.timestamp().to_millis(),
+        };
+        self.partitions[index].ledger.push_fetched(owned);
+        self.held += 1;
+        self.max_held = self.max_held.max(self.held);
+        if self.held >= self.settings.flow.max_buffered
+            || self.partitions[index].ledger.held() >= self.share()
+        {
+            self.apply_pauses(consumer);
+        }
+    }
+
+    /// Each partition's share of the bound.
+    fn share(&self) -> usize {
+        (self.settings.flow.max_buffered / self.partitions.len().max(1)).max(1)
+    }
+
+    /// Pauses partitions over their share (or all, over the bound) and resumes
+    /// them once they are down to half of it.
+    fn apply_pauses(&mut self, consumer: &BaseConsumer<GroupContext>) {
+        let bound = self.settings.flow.max_buffered;
+        if self.held >= bound {
+            self.global_pause = true;
+        } else if self.held <= bound / 2 {
+            self.global_pause = false;
+        }
+        let share = self.share();
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for p in &mut self.partitions {
+            let held = p.ledger.held();
+            if held >= share {
+                p.over = true;
+            } else if held <= share / 2 {
+                p.over = false;
+            }
+            let want = self.global_pause || p.over;
+            if want != p.paused {
+                let list = if want { &mut pause } else { &mut resume };
+                list.add_partition(&p.id.topic, p.id.partition);
+                p.paused = want;
+            }
+        }
+        if pause.count() > 0 {
+            if let Err(e) = consumer.pause(&pause) {
+                tracing::warn!(error = %e, "pausing partitions failed");
+            }
+        }
+        if resume.count() > 0 {
+            if let Err(e) = consumer.resume(&resume) {
+                tracing::warn!(error = %e, "resuming partitions failed");
+            }
+        }
+    }
+
+    /// Turns fetched messages into batches for every subscriber, partition by
+    /// partition in turn, and offers them.
+    fn dispatch(&mut self) {
+        if self.subscribers.is_empty() || self.partitions.is_empty() {
+            return;
+        }
+        let owed_by = self.subscribers.iter().fold(0, |mask, s| mask | s.bit);
+        let count = self.partitions.len();
+        self.rotation = (self.rotation + 1) % count;
+        for step in 0..count {
+            let index = (self.rotation + step) % count;
+            while self.partitions[index].ledger.has_fetched() {
+                let batch_size = self.settings.flow.delivery_batch;
+                let mut messages = self.partitions[index]
+                    .ledger
+                    .take_batch(batch_size, owed_by);
+                self.interceptors
+                    .before_deliver(&self.settings.client, &mut messages);
+                let messages: Arc<[ConsumedMessage]> = messages.into();
+                let partition = self.partitions[index].id.clone();
+                for subscriber in &mut self.subscribers {
+                    subscriber.outbox.push_back(PullItem::Batch(MessageBatch {
+                        generation: self.generation,
+                        partition: partition.clone(),
+                        messages: Arc::clone(&messages),
+                        ack: AckSender {
+                            commands: self.commands_tx.clone(),
+                            by: subscriber.bit,
+                        },
+                    }));
+                }
+            }
+        }
+        self.flush_outboxes();
+    }
+
+    /// Offers queued items to each subscriber until its mailbox is full.
+    fn flush_outboxes(&mut self) {
+        let mut gone = Vec::new();
+        for (i, subscriber) in self.subscribers.iter_mut().enumerate() {
+            while let Some(item) = subscriber.outbox.pop_front() {
+                match subscriber.sink.offer(item) {
+                    Ok(()) => {}
+                    Err(Offer::Full(item)) => {
+                        subscriber.outbox.push_front(item);
+                        break;
+                    }
+                    Err(Offer::Closed) => {
+                        gone.push(i);
+                        break;
+                    }
+                }
+            }
+        }
+        for i in gone.into_iter().rev() {
+            self.drop_subscriber(i);
+        }
+    }
+
+    /// A subscriber went away. What it never received is released on its behalf;
+    /// what it received and did not acknowledge keeps holding its partitions, so
+    /// nothing is committed past it: those messages come again after a restart or
+    /// a rebalance.
+    fn drop_subscriber(&mut self, index: usize) {
+        let subscriber = self.subscribers.remove(index);
+        for item in subscriber.outbox {
+            if let PullItem::Batch(batch) = item {
+                if let (Some(first), Some(last)) = (batch.messages.first(), batch.messages.last()) {
+                    self.acknowledge(subscriber.bit, &batch.partition, first.offset, last.offset);
+                }
+            }
+        }
+        let message =
+            "a message subscriber stopped; messages it had not acknowledged stay uncommitted"
+                .to_string();
+        let event = GroupEvent::Error(self.error_event(message));
+        self.emit(event);
+    }
+
+    // ---- Commits ----
+
+    /// Commits every partition (or those in `only`) whose acknowledged offset
+    /// moved; returns what was committed.
+    fn commit(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        mode: CommitMode,
+        only: Option<&[TopicPartition]>,
+    ) -> Result<Vec<PartitionOffset>, String> {
+        let mut list = TopicPartitionList::new();
+        let mut offsets = Vec::new();
+        for p in &self.partitions {
+            if only.is_some_and(|only| !only.contains(&p.id)) {
+                continue;
+            }
+            if let Some(offset) = p.ledger.to_commit() {
+                if let Err(e) =
+                    list.add_partition_offset(&p.id.topic, p.id.partition, Offset::Offset(offset))
+                {
+                    return Err(format!("cannot commit {}: {e}", p.id));
+                }
+                offsets.push(PartitionOffset {
+                    partition: p.id.clone(),
+                    offset,
+                });
+            }
+        }
+        self.last_commit = Instant::now();
+        if offsets.is_empty() {
+            return Ok(offsets);
+        }
+        let started = Instant::now();
+        let result = consumer
+            .commit(&list, mode)
+            .map_err(|e| format!("commit failed: {e}"));
+        self.interceptors.after_commit(
+            &self.settings.client,
+            &offsets,
+            result.as_ref().map(|_| ()).map_err(String::as_str),
+            started.elapsed(),
+        );
+        match result {
+            Ok(()) => {
+                for committed in &offsets {
+                    if let Some(i) = self
+                        .partition_index(&committed.partition.topic, committed.partition.partition)
+                    {
+                        self.partitions[i].ledger.mark_committed(committed.offset);
+                    }
+                }
+                Ok(offsets)
+            }
+            Err(message) => {
+                let event = GroupEvent::Error(self.error_event(message.clone()));
+                self.emit(event);
+                Err(message)
+            }
+        }
+    }
+
+    fn commit_due(&mut self, consumer: &BaseConsumer<GroupContext>) {
+        let interval = self.settings.commit_interval;
+        if interval.is_zero() {
+            let _ = self.commit(consumer, CommitMode::Sync, None);
+        } else if self.last_commit.elapsed() >= interval {
+            let _ = self.commit(consumer, CommitMode::Async, None);
+        }
+    }
+
+    // ---- Rebalance ----
+
+    /// The barrier: stop handing out the revoked partitions, wait (up to
+    /// `drainTimeout`) for what subscribers still owe, commit it, let go.
+    fn revoke(&mut self, consumer: &BaseConsumer<GroupContext>, list: &TopicPartitionList) {
+        let revoked = partitions_of(list);
+        for p in self
+            .partitions
+            .iter_mut()
+            .filter(|p| revoked.contains(&p.id))
+        {
+            self.held -= p.ledger.drop_fetched();
+        }
+        // Batches not yet given to a subscriber never will be: release them.
+        let mut undelivered = Vec::new();
+        for subscriber in &mut self.subscribers {
+            subscriber.outbox.retain(|item| match item {
+                PullItem::Batch(batch) if revoked.contains(&batch.partition) => {
+                    if let (Some(first), Some(last)) =
+                        (batch.messages.first(), batch.messages.last())
+                    {
+                        undelivered.push((
+                            subscriber.bit,
+                            batch.partition.clone(),
+                            first.offset,
+                            last.offset,
+                        ));
+                    }
+                    false
+                }
+                _ => true,
+            });
+        }
+        for (bit, partition, from, to) in undelivered {
+            self.acknowledge(bit, &partition, from, to);
+        }
+        self.emit(GroupEvent::Revoked(Revoked {
+            group_id: self.settings.group_id.clone(),
+            generation: self.generation,
+            partitions: revoked.clone(),
+        }));
+
+        let deadline = Instant::now() + self.settings.flow.drain_timeout;
+        loop {
+            let owed: usize = self
+                .partitions
+                .iter()
+                .filter(|p| revoked.contains(&p.id))
+                .map(|p| p.ledger.in_flight())
+                .sum();
+            let now = Instant::now();
+            if owed == 0 || now >= deadline {
+                if owed > 0 {
+                    tracing::warn!(
+                        group = %self.settings.group_id,
+                        unacknowledged = owed,
+                        "revoke: drain timeout passed; unacknowledged messages will be delivered again to the next owner"
+                    );
+                }
+                break;
+            }
+            match self
+                .commands
+                .recv_timeout((deadline - now).min(Duration::from_millis(20)))
+            {
+                Ok(command) => self.handle(consumer, command),
+                Err(RecvTimeoutError::Timeout) => self.flush_outboxes(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let _ = self.commit(consumer, CommitMode::Sync, Some(&revoked));
+        let before = self.partitions.len();
+        let mut released = 0;
+        self.partitions.retain(|p| {
+            let keep = !revoked.contains(&p.id);
+            if !keep {
+                released += p.ledger.held();
+            }
+            keep
+        });
+        self.held -= released;
+        tracing::debug!(group = %self.settings.group_id, revoked = before - self.partitions.len(), "partitions released");
+    }
+
+    fn assign(&mut self, consumer: &BaseConsumer<GroupContext>, list: &TopicPartitionList) {
+        self.generation = generation_of(consumer);
+        let assigned = partitions_of(list);
+        let committed = consumer.committed_offsets(list.clone(), self.settings.coordinator_timeout);
+        let mut partitions = Vec::with_capacity(assigned.len());
+        for id in assigned {
+            let start = committed
+                .as_ref()
+                .ok()
+                .and_then(|c| c.find_partition(&id.topic, id.partition))
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(StartingOffset::Committed(o)),
+                    _ => None,
+                })
+                .unwrap_or(StartingOffset::Reset(self.settings.start_offset));
+            partitions.push((id.clone(), start));
+            if self.partition_index(&id.topic, id.partition).is_none() {
+                self.partitions.push(Partition {
+                    id,
+                    ledger: Ledger::default(),
+                    over: false,
+                    // Unknown after a reassignment: apply_pauses sets it either way.
+                    paused: true,
+                });
+            }
+        }
+        if let Err(e) = committed {
+            let event =
+                GroupEvent::Error(self.error_event(format!("cannot read committed offsets: {e}")));
+            self.emit(event);
+        }
+        self.apply_pauses(consumer);
+        self.emit(GroupEvent::Assigned(Assigned {
+            group_id: self.settings.group_id.clone(),
+            generation: self.generation,
+            partitions,
+        }));
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        let waiting = self.partitions.iter().any(|p| p.paused)
+            || self.subscribers.iter().any(|s| !s.outbox.is_empty());
+        if waiting || self.close_started.is_some() {
+            Duration::from_millis(5)
+        } else {
+            Duration::from_millis(100)
+        }
+    }
+}
+
+/// Why the engine thread ended.
+pub(crate) enum Exit {
+    /// Closed on request.
+    Closed,
+    /// Failed; the actor restarts it.
+    Failed(String),
+}
+
+/// The engine thread's loop. Returns when closed or failed.
+pub(crate) fn run(consumer: BaseConsumer<GroupContext>) -> Exit {
+    let context = Arc::clone(consumer.context());
+    loop {
+        let timeout = {
+            let mut engine = context.lock();
+            engine.serve_commands(&consumer);
+            engine.dispatch();
+            engine.commit_due(&consumer);
+            if let Some(reason) = engine.failure.take() {
+                return Exit::Failed(reason);
+            }
+            if let Some(started) = engine.close_started {
+                if !engine.unsubscribed {
+                    engine.unsubscribed = true;
+                    drop(engine);
+                    // Leaving the subscription revokes everything through the barrier
+                    // on the next poll.
+                    consumer.unsubscribe();
+                    continue;
+                }
+                let drain = engine.settings.flow.drain_timeout;
+                if engine.partitions.is_empty()
+                    || started.elapsed() > drain + Duration::from_secs(5)
+                {
+                    break;
+                }
+            }
+            engine.poll_timeout()
+        };
+        let mut wait = timeout;
+        for _ in 0..POLL_BURST {
+            match consumer.poll(wait) {
+                None => break,
+                Some(Ok(message)) => context.lock().on_message(&consumer, &message),
+                Some(Err(error)) => {
+                    let mut engine = context.lock();
+                    let event =
+                        GroupEvent::Error(engine.error_event(format!("fetch error: {error}")));
+                    engine.emit(event);
+                    break;
+                }
+            }
+            wait = Duration::ZERO;
+        }
+    }
+    let closers = {
+        let mut engine = context.lock();
+        let _ = engine.commit(&consumer, CommitMode::Sync, None);
+        std::mem::take(&mut engine.closers)
+    };
+    // Dropping the consumer leaves the group (librdkafka's consumer close).
+    drop(consumer);
+    for closer in closers {
+        let _ = closer.send(());
+    }
+    Exit::Closed
+}

@@ -1,0 +1,200 @@
+//! Per-partition bookkeeping of a group member: messages fetched but not yet
+//! handed out, messages handed out and awaiting acknowledgement, and the offset
+//! that may be committed. No Kafka here, so the rules can be tested directly.
+//!
+//! The one rule that matters: the committable offset only ever moves to just past
+//! a run of messages that every subscriber acknowledged, so nothing is committed
+//! past a message that was not handled.
+
+use std::collections::VecDeque;
+
+use crate::consumer::ConsumedMessage;
+
+/// Which subscribers still owe an acknowledgement, one bit each.
+pub(crate) type SubscriberMask = u64;
+
+/// The most subscribers a group can have (one bit each in a mask).
+pub(crate) const MAX_SUBSCRIBERS: usize = 64;
+
+#[derive(Debug)]
+struct InFlight {
+    offset: i64,
+    pending: SubscriberMask,
+}
+
+/// One assigned partition.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    fetched: VecDeque<ConsumedMessage>,
+    in_flight: VecDeque<InFlight>,
+    /// The next offset to commit (one past the last message fully acknowledged).
+    committable: Option<i64>,
+    /// The last offset committed to the broker.
+    committed: Option<i64>,
+}
+
+impl Ledger {
+    /// Messages held for this partition: fetched plus awaiting acknowledgement.
+    pub(crate) fn held(&self) -> usize {
+        self.fetched.len() + self.in_flight.len()
+    }
+
+    pub(crate) fn has_fetched(&self) -> bool {
+        !self.fetched.is_empty()
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub(crate) fn push_fetched(&mut self, message: ConsumedMessage) {
+        self.fetched.push_back(message);
+    }
+
+    /// Hands out up to `max` fetched messages, each now owed by `owed_by`.
+    pub(crate) fn take_batch(
+        &mut self,
+        max: usize,
+        owed_by: SubscriberMask,
+    ) -> Vec<ConsumedMessage> {
+        let count = max.min(self.fetched.len());
+        let batch: Vec<ConsumedMessage> = self.fetched.drain(..count).collect();
+        self.in_flight.extend(batch.iter().map(|m| InFlight {
+            offset: m.offset,
+            pending: owed_by,
+        }));
+        batch
+    }
+
+    /// Drops what was fetched but not handed out (the partition is going away, or
+    /// was repositioned); returns how many.
+    pub(crate) fn drop_fetched(&mut self) -> usize {
+        let dropped = self.fetched.len();
+        self.fetched.clear();
+        dropped
+    }
+
+    /// Records that the subscribers in `by` are done with offsets `from..=to`.
+    /// Returns how many messages became fully acknowledged and were released.
+    pub(crate) fn acknowledge(&mut self, by: SubscriberMask, from: i64, to: i64) -> usize {
+        let start = self.in_flight.partition_point(|m| m.offset < from);
+        for entry in self.in_flight.iter_mut().skip(start) {
+            if entry.offset > to {
+                break;
+            }
+            entry.pending &= !by;
+        }
+        let mut released = 0;
+        while let Some(front) = self.in_flight.front() {
+            if front.pending != 0 {
+                break;
+            }
+            self.committable = Some(front.offset + 1);
+            self.in_flight.pop_front();
+            released += 1;
+        }
+        released
+    }
+
+    /// The offset to commit, when it moved past the last commit.
+    pub(crate) fn to_commit(&self) -> Option<i64> {
+        match (self.committable, self.committed) {
+            (Some(next), Some(done)) if next <= done => None,
+            (next, _) => next,
+        }
+    }
+
+    pub(crate) fn mark_committed(&mut self, offset: i64) {
+        self.committed = Some(self.committed.map_or(offset, |c| c.max(offset)));
+    }
+
+    pub(crate) fn committed(&self) -> Option<i64> {
+        self.committed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(offset: i64) -> ConsumedMessage {
+        ConsumedMessage {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    fn ledger_with(offsets: std::ops::Range<i64>) -> Ledger {
+        let mut ledger = Ledger::default();
+        for offset in offsets {
+            ledger.push_fetched(message(offset));
+        }
+        ledger
+    }
+
+    #[test]
+    fn commits_only_past_a_fully_acknowledged_prefix() {
+        let mut ledger = ledger_with(10..15);
+        assert_eq!(ledger.take_batch(5, 0b1).len(), 5);
+        assert_eq!(ledger.to_commit(), None);
+        // 12..=14 acknowledged, 10 and 11 not: nothing may be committed.
+        assert_eq!(ledger.acknowledge(0b1, 12, 14), 0);
+        assert_eq!(ledger.to_commit(), None);
+        assert_eq!(ledger.held(), 5);
+        // 10 acknowledged: commit up to 11 (the next to read), not past it.
+        assert_eq!(ledger.acknowledge(0b1, 10, 10), 1);
+        assert_eq!(ledger.to_commit(), Some(11));
+        // 11 acknowledged: the whole run is done.
+        assert_eq!(ledger.acknowledge(0b1, 11, 11), 4);
+        assert_eq!(ledger.to_commit(), Some(15));
+        assert_eq!(ledger.held(), 0);
+    }
+
+    #[test]
+    fn every_subscriber_must_acknowledge() {
+        let mut ledger = ledger_with(0..3);
+        ledger.take_batch(3, 0b11);
+        ledger.acknowledge(0b01, 0, 2);
+        assert_eq!(
+            ledger.to_commit(),
+            None,
+            "the second subscriber still owes all three"
+        );
+        ledger.acknowledge(0b10, 0, 0);
+        assert_eq!(ledger.to_commit(), Some(1));
+    }
+
+    #[test]
+    fn acknowledging_twice_or_out_of_range_changes_nothing() {
+        let mut ledger = ledger_with(0..2);
+        ledger.take_batch(2, 0b1);
+        ledger.acknowledge(0b1, 0, 0);
+        assert_eq!(ledger.acknowledge(0b1, 0, 0), 0);
+        assert_eq!(ledger.acknowledge(0b1, 50, 60), 0);
+        assert_eq!(ledger.to_commit(), Some(1));
+    }
+
+    #[test]
+    fn a_commit_is_not_repeated() {
+        let mut ledger = ledger_with(0..1);
+        ledger.take_batch(1, 0b1);
+        ledger.acknowledge(0b1, 0, 0);
+        ledger.mark_committed(1);
+        assert_eq!(ledger.to_commit(), None);
+        assert_eq!(ledger.committed(), Some(1));
+    }
+
+    #[test]
+    fn held_counts_fetched_and_unacknowledged() {
+        let mut ledger = ledger_with(0..10);
+        ledger.take_batch(4, 0b1);
+        assert_eq!((ledger.held(), ledger.in_flight()), (10, 4));
+        assert_eq!(ledger.drop_fetched(), 6);
+        assert_eq!(ledger.held(), 4);
+    }
+}

@@ -1,0 +1,539 @@
+//! Consumer groups: `[kafka.consumerGroups.NAME]` as supervised actors that hand
+//! messages and rebalance events to subscriber actors, or to a pull API.
+//!
+//! Two ways to consume, which can be combined:
+//!
+//! - **Push**: [`ConsumerGroup::subscribe`] an actor that handles
+//!   [`MessageBatch`]es (and [`ConsumerGroup::subscribe_events`] one for
+//!   [`GroupEvent`]s). Each batch holds consecutive messages of one partition, in
+//!   offset order; the actor acknowledges them with [`MessageBatch::ack`].
+//! - **Pull**: [`ConsumerGroup::poll`] returns one [`Event`] at a time (message,
+//!   assigned, revoked, error), like the Go `Poll`; acknowledge a message with
+//!   [`ConsumerGroup::ack`] or commit it with [`ConsumerGroup::commit`].
+//!
+//! Commits: what every subscriber acknowledged is committed, synchronously when
+//! `commitInterval` is 0 (the default) or every `commitInterval`; never past a
+//! message not yet acknowledged. At most `maxBuffered` messages are held between
+//! fetch and acknowledgement; beyond that the group pauses its partitions, so a
+//! stalled subscriber costs bounded memory and never blocks a rebalance.
+//!
+//! On revoke the group stops handing out the revoked partitions, waits up to
+//! `drainTimeout` for outstanding acknowledgements, commits, then lets them go. On
+//! close it does the same for every partition and leaves the group.
+
+mod engine;
+mod events;
+mod ledger;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+pub use events::{Assigned, Event, GroupError, GroupEvent, MessageBatch, Revoked};
+
+use engine::{Engine, EngineSettings, Exit, GroupContext, MessageSink};
+use events::{AckSender, Command, PullItem};
+
+use crate::config::ConsumerGroupConfig;
+use crate::consumer::{ConsumedMessage, PartitionOffset, TopicPartition};
+use crate::error::Error;
+use crate::interceptor::{Chain, ClientInfo, ClientKind};
+use crate::supervision::{RestartPolicy, RestartTracker};
+
+const KIND: &str = "consumer group";
+
+/// A snapshot of a group member's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// The current generation (-1 before the first assignment).
+    pub generation: i32,
+    /// Partitions assigned to this member.
+    pub assigned: Vec<TopicPartition>,
+    /// Assigned partitions paused because subscribers are behind.
+    pub paused: Vec<TopicPartition>,
+    /// Messages held now, from fetch until acknowledged.
+    pub held: usize,
+    /// The most messages held at any moment so far (never above `maxBuffered`).
+    pub max_held: usize,
+    /// The last offset committed per partition (the next to read).
+    pub committed: Vec<PartitionOffset>,
+    /// Message subscribers attached (the pull API counts as one).
+    pub subscribers: usize,
+}
+
+/// Everything needed to (re)start the member.
+pub(crate) struct GroupSpec {
+    pub(crate) name: String,
+    pub(crate) config: ConsumerGroupConfig,
+    pub(crate) client_config: rdkafka::ClientConfig,
+    pub(crate) interceptors: Chain,
+    pub(crate) restart_policy: RestartPolicy,
+}
+
+impl GroupSpec {
+    fn client_info(&self) -> ClientInfo {
+        ClientInfo {
+            kind: ClientKind::ConsumerGroup,
+            name: self.name.clone(),
+            topic: self.config.topics.first().cloned(),
+        }
+    }
+
+    /// Creates the consumer, subscribes it, and starts its engine thread, which
+    /// reports its end to `addr`.
+    fn start_engine(&self, addr: Addr<ConsumerGroupActor>) -> Result<Sender<Command>, Error> {
+        let settings = EngineSettings {
+            group_id: self.config.group_id.clone(),
+            client: self.client_info(),
+            flow: self.config.flow.clone(),
+            commit_interval: self.config.fetch.commit_interval,
+            coordinator_timeout: self.config.timeout,
+            start_offset: self.config.fetch.start_offset,
+        };
+        let engine = Engine::new(settings, self.interceptors.clone());
+        let commands = engine.commands();
+        let client_error = |source| Error::Client {
+            kind: KIND,
+            name: self.name.clone(),
+            source,
+        };
+        let consumer =
+            BaseConsumer::from_config_and_context(&self.client_config, GroupContext::new(engine))
+                .map_err(client_error)?;
+        let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(client_error)?;
+        std::thread::Builder::new()
+            .name(format!("ekafka-group-{}", self.name))
+            .spawn(move || {
+                let exit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine::run(consumer)
+                }))
+                .unwrap_or_else(|_| Exit::Failed("the consumer group engine panicked".into()));
+                addr.do_send(EngineExited(exit));
+            })
+            .map_err(|e| Error::GaveUp {
+                kind: KIND,
+                name: self.name.clone(),
+                restarts: 0,
+                reason: format!("cannot start the engine thread: {e}"),
+            })?;
+        Ok(commands)
+    }
+}
+
+/// State shared by the actor and every handle.
+struct Shared {
+    name: String,
+    commands: Mutex<Sender<Command>>,
+    closed: AtomicBool,
+    pull: tokio::sync::Mutex<Option<Pull>>,
+    drain_timeout: Duration,
+}
+
+impl Shared {
+    fn send(&self, command: Command) -> Result<(), Error> {
+        let commands = self
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        commands.send(command).map_err(|_| Error::Closed {
+            kind: KIND,
+            name: self.name.clone(),
+        })
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::Closed {
+            kind: KIND,
+            name: self.name.clone(),
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Error> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(make(reply))?;
+        answer.await.map_err(|_| self.closed_error())
+    }
+}
+
+/// The pull API's end of the engine.
+struct Pull {
+    items: tokio::sync::mpsc::Receiver<PullItem>,
+    ready: VecDeque<Event>,
+    ack: Option<AckSender>,
+}
+
+/// The supervised actor of one group member. Users hold a [`ConsumerGroup`].
+pub struct ConsumerGroupActor {
+    spec: GroupSpec,
+    shared: Arc<Shared>,
+    restarts: RestartTracker,
+    message_subscribers: Vec<Recipient<MessageBatch>>,
+    event_subscribers: Vec<Recipient<GroupEvent>>,
+}
+
+impl Actor for ConsumerGroupActor {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        // Stopped without close (the System is shutting down): still drain and leave.
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let _ = self.shared.send(Command::Close(reply));
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct EngineExited(Exit);
+
+impl Handler<EngineExited> for ConsumerGroupActor {
+    type Result = ();
+
+    fn handle(&mut self, EngineExited(exit): EngineExited, ctx: &mut Self::Context) {
+        let Exit::Failed(reason) = exit else {
+            return;
+        };
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(delay) = self.restarts.next_delay() else {
+            tracing::error!(group = %self.spec.name, %reason, "consumer group exceeded its restart limit; stopping");
+            ctx.stop();
+            return;
+        };
+        tracing::warn!(group = %self.spec.name, %reason, ?delay, "consumer group failed; restarting it");
+        ctx.run_later(delay, |act, ctx| {
+            match act.spec.start_engine(ctx.address()) {
+                Ok(commands) => {
+                    for recipient in &act.message_subscribers {
+                        let (reply, _) = tokio::sync::oneshot::channel();
+                        let _ = commands.send(Command::SubscribeMessages {
+                            sink: MessageSink::Actor(recipient.clone()),
+                            reply,
+                        });
+                    }
+                    for recipient in &act.event_subscribers {
+                        let _ = commands.send(Command::SubscribeEvents(recipient.clone()));
+                    }
+                    *act.shared
+                        .commands
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = commands;
+                }
+                Err(e) => {
+                    ctx.notify(EngineExited(Exit::Failed(e.to_string())));
+                }
+            }
+        });
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+struct Subscribe(Recipient<MessageBatch>);
+
+impl Handler<Subscribe> for ConsumerGroupActor {
+    type Result = ResponseFuture<Result<(), Error>>;
+
+    fn handle(
+        &mut self,
+        Subscribe(recipient): Subscribe,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        self.message_subscribers.push(recipient.clone());
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            shared
+                .ask(|reply| Command::SubscribeMessages {
+                    sink: MessageSink::Actor(recipient),
+                    reply,
+                })
+                .await?
+                .map_err(|reason| Error::Subscription { reason })
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+struct SubscribeEvents(Recipient<GroupEvent>);
+
+impl Handler<SubscribeEvents> for ConsumerGroupActor {
+    type Result = Result<(), Error>;
+
+    fn handle(
+        &mut self,
+        SubscribeEvents(recipient): SubscribeEvents,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        self.event_subscribers.push(recipient.clone());
+        self.shared.send(Command::SubscribeEvents(recipient))
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+struct Close;
+
+impl Handler<Close> for ConsumerGroupActor {
+    type Result = AtomicResponse<Self, Result<(), Error>>;
+
+    fn handle(&mut self, _: Close, _ctx: &mut Self::Context) -> Self::Result {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        let shared = Arc::clone(&self.shared);
+        // Never hang: the engine gets the drain timeout plus time to commit and leave.
+        let limit = shared.drain_timeout + Duration::from_secs(15);
+        let close = async move {
+            match tokio::time::timeout(limit, shared.ask(Command::Close)).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(Error::GaveUp {
+                    kind: KIND,
+                    name: shared.name.clone(),
+                    restarts: 0,
+                    reason: format!(
+                        "close did not finish within {limit:?}; the group is left behind"
+                    ),
+                }),
+            }
+        };
+        AtomicResponse::new(Box::pin(close.into_actor(self).map(|result, _act, ctx| {
+            ctx.stop();
+            result
+        })))
+    }
+}
+
+/// A handle to a running group member. Cheap to clone.
+///
+/// ```no_run
+/// # async fn run(kafka: ekafka::Ekafka) -> Result<(), ekafka::Error> {
+/// use ekafka::consumer::Event;
+/// let group = kafka.consumer_group("cg1")?;
+/// loop {
+///     match group.poll().await? {
+///         Event::Message(message) => {
+///             println!("{:?}", message.value_str());
+///             group.commit(&[message]).await?;
+///         }
+///         Event::Assigned(assigned) => println!("assigned {:?}", assigned.partitions),
+///         Event::Revoked(revoked) => println!("revoked {:?}", revoked.partitions),
+///         Event::Error(error) => eprintln!("{}", error.message),
+///     }
+/// #   break;
+/// }
+/// group.close().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ConsumerGroup {
+    addr: Addr<ConsumerGroupActor>,
+    shared: Arc<Shared>,
+}
+
+impl PartialEq for ConsumerGroup {
+    fn eq(&self, other: &Self) -> bool {
+        self.addr == other.addr
+    }
+}
+
+impl Eq for ConsumerGroup {}
+
+impl std::fmt::Debug for ConsumerGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerGroup")
+            .field("name", &self.shared.name)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl ConsumerGroup {
+    pub(crate) fn start(spec: GroupSpec) -> Result<Self, Error> {
+        let restarts = RestartTracker::new(spec.restart_policy.clone());
+        let drain_timeout = spec.config.flow.drain_timeout;
+        let name = spec.name.clone();
+        // The engine needs the actor's address, and the actor the engine's commands.
+        let context = Context::<ConsumerGroupActor>::new();
+        let commands = spec.start_engine(context.address())?;
+        let shared = Arc::new(Shared {
+            name,
+            commands: Mutex::new(commands),
+            closed: AtomicBool::new(false),
+            pull: tokio::sync::Mutex::new(None),
+            drain_timeout,
+        });
+        let actor = ConsumerGroupActor {
+            spec,
+            shared: Arc::clone(&shared),
+            restarts,
+            message_subscribers: Vec::new(),
+            event_subscribers: Vec::new(),
+        };
+        Ok(ConsumerGroup {
+            addr: context.run(actor),
+            shared,
+        })
+    }
+
+    /// The configured name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// True once closed (or stopped).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst) || !self.addr.connected()
+    }
+
+    fn mailbox_error(&self, _: MailboxError) -> Error {
+        self.shared.closed_error()
+    }
+
+    /// Sends every message, in batches, to `subscriber`, which acknowledges them
+    /// with [`MessageBatch::ack`]. Several subscribers each get every message.
+    pub async fn subscribe(&self, subscriber: Recipient<MessageBatch>) -> Result<(), Error> {
+        self.addr
+            .send(Subscribe(subscriber))
+            .await
+            .map_err(|e| self.mailbox_error(e))?
+    }
+
+    /// Sends every group event (assigned, revoked, error) to `subscriber`.
+    pub async fn subscribe_events(&self, subscriber: Recipient<GroupEvent>) -> Result<(), Error> {
+        self.addr
+            .send(SubscribeEvents(subscriber))
+            .await
+            .map_err(|e| self.mailbox_error(e))?
+    }
+
+    /// The next event: a message, an assignment, a revocation or an error. The
+    /// first call attaches the pull API as a subscriber; messages it returns must
+    /// be acknowledged ([`ack`](Self::ack)) or committed ([`commit`](Self::commit)).
+    pub async fn poll(&self) -> Result<Event, Error> {
+        let mut pull = self.shared.pull.lock().await;
+        loop {
+            if pull.is_none() {
+                let (sink, items) = tokio::sync::mpsc::channel(64);
+                self.shared
+                    .ask(|reply| Command::SubscribeMessages {
+                        sink: MessageSink::Pull(sink),
+                        reply,
+                    })
+                    .await?
+                    .map_err(|reason| Error::Subscription { reason })?;
+                *pull = Some(Pull {
+                    items,
+                    ready: VecDeque::new(),
+                    ack: None,
+                });
+            }
+            let state = pull.as_mut().expect("set above");
+            if let Some(event) = state.ready.pop_front() {
+                return Ok(event);
+            }
+            match state.items.recv().await {
+                Some(PullItem::Batch(batch)) => {
+                    state.ack = Some(batch.ack.clone());
+                    state
+                        .ready
+                        .extend(batch.messages.iter().cloned().map(Event::Message));
+                }
+                Some(PullItem::Event(event)) => return Ok(event.into()),
+                None => {
+                    // The engine stopped: closed for good, or restarting.
+                    *pull = None;
+                    if self.is_closed() {
+                        return Err(self.shared.closed_error());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn pull_ack(&self) -> Option<AckSender> {
+        self.shared
+            .pull
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|p| p.ack.clone())
+    }
+
+    /// Acknowledges a message returned by [`poll`](Self::poll); it is committed
+    /// with the next commit.
+    pub async fn ack(&self, message: &ConsumedMessage) -> Result<(), Error> {
+        let Some(ack) = self.pull_ack().await else {
+            return Ok(());
+        };
+        self.shared.send(Command::Ack {
+            by: ack.by,
+            partition: TopicPartition {
+                topic: Arc::clone(&message.topic),
+                partition: message.partition,
+            },
+            from: message.offset,
+            to: message.offset,
+        })
+    }
+
+    /// Acknowledges messages returned by [`poll`](Self::poll) and commits, now and
+    /// synchronously, every offset that is fully acknowledged: per partition, one
+    /// past the highest message handled, as Go's `CommitMessages` does, but never
+    /// past a message not yet acknowledged. Returns what was committed.
+    pub async fn commit(
+        &self,
+        messages: &[ConsumedMessage],
+    ) -> Result<Vec<PartitionOffset>, Error> {
+        let by = self.pull_ack().await.map_or(0, |a| a.by);
+        let offsets = messages
+            .iter()
+            .map(|m| {
+                let partition = TopicPartition {
+                    topic: Arc::clone(&m.topic),
+                    partition: m.partition,
+                };
+                (partition, m.offset, m.offset)
+            })
+            .collect();
+        self.shared
+            .ask(|reply| Command::Commit { by, offsets, reply })
+            .await?
+            .map_err(|reason| Error::Commit {
+                name: self.shared.name.clone(),
+                reason,
+            })
+    }
+
+    /// Commits, now and synchronously, everything subscribers have acknowledged.
+    pub async fn commit_acknowledged(&self) -> Result<Vec<PartitionOffset>, Error> {
+        self.commit(&[]).await
+    }
+
+    /// Assignment, pauses, buffer use and commits.
+    pub async fn status(&self) -> Result<GroupStatus, Error> {
+        self.shared.ask(Command::Status).await
+    }
+
+    /// Drains (waits up to `drainTimeout` for acknowledgements), commits, leaves
+    /// the group and stops the actor. Never hangs: past its deadline it returns an
+    /// error and lets the member go.
+    pub async fn close(&self) -> Result<(), Error> {
+        self.addr
+            .send(Close)
+            .await
+            .map_err(|e| self.mailbox_error(e))?
+    }
+}

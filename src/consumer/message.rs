@@ -1,0 +1,89 @@
+//! Owned consumed messages and the events a group reports.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::message::{Header, Preview};
+
+/// A message read from Kafka, owned, so it can cross actor boundaries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConsumedMessage {
+    /// Topic (shared between the messages of a partition).
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value; `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<Header>,
+    /// Timestamp in milliseconds since the Unix epoch, when the message has one.
+    pub timestamp: Option<i64>,
+}
+
+impl ConsumedMessage {
+    /// The value of the first header named `key`.
+    pub fn header(&self, key: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value.as_deref())
+    }
+
+    /// The value as UTF-8 text, when it is.
+    pub fn value_str(&self) -> Option<&str> {
+        self.value
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+impl fmt::Debug for ConsumedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumedMessage")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("key", &format_args!("{}", Preview(self.key.as_deref())))
+            .field("value", &format_args!("{}", Preview(self.value.as_deref())))
+            .field("headers", &self.headers)
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
+}
+
+/// A topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// Where consumption of an assigned partition starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingOffset {
+    /// The group's committed offset: the next message to read.
+    Committed(i64),
+    /// Nothing committed yet: the `startOffset` policy applies (first or last).
+    Reset(crate::config::StartOffset),
+}
+
+/// A partition and an offset in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffset {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The offset: for commits, the next offset to read.
+    pub offset: i64,
+}
