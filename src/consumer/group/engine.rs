@@ -582,6 +582,8 @@ impl Engine {
     /// The barrier: stop handing out the revoked partitions, wait (up to
     /// `drainTimeout`) for what subscribers still owe, commit it, let go.
     fn revoke(&mut self, consumer: &BaseConsumer<GroupContext>, list: &TopicPartitionList) {
+        // With cooperative rebalancing the revoke comes within the new generation.
+        self.generation = generation_of(consumer);
         let revoked = partitions_of(list);
         for p in self
             .partitions
