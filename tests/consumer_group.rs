@@ -78,7 +78,6 @@ async fn every_message_arrives_once_in_order_per_partition_and_is_committed() {
 
 // ---- A test member: records what it sees; can hold batches unacknowledged ----
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
@@ -229,7 +228,7 @@ fn two_member_config(fixture: &Fixture, keys: &str) -> String {
     let group_id = unique_name("group");
     format!(
         "{}\n[kafka.consumerGroups.cg2]\ngroupID = {group_id:?}\ntopic = {:?}\n\
-         heartbeatInterval = \"300ms\"\nsessionTimeout = \"6s\"\nmaxWait = \"100ms\"\n{keys}\n",
+         heartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\nmaxWait = \"100ms\"\n{keys}\n",
         group_config(fixture, &group_id, keys),
         fixture.topic
     )
@@ -389,4 +388,80 @@ async fn a_second_member_joining_rebalances_with_a_barrier() {
             seen_at.len()
         );
     }
+}
+
+/// The Go suite's consumer-group scenario: a first member, a second joining later,
+/// then one message produced: it is received once and committed.
+///
+/// With the eager protocol (the default `range`/`roundRobin` balancers) the
+/// rebalance protocol implies exactly 3 assignments and 1 revocation: the first
+/// member is assigned all partitions (1), loses them all when the second joins
+/// (1 revocation), then both are assigned their share of the new generation (2).
+#[actix::test]
+async fn go_scenario_second_member_then_one_message() {
+    let fixture = Fixture::new();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let kafka = Ekafka::from_toml_str(&two_member_config(&fixture, ""), "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut log: Vec<Seen> = Vec::new();
+    let count = |log: &[Seen], assigned: bool| {
+        log.iter()
+            .filter(|s| match s {
+                Seen::Assigned { .. } => assigned,
+                Seen::Revoked { .. } => !assigned,
+                _ => false,
+            })
+            .count()
+    };
+
+    let cg1 = join(&kafka, "cg1", "cg1", false, &seen_tx).await;
+    while count(&log, true) < 1 {
+        log.push(next(&mut seen, "cg1's assignment").await);
+    }
+    let cg2 = join(&kafka, "cg2", "cg2", false, &seen_tx).await;
+    while count(&log, true) < 3 {
+        log.push(next(&mut seen, "the new generation's assignments").await);
+    }
+
+    produce(&kafka, "only", 1).await;
+    let (member, partition, offset) = loop {
+        if let Seen::Batch { member, messages } = next(&mut seen, "the message").await {
+            assert_eq!(messages.len(), 1);
+            break (member, messages[0].0, messages[0].1);
+        }
+    };
+    let owner = if member == "cg1" { &cg1 } else { &cg2 };
+    let committed = owner.commit_acknowledged().await.unwrap();
+    let status = owner.status().await.unwrap();
+    assert!(
+        status
+            .committed
+            .iter()
+            .any(|c| c.partition.partition == partition && c.offset == offset + 1),
+        "offset {} committed on partition {partition}: {committed:?} / {:?}",
+        offset + 1,
+        status.committed
+    );
+
+    let before_close = log.len();
+    cg1.close().await.unwrap();
+    cg2.close().await.unwrap();
+    while let Ok(s) = seen.try_recv() {
+        log.push(s);
+    }
+    let received: usize = log[before_close..]
+        .iter()
+        .map(|s| match s {
+            Seen::Batch { messages, .. } => messages.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(received, 0, "the message was received exactly once");
+    let assigned = count(&log[..before_close], true);
+    let revoked = count(&log[..before_close], false);
+    assert_eq!((assigned, revoked), (3, 1), "{:#?}", summary(&log));
+    // Closing then revokes each member's final share.
+    assert_eq!(count(&log[before_close..], false), 2);
 }

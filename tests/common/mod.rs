@@ -200,7 +200,7 @@ impl std::io::Write for Captured {
 pub fn group_config(fixture: &Fixture, group: &str, group_keys: &str) -> String {
     format!(
         "{}\n[kafka.consumerGroups.cg1]\ngroupID = {group:?}\ntopic = {:?}\n\
-         heartbeatInterval = \"300ms\"\nsessionTimeout = \"6s\"\nmaxWait = \"100ms\"\n{group_keys}\n",
+         heartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\nmaxWait = \"100ms\"\n{group_keys}\n",
         fixture.config(""),
         fixture.topic
     )

@@ -75,6 +75,8 @@ struct Subscriber {
 
 struct Partition {
     id: TopicPartition,
+    /// Where consumption started when it was assigned.
+    start: StartingOffset,
     ledger: Ledger,
     /// Over its share of the bound (with hysteresis).
     over: bool,
@@ -285,7 +287,12 @@ impl Engine {
             Command::SubscribeMessages { sink, reply } => {
                 let _ = reply.send(self.add_subscriber(sink));
             }
-            Command::SubscribeEvents(recipient) => self.event_subscribers.push(recipient),
+            Command::SubscribeEvents(recipient) => {
+                if let Some(current) = self.current_assignment() {
+                    recipient.do_send(GroupEvent::Assigned(current));
+                }
+                self.event_subscribers.push(recipient);
+            }
             Command::Status(reply) => {
                 // Acknowledgements served just before count as committed (when
                 // commits are synchronous), as they will be a moment later.
@@ -307,12 +314,32 @@ impl Engine {
                 "a group takes at most {MAX_SUBSCRIBERS} message subscribers"
             ));
         };
+        let mut outbox = VecDeque::new();
+        if sink.is_pull() {
+            if let Some(current) = self.current_assignment() {
+                outbox.push_back(PullItem::Event(GroupEvent::Assigned(current)));
+            }
+        }
         self.subscribers.push(Subscriber {
             bit: 1 << index,
             sink,
-            outbox: VecDeque::new(),
+            outbox,
         });
         Ok(())
+    }
+
+    /// The assignment so far, told to a subscriber that attaches after it was
+    /// made, so that every subscriber learns which partitions the member holds.
+    fn current_assignment(&self) -> Option<Assigned> {
+        (!self.partitions.is_empty()).then(|| Assigned {
+            group_id: self.settings.group_id.clone(),
+            generation: self.generation,
+            partitions: self
+                .partitions
+                .iter()
+                .map(|p| (p.id.clone(), p.start))
+                .collect(),
+        })
     }
 
     fn status(&self) -> GroupStatus {
@@ -682,6 +709,7 @@ impl Engine {
             if self.partition_index(&id.topic, id.partition).is_none() {
                 self.partitions.push(Partition {
                     id,
+                    start,
                     ledger: Ledger::default(),
                     over: false,
                     // Unknown after a reassignment: apply_pauses sets it either way.
