@@ -234,6 +234,26 @@ fn two_member_config(fixture: &Fixture, keys: &str) -> String {
     )
 }
 
+/// The rebalance events of a log, one line each, for failure messages.
+fn summary(log: &[Seen]) -> Vec<String> {
+    let ids = |ps: &mut dyn Iterator<Item = i32>| ps.collect::<Vec<_>>();
+    log.iter()
+        .filter_map(|s| match s {
+            Seen::Assigned { member, event } => Some(format!(
+                "{member} assigned g{} {:?}",
+                event.generation,
+                ids(&mut event.partitions.iter().map(|(p, _)| p.partition))
+            )),
+            Seen::Revoked { member, event, .. } => Some(format!(
+                "{member} revoked g{} {:?}",
+                event.generation,
+                ids(&mut event.partitions.iter().map(|p| p.partition))
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 fn sorted(
     partitions: impl IntoIterator<Item = ekafka::consumer::TopicPartition>,
 ) -> Vec<ekafka::consumer::TopicPartition> {
@@ -384,8 +404,9 @@ async fn a_second_member_joining_rebalances_with_a_barrier() {
         }
         assert!(
             seen_at.len() <= 2,
-            "{value} delivered {} times",
-            seen_at.len()
+            "{value} delivered {} times: {:#?}",
+            seen_at.len(),
+            summary(&log)
         );
     }
 }
@@ -464,4 +485,163 @@ async fn go_scenario_second_member_then_one_message() {
     assert_eq!((assigned, revoked), (3, 1), "{:#?}", summary(&log));
     // Closing then revokes each member's final share.
     assert_eq!(count(&log[before_close..], false), 2);
+}
+
+#[actix::test]
+async fn a_new_member_resumes_after_the_last_committed_offset() {
+    let fixture = Fixture::new();
+    let kafka = Ekafka::from_toml_str(&group_config(&fixture, &unique_name("group"), ""), "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    produce(&kafka, "first", 90).await;
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (subscriber, mut batches) = forwarder::<MessageBatch>();
+    group.subscribe(subscriber).await.unwrap();
+    let first = receive(&mut batches, 90).await;
+    let committed = group.commit_acknowledged().await.unwrap();
+    group.close().await.unwrap();
+    assert!(group.is_closed());
+
+    produce(&kafka, "second", 90).await;
+    let restarted = kafka.consumer_group("cg1").unwrap();
+    assert_ne!(restarted, group, "a closed member is not handed out again");
+    let (subscriber, mut batches) = forwarder::<MessageBatch>();
+    restarted.subscribe(subscriber).await.unwrap();
+    let second = receive(&mut batches, 90).await;
+    for (partition, messages) in &second {
+        let resumed_at = messages[0].0;
+        let consumed_before = first.get(partition).map_or(0, |m| m.len() as i64);
+        assert_eq!(
+            resumed_at, consumed_before,
+            "partition {partition} resumes right after the last commit"
+        );
+        assert!(
+            messages.iter().all(|(_, v)| v.starts_with("second-")),
+            "nothing handled twice"
+        );
+    }
+    let total: usize = second.values().map(Vec::len).sum();
+    assert_eq!(total, 90, "nothing skipped");
+    // The first member had committed everything it handled (or committed it on close).
+    let _ = committed;
+    restarted.close().await.unwrap();
+}
+
+/// Holds every batch unacknowledged until told to go on, then acknowledges all.
+struct Staller {
+    held: Vec<MessageBatch>,
+    stalled: bool,
+    received: tokio::sync::mpsc::UnboundedSender<usize>,
+}
+
+impl Actor for Staller {
+    type Context = Context<Self>;
+}
+
+impl Handler<MessageBatch> for Staller {
+    type Result = ();
+    fn handle(&mut self, batch: MessageBatch, _: &mut Context<Self>) {
+        let _ = self.received.send(batch.messages().len());
+        if self.stalled {
+            self.held.push(batch);
+        } else {
+            batch.ack();
+        }
+    }
+}
+
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct GoOn;
+
+impl Handler<GoOn> for Staller {
+    type Result = ();
+    fn handle(&mut self, _: GoOn, _: &mut Context<Self>) {
+        self.stalled = false;
+        for batch in self.held.drain(..) {
+            batch.ack();
+        }
+    }
+}
+
+#[actix::test]
+async fn a_stalled_subscriber_pauses_the_partitions_and_memory_stays_bounded() {
+    const BOUND: usize = 1000;
+    const TOTAL: usize = 30_000;
+    let fixture = Fixture::new();
+    let keys = format!("maxBuffered = {BOUND}\ndeliveryBatch = 100");
+    let text = group_config(&fixture, &unique_name("group"), &keys).replace(
+        "batchTimeout = \"5ms\"",
+        "batchTimeout = \"5ms\"\nbatchSize = 5000",
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let producer = kafka.producer("p1").unwrap();
+    for chunk in 0..(TOTAL / 5000) {
+        let messages = (0..5000).map(|i| ekafka::Message::new(format!("m-{}", chunk * 5000 + i)));
+        assert!(producer.write(messages).await.unwrap().is_success());
+    }
+
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (received_tx, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let staller = Staller {
+        held: Vec::new(),
+        stalled: true,
+        received: received_tx,
+    }
+    .start();
+    group.subscribe(staller.clone().recipient()).await.unwrap();
+
+    // The subscriber stops acknowledging: the group fills up to its bound, then
+    // pauses every partition, while tens of thousands of messages wait in Kafka.
+    let mut delivered = 0;
+    let started = std::time::Instant::now();
+    loop {
+        let status = group.status().await.unwrap();
+        assert!(status.held <= BOUND, "held {} > bound {BOUND}", status.held);
+        if status.assigned.len() == 3 && status.paused.len() == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < common::WAIT,
+            "partitions never paused: {status:?}"
+        );
+        tokio::select! {
+            Some(n) = received.recv() => delivered += n,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+        }
+    }
+    while let Ok(n) = received.try_recv() {
+        delivered += n;
+    }
+    assert!(
+        delivered <= BOUND,
+        "the subscriber was handed {delivered} unacknowledged messages"
+    );
+
+    // It catches up: everything arrives, and the bound held throughout.
+    staller.do_send(GoOn);
+    while delivered < TOTAL {
+        delivered += next(
+            &mut received,
+            &format!("message {} of {TOTAL}", delivered + 1),
+        )
+        .await;
+    }
+    assert_eq!(delivered, TOTAL, "every message delivered once");
+    let status = group.status().await.unwrap();
+    assert!(
+        status.max_held <= BOUND,
+        "at most {BOUND} held at any moment, saw {}",
+        status.max_held
+    );
+    assert!(
+        status.max_held >= BOUND / 2,
+        "the bound was actually reached: {}",
+        status.max_held
+    );
+    group.close().await.unwrap();
 }

@@ -31,7 +31,6 @@
 //! | `*.readBackoffMin` / `*.readBackoffMax` | `retry.backoff.ms` / `retry.backoff.max.ms` |
 //! | `*.watchPartitionChanges` + `partitionWatchInterval` | `topic.metadata.refresh.interval.ms` |
 //! | `consumerGroups.*.groupBalancers` | `partition.assignment.strategy` |
-//! | `consumerGroups.*.maxBuffered` | `queued.min.messages` (librdkafka's prefetch), and ekafka's bound |
 //! | `[librdkafka]`, `*.librdkafka` | copied verbatim |
 //!
 //! Always set for consumers: `enable.auto.commit = false` and
@@ -168,8 +167,6 @@ pub fn consumer_group(config: &Config, name: &str, group: &ConsumerGroupConfig) 
     props.set("client.id", format!("ekafka-group-{name}"));
     fetch_and_group(&mut props, &group.fetch, &group.group);
     props.set("group.id", &group.group_id);
-    // librdkafka's own prefetch queue is kept in proportion to ekafka's bound.
-    props.set("queued.min.messages", group.flow.max_buffered.to_string());
     let strategies: Vec<&str> = group
         .group_balancers
         .iter()

@@ -9,11 +9,12 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use actix::dev::SendError;
 use actix::Recipient;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message as _};
@@ -29,8 +30,17 @@ use crate::consumer::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPar
 use crate::interceptor::{Chain, ClientInfo};
 use crate::message::Header;
 
-/// Messages taken from librdkafka per round before handing them out.
-const POLL_BURST: usize = 2000;
+/// Events taken from the main queue per round.
+const POLL_BURST: usize = 100;
+
+/// How long a partition may sit at its share of the bound before it is also
+/// paused in librdkafka, which then drops what it prefetched for it. Shorter
+/// stalls are absorbed by not reading the partition's queue: librdkafka resumes a
+/// paused partition only at its broker thread's next wake-up (up to a second), so
+/// pausing on every brief backlog would throttle a healthy consumer.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
+type Consumer_ = BaseConsumer<GroupContext>;
 
 /// Where a message subscriber's batches go.
 pub(crate) enum MessageSink {
@@ -78,8 +88,10 @@ struct Partition {
     /// Where consumption started when it was assigned.
     start: StartingOffset,
     ledger: Ledger,
-    /// Over its share of the bound (with hysteresis).
-    over: bool,
+    /// This partition's own queue in librdkafka, read only while there is room.
+    queue: Option<PartitionQueue<GroupContext>>,
+    /// Since when the partition has been at its share of the bound.
+    full_since: Option<Instant>,
     /// Whether librdkafka currently has it paused.
     paused: bool,
 }
@@ -105,7 +117,6 @@ pub(crate) struct Engine {
     event_subscribers: Vec<Recipient<GroupEvent>>,
     held: usize,
     max_held: usize,
-    global_pause: bool,
     generation: i32,
     closers: Vec<tokio::sync::oneshot::Sender<()>>,
     close_started: Option<Instant>,
@@ -113,6 +124,8 @@ pub(crate) struct Engine {
     last_commit: Instant,
     rotation: usize,
     failure: Option<String>,
+    /// The consumer, for splitting partition queues inside rebalance callbacks.
+    consumer: Weak<Consumer_>,
 }
 
 /// The librdkafka context: routes logs and rebalance callbacks into the engine.
@@ -153,8 +166,12 @@ impl ClientContext for GroupContext {
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            self.lock().revoke(consumer, list);
+        match rebalance {
+            Rebalance::Revoke(list) => self.lock().revoke(consumer, list),
+            // Split before librdkafka starts fetching, so no message of these
+            // partitions reaches the shared queue.
+            Rebalance::Assign(list) => self.lock().take_partitions(list),
+            Rebalance::Error(_) => {}
         }
     }
 
@@ -169,6 +186,30 @@ impl ConsumerContext for GroupContext {
             }
             Rebalance::Revoke(_) => {}
         }
+    }
+}
+
+/// Copies a librdkafka message into an owned one (the only copy on the way to
+/// subscribers), sharing the partition's topic name.
+fn owned_message(topic: &Arc<str>, message: &BorrowedMessage<'_>) -> ConsumedMessage {
+    ConsumedMessage {
+        topic: Arc::clone(topic),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers: message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        key: h.key.to_string(),
+                        value: h.value.map(<[u8]>::to_vec),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp: message.timestamp().to_millis(),
     }
 }
 
@@ -211,7 +252,6 @@ impl Engine {
             event_subscribers: Vec::new(),
             held: 0,
             max_held: 0,
-            global_pause: false,
             generation: -1,
             closers: Vec::new(),
             close_started: None,
@@ -219,6 +259,7 @@ impl Engine {
             last_commit: Instant::now(),
             rotation: 0,
             failure: None,
+            consumer: Weak::new(),
         }
     }
 
@@ -383,33 +424,50 @@ impl Engine {
             // A message of a partition revoked a moment ago: its next owner reads it.
             return;
         };
-        let owned = ConsumedMessage {
-            topic: Arc::clone(&self.partitions[index].id.topic),
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().map(<[u8]>::to_vec),
-            headers: message
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| Header {
-                            key: h.key.to_string(),
-                            value: h.value.map(<[u8]>::to_vec),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            timestamp: message.timestamp().to_millis(),
-        };
+        let owned = owned_message(&self.partitions[index].id.topic, message);
         self.partitions[index].ledger.push_fetched(owned);
         self.held += 1;
         self.max_held = self.max_held.max(self.held);
-        if self.held >= self.settings.flow.max_buffered
-            || self.partitions[index].ledger.held() >= self.share()
-        {
-            self.apply_pauses(consumer);
+        let _ = consumer;
+    }
+
+    /// Reads each partition's own queue while the partition is under its share
+    /// of the bound (and the member under the bound); returns how many messages
+    /// were read. Partitions without room are simply not read: librdkafka stops
+    /// fetching them once its own queue for them is full.
+    fn fill(&mut self) -> usize {
+        let share = self.share();
+        let bound = self.settings.flow.max_buffered;
+        let mut read = 0;
+        for p in &mut self.partitions {
+            let Some(queue) = &p.queue else { continue };
+            let mut room = share
+                .saturating_sub(p.ledger.held())
+                .min(bound.saturating_sub(self.held));
+            while room > 0 {
+                match queue.poll(Duration::ZERO) {
+                    Some(Ok(message)) => {
+                        p.ledger.push_fetched(owned_message(&p.id.topic, &message));
+                        self.held += 1;
+                        room -= 1;
+                        read += 1;
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(partition = %p.id, error = %error, "fetch error");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let full = p.ledger.held() >= share;
+            match (full, p.full_since) {
+                (true, None) => p.full_since = Some(Instant::now()),
+                (false, Some(_)) => p.full_since = None,
+                _ => {}
+            }
         }
+        self.max_held = self.max_held.max(self.held);
+        read
     }
 
     /// Each partition's share of the bound.
@@ -417,26 +475,21 @@ impl Engine {
         (self.settings.flow.max_buffered / self.partitions.len().max(1)).max(1)
     }
 
-    /// Pauses partitions over their share (or all, over the bound) and resumes
-    /// them once they are down to half of it.
-    fn apply_pauses(&mut self, consumer: &BaseConsumer<GroupContext>) {
-        let bound = self.settings.flow.max_buffered;
-        if self.held >= bound {
-            self.global_pause = true;
-        } else if self.held <= bound / 2 {
-            self.global_pause = false;
-        }
+    /// Pauses, in librdkafka, partitions that have sat at their share for
+    /// [`PAUSE_AFTER`], and resumes them once they are down to half of it.
+    fn apply_pauses(&mut self, consumer: &Consumer_) {
         let share = self.share();
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
         for p in &mut self.partitions {
-            let held = p.ledger.held();
-            if held >= share {
-                p.over = true;
-            } else if held <= share / 2 {
-                p.over = false;
-            }
-            let want = self.global_pause || p.over;
+            let stalled = p
+                .full_since
+                .is_some_and(|since| since.elapsed() >= PAUSE_AFTER);
+            let want = if p.paused {
+                p.ledger.held() > share / 2
+            } else {
+                stalled
+            };
             if want != p.paused {
                 let list = if want { &mut pause } else { &mut resume };
                 list.add_partition(&p.id.topic, p.id.partition);
@@ -444,6 +497,7 @@ impl Engine {
             }
         }
         if pause.count() > 0 {
+            tracing::debug!(group = %self.settings.group_id, partitions = pause.count(), "pausing stalled partitions");
             if let Err(e) = consumer.pause(&pause) {
                 tracing::warn!(error = %e, "pausing partitions failed");
             }
@@ -690,7 +744,30 @@ impl Engine {
         tracing::debug!(group = %self.settings.group_id, revoked = before - self.partitions.len(), "partitions released");
     }
 
+    /// Takes on newly assigned partitions, each with its own queue.
+    fn take_partitions(&mut self, list: &TopicPartitionList) {
+        let consumer = self.consumer.upgrade();
+        for id in partitions_of(list) {
+            if self.partition_index(&id.topic, id.partition).is_some() {
+                continue;
+            }
+            let queue = consumer
+                .as_ref()
+                .and_then(|c| c.split_partition_queue(&id.topic, id.partition));
+            self.partitions.push(Partition {
+                id,
+                start: StartingOffset::Reset(self.settings.start_offset),
+                ledger: Ledger::default(),
+                queue,
+                full_since: None,
+                paused: false,
+            });
+        }
+    }
+
     fn assign(&mut self, consumer: &BaseConsumer<GroupContext>, list: &TopicPartitionList) {
+        // Normally done before the assignment; here too in case librdkafka skipped it.
+        self.take_partitions(list);
         self.generation = generation_of(consumer);
         let assigned = partitions_of(list);
         let committed = consumer.committed_offsets(list.clone(), self.settings.coordinator_timeout);
@@ -706,15 +783,8 @@ impl Engine {
                 })
                 .unwrap_or(StartingOffset::Reset(self.settings.start_offset));
             partitions.push((id.clone(), start));
-            if self.partition_index(&id.topic, id.partition).is_none() {
-                self.partitions.push(Partition {
-                    id,
-                    start,
-                    ledger: Ledger::default(),
-                    over: false,
-                    // Unknown after a reassignment: apply_pauses sets it either way.
-                    paused: true,
-                });
+            if let Some(i) = self.partition_index(&id.topic, id.partition) {
+                self.partitions[i].start = start;
             }
         }
         if let Err(e) = committed {
@@ -730,10 +800,12 @@ impl Engine {
         }));
     }
 
-    fn poll_timeout(&self) -> Duration {
-        let waiting = self.partitions.iter().any(|p| p.paused)
-            || self.subscribers.iter().any(|s| !s.outbox.is_empty());
-        if waiting || self.close_started.is_some() {
+    /// How long to block on the main queue. Messages arrive on partition queues,
+    /// which do not wake that wait, so it stays short while partitions are held.
+    fn poll_timeout(&self, read: usize) -> Duration {
+        if read > 0 {
+            Duration::ZERO
+        } else if !self.partitions.is_empty() || self.close_started.is_some() {
             Duration::from_millis(5)
         } else {
             Duration::from_millis(100)
@@ -751,13 +823,36 @@ pub(crate) enum Exit {
 
 /// The engine thread's loop. Returns when closed or failed.
 pub(crate) fn run(consumer: BaseConsumer<GroupContext>) -> Exit {
+    let consumer = Arc::new(consumer);
     let context = Arc::clone(consumer.context());
+    context.lock().consumer = Arc::downgrade(&consumer);
+    let exit = serve(&consumer, &context);
+    let closers = {
+        let mut engine = context.lock();
+        if matches!(exit, Exit::Closed) {
+            let _ = engine.commit(&consumer, CommitMode::Sync, None);
+        }
+        // Partition queues hold the consumer: let go of them first.
+        engine.partitions.clear();
+        std::mem::take(&mut engine.closers)
+    };
+    // Dropping the consumer leaves the group (librdkafka's consumer close).
+    drop(consumer);
+    for closer in closers {
+        let _ = closer.send(());
+    }
+    exit
+}
+
+fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
     loop {
         let timeout = {
             let mut engine = context.lock();
-            engine.serve_commands(&consumer);
+            engine.serve_commands(consumer);
+            let read = engine.fill();
             engine.dispatch();
-            engine.commit_due(&consumer);
+            engine.commit_due(consumer);
+            engine.apply_pauses(consumer);
             if let Some(reason) = engine.failure.take() {
                 return Exit::Failed(reason);
             }
@@ -774,16 +869,16 @@ pub(crate) fn run(consumer: BaseConsumer<GroupContext>) -> Exit {
                 if engine.partitions.is_empty()
                     || started.elapsed() > drain + Duration::from_secs(5)
                 {
-                    break;
+                    return Exit::Closed;
                 }
             }
-            engine.poll_timeout()
+            engine.poll_timeout(read)
         };
         let mut wait = timeout;
         for _ in 0..POLL_BURST {
             match consumer.poll(wait) {
                 None => break,
-                Some(Ok(message)) => context.lock().on_message(&consumer, &message),
+                Some(Ok(message)) => context.lock().on_message(consumer, &message),
                 Some(Err(error)) => {
                     let mut engine = context.lock();
                     let event =
@@ -795,15 +890,4 @@ pub(crate) fn run(consumer: BaseConsumer<GroupContext>) -> Exit {
             wait = Duration::ZERO;
         }
     }
-    let closers = {
-        let mut engine = context.lock();
-        let _ = engine.commit(&consumer, CommitMode::Sync, None);
-        std::mem::take(&mut engine.closers)
-    };
-    // Dropping the consumer leaves the group (librdkafka's consumer close).
-    drop(consumer);
-    for closer in closers {
-        let _ = closer.send(());
-    }
-    Exit::Closed
 }
