@@ -78,6 +78,7 @@ async fn every_message_arrives_once_in_order_per_partition_and_is_committed() {
 
 // ---- A test member: records what it sees; can hold batches unacknowledged ----
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
@@ -644,4 +645,214 @@ async fn a_stalled_subscriber_pauses_the_partitions_and_memory_stays_bounded() {
         status.max_held
     );
     group.close().await.unwrap();
+}
+
+#[actix::test]
+async fn the_pull_api_returns_events_and_messages_and_commits() {
+    let fixture = Fixture::new();
+    let kafka = Ekafka::from_toml_str(&group_config(&fixture, &unique_name("group"), ""), "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    produce(&kafka, "pulled", 30).await;
+    let group = kafka.consumer_group("cg1").unwrap();
+
+    let mut assigned = None;
+    let mut messages = Vec::new();
+    while messages.len() < 30 {
+        let event = tokio::time::timeout(common::WAIT, group.poll())
+            .await
+            .expect("an event in time")
+            .unwrap();
+        match event {
+            ekafka::Event::Assigned(a) => assigned = Some(a),
+            ekafka::Event::Message(m) => messages.push(m),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let assigned = assigned.expect("the assignment comes before the messages");
+    assert_eq!(assigned.partitions.len(), 3);
+
+    // Commit the first half of each partition: the committed offsets are one past
+    // the highest committed message per partition.
+    let mut by_partition: BTreeMap<i32, Vec<ekafka::ConsumedMessage>> = BTreeMap::new();
+    for m in messages {
+        by_partition.entry(m.partition).or_default().push(m);
+    }
+    let first_halves: Vec<ekafka::ConsumedMessage> = by_partition
+        .values()
+        .flat_map(|ms| ms[..ms.len() / 2].to_vec())
+        .collect();
+    let committed = group.commit(&first_halves).await.unwrap();
+    let committed: BTreeMap<i32, i64> = committed
+        .iter()
+        .map(|c| (c.partition.partition, c.offset))
+        .collect();
+    let expected: BTreeMap<i32, i64> = by_partition
+        .iter()
+        .filter(|(_, ms)| ms.len() >= 2)
+        .map(|(p, ms)| (*p, ms[ms.len() / 2 - 1].offset + 1))
+        .collect();
+    assert_eq!(committed, expected);
+
+    // Acknowledging a later message alone commits nothing past an earlier one.
+    let (partition, ms) = by_partition
+        .iter()
+        .find(|(_, ms)| ms.len() >= 4)
+        .expect("a partition with 4 messages");
+    group.ack(ms.last().unwrap()).await.unwrap();
+    let after = group.commit_acknowledged().await.unwrap();
+    assert!(
+        after.iter().all(|c| c.partition.partition != *partition),
+        "nothing more committed on partition {partition}: {after:?}"
+    );
+    group.close().await.unwrap();
+}
+
+#[actix::test]
+async fn close_never_hangs_on_unacknowledged_messages() {
+    let fixture = Fixture::new();
+    let kafka = Ekafka::from_toml_str(
+        &group_config(&fixture, &unique_name("group"), "drainTimeout = \"300ms\""),
+        "kafka",
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    produce(&kafka, "never-acked", 20).await;
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (subscriber, mut batches) = forwarder::<MessageBatch>();
+    group.subscribe(subscriber).await.unwrap();
+    let batch = next(&mut batches, "a batch").await;
+    assert!(!batch.messages().is_empty());
+    // The batch is held, never acknowledged; close waits for it only drainTimeout.
+    let started = std::time::Instant::now();
+    tokio::time::timeout(common::WAIT, group.close())
+        .await
+        .expect("close returns")
+        .unwrap();
+    assert!(group.is_closed());
+    assert!(started.elapsed() < common::WAIT);
+
+    // Nothing unacknowledged was committed: a new member gets that batch again.
+    let again = kafka.consumer_group("cg1").unwrap();
+    let (subscriber, mut batches) = forwarder::<MessageBatch>();
+    again.subscribe(subscriber).await.unwrap();
+    let redelivered = next(&mut batches, "the unacknowledged batch again").await;
+    let first = &batch.messages()[0];
+    assert!(
+        redelivered
+            .messages()
+            .iter()
+            .any(|m| m.offset <= first.offset)
+            || redelivered.partition() != batch.partition(),
+        "delivery restarts at or before the unacknowledged message"
+    );
+    let mut seen_again = false;
+    let mut pending = Some(redelivered);
+    while !seen_again {
+        let b = match pending.take() {
+            Some(b) => b,
+            None => next(&mut batches, "the unacknowledged message again").await,
+        };
+        seen_again = b
+            .messages()
+            .iter()
+            .any(|m| m.partition == first.partition && m.offset == first.offset);
+        b.ack();
+    }
+    again.close().await.unwrap();
+}
+
+/// Records consume, commit and rebalance hooks.
+struct Hooks(Arc<Mutex<Vec<String>>>);
+
+impl Interceptor for Hooks {
+    fn name(&self) -> &str {
+        "hooks"
+    }
+    fn before_deliver(&self, client: &ClientInfo, messages: &mut [ekafka::ConsumedMessage]) {
+        for m in messages.iter_mut() {
+            m.headers.push(ekafka::Header {
+                key: "seen".into(),
+                value: Some(client.name.as_bytes().to_vec()),
+            });
+        }
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("deliver {}", messages.len()));
+    }
+    fn after_commit(
+        &self,
+        _: &ClientInfo,
+        offsets: &[PartitionOffset],
+        result: Result<(), &str>,
+        _: Duration,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("commit {} ok={}", offsets.len(), result.is_ok()));
+    }
+    fn on_group_event(&self, _: &ClientInfo, event: &GroupEvent) {
+        let name = match event {
+            GroupEvent::Assigned(_) => "assigned",
+            GroupEvent::Revoked(_) => "revoked",
+            GroupEvent::Error(_) => "error",
+        };
+        self.0.lock().unwrap().push(name.to_string());
+    }
+}
+
+#[actix::test]
+async fn interceptors_wrap_consume_commit_and_rebalance() {
+    let fixture = Fixture::new();
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let kafka = Ekafka::from_toml_str(&group_config(&fixture, &unique_name("group"), ""), "kafka")
+        .unwrap()
+        .with_interceptor(Hooks(Arc::clone(&journal)))
+        .build()
+        .unwrap();
+    produce(&kafka, "hooked", 10).await;
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (subscriber, mut batches) = forwarder::<MessageBatch>();
+    group.subscribe(subscriber).await.unwrap();
+    let mut received = 0;
+    while received < 10 {
+        let batch = next(&mut batches, "hooked messages").await;
+        assert!(
+            batch
+                .messages()
+                .iter()
+                .all(|m| m.header("seen") == Some(&b"cg1"[..])),
+            "before_deliver changed them"
+        );
+        received += batch.messages().len();
+        batch.ack();
+    }
+    group.commit_acknowledged().await.unwrap();
+    group.close().await.unwrap();
+    let journal = journal.lock().unwrap().clone();
+    let position = |prefix: &str| journal.iter().position(|e| e.starts_with(prefix));
+    assert_eq!(
+        journal.first().map(String::as_str),
+        Some("assigned"),
+        "{journal:?}"
+    );
+    assert!(
+        position("deliver").is_some() && position("commit").is_some(),
+        "{journal:?}"
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|e| e.starts_with("commit") && e.ends_with("ok=true")),
+        "{journal:?}"
+    );
+    assert_eq!(
+        journal.last().map(String::as_str),
+        Some("revoked"),
+        "close revokes last: {journal:?}"
+    );
 }
