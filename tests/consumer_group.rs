@@ -650,10 +650,13 @@ async fn a_stalled_subscriber_pauses_the_partitions_and_memory_stays_bounded() {
 #[actix::test]
 async fn the_pull_api_returns_events_and_messages_and_commits() {
     let fixture = Fixture::new();
-    let kafka = Ekafka::from_toml_str(&group_config(&fixture, &unique_name("group"), ""), "kafka")
-        .unwrap()
-        .build()
-        .unwrap();
+    let kafka = Ekafka::from_toml_str(
+        &group_config(&fixture, &unique_name("group"), "drainTimeout = \"500ms\""),
+        "kafka",
+    )
+    .unwrap()
+    .build()
+    .unwrap();
     produce(&kafka, "pulled", 30).await;
     let group = kafka.consumer_group("cg1").unwrap();
 
