@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::{
     self, Config, ConfigError, ConfigProblem, Properties, BALANCER_HASH, BALANCER_ROUND_ROBIN,
 };
-use crate::consumer::{ConsumerGroup, GroupSpec};
+use crate::consumer::{Consumer, ConsumerGroup, GroupSpec};
 use crate::error::Error;
 use crate::interceptor::{
     AccessLogInterceptor, Chain, DebugInterceptor, Interceptor, MetricsInterceptor,
@@ -160,6 +160,7 @@ impl EkafkaBuilder {
                 restart_policy: self.restart_policy,
                 producers: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
+                consumers: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -173,6 +174,7 @@ struct Inner {
     restart_policy: RestartPolicy,
     producers: Mutex<HashMap<String, Producer>>,
     groups: Mutex<HashMap<String, ConsumerGroup>>,
+    consumers: Mutex<HashMap<String, Consumer>>,
 }
 
 /// The ekafka component: a validated config and the clients started from it.
@@ -306,6 +308,42 @@ impl Ekafka {
                     interceptors: self.inner.interceptors.clone(),
                     restart_policy: self.inner.restart_policy.clone(),
                 })
+            },
+        )
+    }
+
+    /// The librdkafka properties consumer `name` is created with.
+    pub fn consumer_properties(&self, name: &str) -> Result<Properties, Error> {
+        let config = &self.inner.config;
+        let consumer = config.consumers.get(name).ok_or_else(|| {
+            self.unknown(
+                "consumer",
+                "consumers",
+                name,
+                config.consumers.keys().cloned(),
+            )
+        })?;
+        Ok(config::librdkafka::consumer(config, name, consumer))
+    }
+
+    /// The consumer `name` (`[kafka.consumers.NAME]`), started on first use; the
+    /// same running actor afterwards, a new one after it was closed. Must be called
+    /// inside a running actix System.
+    pub fn consumer(&self, name: &str) -> Result<Consumer, Error> {
+        let properties = self.consumer_properties(name)?;
+        running_or_start(
+            &self.inner.consumers,
+            name,
+            "Ekafka::consumer",
+            Consumer::is_closed,
+            || {
+                let config = &self.inner.config;
+                Consumer::start(
+                    name,
+                    &config.consumers[name],
+                    &properties.to_client_config(),
+                    config.client.timeout,
+                )
             },
         )
     }

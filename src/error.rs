@@ -86,6 +86,14 @@ pub enum Error {
         /// librdkafka's or the broker's explanation.
         reason: String,
     },
+    /// The operation does not apply to this client's configuration.
+    #[error("{name:?}: {reason}")]
+    Unsupported {
+        /// The client's configured name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// A simulated fault could not be injected.
     #[error("cannot inject the fault: {reason}")]
     FaultInjection {

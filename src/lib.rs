@@ -51,7 +51,7 @@ pub mod testing;
 
 pub use component::{Ekafka, EkafkaBuilder};
 pub use config::{Config, ConfigError};
-pub use consumer::{ConsumedMessage, ConsumerGroup, Event, GroupEvent, MessageBatch};
+pub use consumer::{ConsumedMessage, Consumer, ConsumerGroup, Event, GroupEvent, MessageBatch};
 pub use error::{Error, ProduceError, ProduceErrorKind};
 pub use message::{Delivery, Header, Message};
 pub use producer::{Balancer, CloseReport, DeliveryFailed, Outcome, Producer, WriteReport};

@@ -2,12 +2,14 @@
 //! the owned message type.
 
 mod group;
-mod message;
+pub(crate) mod message;
+mod single;
 
 pub use group::{
     Assigned, ConsumerGroup, ConsumerGroupActor, Event, GroupError, GroupEvent, GroupStatus,
     MessageBatch, Revoked,
 };
 pub use message::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
+pub use single::{Consumer, ConsumerActor};
 
 pub(crate) use group::GroupSpec;

@@ -17,7 +17,7 @@ use actix::Recipient;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message as _};
+use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::events::{
@@ -28,7 +28,6 @@ use super::GroupStatus;
 use crate::config::{FlowSettings, StartOffset};
 use crate::consumer::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
 use crate::interceptor::{Chain, ClientInfo};
-use crate::message::Header;
 
 /// Events taken from the main queue per round.
 const POLL_BURST: usize = 100;
@@ -186,30 +185,6 @@ impl ConsumerContext for GroupContext {
             }
             Rebalance::Revoke(_) => {}
         }
-    }
-}
-
-/// Copies a librdkafka message into an owned one (the only copy on the way to
-/// subscribers), sharing the partition's topic name.
-fn owned_message(topic: &Arc<str>, message: &BorrowedMessage<'_>) -> ConsumedMessage {
-    ConsumedMessage {
-        topic: Arc::clone(topic),
-        partition: message.partition(),
-        offset: message.offset(),
-        key: message.key().map(<[u8]>::to_vec),
-        value: message.payload().map(<[u8]>::to_vec),
-        headers: message
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| Header {
-                        key: h.key.to_string(),
-                        value: h.value.map(<[u8]>::to_vec),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        timestamp: message.timestamp().to_millis(),
     }
 }
 
@@ -424,7 +399,7 @@ impl Engine {
             // A message of a partition revoked a moment ago: its next owner reads it.
             return;
         };
-        let owned = owned_message(&self.partitions[index].id.topic, message);
+        let owned = crate::consumer::message::owned(&self.partitions[index].id.topic, message);
         self.partitions[index].ledger.push_fetched(owned);
         self.held += 1;
         self.max_held = self.max_held.max(self.held);
@@ -447,7 +422,8 @@ impl Engine {
             while room > 0 {
                 match queue.poll(Duration::ZERO) {
                     Some(Ok(message)) => {
-                        p.ledger.push_fetched(owned_message(&p.id.topic, &message));
+                        p.ledger
+                            .push_fetched(crate::consumer::message::owned(&p.id.topic, &message));
                         self.held += 1;
                         room -= 1;
                         read += 1;

@@ -1,0 +1,464 @@
+//! Single consumers: `[kafka.consumers.NAME]`, the Go `Consumer` (a kafka-go
+//! reader) as an actor: fetch, read (fetch and commit), commit, seek to an offset
+//! or a time, lag.
+//!
+//! With `partition` (or neither key) it reads that one partition and commits
+//! nothing; with `groupID` it joins the group, shares the topic's partitions with
+//! the other members, and commits to the group. For acknowledgement-driven
+//! commits, bounded buffering and rebalance barriers use a
+//! [consumer group](super::ConsumerGroup) instead.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, DefaultConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{ConsumedMessage, PartitionOffset, TopicPartition};
+use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
+use crate::error::Error;
+
+const KIND: &str = "consumer";
+
+/// How long one blocking poll lasts before a waiting fetch looks at `close`.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+
+struct Inner {
+    name: String,
+    topic: Arc<str>,
+    /// `Some` in partition mode.
+    partition: Option<i32>,
+    consumer: BaseConsumer<DefaultConsumerContext>,
+    /// The next offset to read, once known (partition mode).
+    position: Mutex<Option<i64>>,
+    closed: AtomicBool,
+    timeout: Duration,
+}
+
+impl Inner {
+    fn kafka_error(&self, source: KafkaError) -> Error {
+        Error::Client {
+            kind: KIND,
+            name: self.name.clone(),
+            source,
+        }
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::Closed {
+            kind: KIND,
+            name: self.name.clone(),
+        }
+    }
+
+    fn unsupported(&self, what: &str) -> Error {
+        Error::Unsupported {
+            name: self.name.clone(),
+            reason: format!(
+                "{what} needs `partition` mode (this consumer has a groupID: its group places it)"
+            ),
+        }
+    }
+
+    fn assign_at(&self, offset: Offset) -> Result<(), Error> {
+        let partition = self.partition.ok_or_else(|| self.unsupported("seeking"))?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&self.topic, partition, offset)
+            .map_err(|e| self.kafka_error(e))?;
+        self.consumer
+            .assign(&list)
+            .map_err(|e| self.kafka_error(e))?;
+        *self.position.lock().unwrap_or_else(|e| e.into_inner()) = match offset {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        };
+        Ok(())
+    }
+
+    /// One slice of waiting for a message.
+    fn poll_once(&self) -> Result<Option<ConsumedMessage>, Error> {
+        match self.consumer.poll(POLL_SLICE) {
+            None => Ok(None),
+            Some(Err(e)) => Err(self.kafka_error(e)),
+            Some(Ok(m)) => {
+                let message = super::message::owned(&self.topic, &m);
+                if self.partition.is_some() {
+                    *self.position.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(message.offset + 1);
+                }
+                Ok(Some(message))
+            }
+        }
+    }
+
+    fn commit(&self, messages: &[ConsumedMessage]) -> Result<Vec<PartitionOffset>, Error> {
+        if self.partition.is_some() {
+            return Err(Error::Unsupported {
+                name: self.name.clone(),
+                reason:
+                    "commit needs a groupID: a consumer of one partition has no group to commit to"
+                        .into(),
+            });
+        }
+        let mut highest: std::collections::BTreeMap<TopicPartition, i64> =
+            std::collections::BTreeMap::new();
+        for m in messages {
+            let key = TopicPartition {
+                topic: Arc::clone(&m.topic),
+                partition: m.partition,
+            };
+            let entry = highest.entry(key).or_insert(m.offset);
+            *entry = (*entry).max(m.offset);
+        }
+        let mut list = TopicPartitionList::new();
+        let mut committed = Vec::with_capacity(highest.len());
+        for (partition, offset) in highest {
+            list.add_partition_offset(
+                &partition.topic,
+                partition.partition,
+                Offset::Offset(offset + 1),
+            )
+            .map_err(|e| self.kafka_error(e))?;
+            committed.push(PartitionOffset {
+                partition,
+                offset: offset + 1,
+            });
+        }
+        if committed.is_empty() {
+            return Ok(committed);
+        }
+        self.consumer
+            .commit(&list, rdkafka::consumer::CommitMode::Sync)
+            .map_err(|e| Error::Commit {
+                name: self.name.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(committed)
+    }
+
+    fn lag(&self) -> Result<i64, Error> {
+        let partitions: Vec<(i32, Option<i64>)> = match self.partition {
+            Some(p) => vec![(p, *self.position.lock().unwrap_or_else(|e| e.into_inner()))],
+            None => {
+                let positions = self.consumer.position().map_err(|e| self.kafka_error(e))?;
+                positions
+                    .elements()
+                    .iter()
+                    .map(|e| (e.partition(), e.offset().to_raw()))
+                    .collect()
+            }
+        };
+        let mut lag = 0;
+        for (partition, position) in partitions {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, partition, self.timeout)
+                .map_err(|e| self.kafka_error(e))?;
+            let next = position.filter(|p| *p >= 0).unwrap_or(low);
+            lag += (high - next).max(0);
+        }
+        Ok(lag)
+    }
+}
+
+/// The actor behind a [`Consumer`]. Blocking librdkafka calls run on tokio's
+/// blocking pool, never on the actor's thread.
+pub struct ConsumerActor {
+    inner: Arc<Inner>,
+}
+
+impl Actor for ConsumerActor {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Runs blocking work for the actor off its thread.
+async fn blocking<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    work: impl FnOnce(&Inner) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    if inner.closed.load(Ordering::SeqCst) {
+        return Err(inner.closed_error());
+    }
+    let inner = Arc::clone(inner);
+    let name = inner.name.clone();
+    tokio::task::spawn_blocking(move || work(&inner))
+        .await
+        .map_err(|_| Error::ActorStopped { kind: KIND, name })?
+}
+
+macro_rules! request {
+    ($msg:ident, $result:ty, |$inner:ident, $m:ident| $body:expr) => {
+        impl Handler<$msg> for ConsumerActor {
+            type Result = ResponseFuture<Result<$result, Error>>;
+
+            #[allow(unused_variables)]
+            fn handle(&mut self, $m: $msg, _ctx: &mut Self::Context) -> Self::Result {
+                let $inner = Arc::clone(&self.inner);
+                Box::pin(async move { $body })
+            }
+        }
+    };
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<ConsumedMessage, Error>")]
+struct Fetch;
+
+request!(Fetch, ConsumedMessage, |inner, m| {
+    loop {
+        if let Some(message) = blocking(&inner, Inner::poll_once).await? {
+            return Ok(message);
+        }
+    }
+});
+
+#[derive(Message)]
+#[rtype(result = "Result<Vec<PartitionOffset>, Error>")]
+struct Commit(Vec<ConsumedMessage>);
+
+request!(Commit, Vec<PartitionOffset>, |inner, m| blocking(
+    &inner,
+    move |i| i.commit(&m.0)
+)
+.await);
+
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+struct Seek(i64);
+
+request!(Seek, (), |inner, m| blocking(&inner, move |i| i
+    .assign_at(Offset::Offset(m.0)))
+.await);
+
+#[derive(Message)]
+#[rtype(result = "Result<i64, Error>")]
+struct SeekToTime(i64);
+
+request!(SeekToTime, i64, |inner, m| {
+    blocking(&inner, move |i| {
+        let partition = i
+            .partition
+            .ok_or_else(|| i.unsupported("seeking to a time"))?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&i.topic, partition, Offset::Offset(m.0))
+            .map_err(|e| i.kafka_error(e))?;
+        let found = i
+            .consumer
+            .offsets_for_times(list, i.timeout)
+            .map_err(|e| i.kafka_error(e))?;
+        let offset = match found
+            .find_partition(&i.topic, partition)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) => o,
+            // No message at or after that time: continue from the end.
+            _ => {
+                i.consumer
+                    .fetch_watermarks(&i.topic, partition, i.timeout)
+                    .map_err(|e| i.kafka_error(e))?
+                    .1
+            }
+        };
+        i.assign_at(Offset::Offset(offset))?;
+        Ok(offset)
+    })
+    .await
+});
+
+#[derive(Message)]
+#[rtype(result = "Result<i64, Error>")]
+struct Lag;
+
+request!(Lag, i64, |inner, m| blocking(&inner, Inner::lag).await);
+
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+struct Close;
+
+impl Handler<Close> for ConsumerActor {
+    type Result = Result<(), Error>;
+
+    fn handle(&mut self, _: Close, ctx: &mut Self::Context) -> Self::Result {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        ctx.stop();
+        Ok(())
+    }
+}
+
+/// A handle to a single consumer actor (`[kafka.consumers.NAME]`). Cheap to clone.
+///
+/// ```no_run
+/// # async fn run(kafka: ekafka::Ekafka) -> Result<(), ekafka::Error> {
+/// let consumer = kafka.consumer("c1")?;
+/// let message = consumer.fetch().await?;
+/// println!("{:?} at offset {}", message.value_str(), message.offset);
+/// consumer.commit(&[message]).await?; // with a groupID
+/// println!("{} messages behind", consumer.lag().await?);
+/// consumer.close().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Consumer {
+    addr: Addr<ConsumerActor>,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+impl PartialEq for Consumer {
+    fn eq(&self, other: &Self) -> bool {
+        self.addr == other.addr
+    }
+}
+
+impl Eq for Consumer {}
+
+impl Consumer {
+    pub(crate) fn start(
+        name: &str,
+        config: &ConsumerConfig,
+        client_config: &rdkafka::ClientConfig,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        let client_error = |source| Error::Client {
+            kind: KIND,
+            name: name.to_string(),
+            source,
+        };
+        let mut client_config = client_config.clone();
+        let partition = match &config.assignment {
+            ConsumerAssignment::Partition(p) => {
+                // librdkafka wants a group id even for manual assignment; this one
+                // is never committed to.
+                client_config.set(
+                    "group.id",
+                    format!("ekafka-{name}-{}", crate::testing::unique_name("unused")),
+                );
+                Some(*p)
+            }
+            ConsumerAssignment::Group(_) => None,
+        };
+        let consumer: BaseConsumer = client_config.create().map_err(client_error)?;
+        let inner = Arc::new(Inner {
+            name: name.to_string(),
+            topic: config.topic.as_str().into(),
+            partition,
+            consumer,
+            position: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            timeout,
+        });
+        match partition {
+            Some(_) => {
+                let start = match config.fetch.start_offset {
+                    StartOffset::First => Offset::Beginning,
+                    StartOffset::Last => Offset::End,
+                };
+                inner.assign_at(start)?;
+            }
+            None => inner
+                .consumer
+                .subscribe(&[&config.topic])
+                .map_err(client_error)?,
+        }
+        let addr = ConsumerActor {
+            inner: Arc::clone(&inner),
+        }
+        .start();
+        Ok(Consumer { addr, inner })
+    }
+
+    /// The configured name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst) || !self.addr.connected()
+    }
+
+    async fn ask<M>(&self, message: M) -> Result<M::Result, Error>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ConsumerActor: Handler<M>,
+    {
+        self.addr
+            .send(message)
+            .await
+            .map_err(|_| self.inner.closed_error())
+    }
+
+    /// The next message (waits until there is one; wrap it in a timeout to bound
+    /// the wait). Go's `FetchMessage`.
+    pub async fn fetch(&self) -> Result<ConsumedMessage, Error> {
+        self.ask(Fetch).await?
+    }
+
+    /// The next message, committed before it is returned (group mode). Go's
+    /// `ReadMessage`: at-most-once for that message if the caller then fails.
+    pub async fn read(&self) -> Result<ConsumedMessage, Error> {
+        let message = self.fetch().await?;
+        if self.inner.partition.is_none() {
+            self.commit(std::slice::from_ref(&message)).await?;
+        }
+        Ok(message)
+    }
+
+    /// Commits one past the highest offset of `messages` per partition (group
+    /// mode), synchronously. Go's `CommitMessages`.
+    pub async fn commit(
+        &self,
+        messages: &[ConsumedMessage],
+    ) -> Result<Vec<PartitionOffset>, Error> {
+        self.ask(Commit(messages.to_vec())).await?
+    }
+
+    /// Continues reading at `offset` (partition mode). Go's `SetOffset`.
+    pub async fn seek(&self, offset: i64) -> Result<(), Error> {
+        self.ask(Seek(offset)).await?
+    }
+
+    /// Continues reading at the first message at or after `timestamp_ms` (ms
+    /// since the Unix epoch), or at the end when there is none; returns that
+    /// offset (partition mode). Go's `SetOffsetAt`.
+    pub async fn seek_to_time(&self, timestamp_ms: i64) -> Result<i64, Error> {
+        self.ask(SeekToTime(timestamp_ms)).await?
+    }
+
+    /// The next offset this consumer will read (partition mode), once known.
+    pub fn offset(&self) -> Option<i64> {
+        *self
+            .inner
+            .position
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many messages are behind this consumer's position: the high
+    /// watermark minus the next offset, summed over its partitions. Go's `Lag`.
+    pub async fn lag(&self) -> Result<i64, Error> {
+        self.ask(Lag).await?
+    }
+
+    /// Stops the actor; a waiting fetch returns `Error::Closed`. Group mode
+    /// leaves the group.
+    pub async fn close(&self) -> Result<(), Error> {
+        self.ask(Close).await?
+    }
+}

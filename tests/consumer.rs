@@ -1,0 +1,123 @@
+//! Single consumers (`[kafka.consumers.NAME]`): one partition with seeks and lag,
+//! or a group member with commits, like the Go `Consumer`.
+
+mod common;
+
+use common::{Fixture, WAIT};
+use ekafka::testing::unique_name;
+use ekafka::{Ekafka, Error, Message};
+
+fn kafka(fixture: &Fixture, consumer_keys: &str) -> Ekafka {
+    let text = format!(
+        "{}\n[kafka.consumers.c1]\ntopic = {:?}\nmaxWait = \"100ms\"\nheartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\n{consumer_keys}\n",
+        fixture.config(""),
+        fixture.topic
+    );
+    Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+async fn fetch(consumer: &ekafka::Consumer) -> ekafka::ConsumedMessage {
+    tokio::time::timeout(WAIT, consumer.fetch())
+        .await
+        .expect("a message in time")
+        .expect("fetched")
+}
+
+#[actix::test]
+async fn one_partition_fetch_seek_and_lag() {
+    let fixture = Fixture::new();
+    let kafka = kafka(&fixture, "partition = 1");
+    let base = 1_700_000_000_000;
+    let messages = (0..10).map(|i| {
+        Message::new(format!("v{i}"))
+            .with_partition(1)
+            .with_timestamp(base + i * 1000)
+    });
+    assert!(kafka
+        .producer("p1")
+        .unwrap()
+        .write(messages)
+        .await
+        .unwrap()
+        .is_success());
+
+    let consumer = kafka.consumer("c1").unwrap();
+    for i in 0..10 {
+        let m = fetch(&consumer).await;
+        assert_eq!(
+            (m.partition, m.offset, m.value_str()),
+            (1, i, Some(format!("v{i}").as_str()))
+        );
+    }
+    assert_eq!(consumer.offset(), Some(10));
+    assert_eq!(consumer.lag().await.unwrap(), 0);
+
+    consumer.seek(4).await.unwrap();
+    assert_eq!(consumer.lag().await.unwrap(), 6);
+    assert_eq!(fetch(&consumer).await.offset, 4);
+
+    // No message at or after that time: reading continues at the end. (librdkafka's
+    // embedded cluster cannot search by timestamp at all, so a time inside the
+    // partition is exercised against a real broker, not here.)
+    let at = consumer.seek_to_time(base + 60_000).await.unwrap();
+    assert_eq!(at, 10);
+    assert_eq!(consumer.offset(), Some(10));
+    let later = Message::new("v10")
+        .with_partition(1)
+        .with_timestamp(base + 61_000);
+    assert!(kafka
+        .producer("p1")
+        .unwrap()
+        .write([later])
+        .await
+        .unwrap()
+        .is_success());
+    let m = fetch(&consumer).await;
+    assert_eq!((m.offset, m.value_str()), (10, Some("v10")));
+
+    match consumer.commit(&[m]).await {
+        Err(Error::Unsupported { reason, .. }) => assert!(reason.contains("groupID"), "{reason}"),
+        other => panic!("a partition consumer has no group to commit to: {other:?}"),
+    }
+    consumer.close().await.unwrap();
+    assert!(matches!(consumer.fetch().await, Err(Error::Closed { .. })));
+}
+
+/// The Go suite's first scenario: produce a random message with p1, read it back
+/// with c1 (a group member), then a new member continues after the commit.
+#[actix::test]
+async fn group_member_reads_commits_and_resumes() {
+    let fixture = Fixture::new();
+    let kafka = kafka(&fixture, &format!("groupID = {:?}", unique_name("group")));
+    let random = unique_name("random");
+    common::produce(&kafka, &random, 1).await;
+
+    let consumer = kafka.consumer("c1").unwrap();
+    let m = tokio::time::timeout(WAIT, consumer.read())
+        .await
+        .expect("in time")
+        .unwrap();
+    assert_eq!(m.value_str(), Some(format!("{random}-0").as_str()));
+    assert_eq!(consumer.lag().await.unwrap(), 0);
+    consumer.close().await.unwrap();
+
+    common::produce(&kafka, "after", 1).await;
+    let again = kafka.consumer("c1").unwrap();
+    assert_ne!(again, consumer);
+    let next = fetch(&again).await;
+    assert_eq!(
+        next.value_str(),
+        Some("after-0"),
+        "resumes after the committed message"
+    );
+    let committed = again.commit(std::slice::from_ref(&next)).await.unwrap();
+    assert_eq!(committed[0].offset, next.offset + 1);
+    match again.seek(0).await {
+        Err(Error::Unsupported { .. }) => {}
+        other => panic!("a group member's position is the group's: {other:?}"),
+    }
+    again.close().await.unwrap();
+}
