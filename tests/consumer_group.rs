@@ -859,3 +859,66 @@ async fn interceptors_wrap_consume_commit_and_rebalance() {
         "close revokes last: {journal:?}"
     );
 }
+
+#[actix::test]
+async fn every_subscriber_gets_every_message_and_commits_wait_for_all() {
+    let fixture = Fixture::new();
+    let kafka = Ekafka::from_toml_str(
+        &group_config(
+            &fixture,
+            &unique_name("group"),
+            "commitInterval = \"100ms\"",
+        ),
+        "kafka",
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    produce(&kafka, "both", 60).await;
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (first, mut first_batches) = forwarder::<MessageBatch>();
+    let (second, mut second_batches) = forwarder::<MessageBatch>();
+    group.subscribe(first).await.unwrap();
+    group.subscribe(second).await.unwrap();
+
+    // The first subscriber acknowledges everything; the second nothing yet.
+    let mut second_held = Vec::new();
+    let mut second_count = 0;
+    while second_count < 60 {
+        let batch = next(&mut second_batches, "the second subscriber's messages").await;
+        second_count += batch.messages().len();
+        second_held.push(batch);
+    }
+    let first_all = receive(&mut first_batches, 60).await;
+    assert_eq!(
+        first_all.values().map(Vec::len).sum::<usize>(),
+        60,
+        "both get every message"
+    );
+    let status = group.status().await.unwrap();
+    assert!(
+        status.committed.is_empty(),
+        "nothing committed while one subscriber owes: {status:?}"
+    );
+    assert_eq!(status.held, 60);
+
+    // Once the second acknowledges too, the periodic commit (every 100ms) takes it all.
+    for batch in &second_held {
+        batch.ack();
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let status = group.status().await.unwrap();
+        let committed: i64 = status.committed.iter().map(|c| c.offset).sum();
+        if committed == 60 {
+            assert_eq!(status.held, 0);
+            break;
+        }
+        assert!(
+            started.elapsed() < common::WAIT,
+            "not committed in time: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    group.close().await.unwrap();
+}

@@ -539,8 +539,15 @@ impl Engine {
                 }
             }
         }
-        for i in gone.into_iter().rev() {
-            self.drop_subscriber(i);
+        // Remove every departed subscriber before telling anyone, since telling
+        // flushes again.
+        let departed: Vec<Subscriber> = gone
+            .into_iter()
+            .rev()
+            .map(|i| self.subscribers.remove(i))
+            .collect();
+        for subscriber in departed {
+            self.release_departed(subscriber);
         }
     }
 
@@ -548,8 +555,7 @@ impl Engine {
     /// what it received and did not acknowledge keeps holding its partitions, so
     /// nothing is committed past it: those messages come again after a restart or
     /// a rebalance.
-    fn drop_subscriber(&mut self, index: usize) {
-        let subscriber = self.subscribers.remove(index);
+    fn release_departed(&mut self, subscriber: Subscriber) {
         for item in subscriber.outbox {
             if let PullItem::Batch(batch) = item {
                 if let (Some(first), Some(last)) = (batch.messages.first(), batch.messages.last()) {
