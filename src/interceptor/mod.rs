@@ -16,7 +16,7 @@
 //! access log (`enableAccessInterceptor`), so that debug and access logs show what
 //! is really sent, headers included. When an interceptor rejects a write, the
 //! interceptors inside it and the client never see it, and the ones outside it see
-//! every message failed with [`ProduceErrorKind::Rejected`](crate::ProduceErrorKind::Rejected).
+//! every message failed with [`ProduceErrorKind::Rejected`](crate::ProduceErrorKind).
 
 mod access;
 mod debug;
