@@ -83,6 +83,23 @@ impl Message {
     }
 }
 
+/// Copies the headers of a librdkafka message.
+pub(crate) fn owned_headers(message: &rdkafka::message::BorrowedMessage<'_>) -> Vec<Header> {
+    use rdkafka::message::{Headers, Message as _};
+    message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| Header {
+                    key: h.key.to_string(),
+                    value: h.value.map(<[u8]>::to_vec),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Shows bytes as text when they are UTF-8, cut to a readable length.
 pub(crate) struct Preview<'a>(pub(crate) Option<&'a [u8]>);
 

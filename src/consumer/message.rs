@@ -60,24 +60,14 @@ pub(crate) fn owned(
     topic: &Arc<str>,
     message: &rdkafka::message::BorrowedMessage<'_>,
 ) -> ConsumedMessage {
-    use rdkafka::message::{Headers, Message as _};
+    use rdkafka::message::Message as _;
     ConsumedMessage {
         topic: Arc::clone(topic),
         partition: message.partition(),
         offset: message.offset(),
         key: message.key().map(<[u8]>::to_vec),
         value: message.payload().map(<[u8]>::to_vec),
-        headers: message
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| Header {
-                        key: h.key.to_string(),
-                        value: h.value.map(<[u8]>::to_vec),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        headers: crate::message::owned_headers(message),
         timestamp: message.timestamp().to_millis(),
     }
 }

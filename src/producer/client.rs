@@ -9,7 +9,7 @@ use actix::Recipient;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header as RdHeader, Headers, Message as _, OwnedHeaders};
+use rdkafka::message::{Header as RdHeader, Message as _, OwnedHeaders};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig, ThreadedProducer,
 };
@@ -20,7 +20,7 @@ use super::balancer::BalancerAdapter;
 use super::report::Outcome;
 use super::tracker::Tracker;
 use crate::error::{ProduceError, ProduceErrorKind};
-use crate::message::{Delivery, Header, Message};
+use crate::message::{Delivery, Message};
 
 /// A delivery failure of an `async` producer, sent to its error subscriber.
 #[derive(Debug, Clone, actix::Message)]
@@ -195,17 +195,7 @@ fn message_from(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
         partition: (m.partition() >= 0).then_some(m.partition()),
         key: m.key().map(<[u8]>::to_vec),
         value: m.payload().map(<[u8]>::to_vec),
-        headers: m
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| Header {
-                        key: h.key.to_string(),
-                        value: h.value.map(<[u8]>::to_vec),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        headers: crate::message::owned_headers(m),
         timestamp: m.timestamp().to_millis(),
     }
 }
