@@ -516,3 +516,47 @@ async fn every_subscriber_gets_every_message_and_commits_wait_for_all() {
     }
     group.close().await.unwrap();
 }
+
+#[actix::test]
+async fn a_fatally_failed_member_is_restarted_and_its_subscriber_keeps_receiving() {
+    let fixture = Fixture::new();
+    let kafka = Ekafka::from_toml_str(&group_config(&fixture, &unique_name("group"), ""), "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    produce(&kafka, "before", 30).await;
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (subscriber, mut batches) = forwarder::<MessageBatch>();
+    group.subscribe(subscriber).await.unwrap();
+    let before = receive(&mut batches, 30).await;
+    let committed = group.commit_acknowledged().await.unwrap();
+    assert!(!committed.is_empty() || group.status().await.unwrap().committed.len() == 3);
+
+    group
+        .simulate_fatal_error("test-induced fencing")
+        .await
+        .unwrap();
+    produce(&kafka, "after", 30).await;
+    // The actor starts a new member behind the same handle, re-attaches the
+    // subscriber, and consumption continues after the last commit.
+    let after = receive(&mut batches, 30).await;
+    let values: HashSet<&str> = after
+        .values()
+        .flat_map(|ms| ms.iter().map(|(_, v)| v.as_str()))
+        .collect();
+    let expected: HashSet<String> = (0..30).map(|i| format!("after-{i}")).collect();
+    assert_eq!(
+        values,
+        expected.iter().map(String::as_str).collect(),
+        "only the new messages, each once"
+    );
+    for (partition, messages) in &after {
+        assert_eq!(
+            messages[0].0,
+            before.get(partition).map_or(0, |m| m.len() as i64),
+            "partition {partition} resumes after the commit"
+        );
+    }
+    assert!(!group.is_closed());
+    group.close().await.unwrap();
+}

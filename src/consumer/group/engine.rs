@@ -319,6 +319,9 @@ impl Engine {
                 self.closers.push(reply);
                 self.close_started.get_or_insert_with(Instant::now);
             }
+            Command::SimulateFatalError { reason, reply } => {
+                let _ = reply.send(raise_fatal_error(consumer, &reason));
+            }
         }
     }
 
@@ -796,6 +799,7 @@ impl Engine {
 }
 
 /// Why the engine thread ended.
+#[derive(Clone)]
 pub(crate) enum Exit {
     /// Closed on request.
     Closed,
@@ -804,11 +808,42 @@ pub(crate) enum Exit {
 }
 
 /// The engine thread's loop. Returns when closed or failed.
-pub(crate) fn run(consumer: BaseConsumer<GroupContext>) -> Exit {
+/// Makes librdkafka raise a fatal error in this consumer, as a fenced static
+/// member would see, so tests can watch the group restart.
+fn raise_fatal_error(consumer: &Consumer_, reason: &str) -> Result<(), String> {
+    let reason =
+        std::ffi::CString::new(reason).map_err(|_| "reason contains a NUL byte".to_string())?;
+    // SAFETY: the handle is live for the call; librdkafka copies the reason.
+    let code = unsafe {
+        rdkafka::bindings::rd_kafka_test_fatal_error(
+            consumer.client().native_ptr(),
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+            reason.as_ptr(),
+        )
+    };
+    if code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        Ok(())
+    } else {
+        Err(format!(
+            "librdkafka refused to raise the fatal error: {code:?}"
+        ))
+    }
+}
+
+/// Runs the engine until it is closed or fails; `on_exit` hears why before the
+/// consumer is dropped (leaving the group can take a while, and a restart need
+/// not wait for it).
+pub(crate) fn run(consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce(&Exit)) -> Exit {
     let consumer = Arc::new(consumer);
     let context = Arc::clone(consumer.context());
     context.lock().consumer = Arc::downgrade(&consumer);
     let exit = serve(&consumer, &context);
+    let mut on_exit = Some(on_exit);
+    if matches!(exit, Exit::Failed(_)) {
+        if let Some(notify) = on_exit.take() {
+            notify(&exit);
+        }
+    }
     let closers = {
         let mut engine = context.lock();
         if matches!(exit, Exit::Closed) {
@@ -822,6 +857,9 @@ pub(crate) fn run(consumer: BaseConsumer<GroupContext>) -> Exit {
     drop(consumer);
     for closer in closers {
         let _ = closer.send(());
+    }
+    if let Some(notify) = on_exit.take() {
+        notify(&exit);
     }
     exit
 }
@@ -861,6 +899,9 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
             match consumer.poll(wait) {
                 None => break,
                 Some(Ok(message)) => context.lock().on_message(consumer, &message),
+                Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                    return Exit::Failed(format!("fatal consumer error: {code}"));
+                }
                 Some(Err(error)) => {
                     let mut engine = context.lock();
                     let event =

@@ -75,6 +75,10 @@ pub(crate) enum Command {
     SubscribeEvents(actix::Recipient<GroupEvent>),
     Status(tokio::sync::oneshot::Sender<super::GroupStatus>),
     Close(tokio::sync::oneshot::Sender<()>),
+    SimulateFatalError {
+        reason: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Where acknowledgements go, and on whose behalf.

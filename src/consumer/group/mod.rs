@@ -111,11 +111,21 @@ impl GroupSpec {
         std::thread::Builder::new()
             .name(format!("ekafka-group-{}", self.name))
             .spawn(move || {
-                let exit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    engine::run(consumer)
-                }))
-                .unwrap_or_else(|_| Exit::Failed("the consumer group engine panicked".into()));
-                addr.do_send(EngineExited(exit));
+                let told = Arc::new(AtomicBool::new(false));
+                let (notify, told_in_run) = (addr.clone(), Arc::clone(&told));
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine::run(consumer, move |exit| {
+                        told_in_run.store(true, Ordering::SeqCst);
+                        notify.do_send(EngineExited(exit.clone()));
+                    })
+                }));
+                // A panic after the exit was reported (while leaving) must not
+                // start a second engine.
+                if ran.is_err() && !told.load(Ordering::SeqCst) {
+                    addr.do_send(EngineExited(Exit::Failed(
+                        "the consumer group engine panicked".into(),
+                    )));
+                }
             })
             .map_err(|e| Error::GaveUp {
                 kind: KIND,
@@ -520,6 +530,17 @@ impl ConsumerGroup {
     /// Commits, now and synchronously, everything subscribers have acknowledged.
     pub async fn commit_acknowledged(&self) -> Result<Vec<PartitionOffset>, Error> {
         self.commit(&[]).await
+    }
+
+    /// Makes the underlying librdkafka consumer fail fatally, as a fenced member
+    /// does, so tests can watch the actor restart it; subscribers stay attached
+    /// and consumption resumes from the last commit.
+    pub async fn simulate_fatal_error(&self, reason: &str) -> Result<(), Error> {
+        let reason = reason.to_string();
+        self.shared
+            .ask(|reply| Command::SimulateFatalError { reason, reply })
+            .await?
+            .map_err(|reason| Error::FaultInjection { reason })
     }
 
     /// Assignment, pauses, buffer use and commits.
