@@ -397,7 +397,9 @@ impl Engine {
 
     // ---- Fetching and handing out ----
 
-    fn on_message(&mut self, consumer: &BaseConsumer<GroupContext>, message: &BorrowedMessage<'_>) {
+    /// A message from the shared queue: one of a partition not (yet) given its
+    /// own queue.
+    fn on_message(&mut self, message: &BorrowedMessage<'_>) {
         let Some(index) = self.partition_index(message.topic(), message.partition()) else {
             // A message of a partition revoked a moment ago: its next owner reads it.
             return;
@@ -406,7 +408,6 @@ impl Engine {
         self.partitions[index].ledger.push_fetched(owned);
         self.held += 1;
         self.max_held = self.max_held.max(self.held);
-        let _ = consumer;
     }
 
     /// Reads each partition's own queue while the partition is under its share
@@ -898,7 +899,7 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
         for _ in 0..POLL_BURST {
             match consumer.poll(wait) {
                 None => break,
-                Some(Ok(message)) => context.lock().on_message(consumer, &message),
+                Some(Ok(message)) => context.lock().on_message(&message),
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
                     return Exit::Failed(format!("fatal consumer error: {code}"));
                 }
