@@ -1,0 +1,153 @@
+//! The rebalance barrier: taking partitions on, letting them go.
+
+use super::*;
+
+impl Engine {
+    /// The barrier: stop handing out the revoked partitions, wait (up to
+    /// `drainTimeout`) for what subscribers still owe, commit it, let go.
+    pub(super) fn revoke(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        list: &TopicPartitionList,
+    ) {
+        // With cooperative rebalancing the revoke comes within the new generation.
+        self.generation = generation_of(consumer);
+        let revoked = partitions_of(list);
+        for p in self
+            .partitions
+            .iter_mut()
+            .filter(|p| revoked.contains(&p.id))
+        {
+            self.held -= p.ledger.drop_fetched();
+        }
+        // Batches not yet given to a subscriber never will be: release them.
+        let mut undelivered = Vec::new();
+        for subscriber in &mut self.subscribers {
+            subscriber.outbox.retain(|item| match item {
+                PullItem::Batch(batch) if revoked.contains(&batch.partition) => {
+                    if let (Some(first), Some(last)) =
+                        (batch.messages.first(), batch.messages.last())
+                    {
+                        undelivered.push((
+                            subscriber.bit,
+                            batch.partition.clone(),
+                            first.offset,
+                            last.offset,
+                        ));
+                    }
+                    false
+                }
+                _ => true,
+            });
+        }
+        for (bit, partition, from, to) in undelivered {
+            self.acknowledge(bit, &partition, from, to);
+        }
+        self.emit(GroupEvent::Revoked(Revoked {
+            group_id: self.settings.group_id.clone(),
+            generation: self.generation,
+            partitions: revoked.clone(),
+        }));
+
+        let deadline = Instant::now() + self.settings.flow.drain_timeout;
+        loop {
+            let owed: usize = self
+                .partitions
+                .iter()
+                .filter(|p| revoked.contains(&p.id))
+                .map(|p| p.ledger.in_flight())
+                .sum();
+            let now = Instant::now();
+            if owed == 0 || now >= deadline {
+                if owed > 0 {
+                    tracing::warn!(
+                        group = %self.settings.group_id,
+                        unacknowledged = owed,
+                        "revoke: drain timeout passed; unacknowledged messages will be delivered again to the next owner"
+                    );
+                }
+                break;
+            }
+            match self
+                .commands
+                .recv_timeout((deadline - now).min(Duration::from_millis(20)))
+            {
+                Ok(command) => self.handle(consumer, command),
+                Err(RecvTimeoutError::Timeout) => self.flush_outboxes(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let _ = self.commit(consumer, CommitMode::Sync, Some(&revoked));
+        let before = self.partitions.len();
+        let mut released = 0;
+        self.partitions.retain(|p| {
+            let keep = !revoked.contains(&p.id);
+            if !keep {
+                released += p.ledger.held();
+            }
+            keep
+        });
+        self.held -= released;
+        tracing::debug!(group = %self.settings.group_id, revoked = before - self.partitions.len(), "partitions released");
+    }
+
+    /// Takes on newly assigned partitions, each with its own queue.
+    pub(super) fn take_partitions(&mut self, list: &TopicPartitionList) {
+        let consumer = self.consumer.upgrade();
+        for id in partitions_of(list) {
+            if self.partition_index(&id.topic, id.partition).is_some() {
+                continue;
+            }
+            let queue = consumer
+                .as_ref()
+                .and_then(|c| c.split_partition_queue(&id.topic, id.partition));
+            self.partitions.push(Partition {
+                id,
+                start: StartingOffset::Reset(self.settings.start_offset),
+                ledger: Ledger::default(),
+                queue,
+                full_since: None,
+                paused: false,
+            });
+        }
+    }
+
+    pub(super) fn assign(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        list: &TopicPartitionList,
+    ) {
+        // Normally done before the assignment; here too in case librdkafka skipped it.
+        self.take_partitions(list);
+        self.generation = generation_of(consumer);
+        let assigned = partitions_of(list);
+        let committed = consumer.committed_offsets(list.clone(), self.settings.coordinator_timeout);
+        let mut partitions = Vec::with_capacity(assigned.len());
+        for id in assigned {
+            let start = committed
+                .as_ref()
+                .ok()
+                .and_then(|c| c.find_partition(&id.topic, id.partition))
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(StartingOffset::Committed(o)),
+                    _ => None,
+                })
+                .unwrap_or(StartingOffset::Reset(self.settings.start_offset));
+            partitions.push((id.clone(), start));
+            if let Some(i) = self.partition_index(&id.topic, id.partition) {
+                self.partitions[i].start = start;
+            }
+        }
+        if let Err(e) = committed {
+            let event =
+                GroupEvent::Error(self.error_event(format!("cannot read committed offsets: {e}")));
+            self.emit(event);
+        }
+        self.apply_pauses(consumer);
+        self.emit(GroupEvent::Assigned(Assigned {
+            group_id: self.settings.group_id.clone(),
+            generation: self.generation,
+            partitions,
+        }));
+    }
+}
