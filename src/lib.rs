@@ -45,6 +45,7 @@ mod error;
 pub mod interceptor;
 mod message;
 pub mod producer;
+pub mod server;
 mod supervision;
 mod telemetry;
 pub mod testing;

@@ -32,7 +32,7 @@ pub use producer::{
 };
 pub use properties::Properties;
 pub use secret::Secret;
-pub use server::ConsumerServerConfig;
+pub use server::{ConsumerServerConfig, DeadLetter, RetrySettings};
 
 use reader::{normalize_key, Section};
 

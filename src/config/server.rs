@@ -1,7 +1,40 @@
 //! `[kafkaConsumerServers.NAME]`: which consumer a consumer server drives.
 
+use std::time::Duration;
+
 use super::error::{ConfigError, ConfigProblem};
 use super::reader::Section;
+
+/// How a failed handler is retried (`retries`, `retryBackoff`, `retryBackoffMax`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySettings {
+    /// `retries` (3, like Go): further attempts after a recoverable failure.
+    pub retries: u32,
+    /// `retryBackoff` (100ms): the delay before the first retry; it doubles for
+    /// each next one, with jitter.
+    pub backoff: Duration,
+    /// `retryBackoffMax` (10s): the longest delay between attempts.
+    pub backoff_max: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            retries: 3,
+            backoff: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where messages go that failed for good (`deadLetterProducer`, `deadLetterTopic`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// `deadLetterProducer`: a `[kafka.producers.NAME]` to write with.
+    pub producer: String,
+    /// `deadLetterTopic`: the topic; without it, the producer's own `topic`.
+    pub topic: Option<String>,
+}
 
 /// One consumer server: `[kafkaConsumerServers.NAME]`, a section of its own beside
 /// `[kafka]`, as in the Go guide.
@@ -24,6 +57,10 @@ pub struct ConsumerServerConfig {
     pub consumer_name: Option<String>,
     /// `consumerGroupName`: a `[kafka.consumerGroups.NAME]` to drive.
     pub consumer_group_name: Option<String>,
+    /// Retries of recoverable handler failures.
+    pub retry: RetrySettings,
+    /// The dead-letter destination, when configured.
+    pub dead_letter: Option<DeadLetter>,
 }
 
 impl ConsumerServerConfig {
@@ -35,6 +72,8 @@ impl ConsumerServerConfig {
             consumer_group_name: section
                 .string("consumerGroupName")?
                 .filter(|n| !n.is_empty()),
+            retry: read_retry(section)?,
+            dead_letter: read_dead_letter(section)?,
         };
         if config.consumer_name.is_none() && config.consumer_group_name.is_none() {
             return Err(ConfigError::new(
@@ -43,5 +82,50 @@ impl ConsumerServerConfig {
             ));
         }
         Ok(config)
+    }
+}
+
+fn read_retry(section: &Section<'_>) -> Result<RetrySettings, ConfigError> {
+    let defaults = RetrySettings::default();
+    let retry = RetrySettings {
+        retries: section
+            .integer_in("retries", 0, 1000)?
+            .map_or(defaults.retries, |v| v as u32),
+        backoff: section
+            .duration("retryBackoff")?
+            .unwrap_or(defaults.backoff),
+        backoff_max: section
+            .duration("retryBackoffMax")?
+            .unwrap_or(defaults.backoff_max),
+    };
+    if retry.backoff > retry.backoff_max {
+        let key = if section.value("retryBackoff").is_some() {
+            "retryBackoff"
+        } else {
+            "retryBackoffMax"
+        };
+        return Err(section.invalid(
+            key,
+            section
+                .value(key)
+                .expect("defaults are ordered, so one key is set"),
+            "retryBackoff no longer than retryBackoffMax",
+        ));
+    }
+    Ok(retry)
+}
+
+fn read_dead_letter(section: &Section<'_>) -> Result<Option<DeadLetter>, ConfigError> {
+    let producer = section
+        .string("deadLetterProducer")?
+        .filter(|p| !p.is_empty());
+    let topic = section.string("deadLetterTopic")?.filter(|t| !t.is_empty());
+    match (producer, topic) {
+        (Some(producer), topic) => Ok(Some(DeadLetter { producer, topic })),
+        (None, Some(_)) => Err(ConfigError::new(
+            section.key_path("deadLetterProducer"),
+            ConfigProblem::Missing,
+        )),
+        (None, None) => Ok(None),
     }
 }

@@ -1,0 +1,297 @@
+//! Each-message mode: a handler per message, retried with backoff when it fails
+//! recoverably, dead-lettered (or stopping its partition) when it fails for good.
+//! Partitions are handled independently: while one waits for a retry, the others
+//! keep flowing; within a partition, messages are handled one at a time, in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll};
+
+use actix::prelude::*;
+
+use super::outcome::{FailureAction, HandlerError, HandlerFailure};
+use crate::config::RetrySettings;
+use crate::consumer::{ConsumedMessage, MessageBatch, TopicPartition};
+use crate::message::Message as OutgoingMessage;
+use crate::producer::Producer;
+use crate::supervision::{backoff_with_jitter, RestartPolicy};
+
+/// The handler, boxed: any async function of a message.
+pub(crate) type BoxedHandler =
+    Rc<dyn Fn(ConsumedMessage) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>>>>>;
+
+/// Where failed-for-good messages go.
+#[derive(Clone)]
+pub(crate) struct DeadLetterSink {
+    pub(crate) producer: Producer,
+    pub(crate) topic: Option<String>,
+}
+
+/// Header names on dead-lettered messages.
+pub mod headers {
+    /// The topic the message was consumed from.
+    pub const ORIGINAL_TOPIC: &str = "ekafka.original.topic";
+    /// Its partition.
+    pub const ORIGINAL_PARTITION: &str = "ekafka.original.partition";
+    /// Its offset.
+    pub const ORIGINAL_OFFSET: &str = "ekafka.original.offset";
+    /// The last error's text.
+    pub const ERROR: &str = "ekafka.error";
+    /// How many times the handler was tried.
+    pub const ATTEMPTS: &str = "ekafka.attempts";
+}
+
+pub(crate) struct EachMessageActor {
+    pub(crate) name: String,
+    pub(crate) handler: BoxedHandler,
+    pub(crate) retry: RetrySettings,
+    pub(crate) dead_letter: Option<DeadLetterSink>,
+    pub(crate) errors: Option<Recipient<HandlerFailure>>,
+    queued: HashMap<TopicPartition, VecDeque<MessageBatch>>,
+    busy: HashMap<TopicPartition, bool>,
+    /// Partitions stopped on a message that failed for good (no dead-letter topic).
+    stopped: HashMap<TopicPartition, i64>,
+}
+
+impl EachMessageActor {
+    pub(crate) fn new(
+        name: String,
+        handler: BoxedHandler,
+        retry: RetrySettings,
+        dead_letter: Option<DeadLetterSink>,
+    ) -> Self {
+        EachMessageActor {
+            name,
+            handler,
+            retry,
+            dead_letter,
+            errors: None,
+            queued: HashMap::new(),
+            busy: HashMap::new(),
+            stopped: HashMap::new(),
+        }
+    }
+
+    /// Starts handling the next batch of `partition` unless one is in progress.
+    fn pump(&mut self, partition: TopicPartition, ctx: &mut Context<Self>) {
+        if self.busy.get(&partition).copied().unwrap_or(false)
+            || self.stopped.contains_key(&partition)
+        {
+            return;
+        }
+        let Some(batch) = self
+            .queued
+            .get_mut(&partition)
+            .and_then(VecDeque::pop_front)
+        else {
+            return;
+        };
+        self.busy.insert(partition.clone(), true);
+        let work = handle_batch(
+            batch,
+            Rc::clone(&self.handler),
+            self.retry.clone(),
+            self.dead_letter.clone(),
+            self.errors.clone(),
+            self.name.clone(),
+        );
+        ctx.spawn(work.into_actor(self).map(move |stopped_at, act, ctx| {
+            act.busy.insert(partition.clone(), false);
+            match stopped_at {
+                Some(offset) => {
+                    act.stopped.insert(partition.clone(), offset);
+                    act.queued.remove(&partition);
+                }
+                None => act.pump(partition, ctx),
+            }
+        }));
+    }
+}
+
+impl Actor for EachMessageActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<MessageBatch> for EachMessageActor {
+    type Result = ();
+
+    fn handle(&mut self, batch: MessageBatch, ctx: &mut Context<Self>) {
+        let partition = batch.partition().clone();
+        if self.stopped.contains_key(&partition) {
+            // Left unacknowledged: it comes again after a restart.
+            return;
+        }
+        self.queued
+            .entry(partition.clone())
+            .or_default()
+            .push_back(batch);
+        self.pump(partition, ctx);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SubscribeFailures(pub(crate) Recipient<HandlerFailure>);
+
+impl Handler<SubscribeFailures> for EachMessageActor {
+    type Result = ();
+
+    fn handle(
+        &mut self,
+        SubscribeFailures(recipient): SubscribeFailures,
+        _ctx: &mut Context<Self>,
+    ) {
+        self.errors = Some(recipient);
+    }
+}
+
+/// Partitions stopped on a message, and at which offset.
+#[derive(Message)]
+#[rtype(result = "Vec<(TopicPartition, i64)>")]
+pub(crate) struct Stopped;
+
+impl Handler<Stopped> for EachMessageActor {
+    type Result = MessageResult<Stopped>;
+
+    fn handle(&mut self, _: Stopped, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stopped.iter().map(|(p, o)| (p.clone(), *o)).collect())
+    }
+}
+
+/// Handles a batch message by message; returns the offset it stopped at, if it did.
+async fn handle_batch(
+    batch: MessageBatch,
+    handler: BoxedHandler,
+    retry: RetrySettings,
+    dead_letter: Option<DeadLetterSink>,
+    errors: Option<Recipient<HandlerFailure>>,
+    server: String,
+) -> Option<i64> {
+    let policy = RestartPolicy {
+        max_restarts: retry.retries,
+        window: std::time::Duration::MAX,
+        backoff_min: retry.backoff,
+        backoff_max: retry.backoff_max,
+    };
+    for message in batch.messages() {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match run_handler(&handler, message.clone()).await {
+                Ok(()) => {
+                    batch.ack_message(message);
+                    break;
+                }
+                Err(error) => error,
+            };
+            let report = |action: FailureAction| {
+                let failure = HandlerFailure {
+                    server: server.clone(),
+                    message: message.clone(),
+                    attempts,
+                    error: error.clone(),
+                    action,
+                };
+                tracing::warn!(server = %server, partition = message.partition, offset = message.offset, attempts, error = %failure.error, action = ?failure.action, "handler failed");
+                if let Some(errors) = &errors {
+                    // Never block consumption on the error subscriber.
+                    let _ = errors.try_send(failure);
+                }
+            };
+            if error.is_recoverable() && attempts <= retry.retries {
+                let delay = backoff_with_jitter(&policy, attempts - 1);
+                report(FailureAction::Retrying(delay));
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            match &dead_letter {
+                Some(sink) if dead_letter_write(sink, message, &error, attempts).await => {
+                    report(FailureAction::DeadLettered);
+                    batch.ack_message(message);
+                    break;
+                }
+                _ => {
+                    report(FailureAction::Stopped);
+                    return Some(message.offset);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Calls the handler, turning a panic (while creating or polling its future)
+/// into a fatal failure.
+async fn run_handler(handler: &BoxedHandler, message: ConsumedMessage) -> Result<(), HandlerError> {
+    let future = match catch_unwind(AssertUnwindSafe(|| handler(message))) {
+        Ok(future) => future,
+        Err(panic) => {
+            return Err(HandlerError::fatal(format!(
+                "handler panicked: {}",
+                panic_text(&*panic)
+            )))
+        }
+    };
+    CatchPanic(future).await
+}
+
+struct CatchPanic(Pin<Box<dyn Future<Output = Result<(), HandlerError>>>>);
+
+impl Future for CatchPanic {
+    type Output = Result<(), HandlerError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(HandlerError::fatal(format!(
+                "handler panicked: {}",
+                panic_text(&*panic)
+            )))),
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Writes a failed message to the dead-letter topic; true once it is stored.
+async fn dead_letter_write(
+    sink: &DeadLetterSink,
+    message: &ConsumedMessage,
+    error: &HandlerError,
+    attempts: u32,
+) -> bool {
+    let mut out = OutgoingMessage {
+        topic: sink.topic.clone(),
+        partition: None,
+        key: message.key.clone(),
+        value: message.value.clone(),
+        headers: message.headers.clone(),
+        timestamp: message.timestamp,
+    };
+    out = out
+        .with_header(headers::ORIGINAL_TOPIC, message.topic.as_bytes())
+        .with_header(headers::ORIGINAL_PARTITION, message.partition.to_string())
+        .with_header(headers::ORIGINAL_OFFSET, message.offset.to_string())
+        .with_header(headers::ERROR, error.reason())
+        .with_header(headers::ATTEMPTS, attempts.to_string());
+    match sink.producer.write([out]).await {
+        Ok(report) if report.is_success() => true,
+        Ok(report) => {
+            tracing::error!(error = ?report.failures().next(), "dead-letter write failed");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "dead-letter write failed");
+            false
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Consumer servers: `[kafkaConsumerServers.NAME]`, long-running handlers on top
+//! of a consumer group.
+//!
+//! Each-message mode ([`ConsumerServer::on_each_message`]): an async handler per
+//! message. Its offset becomes committable only once the handler succeeded. A
+//! [`HandlerError::Recoverable`] failure is retried (`retries`, 3 by default)
+//! with exponential backoff and jitter, while the other partitions keep flowing.
+//! A fatal failure, a panic, or retries used up go to the dead-letter topic when
+//! `deadLetterProducer` is set (with the original topic, partition, offset, error
+//! and attempts in headers) and consumption continues; without one, the server
+//! stops that partition at the message, uncommitted, so it comes again after a
+//! restart. Failures are reported to an optional subscriber, never blocking.
+
+mod each_message;
+mod outcome;
+
+use std::future::Future;
+use std::rc::Rc;
+
+use actix::{Actor, Addr, Recipient};
+
+pub use each_message::headers;
+pub use outcome::{FailureAction, HandlerError, HandlerFailure};
+
+use each_message::{DeadLetterSink, EachMessageActor, Stopped, SubscribeFailures};
+
+use crate::component::Ekafka;
+use crate::config::{ConfigError, ConfigProblem, ConsumerServerConfig};
+use crate::consumer::{ConsumedMessage, ConsumerGroup, TopicPartition};
+use crate::error::Error;
+
+/// Starts consumer servers.
+pub struct ConsumerServer;
+
+impl ConsumerServer {
+    /// Runs `handler` for every message of the server's consumer group
+    /// (`consumerGroupName`).
+    ///
+    /// ```no_run
+    /// # async fn run(kafka: ekafka::Ekafka) -> Result<(), ekafka::Error> {
+    /// use ekafka::server::{ConsumerServer, HandlerError};
+    /// let config = ekafka::config::ConsumerServerConfig::from_toml_str(
+    ///     "[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n",
+    ///     "kafkaConsumerServers.s1",
+    /// )?;
+    /// let server = ConsumerServer::on_each_message(&kafka, &config, |message| async move {
+    ///     match message.value_str() {
+    ///         Some(text) => { println!("{text}"); Ok(()) }
+    ///         None => Err(HandlerError::fatal("not UTF-8")),
+    ///     }
+    /// })
+    /// .await?;
+    /// # server.close().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn on_each_message<F, Fut>(
+        kafka: &Ekafka,
+        config: &ConsumerServerConfig,
+        handler: F,
+    ) -> Result<RunningServer, Error>
+    where
+        F: Fn(ConsumedMessage) -> Fut + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + 'static,
+    {
+        let Some(group_name) = &config.consumer_group_name else {
+            return Err(ConfigError::new(
+                format!("{}.consumerGroupName", config.section),
+                ConfigProblem::Missing,
+            )
+            .into());
+        };
+        let dead_letter = match &config.dead_letter {
+            Some(dl) => Some(DeadLetterSink {
+                producer: kafka.producer(&dl.producer)?,
+                topic: dl.topic.clone(),
+            }),
+            None => None,
+        };
+        let group = kafka.consumer_group(group_name)?;
+        let handler: each_message::BoxedHandler =
+            Rc::new(move |message| Box::pin(handler(message)));
+        let name = config
+            .section
+            .rsplit('.')
+            .next()
+            .unwrap_or(&config.section)
+            .to_string();
+        let actor = EachMessageActor::new(name, handler, config.retry.clone(), dead_letter).start();
+        group.subscribe(actor.clone().recipient()).await?;
+        Ok(RunningServer { group, actor })
+    }
+}
+
+/// A running each-message server.
+pub struct RunningServer {
+    group: ConsumerGroup,
+    actor: Addr<EachMessageActor>,
+}
+
+impl RunningServer {
+    /// Sends every handler failure to `subscriber` from now on.
+    pub async fn subscribe_failures(
+        &self,
+        subscriber: Recipient<HandlerFailure>,
+    ) -> Result<(), Error> {
+        self.actor
+            .send(SubscribeFailures(subscriber))
+            .await
+            .map_err(|_| Error::ActorStopped {
+                kind: "consumer server",
+                name: self.group.name().to_string(),
+            })
+    }
+
+    /// Partitions stopped on a message that failed for good, with its offset.
+    pub async fn stopped_partitions(&self) -> Result<Vec<(TopicPartition, i64)>, Error> {
+        self.actor
+            .send(Stopped)
+            .await
+            .map_err(|_| Error::ActorStopped {
+                kind: "consumer server",
+                name: self.group.name().to_string(),
+            })
+    }
+
+    /// The consumer group the server drives.
+    pub fn group(&self) -> &ConsumerGroup {
+        &self.group
+    }
+
+    /// Closes the consumer group (draining, committing what was handled).
+    pub async fn close(&self) -> Result<(), Error> {
+        self.group.close().await
+    }
+}

@@ -1,0 +1,93 @@
+//! What a message handler reports, and what the server reports back.
+
+use std::fmt;
+
+use crate::consumer::ConsumedMessage;
+
+/// Why a handler did not handle a message.
+///
+/// `Recoverable` is the counterpart of Go's `ErrRecoverableError`: the server
+/// retries the message with backoff. Anything else (and a recoverable failure
+/// once the retries are used up) goes to the dead-letter topic when one is
+/// configured; without one the server stops that partition there, uncommitted.
+///
+/// ```
+/// use ekafka::server::HandlerError;
+/// fn save(ok: bool) -> Result<(), HandlerError> {
+///     if ok { Ok(()) } else { Err(HandlerError::recoverable("database busy")) }
+/// }
+/// assert!(save(false).unwrap_err().is_recoverable());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerError {
+    /// Worth trying again (a timeout, a busy dependency).
+    Recoverable(String),
+    /// Will fail again however often it is tried (a malformed message).
+    Fatal(String),
+}
+
+impl HandlerError {
+    /// A failure worth retrying.
+    pub fn recoverable(reason: impl fmt::Display) -> Self {
+        HandlerError::Recoverable(reason.to_string())
+    }
+
+    /// A failure not worth retrying.
+    pub fn fatal(reason: impl fmt::Display) -> Self {
+        HandlerError::Fatal(reason.to_string())
+    }
+
+    /// True for [`HandlerError::Recoverable`].
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, HandlerError::Recoverable(_))
+    }
+
+    /// The reason given.
+    pub fn reason(&self) -> &str {
+        match self {
+            HandlerError::Recoverable(r) | HandlerError::Fatal(r) => r,
+        }
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.is_recoverable() {
+            "recoverable"
+        } else {
+            "fatal"
+        };
+        write!(f, "{kind}: {}", self.reason())
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+/// What happened to a message the handler failed on, for the error subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureAction {
+    /// It will be tried again after this delay.
+    Retrying(std::time::Duration),
+    /// It was written to the dead-letter topic and consumption went on.
+    DeadLettered,
+    /// The server stopped consuming its partition there; the offset stays
+    /// uncommitted, so the message comes again after a restart.
+    Stopped,
+}
+
+/// A handler failure, sent to the server's error subscriber (never blocking
+/// consumption: when the subscriber's mailbox is full the report is logged instead).
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "()")]
+pub struct HandlerFailure {
+    /// The server's name.
+    pub server: String,
+    /// The message.
+    pub message: ConsumedMessage,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The failure (a panic is reported as fatal, with its message).
+    pub error: HandlerError,
+    /// What the server did about it.
+    pub action: FailureAction,
+}

@@ -1,0 +1,259 @@
+//! Consumer servers in each-message mode: retries with backoff per partition,
+//! dead-lettering, and stopping (uncommitted) without a dead-letter topic.
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use common::{forwarder, group_config, next, produce, Fixture};
+use ekafka::config::ConsumerServerConfig;
+use ekafka::server::{headers, ConsumerServer, FailureAction, HandlerError, HandlerFailure};
+use ekafka::testing::unique_name;
+use ekafka::{ConsumedMessage, Ekafka};
+
+fn setup(fixture: &Fixture, server_keys: &str) -> (Ekafka, ConsumerServerConfig) {
+    let text = format!(
+        "{}\n[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n{server_keys}\n",
+        group_config(fixture, &unique_name("group"), "drainTimeout = \"500ms\"")
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let server = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    (kafka, server)
+}
+
+type Seen = tokio::sync::mpsc::UnboundedSender<(ConsumedMessage, Instant)>;
+
+#[actix::test]
+async fn a_recoverable_failure_is_retried_with_growing_delays_while_other_partitions_flow() {
+    let fixture = Fixture::new();
+    let (kafka, config) = setup(&fixture, "retries = 3\nretryBackoff = \"100ms\"");
+    produce(&kafka, "m", 30).await;
+
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<(ConsumedMessage, Instant)>();
+    let attempts: Rc<RefCell<Vec<Instant>>> = Rc::default();
+    let handler_attempts = Rc::clone(&attempts);
+    let seen_tx: Seen = seen_tx;
+    // "m-0" fails recoverably three times and succeeds on the last retry.
+    let server =
+        ConsumerServer::on_each_message(&kafka, &config, move |message: ConsumedMessage| {
+            let attempts = Rc::clone(&handler_attempts);
+            let seen = seen_tx.clone();
+            async move {
+                if message.value_str() == Some("m-0") {
+                    attempts.borrow_mut().push(Instant::now());
+                    if attempts.borrow().len() < 4 {
+                        return Err(HandlerError::recoverable("not yet"));
+                    }
+                }
+                let _ = seen.send((message, Instant::now()));
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    let (failures_tx, mut failures) = forwarder::<HandlerFailure>();
+    server.subscribe_failures(failures_tx).await.unwrap();
+
+    let mut handled = Vec::new();
+    while handled.len() < 30 {
+        handled.push(next(&mut seen, "every message handled").await);
+    }
+    let attempts = attempts.borrow().clone();
+    assert_eq!(attempts.len(), 4, "first try plus 3 retries");
+    let delays: Vec<_> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        delays.windows(2).all(|d| d[1] >= d[0]),
+        "delays grow: {delays:?}"
+    );
+    assert!(
+        delays[0] >= std::time::Duration::from_millis(50),
+        "backoff respected: {delays:?}"
+    );
+
+    // While m-0 waited, the other partitions kept being handled.
+    let poisoned = handled
+        .iter()
+        .find(|(m, _)| m.value_str() == Some("m-0"))
+        .unwrap();
+    let others_meanwhile = handled
+        .iter()
+        .filter(|(m, at)| {
+            m.partition != poisoned.0.partition && *at > attempts[0] && *at < attempts[3]
+        })
+        .count();
+    assert!(
+        others_meanwhile > 0,
+        "other partitions flowed during the retries"
+    );
+
+    // Success on the last retry commits it.
+    let committed = server.group().commit_acknowledged().await.unwrap();
+    let status = server.group().status().await.unwrap();
+    let offset = status
+        .committed
+        .iter()
+        .find(|c| c.partition.partition == poisoned.0.partition)
+        .map(|c| c.offset);
+    assert!(
+        offset > Some(poisoned.0.offset),
+        "{committed:?} / {status:?}"
+    );
+    let reported = next(&mut failures, "a failure report").await;
+    assert!(matches!(reported.action, FailureAction::Retrying(_)));
+    server.close().await.unwrap();
+}
+
+#[actix::test]
+async fn a_fatal_failure_goes_to_the_dead_letter_topic_and_consumption_continues() {
+    let fixture = Fixture::new();
+    let dlq = unique_name("dlq");
+    fixture.cluster.create_topic(&dlq).unwrap();
+    let (kafka, config) = setup(
+        &fixture,
+        &format!("deadLetterProducer = \"p1\"\ndeadLetterTopic = {dlq:?}"),
+    );
+    produce(&kafka, "m", 12).await;
+
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let server =
+        ConsumerServer::on_each_message(&kafka, &config, move |message: ConsumedMessage| {
+            let seen = seen_tx.clone();
+            async move {
+                let value = message.value_str().unwrap_or_default().to_string();
+                if value == "m-3" {
+                    return Err(HandlerError::fatal("cannot parse m-3"));
+                }
+                if value == "m-4" {
+                    panic!("handler bug on m-4");
+                }
+                let _ = seen.send(value);
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+
+    let mut handled = std::collections::HashSet::new();
+    while handled.len() < 10 {
+        handled.insert(next(&mut seen, "the other messages").await);
+    }
+    assert!(!handled.contains("m-3") && !handled.contains("m-4"));
+
+    let dead = common::read_back(
+        fixture.cluster.bootstrap_servers().to_string(),
+        dlq.clone(),
+        2,
+    )
+    .await;
+    let mut by_value: Vec<_> = dead
+        .iter()
+        .map(|m| (String::from_utf8(m.value.clone().unwrap()).unwrap(), m))
+        .collect();
+    by_value.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        by_value.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>(),
+        ["m-3", "m-4"]
+    );
+    let header = |m: &common::ReadMessage, key: &str| {
+        m.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    for (value, m) in &by_value {
+        assert_eq!(
+            header(m, headers::ORIGINAL_TOPIC).as_deref(),
+            Some(fixture.topic.as_str()),
+            "{value}"
+        );
+        assert!(
+            header(m, headers::ORIGINAL_PARTITION).is_some()
+                && header(m, headers::ORIGINAL_OFFSET).is_some()
+        );
+        assert_eq!(
+            header(m, headers::ATTEMPTS).as_deref(),
+            Some("1"),
+            "fatal: no retries"
+        );
+    }
+    assert_eq!(
+        header(by_value[0].1, headers::ERROR).as_deref(),
+        Some("cannot parse m-3")
+    );
+    assert!(
+        header(by_value[1].1, headers::ERROR)
+            .unwrap()
+            .contains("handler bug on m-4"),
+        "panics are caught"
+    );
+
+    // Dead-lettered messages count as handled: everything is committed.
+    server.group().commit_acknowledged().await.unwrap();
+    let status = server.group().status().await.unwrap();
+    assert_eq!(status.committed.iter().map(|c| c.offset).sum::<i64>(), 12);
+    server.close().await.unwrap();
+}
+
+#[actix::test]
+async fn without_a_dead_letter_topic_the_partition_stops_uncommitted() {
+    let fixture = Fixture::new();
+    let (kafka, config) = setup(&fixture, "retries = 1\nretryBackoff = \"10ms\"");
+    produce(&kafka, "m", 12).await;
+
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<ConsumedMessage>();
+    let server =
+        ConsumerServer::on_each_message(&kafka, &config, move |message: ConsumedMessage| {
+            let seen = seen_tx.clone();
+            async move {
+                if message.value_str() == Some("m-3") {
+                    return Err(HandlerError::recoverable("still down"));
+                }
+                let _ = seen.send(message);
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+
+    // m-3's partition holds 4 messages (roundRobin over 3): m-0, m-3, m-6, m-9.
+    let mut handled = Vec::new();
+    while handled.len() < 9 {
+        handled.push(next(&mut seen, "the messages of the other partitions and m-0").await);
+    }
+    let waiting = Instant::now();
+    let stopped = loop {
+        let stopped = server.stopped_partitions().await.unwrap();
+        if !stopped.is_empty() {
+            break stopped;
+        }
+        assert!(
+            waiting.elapsed() < common::WAIT,
+            "the partition never stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(stopped.len(), 1);
+    let (partition, offset) = &stopped[0];
+    assert!(
+        handled
+            .iter()
+            .all(|m| m.value_str() != Some("m-6") && m.value_str() != Some("m-9")),
+        "nothing after m-3 on its partition"
+    );
+
+    server.group().commit_acknowledged().await.unwrap();
+    let status = server.group().status().await.unwrap();
+    let committed = status
+        .committed
+        .iter()
+        .find(|c| c.partition == *partition)
+        .map(|c| c.offset);
+    assert_eq!(committed, Some(*offset), "committed up to m-3, not past it");
+    server.close().await.unwrap();
+}
