@@ -94,6 +94,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A consumer server's handler failed.
+    #[error("consumer server {name:?} failed: {reason}")]
+    ServerFailed {
+        /// The server's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// A simulated fault could not be injected.
     #[error("cannot inject the fault: {reason}")]
     FaultInjection {

@@ -257,3 +257,93 @@ async fn without_a_dead_letter_topic_the_partition_stops_uncommitted() {
     assert_eq!(committed, Some(*offset), "committed up to m-3, not past it");
     server.close().await.unwrap();
 }
+
+/// The Go suite's consumer-server scenarios: in each of the three modes the
+/// server receives a produced message.
+#[actix::test]
+async fn each_mode_receives_a_produced_message() {
+    let fixture = Fixture::new();
+    let group_id = unique_name("group");
+    let cg1_id = unique_name("group");
+    let text = format!(
+        "{}\n[kafka.consumers.c1]\ntopic = {:?}\ngroupID = {:?}\nmaxWait = \"100ms\"\nheartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\n\
+         [kafkaConsumerServers.s1]\nconsumerName = \"c1\"\nconsumerGroupName = \"cg1\"\n",
+        group_config(&fixture, &cg1_id, "drainTimeout = \"500ms\""),
+        fixture.topic,
+        group_id
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let config = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    let random = unique_name("random");
+    produce(&kafka, &random, 1).await;
+    let expected = format!("{random}-0");
+
+    // Each message.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let each = ConsumerServer::on_each_message(&kafka, &config, move |m: ConsumedMessage| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(m.value_str().unwrap().to_string());
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(next(&mut rx, "each-message mode").await, expected);
+    each.close().await.unwrap();
+
+    // On start: the function drives the consumer until shutdown.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let manual = ConsumerServer::on_start(&kafka, &config, move |consumer, mut shutdown| async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.requested() => break,
+                message = consumer.fetch() => {
+                    let message = message.map_err(HandlerError::fatal)?;
+                    consumer.commit(std::slice::from_ref(&message)).await.map_err(HandlerError::fatal)?;
+                    let _ = tx.send(message.value_str().unwrap().to_string());
+                }
+            }
+        }
+        consumer.close().await.map_err(HandlerError::fatal)
+    })
+    .unwrap();
+    assert_eq!(next(&mut rx, "on-start mode").await, expected);
+    manual.shutdown().await.unwrap();
+
+    // On consumer-group start: the function polls the group; returning ends it.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // A fresh group for it: the each-message server committed the message in cg1.
+    let kafka_group = Ekafka::from_toml_str(&text.replace(&cg1_id, &unique_name("group")), "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let manual = ConsumerServer::on_consumer_group_start(
+        &kafka_group,
+        &config,
+        move |group, shutdown| async move {
+            while !shutdown.is_requested() {
+                if let ekafka::Event::Message(message) =
+                    group.poll().await.map_err(HandlerError::fatal)?
+                {
+                    group
+                        .commit(std::slice::from_ref(&message))
+                        .await
+                        .map_err(HandlerError::fatal)?;
+                    let _ = tx.send(message.value_str().unwrap().to_string());
+                    break;
+                }
+            }
+            group.close().await.map_err(HandlerError::fatal)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        next(&mut rx, "on-consumer-group-start mode").await,
+        expected
+    );
+    manual.wait().await.unwrap();
+}

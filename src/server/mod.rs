@@ -1,7 +1,12 @@
 //! Consumer servers: `[kafkaConsumerServers.NAME]`, long-running handlers on top
 //! of a consumer group.
 //!
-//! Each-message mode ([`ConsumerServer::on_each_message`]): an async handler per
+//! Three modes, one per server, as in the Go guide: each message
+//! ([`ConsumerServer::on_each_message`]), and the manual modes
+//! ([`ConsumerServer::on_start`], [`ConsumerServer::on_consumer_group_start`]) in
+//! which your function drives the consumer and watches a [`Shutdown`] signal.
+//!
+//! Each-message mode: an async handler per
 //! message. Its offset becomes committable only once the handler succeeded. A
 //! [`HandlerError::Recoverable`] failure is retried (`retries`, 3 by default)
 //! with exponential backoff and jitter, while the other partitions keep flowing.
@@ -12,6 +17,7 @@
 //! restart. Failures are reported to an optional subscriber, never blocking.
 
 mod each_message;
+mod manual;
 mod outcome;
 
 use std::future::Future;
@@ -20,13 +26,14 @@ use std::rc::Rc;
 use actix::{Actor, Addr, Recipient};
 
 pub use each_message::headers;
+pub use manual::{ManualServer, Shutdown};
 pub use outcome::{FailureAction, HandlerError, HandlerFailure};
 
 use each_message::{DeadLetterSink, EachMessageActor, Stopped, SubscribeFailures};
 
 use crate::component::Ekafka;
 use crate::config::{ConfigError, ConfigProblem, ConsumerServerConfig};
-use crate::consumer::{ConsumedMessage, ConsumerGroup, TopicPartition};
+use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup, TopicPartition};
 use crate::error::Error;
 
 /// Starts consumer servers.
@@ -90,6 +97,67 @@ impl ConsumerServer {
         group.subscribe(actor.clone().recipient()).await?;
         Ok(RunningServer { group, actor })
     }
+}
+
+impl ConsumerServer {
+    /// Hands the server's consumer (`consumerName`) and a shutdown signal to
+    /// `run`, which drives consumption itself (Go's `OnStart`). The server ends
+    /// when `run` returns.
+    pub fn on_start<F, Fut>(
+        kafka: &Ekafka,
+        config: &ConsumerServerConfig,
+        run: F,
+    ) -> Result<ManualServer, Error>
+    where
+        F: FnOnce(Consumer, Shutdown) -> Fut,
+        Fut: Future<Output = Result<(), HandlerError>> + 'static,
+    {
+        let Some(consumer_name) = &config.consumer_name else {
+            return Err(ConfigError::new(
+                format!("{}.consumerName", config.section),
+                ConfigProblem::Missing,
+            )
+            .into());
+        };
+        let consumer = kafka.consumer(consumer_name)?;
+        Ok(ManualServer::spawn(server_name(config), |shutdown| {
+            run(consumer, shutdown)
+        }))
+    }
+
+    /// Hands the server's consumer group (`consumerGroupName`) and a shutdown
+    /// signal to `run` (Go's `OnConsumerGroupStart`).
+    pub fn on_consumer_group_start<F, Fut>(
+        kafka: &Ekafka,
+        config: &ConsumerServerConfig,
+        run: F,
+    ) -> Result<ManualServer, Error>
+    where
+        F: FnOnce(ConsumerGroup, Shutdown) -> Fut,
+        Fut: Future<Output = Result<(), HandlerError>> + 'static,
+    {
+        let Some(group_name) = &config.consumer_group_name else {
+            return Err(ConfigError::new(
+                format!("{}.consumerGroupName", config.section),
+                ConfigProblem::Missing,
+            )
+            .into());
+        };
+        let group = kafka.consumer_group(group_name)?;
+        Ok(ManualServer::spawn(server_name(config), |shutdown| {
+            run(group, shutdown)
+        }))
+    }
+}
+
+/// `s1` for `kafkaConsumerServers.s1`.
+fn server_name(config: &ConsumerServerConfig) -> String {
+    config
+        .section
+        .rsplit('.')
+        .next()
+        .unwrap_or(&config.section)
+        .to_string()
 }
 
 /// A running each-message server.
