@@ -636,3 +636,39 @@ fn consumer_group_keys_become_librdkafka_properties() {
     assert_eq!(props.get("retry.backoff.ms"), Some("100"));
     assert_eq!(props.get("retry.backoff.max.ms"), Some("1000"));
 }
+
+#[test]
+fn consumer_server_retry_and_dead_letter_keys() {
+    let text = "[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\nretries = 5\nretryBackoff = \"50ms\"\n\
+                retryBackoffMax = \"2s\"\ndeadLetterProducer = \"dlq\"\ndeadLetterTopic = \"orders.dlq\"\n";
+    let server = ConsumerServerConfig::from_toml_str(text, "kafkaConsumerServers.s1").unwrap();
+    assert_eq!(server.retry.retries, 5);
+    assert_eq!(server.retry.backoff, Duration::from_millis(50));
+    assert_eq!(server.retry.backoff_max, Duration::from_secs(2));
+    let dead_letter = server.dead_letter.unwrap();
+    assert_eq!(
+        (dead_letter.producer.as_str(), dead_letter.topic.as_deref()),
+        ("dlq", Some("orders.dlq"))
+    );
+
+    let defaults = ConsumerServerConfig::from_toml_str(
+        "[kafkaConsumerServers.s1]\nconsumerName = \"c1\"\n",
+        "kafkaConsumerServers.s1",
+    )
+    .unwrap();
+    assert_eq!(defaults.retry.retries, 3, "3 retries by default, like Go");
+    assert!(defaults.dead_letter.is_none());
+
+    let e = ConsumerServerConfig::from_toml_str(
+        "[kafkaConsumerServers.s1]\nconsumerName = \"c1\"\ndeadLetterTopic = \"x\"\n",
+        "kafkaConsumerServers.s1",
+    )
+    .unwrap_err();
+    assert_eq!(e.path(), "kafkaConsumerServers.s1.deadLetterProducer");
+    let e = ConsumerServerConfig::from_toml_str(
+        "[kafkaConsumerServers.s1]\n",
+        "kafkaConsumerServers.s1",
+    )
+    .unwrap_err();
+    assert_eq!(e.path(), "kafkaConsumerServers.s1.consumerGroupName");
+}
