@@ -85,15 +85,42 @@ impl ConsumerServer {
             None => None,
         };
         let group = kafka.consumer_group(group_name)?;
-        let handler: each_message::BoxedHandler =
-            Rc::new(move |message| Box::pin(handler(message)));
-        let name = config
-            .section
-            .rsplit('.')
-            .next()
-            .unwrap_or(&config.section)
-            .to_string();
-        let actor = EachMessageActor::new(name, handler, config.retry.clone(), dead_letter).start();
+        let handler: each_message::BoxedHandler = if config.debug {
+            // `debug = true`: print every message handled and its result, as Go does.
+            let server = server_name(config);
+            let handler = Rc::new(handler);
+            Rc::new(move |message: ConsumedMessage| {
+                let (server, handler) = (server.clone(), Rc::clone(&handler));
+                Box::pin(async move {
+                    let shown = format!(
+                        "{}/{}@{} value={}",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        crate::message::Preview(message.value.as_deref())
+                    );
+                    let result = handler(message).await;
+                    match &result {
+                        Ok(()) => {
+                            eprintln!("[ekafka] consumer server {server} HANDLER {shown} -> ok")
+                        }
+                        Err(e) => {
+                            eprintln!("[ekafka] consumer server {server} HANDLER {shown} -> {e}")
+                        }
+                    }
+                    result
+                })
+            })
+        } else {
+            Rc::new(move |message| Box::pin(handler(message)))
+        };
+        let actor = EachMessageActor::new(
+            server_name(config),
+            handler,
+            config.retry.clone(),
+            dead_letter,
+        )
+        .start();
         group.subscribe(actor.clone().recipient()).await?;
         Ok(RunningServer { group, actor })
     }
