@@ -333,22 +333,10 @@ impl Client {
 
     /// Makes librdkafka raise a fatal error, as a broken idempotent producer would.
     pub(crate) fn trigger_fatal_error(&self, reason: &str) -> Result<(), String> {
-        let reason =
-            std::ffi::CString::new(reason).map_err(|_| "reason contains a NUL byte".to_string())?;
-        // SAFETY: the pointer is this live client's handle; the call copies `reason`.
-        let code = unsafe {
-            rdkafka::bindings::rd_kafka_test_fatal_error(
-                self.producer.client().native_ptr(),
-                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__INVALID_ARG,
-                reason.as_ptr(),
-            )
-        };
-        if code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            Ok(())
-        } else {
-            Err(format!(
-                "librdkafka refused to raise the fatal error: {code:?}"
-            ))
-        }
+        crate::supervision::inject_fatal_error(
+            self.producer.client().native_ptr(),
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+            reason,
+        )
     }
 }

@@ -70,13 +70,7 @@ impl ConsumerServer {
         F: Fn(ConsumedMessage) -> Fut + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
-        let Some(group_name) = &config.consumer_group_name else {
-            return Err(ConfigError::new(
-                format!("{}.consumerGroupName", config.section),
-                ConfigProblem::Missing,
-            )
-            .into());
-        };
+        let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
         let dead_letter = match &config.dead_letter {
             Some(dl) => Some(DeadLetterSink {
                 producer: kafka.producer(&dl.producer)?,
@@ -139,14 +133,7 @@ impl ConsumerServer {
         F: FnOnce(Consumer, Shutdown) -> Fut,
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
-        let Some(consumer_name) = &config.consumer_name else {
-            return Err(ConfigError::new(
-                format!("{}.consumerName", config.section),
-                ConfigProblem::Missing,
-            )
-            .into());
-        };
-        let consumer = kafka.consumer(consumer_name)?;
+        let consumer = kafka.consumer(required(config, &config.consumer_name, "consumerName")?)?;
         Ok(ManualServer::spawn(server_name(config), |shutdown| {
             run(consumer, shutdown)
         }))
@@ -163,18 +150,26 @@ impl ConsumerServer {
         F: FnOnce(ConsumerGroup, Shutdown) -> Fut,
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
-        let Some(group_name) = &config.consumer_group_name else {
-            return Err(ConfigError::new(
-                format!("{}.consumerGroupName", config.section),
-                ConfigProblem::Missing,
-            )
-            .into());
-        };
-        let group = kafka.consumer_group(group_name)?;
+        let group = kafka.consumer_group(required(
+            config,
+            &config.consumer_group_name,
+            "consumerGroupName",
+        )?)?;
         Ok(ManualServer::spawn(server_name(config), |shutdown| {
             run(group, shutdown)
         }))
     }
+}
+
+/// The client name a server mode needs, or an error naming the missing key.
+fn required<'a>(
+    config: &ConsumerServerConfig,
+    value: &'a Option<String>,
+    key: &str,
+) -> Result<&'a str, Error> {
+    value.as_deref().ok_or_else(|| {
+        ConfigError::new(format!("{}.{key}", config.section), ConfigProblem::Missing).into()
+    })
 }
 
 /// `s1` for `kafkaConsumerServers.s1`.

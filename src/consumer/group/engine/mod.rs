@@ -428,23 +428,11 @@ pub(crate) enum Exit {
 /// Makes librdkafka raise a fatal error in this consumer, as a fenced static
 /// member would see, so tests can watch the group restart.
 fn raise_fatal_error(consumer: &Consumer_, reason: &str) -> Result<(), String> {
-    let reason =
-        std::ffi::CString::new(reason).map_err(|_| "reason contains a NUL byte".to_string())?;
-    // SAFETY: the handle is live for the call; librdkafka copies the reason.
-    let code = unsafe {
-        rdkafka::bindings::rd_kafka_test_fatal_error(
-            consumer.client().native_ptr(),
-            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
-            reason.as_ptr(),
-        )
-    };
-    if code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        Ok(())
-    } else {
-        Err(format!(
-            "librdkafka refused to raise the fatal error: {code:?}"
-        ))
-    }
+    crate::supervision::inject_fatal_error(
+        consumer.client().native_ptr(),
+        rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+        reason,
+    )
 }
 
 /// Runs the engine until it is closed or fails; `on_exit` hears why before the
