@@ -31,10 +31,11 @@ type Seen = tokio::sync::mpsc::UnboundedSender<(ConsumedMessage, Instant)>;
 #[actix::test]
 async fn a_recoverable_failure_is_retried_with_growing_delays_while_other_partitions_flow() {
     let fixture = Fixture::new();
-    let (kafka, config) = setup(&fixture, "retries = 3\nretryBackoff = \"100ms\"");
+    let (kafka, config) = setup(&fixture, "retries = 3\nretryBackoff = \"200ms\"");
     produce(&kafka, "m", 30).await;
 
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<(ConsumedMessage, Instant)>();
+    let (first_failure_tx, mut first_failure) = tokio::sync::mpsc::unbounded_channel::<()>();
     let attempts: Rc<RefCell<Vec<Instant>>> = Rc::default();
     let handler_attempts = Rc::clone(&attempts);
     let seen_tx: Seen = seen_tx;
@@ -43,9 +44,13 @@ async fn a_recoverable_failure_is_retried_with_growing_delays_while_other_partit
         ConsumerServer::on_each_message(&kafka, &config, move |message: ConsumedMessage| {
             let attempts = Rc::clone(&handler_attempts);
             let seen = seen_tx.clone();
+            let first_failure = first_failure_tx.clone();
             async move {
                 if message.value_str() == Some("m-0") {
                     attempts.borrow_mut().push(Instant::now());
+                    if attempts.borrow().len() == 1 {
+                        let _ = first_failure.send(());
+                    }
                     if attempts.borrow().len() < 4 {
                         return Err(HandlerError::recoverable("not yet"));
                     }
@@ -59,8 +64,12 @@ async fn a_recoverable_failure_is_retried_with_growing_delays_while_other_partit
     let (failures_tx, mut failures) = forwarder::<HandlerFailure>();
     server.subscribe_failures(failures_tx).await.unwrap();
 
+    // While m-0 waits for its retries, more messages arrive on every partition.
+    next(&mut first_failure, "m-0's first failure").await;
+    produce(&kafka, "late", 30).await;
+
     let mut handled = Vec::new();
-    while handled.len() < 30 {
+    while handled.len() < 60 {
         handled.push(next(&mut seen, "every message handled").await);
     }
     let attempts = attempts.borrow().clone();
@@ -71,11 +80,11 @@ async fn a_recoverable_failure_is_retried_with_growing_delays_while_other_partit
         "delays grow: {delays:?}"
     );
     assert!(
-        delays[0] >= std::time::Duration::from_millis(50),
+        delays[0] >= std::time::Duration::from_millis(100),
         "backoff respected: {delays:?}"
     );
 
-    // While m-0 waited, the other partitions kept being handled.
+    // The other partitions kept being handled during the retries.
     let poisoned = handled
         .iter()
         .find(|(m, _)| m.value_str() == Some("m-0"))
