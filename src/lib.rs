@@ -33,6 +33,10 @@
 //!
 //! - [`config`]: the TOML keys, their defaults, and how they map to librdkafka.
 //! - [`Ekafka`]: the component; [`Producer`]: the producer actor's handle.
+//! - [`consumer`]: consumer groups ([`ConsumerGroup`]) with subscriber actors or
+//!   a pull API, and single consumers ([`Consumer`]).
+//! - [`server`]: consumer servers: a handler per message with retries and a
+//!   dead-letter topic, or your own loop with a shutdown signal.
 //! - [`interceptor`]: your code around every operation.
 //! - [`testing`]: an embedded cluster for tests.
 
