@@ -245,23 +245,15 @@ fn read_flow(section: &Section<'_>) -> Result<FlowSettings, ConfigError> {
             .duration("drainTimeout")?
             .unwrap_or(defaults.drain_timeout),
     };
-    if flow.delivery_batch > flow.max_buffered {
-        let key = if section.value("deliveryBatch").is_some() {
-            "deliveryBatch"
-        } else {
-            "maxBuffered"
-        };
-        return Err(section.invalid(
-            key,
-            section
-                .value(key)
-                .expect("defaults are ordered, so one key is set"),
-            format!(
-                "deliveryBatch ({}) no larger than maxBuffered ({})",
-                flow.delivery_batch, flow.max_buffered
-            ),
-        ));
-    }
+    section.check_order(
+        "deliveryBatch",
+        "maxBuffered",
+        flow.delivery_batch <= flow.max_buffered,
+        format!(
+            "deliveryBatch ({}) no larger than maxBuffered ({})",
+            flow.delivery_batch, flow.max_buffered
+        ),
+    )?;
     Ok(flow)
 }
 
@@ -319,17 +311,12 @@ fn read_fetch(section: &Section<'_>) -> Result<FetchSettings, ConfigError> {
             .duration("readBackoffMax")?
             .unwrap_or(defaults.read_backoff_max),
     };
-    if fetch.read_backoff_min > fetch.read_backoff_max {
-        let raw = section
-            .value("readBackoffMin")
-            .or_else(|| section.value("readBackoffMax"))
-            .expect("defaults are ordered, so one key is set");
-        return Err(section.invalid(
-            "readBackoffMin",
-            raw,
-            "readBackoffMin no larger than readBackoffMax",
-        ));
-    }
+    section.check_order(
+        "readBackoffMin",
+        "readBackoffMax",
+        fetch.read_backoff_min <= fetch.read_backoff_max,
+        "readBackoffMin no larger than readBackoffMax",
+    )?;
     Ok(fetch)
 }
 
@@ -360,20 +347,12 @@ fn read_group(
             .duration("partitionWatchInterval")?
             .unwrap_or(defaults.partition_watch_interval),
     };
-    if group.heartbeat_interval >= group.session_timeout {
-        let key = if section.value("heartbeatInterval").is_some() {
-            "heartbeatInterval"
-        } else {
-            "sessionTimeout"
-        };
-        return Err(section.invalid(
-            key,
-            section
-                .value(key)
-                .expect("defaults are ordered, so one key is set"),
-            "heartbeatInterval shorter than sessionTimeout",
-        ));
-    }
+    section.check_order(
+        "heartbeatInterval",
+        "sessionTimeout",
+        group.heartbeat_interval < group.session_timeout,
+        "heartbeatInterval shorter than sessionTimeout",
+    )?;
     Ok(group)
 }
 

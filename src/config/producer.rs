@@ -132,23 +132,16 @@ impl ProducerConfig {
             compression: read_compression(section)?.unwrap_or(defaults.compression),
             librdkafka: section.properties("librdkafka")?.into_iter().collect(),
         };
-        if config.batch_timeout >= config.write_timeout {
-            // The defaults satisfy the rule, so at least one of the two keys was written.
-            let key = if section.value("batchTimeout").is_some() {
-                "batchTimeout"
-            } else {
-                "writeTimeout"
-            };
-            return Err(section.invalid(
-                key,
-                section.value(key).expect("one of the two keys is set"),
-                format!(
-                    "batchTimeout ({}) shorter than writeTimeout ({}): a message must leave its batch before its delivery deadline",
-                    format_go_duration(config.batch_timeout),
-                    format_go_duration(config.write_timeout)
-                ),
-            ));
-        }
+        section.check_order(
+            "batchTimeout",
+            "writeTimeout",
+            config.batch_timeout < config.write_timeout,
+            format!(
+                "batchTimeout ({}) shorter than writeTimeout ({}): a message must leave its batch before its delivery deadline",
+                format_go_duration(config.batch_timeout),
+                format_go_duration(config.write_timeout)
+            ),
+        )?;
         if config.read_timeout.is_zero() || config.write_timeout.is_zero() {
             let key = if config.read_timeout.is_zero() {
                 "readTimeout"

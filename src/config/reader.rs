@@ -128,6 +128,26 @@ impl<'a> Section<'a> {
         )
     }
 
+    /// Fails when two related keys are out of order (`in_order` is false), naming
+    /// the first of the two the user wrote, with its value. Their defaults are in
+    /// order, so one of them was written whenever they are not.
+    pub(crate) fn check_order(
+        &self,
+        first: &'static str,
+        second: &'static str,
+        in_order: bool,
+        expected: impl Into<String>,
+    ) -> Result<(), ConfigError> {
+        if in_order {
+            return Ok(());
+        }
+        let (key, raw) = [first, second]
+            .into_iter()
+            .find_map(|key| self.value(key).map(|raw| (key, raw)))
+            .expect("defaults are in order, so one of the keys was written");
+        Err(self.invalid(key, raw, expected))
+    }
+
     pub(crate) fn string(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
         match self.value(name) {
             None => Ok(None),

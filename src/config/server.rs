@@ -98,20 +98,12 @@ fn read_retry(section: &Section<'_>) -> Result<RetrySettings, ConfigError> {
             .duration("retryBackoffMax")?
             .unwrap_or(defaults.backoff_max),
     };
-    if retry.backoff > retry.backoff_max {
-        let key = if section.value("retryBackoff").is_some() {
-            "retryBackoff"
-        } else {
-            "retryBackoffMax"
-        };
-        return Err(section.invalid(
-            key,
-            section
-                .value(key)
-                .expect("defaults are ordered, so one key is set"),
-            "retryBackoff no longer than retryBackoffMax",
-        ));
-    }
+    section.check_order(
+        "retryBackoff",
+        "retryBackoffMax",
+        retry.backoff <= retry.backoff_max,
+        "retryBackoff no longer than retryBackoffMax",
+    )?;
     Ok(retry)
 }
 
