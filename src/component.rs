@@ -15,7 +15,7 @@ use crate::interceptor::{
     OperationMetrics, TraceInterceptor,
 };
 use crate::producer::{Balancer, BalancerAdapter, Producer, ProducerSpec, RoundRobin};
-use crate::supervision::RestartPolicy;
+use crate::supervision::{Escalation, Escalator, RestartPolicy};
 
 /// Builds an [`Ekafka`] from a config, with the options of the Go `Build(...)`.
 ///
@@ -158,6 +158,7 @@ impl EkafkaBuilder {
                 metrics,
                 balancers: self.balancers,
                 restart_policy: self.restart_policy,
+                escalator: Escalator::default(),
                 producers: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
                 consumers: Mutex::new(HashMap::new()),
@@ -172,6 +173,7 @@ struct Inner {
     metrics: Option<Arc<MetricsInterceptor>>,
     balancers: HashMap<String, Arc<dyn Balancer>>,
     restart_policy: RestartPolicy,
+    escalator: Escalator,
     producers: Mutex<HashMap<String, Producer>>,
     groups: Mutex<HashMap<String, ConsumerGroup>>,
     consumers: Mutex<HashMap<String, Consumer>>,
@@ -266,6 +268,27 @@ impl Ekafka {
             .unwrap_or_default()
     }
 
+    /// The restart policy clients fall back on for the restart keys they do not set.
+    pub fn restart_policy(&self) -> &RestartPolicy {
+        &self.inner.restart_policy
+    }
+
+    /// The first client or server of this component that failed past its restart
+    /// limit, if one did.
+    pub fn escalation(&self) -> Option<Escalation> {
+        self.inner.escalator.current()
+    }
+
+    /// Waits until a client or server of this component fails past its restart
+    /// limit, and returns the first that did. [`App`](crate::App) shuts down on it.
+    pub async fn escalated(&self) -> Escalation {
+        self.inner.escalator.escalated().await
+    }
+
+    pub(crate) fn escalator(&self) -> &Escalator {
+        &self.inner.escalator
+    }
+
     /// The librdkafka properties producer `name` is created with.
     pub fn producer_properties(&self, name: &str) -> Result<Properties, Error> {
         let config = &self.inner.config;
@@ -302,11 +325,12 @@ impl Ekafka {
                 };
                 Producer::start(ProducerSpec {
                     name: name.to_string(),
+                    restart_policy: producer_config.restart.apply(&self.inner.restart_policy),
                     config: producer_config,
                     client_config: properties.to_client_config(),
                     balancer: BalancerAdapter { balancer },
                     interceptors: self.inner.interceptors.clone(),
-                    restart_policy: self.inner.restart_policy.clone(),
+                    escalator: self.inner.escalator.clone(),
                 })
             },
         )
@@ -373,12 +397,14 @@ impl Ekafka {
             "Ekafka::consumer_group",
             ConsumerGroup::is_closed,
             || {
+                let config = self.inner.config.consumer_groups[name].clone();
                 ConsumerGroup::start(GroupSpec {
                     name: name.to_string(),
-                    config: self.inner.config.consumer_groups[name].clone(),
+                    restart_policy: config.restart.apply(&self.inner.restart_policy),
+                    config,
                     client_config: properties.to_client_config(),
                     interceptors: self.inner.interceptors.clone(),
-                    restart_policy: self.inner.restart_policy.clone(),
+                    escalator: self.inner.escalator.clone(),
                 })
             },
         )

@@ -61,7 +61,7 @@ pub use error::{Error, ProduceError, ProduceErrorKind};
 pub use message::{Delivery, Header, Message};
 pub use producer::{Balancer, CloseReport, DeliveryFailed, Outcome, Producer, WriteReport};
 pub use rdkafka::types::RDKafkaErrorCode as KafkaCode;
-pub use supervision::RestartPolicy;
+pub use supervision::{Escalation, RestartPolicy};
 
 /// The README's Rust examples, compiled as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::error::{ConfigError, ConfigProblem};
 use super::properties::Properties;
 use super::reader::Section;
+use super::restart::RestartSettings;
 
 /// Where a consumer without a committed offset starts (`startOffset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +154,9 @@ pub struct ConsumerGroupConfig {
     pub flow: FlowSettings,
     /// `librdkafka`: raw properties for this group, applied last.
     pub librdkafka: Properties,
+    /// `maxRestarts`, `restartWindow`, `restartBackoff`, `restartBackoffMax`: how
+    /// the member is restarted after a fatal error.
+    pub restart: RestartSettings,
 }
 
 /// Flow control of a consumer group (keys ekafka adds to the Go ones).
@@ -227,6 +231,7 @@ impl ConsumerGroupConfig {
             group_balancers: read_group_balancers(section)?,
             flow: read_flow(section)?,
             librdkafka: section.properties("librdkafka")?.into_iter().collect(),
+            restart: RestartSettings::read(section)?,
         };
         Ok(config)
     }

@@ -16,6 +16,7 @@ pub mod librdkafka;
 mod producer;
 mod properties;
 mod reader;
+mod restart;
 mod secret;
 mod server;
 
@@ -31,6 +32,7 @@ pub use producer::{
     Compression, ProducerConfig, RequiredAcks, BALANCER_HASH, BALANCER_ROUND_ROBIN,
 };
 pub use properties::Properties;
+pub use restart::RestartSettings;
 pub use secret::Secret;
 pub use server::{ConsumerServerConfig, DeadLetter, RetrySettings};
 

@@ -6,6 +6,7 @@ use super::duration::format_go_duration;
 use super::error::ConfigError;
 use super::properties::Properties;
 use super::reader::Section;
+use super::restart::RestartSettings;
 
 /// How many broker acknowledgements a write waits for (`requiredAcks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,9 @@ pub struct ProducerConfig {
     pub compression: Compression,
     /// `librdkafka`: raw properties for this producer, applied last.
     pub librdkafka: Properties,
+    /// `maxRestarts`, `restartWindow`, `restartBackoff`, `restartBackoffMax`: how
+    /// the client is restarted after a fatal error.
+    pub restart: RestartSettings,
 }
 
 impl Default for ProducerConfig {
@@ -102,6 +106,7 @@ impl Default for ProducerConfig {
             async_writes: false,
             compression: Compression::None,
             librdkafka: Properties::default(),
+            restart: RestartSettings::default(),
         }
     }
 }
@@ -131,6 +136,7 @@ impl ProducerConfig {
             async_writes: section.bool("async")?.unwrap_or(defaults.async_writes),
             compression: read_compression(section)?.unwrap_or(defaults.compression),
             librdkafka: section.properties("librdkafka")?.into_iter().collect(),
+            restart: RestartSettings::read(section)?,
         };
         section.check_order(
             "batchTimeout",

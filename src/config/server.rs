@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::error::{ConfigError, ConfigProblem};
 use super::reader::Section;
+use super::restart::RestartSettings;
 
 /// How a failed handler is retried (`retries`, `retryBackoff`, `retryBackoffMax`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,9 @@ pub struct ConsumerServerConfig {
     pub retry: RetrySettings,
     /// The dead-letter destination, when configured.
     pub dead_letter: Option<DeadLetter>,
+    /// `maxRestarts`, `restartWindow`, `restartBackoff`, `restartBackoffMax`: how
+    /// the server is restarted after it failed, and when it escalates.
+    pub restart: RestartSettings,
 }
 
 impl ConsumerServerConfig {
@@ -74,6 +78,7 @@ impl ConsumerServerConfig {
                 .filter(|n| !n.is_empty()),
             retry: read_retry(section)?,
             dead_letter: read_dead_letter(section)?,
+            restart: RestartSettings::read(section)?,
         };
         if config.consumer_name.is_none() && config.consumer_group_name.is_none() {
             return Err(ConfigError::new(

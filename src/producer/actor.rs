@@ -16,7 +16,7 @@ use crate::config::ProducerConfig;
 use crate::error::{Error, ProduceError, ProduceErrorKind};
 use crate::interceptor::{Admitted, Chain, ClientInfo};
 use crate::message::Message;
-use crate::supervision::{RestartPolicy, RestartTracker};
+use crate::supervision::{Escalation, Escalator, RestartPolicy, RestartTracker};
 
 const KIND: &str = "producer";
 
@@ -28,6 +28,7 @@ pub(crate) struct ProducerSpec {
     pub(crate) balancer: BalancerAdapter,
     pub(crate) interceptors: Chain,
     pub(crate) restart_policy: RestartPolicy,
+    pub(crate) escalator: Escalator,
 }
 
 impl ProducerSpec {
@@ -115,7 +116,13 @@ impl Core {
         loop {
             let delay = self.slot().restarts.next_delay();
             let Some(delay) = delay else {
-                tracing::error!(producer = %self.spec.name, reason = %last_failure, "producer exceeded its restart limit; giving up");
+                let restarts = self.slot().restarts.recent_restarts();
+                self.spec.escalator.escalate(Escalation {
+                    kind: KIND,
+                    name: self.spec.name.clone(),
+                    restarts,
+                    reason: last_failure.clone(),
+                });
                 self.slot().gave_up = Some(last_failure);
                 return;
             };

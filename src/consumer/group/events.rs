@@ -3,6 +3,7 @@
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::ledger::SubscriberMask;
 use crate::consumer::{ConsumedMessage, StartingOffset, TopicPartition};
@@ -74,7 +75,11 @@ pub(crate) enum Command {
     },
     SubscribeEvents(actix::Recipient<GroupEvent>),
     Status(tokio::sync::oneshot::Sender<super::GroupStatus>),
-    Close(tokio::sync::oneshot::Sender<()>),
+    /// Drain for at most `drain` (capped by `drainTimeout`), commit, leave.
+    Close {
+        drain: Duration,
+        reply: tokio::sync::oneshot::Sender<()>,
+    },
     SimulateFatalError {
         reason: String,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,

@@ -44,7 +44,7 @@ use crate::config::ConsumerGroupConfig;
 use crate::consumer::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
-use crate::supervision::{RestartPolicy, RestartTracker};
+use crate::supervision::{Escalation, Escalator, RestartPolicy, RestartTracker};
 
 const KIND: &str = "consumer group";
 
@@ -74,6 +74,7 @@ pub(crate) struct GroupSpec {
     pub(crate) client_config: rdkafka::ClientConfig,
     pub(crate) interceptors: Chain,
     pub(crate) restart_policy: RestartPolicy,
+    pub(crate) escalator: Escalator,
 }
 
 impl GroupSpec {
@@ -144,6 +145,8 @@ struct Shared {
     closed: AtomicBool,
     pull: tokio::sync::Mutex<Option<Pull>>,
     drain_timeout: Duration,
+    /// Set once the actor stopped, for good.
+    ended: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -199,7 +202,11 @@ impl Actor for ConsumerGroupActor {
         self.shared.closed.store(true, Ordering::SeqCst);
         // Stopped without close (the System is shutting down): still drain and leave.
         let (reply, _) = tokio::sync::oneshot::channel();
-        let _ = self.shared.send(Command::Close(reply));
+        let _ = self.shared.send(Command::Close {
+            drain: Duration::MAX,
+            reply,
+        });
+        self.shared.ended.send_replace(true);
     }
 }
 
@@ -218,7 +225,12 @@ impl Handler<EngineExited> for ConsumerGroupActor {
             return;
         }
         let Some(delay) = self.restarts.next_delay() else {
-            tracing::error!(group = %self.spec.name, %reason, "consumer group exceeded its restart limit; stopping");
+            self.spec.escalator.escalate(Escalation {
+                kind: KIND,
+                name: self.spec.name.clone(),
+                restarts: self.restarts.recent_restarts(),
+                reason,
+            });
             ctx.stop();
             return;
         };
@@ -294,18 +306,21 @@ impl Handler<SubscribeEvents> for ConsumerGroupActor {
 
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
-struct Close;
+struct Close {
+    drain: Duration,
+}
 
 impl Handler<Close> for ConsumerGroupActor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
-    fn handle(&mut self, _: Close, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, Close { drain }: Close, _ctx: &mut Self::Context) -> Self::Result {
         self.shared.closed.store(true, Ordering::SeqCst);
         let shared = Arc::clone(&self.shared);
         // Never hang: the engine gets the drain timeout plus time to commit and leave.
-        let limit = shared.drain_timeout + Duration::from_secs(15);
+        let limit = shared.drain_timeout.min(drain) + Duration::from_secs(15);
         let close = async move {
-            match tokio::time::timeout(limit, shared.ask(Command::Close)).await {
+            let ask = shared.ask(|reply| Command::Close { drain, reply });
+            match tokio::time::timeout(limit, ask).await {
                 Ok(_) => Ok(()),
                 Err(_) => Err(Error::GaveUp {
                     kind: KIND,
@@ -383,6 +398,7 @@ impl ConsumerGroup {
             closed: AtomicBool::new(false),
             pull: tokio::sync::Mutex::new(None),
             drain_timeout,
+            ended: tokio::sync::watch::Sender::new(false),
         });
         let actor = ConsumerGroupActor {
             spec,
@@ -552,9 +568,26 @@ impl ConsumerGroup {
     /// the group and stops the actor. Never hangs: past its deadline it returns an
     /// error and lets the member go.
     pub async fn close(&self) -> Result<(), Error> {
+        self.close_within(Duration::MAX).await
+    }
+
+    /// Like [`close`](Self::close), but waits at most `drain` (and never longer
+    /// than `drainTimeout`) for outstanding acknowledgements. With
+    /// `Duration::ZERO` it commits what was acknowledged and leaves at once; the
+    /// rest is delivered again to the partitions' next owner. Consumer servers
+    /// use this once their in-flight handlers are done.
+    pub async fn close_within(&self, drain: Duration) -> Result<(), Error> {
         self.addr
-            .send(Close)
+            .send(Close { drain })
             .await
             .map_err(|e| self.mailbox_error(e))?
+    }
+
+    /// Waits until the member has stopped for good: closed, or failed past its
+    /// restart limit (the component's [`escalation`](crate::Ekafka::escalation)
+    /// then says why).
+    pub async fn closed(&self) {
+        let mut ended = self.shared.ended.subscribe();
+        let _ = ended.wait_for(|ended| *ended).await;
     }
 }

@@ -127,6 +127,8 @@ pub(crate) struct Engine {
     generation: i32,
     closers: Vec<tokio::sync::oneshot::Sender<()>>,
     close_started: Option<Instant>,
+    /// How long the close may wait for acknowledgements.
+    close_drain: Duration,
     unsubscribed: bool,
     last_commit: Instant,
     rotation: usize,
@@ -238,6 +240,7 @@ impl Engine {
             generation: -1,
             closers: Vec::new(),
             close_started: None,
+            close_drain: Duration::MAX,
             unsubscribed: false,
             last_commit: Instant::now(),
             rotation: 0,
@@ -323,7 +326,8 @@ impl Engine {
                 self.commit_due(consumer);
                 let _ = reply.send(self.status());
             }
-            Command::Close(reply) => {
+            Command::Close { drain, reply } => {
+                self.close_drain = self.close_drain.min(drain);
                 self.closers.push(reply);
                 self.close_started.get_or_insert_with(Instant::now);
             }
@@ -400,6 +404,17 @@ impl Engine {
         if let Some(index) = self.partition_index(&partition.topic, partition.partition) {
             let released = self.partitions[index].ledger.acknowledge(by, from, to);
             self.held -= released;
+        }
+    }
+
+    /// How long the revoke barrier waits for acknowledgements: `drainTimeout`,
+    /// or less when a close asked for a shorter drain.
+    fn drain_timeout(&self) -> Duration {
+        let drain = self.settings.flow.drain_timeout;
+        if self.close_started.is_some() {
+            drain.min(self.close_drain)
+        } else {
+            drain
         }
     }
 
@@ -490,7 +505,7 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
                     consumer.unsubscribe();
                     continue;
                 }
-                let drain = engine.settings.flow.drain_timeout;
+                let drain = engine.drain_timeout();
                 if engine.partitions.is_empty()
                     || started.elapsed() > drain + Duration::from_secs(5)
                 {

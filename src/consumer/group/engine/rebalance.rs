@@ -49,7 +49,7 @@ impl Engine {
             partitions: revoked.clone(),
         }));
 
-        let deadline = Instant::now() + self.settings.flow.drain_timeout;
+        let deadline = Instant::now() + self.drain_timeout();
         loop {
             let owed: usize = self
                 .partitions
