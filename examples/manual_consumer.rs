@@ -46,8 +46,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // On start: read with the consumer until shutdown is requested.
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-    let server =
-        ConsumerServer::on_start(&kafka, &config, move |consumer, mut shutdown| async move {
+    let server = ConsumerServer::on_start(&kafka, &config, move |consumer, mut shutdown| {
+        // The function may be called again after a failure: each call gets its own sender.
+        let seen_tx = seen_tx.clone();
+        async move {
             loop {
                 tokio::select! {
                     _ = shutdown.requested() => break,
@@ -59,7 +61,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             consumer.close().await.map_err(HandlerError::fatal)
-        })?;
+        }
+    })?;
     for _ in 0..3 {
         tokio::time::timeout(Duration::from_secs(30), seen.recv()).await?;
     }

@@ -411,6 +411,53 @@ impl Ekafka {
     }
 }
 
+impl Ekafka {
+    /// Closes every client this component started: consumer groups drain,
+    /// commit and leave, consumers close, then producers flush (up to their
+    /// `writeTimeout`). Every client is closed even when one fails; the first
+    /// failure is returned, and messages a producer could not deliver are logged.
+    pub async fn close(&self) -> Result<(), Error> {
+        let mut first_error = None;
+        for group in running(&self.inner.groups, ConsumerGroup::is_closed) {
+            if let Err(e) = group.close().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        for consumer in running(&self.inner.consumers, Consumer::is_closed) {
+            if let Err(e) = consumer.close().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        for producer in running(&self.inner.producers, Producer::is_closed) {
+            match producer.close().await {
+                Ok(report) if report.is_clean() => {}
+                Ok(report) => {
+                    tracing::error!(producer = %producer.name(), undelivered = report.undelivered.len(), first = %report.undelivered[0], "producer closed with undelivered messages");
+                    first_error.get_or_insert(Error::Undelivered {
+                        name: producer.name().to_string(),
+                        count: report.undelivered.len(),
+                    });
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The clients of `cache` not closed yet.
+fn running<T: Clone>(cache: &Mutex<HashMap<String, T>>, is_closed: fn(&T) -> bool) -> Vec<T> {
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|client| !is_closed(client))
+        .cloned()
+        .collect()
+}
+
 /// The running client `name` from `cache`, or a new one from `start` when there is
 /// none or it was closed.
 fn running_or_start<T: Clone>(

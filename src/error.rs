@@ -102,6 +102,17 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A producer closed with messages it could not deliver (each was logged).
+    #[error("producer {name:?} closed with {count} undelivered messages")]
+    Undelivered {
+        /// The producer's configured name.
+        name: String,
+        /// How many messages were not delivered.
+        count: usize,
+    },
+    /// A second SIGINT or SIGTERM ended the graceful shutdown early.
+    #[error("shutdown forced by a second signal; work in flight was abandoned")]
+    ShutdownForced,
     /// A simulated fault could not be injected.
     #[error("cannot inject the fault: {reason}")]
     FaultInjection {

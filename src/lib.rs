@@ -42,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+mod app;
 mod component;
 pub mod config;
 pub mod consumer;
@@ -54,6 +55,7 @@ mod supervision;
 mod telemetry;
 pub mod testing;
 
+pub use app::{App, AppHandle, FORCED_EXIT_STATUS};
 pub use component::{Ekafka, EkafkaBuilder};
 pub use config::{Config, ConfigError};
 pub use consumer::{ConsumedMessage, Consumer, ConsumerGroup, Event, GroupEvent, MessageBatch};

@@ -210,18 +210,20 @@ async fn a_fatal_failure_goes_to_the_dead_letter_topic_and_consumption_continues
 }
 
 #[actix::test]
-async fn without_a_dead_letter_topic_the_partition_stops_uncommitted() {
+async fn a_handler_panic_without_dead_letter_topic_restarts_the_server_which_handles_the_message_again(
+) {
     let fixture = Fixture::new();
-    let (kafka, config) = setup(&fixture, "retries = 1\nretryBackoff = \"10ms\"");
+    let (kafka, config) = setup(&fixture, "restartBackoff = \"50ms\"");
     produce(&kafka, "m", 12).await;
 
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<ConsumedMessage>();
+    let panicked = Rc::new(std::cell::Cell::new(false));
     let server =
         ConsumerServer::on_each_message(&kafka, &config, move |message: ConsumedMessage| {
-            let seen = seen_tx.clone();
+            let (seen, panicked) = (seen_tx.clone(), Rc::clone(&panicked));
             async move {
-                if message.value_str() == Some("m-3") {
-                    return Err(HandlerError::recoverable("still down"));
+                if message.value_str() == Some("m-3") && !panicked.replace(true) {
+                    panic!("handler bug on m-3");
                 }
                 let _ = seen.send(message);
                 Ok(())
@@ -229,42 +231,117 @@ async fn without_a_dead_letter_topic_the_partition_stops_uncommitted() {
         })
         .await
         .unwrap();
+    let (failures_tx, mut failures) = forwarder::<HandlerFailure>();
+    server.subscribe_failures(failures_tx).await.unwrap();
 
-    // m-3's partition holds 4 messages (roundRobin over 3): m-0, m-3, m-6, m-9.
-    let mut handled = Vec::new();
-    while handled.len() < 9 {
-        handled.push(next(&mut seen, "the messages of the other partitions and m-0").await);
-    }
-    let waiting = Instant::now();
-    let stopped = loop {
-        let stopped = server.stopped_partitions().await.unwrap();
-        if !stopped.is_empty() {
-            break stopped;
-        }
-        assert!(
-            waiting.elapsed() < common::WAIT,
-            "the partition never stopped"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    assert_eq!(stopped.len(), 1);
-    let (partition, offset) = &stopped[0];
-    assert!(
+    let mut handled: Vec<ConsumedMessage> = Vec::new();
+    let distinct = |handled: &[ConsumedMessage]| {
         handled
             .iter()
-            .all(|m| m.value_str() != Some("m-6") && m.value_str() != Some("m-9")),
-        "nothing after m-3 on its partition"
-    );
-
-    server.group().commit_acknowledged().await.unwrap();
-    let status = server.group().status().await.unwrap();
-    let committed = status
-        .committed
+            .map(|m| m.value_str().unwrap().to_string())
+            .collect::<std::collections::HashSet<_>>()
+    };
+    while distinct(&handled).len() < 12 {
+        handled.push(next(&mut seen, "every message, m-3 after the restart").await);
+    }
+    // One more message per partition: anything delivered twice would come before it.
+    produce(&kafka, "fence", 3).await;
+    while distinct(&handled)
         .iter()
-        .find(|c| c.partition == *partition)
-        .map(|c| c.offset);
-    assert_eq!(committed, Some(*offset), "committed up to m-3, not past it");
+        .filter(|v| v.starts_with("fence"))
+        .count()
+        < 3
+    {
+        handled.push(next(&mut seen, "the fence messages").await);
+    }
+
+    let failure = next(&mut failures, "the panic's report").await;
+    assert_eq!(failure.message.value_str(), Some("m-3"));
+    assert_eq!(failure.action, FailureAction::Stopped);
+    assert!(
+        failure.error.reason().contains("handler bug on m-3"),
+        "{failure:?}"
+    );
+    assert_eq!(server.restarts(), 1);
+    assert_eq!(
+        handled.len(),
+        15,
+        "each message handled once: {:?}",
+        distinct(&handled)
+    );
+    let partition_of_m3: Vec<_> = handled
+        .iter()
+        .filter(|m| m.partition == failure.message.partition && m.topic == failure.message.topic)
+        .map(|m| m.offset)
+        .collect();
+    assert!(
+        partition_of_m3.windows(2).all(|w| w[0] < w[1]),
+        "in order on m-3's partition: {partition_of_m3:?}"
+    );
     server.close().await.unwrap();
+}
+
+#[actix::test]
+async fn past_the_restart_limit_the_server_escalates_leaving_the_message_uncommitted() {
+    let fixture = Fixture::new();
+    let (kafka, config) = setup(&fixture, "maxRestarts = 1\nrestartBackoff = \"10ms\"");
+    produce(&kafka, "m", 12).await;
+
+    let server =
+        ConsumerServer::on_each_message(&kafka, &config, |message: ConsumedMessage| async move {
+            if message.value_str() == Some("m-3") {
+                return Err(HandlerError::fatal("cannot handle m-3"));
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (failures_tx, mut failures) = forwarder::<HandlerFailure>();
+    server.subscribe_failures(failures_tx).await.unwrap();
+
+    let ended = tokio::time::timeout(common::WAIT, server.wait())
+        .await
+        .expect("the server escalates");
+    let failure = next(&mut failures, "the first failure").await;
+    let again = next(&mut failures, "the failure after the restart").await;
+    assert_eq!(
+        (failure.message.offset, again.message.offset),
+        (1, 1),
+        "m-3 twice"
+    );
+    match ended {
+        Err(ekafka::Error::GaveUp {
+            kind,
+            name,
+            restarts,
+            reason,
+        }) => {
+            assert_eq!(
+                (kind, name.as_str(), restarts),
+                ("consumer server", "s1", 1)
+            );
+            assert!(
+                reason.contains("stopped at offset 1") && reason.contains("cannot handle m-3"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected the escalation, got {other:?}"),
+    }
+    let escalation = kafka.escalation().expect("recorded on the component");
+    assert_eq!(escalation.name, "s1");
+
+    // Nothing past m-3 was committed on its partition.
+    let committed = common::committed_offsets(
+        fixture.cluster.bootstrap_servers().to_string(),
+        kafka.config().consumer_groups["cg1"].group_id.clone(),
+        fixture.topic.clone(),
+    )
+    .await;
+    assert_eq!(
+        committed[failure.message.partition as usize],
+        Some(1),
+        "{committed:?}"
+    );
 }
 
 /// The Go suite's consumer-server scenarios: in each of the three modes the
@@ -306,7 +383,9 @@ async fn each_mode_receives_a_produced_message() {
 
     // On start: the function drives the consumer until shutdown.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let manual = ConsumerServer::on_start(&kafka, &config, move |consumer, mut shutdown| async move {
+    let manual = ConsumerServer::on_start(&kafka, &config, move |consumer, mut shutdown| {
+        let tx = tx.clone();
+        async move {
         loop {
             tokio::select! {
                 _ = shutdown.requested() => break,
@@ -318,6 +397,7 @@ async fn each_mode_receives_a_produced_message() {
             }
         }
         consumer.close().await.map_err(HandlerError::fatal)
+        }
     })
     .unwrap();
     assert_eq!(next(&mut rx, "on-start mode").await, expected);
@@ -330,26 +410,26 @@ async fn each_mode_receives_a_produced_message() {
         .unwrap()
         .build()
         .unwrap();
-    let manual = ConsumerServer::on_consumer_group_start(
-        &kafka_group,
-        &config,
-        move |group, shutdown| async move {
-            while !shutdown.is_requested() {
-                if let ekafka::Event::Message(message) =
-                    group.poll().await.map_err(HandlerError::fatal)?
-                {
-                    group
-                        .commit(std::slice::from_ref(&message))
-                        .await
-                        .map_err(HandlerError::fatal)?;
-                    let _ = tx.send(message.value_str().unwrap().to_string());
-                    break;
+    let manual =
+        ConsumerServer::on_consumer_group_start(&kafka_group, &config, move |group, shutdown| {
+            let tx = tx.clone();
+            async move {
+                while !shutdown.is_requested() {
+                    if let ekafka::Event::Message(message) =
+                        group.poll().await.map_err(HandlerError::fatal)?
+                    {
+                        group
+                            .commit(std::slice::from_ref(&message))
+                            .await
+                            .map_err(HandlerError::fatal)?;
+                        let _ = tx.send(message.value_str().unwrap().to_string());
+                        break;
+                    }
                 }
+                group.close().await.map_err(HandlerError::fatal)
             }
-            group.close().await.map_err(HandlerError::fatal)
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     assert_eq!(
         next(&mut rx, "on-consumer-group-start mode").await,
         expected

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
 
 use actix::prelude::*;
+use tokio::sync::{oneshot, watch};
 
 use super::outcome::{FailureAction, HandlerError, HandlerFailure};
 use crate::config::RetrySettings;
@@ -44,16 +45,32 @@ pub mod headers {
     pub const ATTEMPTS: &str = "ekafka.attempts";
 }
 
+/// A partition stopped on a message that failed for good: the server has failed
+/// and its supervisor restarts it.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionStopped {
+    pub(crate) partition: TopicPartition,
+    pub(crate) offset: i64,
+    pub(crate) error: HandlerError,
+}
+
 pub(crate) struct EachMessageActor {
-    pub(crate) name: String,
-    pub(crate) handler: BoxedHandler,
-    pub(crate) retry: RetrySettings,
-    pub(crate) dead_letter: Option<DeadLetterSink>,
-    pub(crate) errors: Option<Recipient<HandlerFailure>>,
+    name: String,
+    handler: BoxedHandler,
+    retry: RetrySettings,
+    dead_letter: Option<DeadLetterSink>,
+    errors: Option<Recipient<HandlerFailure>>,
+    /// Where a stopped partition is reported (the supervisor).
+    faults: tokio::sync::mpsc::UnboundedSender<PartitionStopped>,
     queued: HashMap<TopicPartition, VecDeque<MessageBatch>>,
     busy: HashMap<TopicPartition, bool>,
     /// Partitions stopped on a message that failed for good (no dead-letter topic).
     stopped: HashMap<TopicPartition, i64>,
+    /// Set when the server shuts down or restarts: no new message is started,
+    /// and messages waiting for a retry are given up (left unacknowledged).
+    quiescing: watch::Sender<bool>,
+    /// Told once no handler runs any more, after quiescing began.
+    idle_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl EachMessageActor {
@@ -62,23 +79,33 @@ impl EachMessageActor {
         handler: BoxedHandler,
         retry: RetrySettings,
         dead_letter: Option<DeadLetterSink>,
+        errors: Option<Recipient<HandlerFailure>>,
+        faults: tokio::sync::mpsc::UnboundedSender<PartitionStopped>,
     ) -> Self {
         EachMessageActor {
             name,
             handler,
             retry,
             dead_letter,
-            errors: None,
+            errors,
+            faults,
             queued: HashMap::new(),
             busy: HashMap::new(),
             stopped: HashMap::new(),
+            quiescing: watch::Sender::new(false),
+            idle_waiters: Vec::new(),
         }
+    }
+
+    fn is_idle(&self) -> bool {
+        !self.busy.values().any(|busy| *busy)
     }
 
     /// Starts handling the next batch of `partition` unless one is in progress.
     fn pump(&mut self, partition: TopicPartition, ctx: &mut Context<Self>) {
         if self.busy.get(&partition).copied().unwrap_or(false)
             || self.stopped.contains_key(&partition)
+            || *self.quiescing.borrow()
         {
             return;
         }
@@ -92,22 +119,69 @@ impl EachMessageActor {
         self.busy.insert(partition.clone(), true);
         let work = handle_batch(
             batch,
-            Rc::clone(&self.handler),
-            self.retry.clone(),
-            self.dead_letter.clone(),
-            self.errors.clone(),
-            self.name.clone(),
+            Worker {
+                handler: Rc::clone(&self.handler),
+                retry: self.retry.clone(),
+                dead_letter: self.dead_letter.clone(),
+                errors: self.errors.clone(),
+                server: self.name.clone(),
+                quiescing: self.quiescing.subscribe(),
+            },
         );
-        ctx.spawn(work.into_actor(self).map(move |stopped_at, act, ctx| {
+        ctx.spawn(work.into_actor(self).map(move |end, act, ctx| {
             act.busy.insert(partition.clone(), false);
-            match stopped_at {
-                Some(offset) => {
+            match end {
+                BatchEnd::Done => act.pump(partition, ctx),
+                BatchEnd::Interrupted => {}
+                BatchEnd::Stopped { offset, error } => {
                     act.stopped.insert(partition.clone(), offset);
                     act.queued.remove(&partition);
+                    let _ = act.faults.send(PartitionStopped {
+                        partition,
+                        offset,
+                        error,
+                    });
                 }
-                None => act.pump(partition, ctx),
+            }
+            if *act.quiescing.borrow() && act.is_idle() {
+                for waiter in act.idle_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
             }
         }));
+    }
+}
+
+/// Stops starting new messages and answers once no handler runs any more.
+/// Messages waiting for a retry are given up, unacknowledged.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Quiesce(pub(crate) oneshot::Sender<()>);
+
+impl Handler<Quiesce> for EachMessageActor {
+    type Result = ();
+
+    fn handle(&mut self, Quiesce(idle): Quiesce, _ctx: &mut Context<Self>) {
+        self.quiescing.send_replace(true);
+        self.queued.clear();
+        if self.is_idle() {
+            let _ = idle.send(());
+        } else {
+            self.idle_waiters.push(idle);
+        }
+    }
+}
+
+/// Ends the actor (and any handler still running past the shutdown deadline).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Terminate;
+
+impl Handler<Terminate> for EachMessageActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Terminate, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
@@ -120,7 +194,7 @@ impl Handler<MessageBatch> for EachMessageActor {
 
     fn handle(&mut self, batch: MessageBatch, ctx: &mut Context<Self>) {
         let partition = batch.partition().clone();
-        if self.stopped.contains_key(&partition) {
+        if self.stopped.contains_key(&partition) || *self.quiescing.borrow() {
             // Left unacknowledged: it comes again after a restart.
             return;
         }
@@ -148,28 +222,36 @@ impl Handler<SubscribeFailures> for EachMessageActor {
     }
 }
 
-/// Partitions stopped on a message, and at which offset.
-#[derive(Message)]
-#[rtype(result = "Vec<(TopicPartition, i64)>")]
-pub(crate) struct Stopped;
-
-impl Handler<Stopped> for EachMessageActor {
-    type Result = MessageResult<Stopped>;
-
-    fn handle(&mut self, _: Stopped, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.stopped.iter().map(|(p, o)| (p.clone(), *o)).collect())
-    }
-}
-
-/// Handles a batch message by message; returns the offset it stopped at, if it did.
-async fn handle_batch(
-    batch: MessageBatch,
+/// What one batch's handling needs.
+struct Worker {
     handler: BoxedHandler,
     retry: RetrySettings,
     dead_letter: Option<DeadLetterSink>,
     errors: Option<Recipient<HandlerFailure>>,
     server: String,
-) -> Option<i64> {
+    quiescing: watch::Receiver<bool>,
+}
+
+/// How a batch's handling ended.
+enum BatchEnd {
+    /// Every message handled or dead-lettered.
+    Done,
+    /// The server began shutting down; the rest stays unacknowledged.
+    Interrupted,
+    /// A message failed for good with no dead-letter topic.
+    Stopped { offset: i64, error: HandlerError },
+}
+
+/// Handles a batch message by message.
+async fn handle_batch(batch: MessageBatch, worker: Worker) -> BatchEnd {
+    let Worker {
+        handler,
+        retry,
+        dead_letter,
+        errors,
+        server,
+        mut quiescing,
+    } = worker;
     let policy = RestartPolicy {
         max_restarts: retry.retries,
         window: std::time::Duration::MAX,
@@ -177,6 +259,9 @@ async fn handle_batch(
         backoff_max: retry.backoff_max,
     };
     for message in batch.messages() {
+        if *quiescing.borrow() {
+            return BatchEnd::Interrupted;
+        }
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -204,8 +289,12 @@ async fn handle_batch(
             if error.is_recoverable() && attempts <= retry.retries {
                 let delay = backoff_with_jitter(&policy, attempts - 1);
                 report(FailureAction::Retrying(delay));
-                tokio::time::sleep(delay).await;
-                continue;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => continue,
+                    // Shutting down: the message stays unacknowledged and comes
+                    // again to the partition's next owner.
+                    _ = quiescing.wait_for(|q| *q) => return BatchEnd::Interrupted,
+                }
             }
             match &dead_letter {
                 Some(sink) if dead_letter_write(sink, message, &error, attempts).await => {
@@ -215,12 +304,15 @@ async fn handle_batch(
                 }
                 _ => {
                     report(FailureAction::Stopped);
-                    return Some(message.offset);
+                    return BatchEnd::Stopped {
+                        offset: message.offset,
+                        error,
+                    };
                 }
             }
         }
     }
-    None
+    BatchEnd::Done
 }
 
 /// Calls the handler, turning a panic (while creating or polling its future)

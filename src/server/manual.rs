@@ -1,13 +1,20 @@
 //! The two manual modes: the user's function gets the consumer (or the consumer
 //! group) and a shutdown signal, and drives consumption itself, as Go's
-//! `OnStart` and `OnConsumerGroupStart`.
+//! `OnStart` and `OnConsumerGroupStart`. Unlike Go, a function that fails or
+//! panics is supervised: its client is closed (so a group resumes from its
+//! committed offsets), and the function is called again with a new one after
+//! backoff, until the restart limit escalates.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 
 use tokio::sync::watch;
 
 use super::HandlerError;
+use crate::component::Ekafka;
 use crate::error::Error;
+use crate::supervision::{Escalation, RestartPolicy, RestartTracker};
 
 /// Tells a manual handler that the server is shutting down.
 ///
@@ -37,42 +44,129 @@ impl Shutdown {
     }
 }
 
-/// A running manual-mode server: the user's function, with its shutdown switch.
+/// How a manual server ended, kept for every caller of `wait`.
+#[derive(Clone)]
+enum Ended {
+    Finished,
+    /// Failed while shutting down: nothing left to restart.
+    Failed(String),
+    Escalated(Escalation),
+}
+
+type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// What the supervisor needs to run one manual server again and again.
+pub(crate) struct ManualSpec<C> {
+    pub(crate) name: String,
+    pub(crate) kafka: Ekafka,
+    pub(crate) policy: RestartPolicy,
+    /// The client to hand to the function (the component's running one).
+    pub(crate) acquire: Box<dyn Fn() -> Result<C, Error>>,
+    /// Lets a failed run's client go, so the next run starts clean.
+    pub(crate) release: Box<dyn Fn(C) -> LocalFuture<()>>,
+    pub(crate) run: Rc<dyn Fn(C, Shutdown) -> LocalFuture<Result<(), HandlerError>>>,
+}
+
+/// A running manual-mode server: the user's function, supervised, with its
+/// shutdown switch.
 pub struct ManualServer {
     name: String,
     stop: watch::Sender<bool>,
-    done: tokio::task::JoinHandle<Result<(), HandlerError>>,
+    ended: watch::Receiver<Option<Ended>>,
 }
 
 impl ManualServer {
-    pub(crate) fn spawn<Fut>(name: String, run: impl FnOnce(Shutdown) -> Fut) -> Self
-    where
-        Fut: Future<Output = Result<(), HandlerError>> + 'static,
-    {
+    pub(crate) fn spawn<C: Clone + 'static>(spec: ManualSpec<C>) -> Result<Self, Error> {
+        // The first client is taken now, so a misconfigured server fails at start.
+        let first = (spec.acquire)()?;
         let (stop, requested) = watch::channel(false);
-        let done = actix::spawn(run(Shutdown(requested)));
-        ManualServer { name, stop, done }
+        let (ended_tx, ended) = watch::channel(None);
+        let name = spec.name.clone();
+        actix::spawn(async move {
+            let outcome = supervise(spec, first, requested).await;
+            ended_tx.send_replace(Some(outcome));
+        });
+        Ok(ManualServer { name, stop, ended })
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Asks the function to stop and waits for it to return.
-    pub async fn shutdown(self) -> Result<(), Error> {
-        let _ = self.stop.send(true);
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.stop.send_replace(true);
         self.wait().await
     }
 
-    /// Waits for the function to return by itself; its failure (or panic) is the
-    /// server's failure.
-    pub async fn wait(self) -> Result<(), Error> {
-        let failed = |reason: String| Error::ServerFailed {
-            name: self.name.clone(),
-            reason,
-        };
-        match self.done.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(failed(error.to_string())),
-            Err(join) => Err(failed(format!(
-                "the handler panicked or was cancelled: {join}"
-            ))),
+    /// Waits for the server to end: its function returned `Ok`, or failed
+    /// during shutdown (`ServerFailed`), or failed past the restart limit
+    /// (`GaveUp`).
+    pub async fn wait(&self) -> Result<(), Error> {
+        let mut ended = self.ended.clone();
+        let outcome = ended
+            .wait_for(Option::is_some)
+            .await
+            .map(|ended| ended.clone().expect("waited for Some"));
+        match outcome {
+            Ok(Ended::Finished) => Ok(()),
+            Ok(Ended::Failed(reason)) => Err(Error::ServerFailed {
+                name: self.name.clone(),
+                reason,
+            }),
+            Ok(Ended::Escalated(escalation)) => Err(escalation.into()),
+            Err(_) => Err(Error::ActorStopped {
+                kind: super::supervisor::KIND,
+                name: self.name.clone(),
+            }),
         }
+    }
+}
+
+async fn supervise<C: Clone + 'static>(
+    spec: ManualSpec<C>,
+    first: C,
+    requested: watch::Receiver<bool>,
+) -> Ended {
+    let mut tracker = RestartTracker::new(spec.policy.clone());
+    let mut client = Ok(first);
+    loop {
+        let reason = match client {
+            Ok(client) => {
+                let run = (spec.run)(client.clone(), Shutdown(requested.clone()));
+                // Its own task, so that a panic ends the run, not the supervisor.
+                let reason = match actix::spawn(run).await {
+                    Ok(Ok(())) => return Ended::Finished,
+                    Ok(Err(error)) => error.to_string(),
+                    Err(join) => format!("the function panicked or was cancelled: {join}"),
+                };
+                (spec.release)(client).await;
+                reason
+            }
+            Err(e) => format!("cannot get its client: {e}"),
+        };
+        if *requested.borrow() {
+            tracing::warn!(server = %spec.name, %reason, "consumer server failed while shutting down");
+            return Ended::Failed(reason);
+        }
+        tracing::warn!(server = %spec.name, %reason, "consumer server failed");
+        let Some(delay) = tracker.next_delay() else {
+            let escalation = Escalation {
+                kind: super::supervisor::KIND,
+                name: spec.name.clone(),
+                restarts: tracker.recent_restarts(),
+                reason,
+            };
+            spec.kafka.escalator().escalate(escalation.clone());
+            return Ended::Escalated(escalation);
+        };
+        let mut stop = requested.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|requested| *requested) => return Ended::Finished,
+        }
+        tracing::info!(server = %spec.name, "consumer server restarting");
+        client = (spec.acquire)();
     }
 }

@@ -19,22 +19,28 @@
 mod each_message;
 mod manual;
 mod outcome;
+mod supervisor;
 
 use std::future::Future;
 use std::rc::Rc;
+use std::time::Duration;
 
-use actix::{Actor, Addr, Recipient};
+use actix::Recipient;
+use tokio::sync::watch;
 
 pub use each_message::headers;
 pub use manual::{ManualServer, Shutdown};
 pub use outcome::{FailureAction, HandlerError, HandlerFailure};
 
-use each_message::{DeadLetterSink, EachMessageActor, Stopped, SubscribeFailures};
+use each_message::SubscribeFailures;
+use manual::ManualSpec;
+use supervisor::{ServerSpec, ServerState};
 
 use crate::component::Ekafka;
 use crate::config::{ConfigError, ConfigProblem, ConsumerServerConfig};
-use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup, TopicPartition};
+use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup};
 use crate::error::Error;
+use crate::supervision::Escalation;
 
 /// Starts consumer servers.
 pub struct ConsumerServer;
@@ -71,93 +77,152 @@ impl ConsumerServer {
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
         let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
-        let dead_letter = match &config.dead_letter {
-            Some(dl) => Some(DeadLetterSink {
-                producer: kafka.producer(&dl.producer)?,
-                topic: dl.topic.clone(),
-            }),
-            None => None,
-        };
-        let group = kafka.consumer_group(group_name)?;
         let handler: each_message::BoxedHandler = if config.debug {
-            // `debug = true`: print every message handled and its result, as Go does.
-            let server = server_name(config);
-            let handler = Rc::new(handler);
-            Rc::new(move |message: ConsumedMessage| {
-                let (server, handler) = (server.clone(), Rc::clone(&handler));
-                Box::pin(async move {
-                    let shown = format!(
-                        "{}/{}@{} value={}",
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                        crate::message::Preview(message.value.as_deref())
-                    );
-                    let result = handler(message).await;
-                    match &result {
-                        Ok(()) => {
-                            eprintln!("[ekafka] consumer server {server} HANDLER {shown} -> ok")
-                        }
-                        Err(e) => {
-                            eprintln!("[ekafka] consumer server {server} HANDLER {shown} -> {e}")
-                        }
-                    }
-                    result
-                })
-            })
+            debug_output(server_name(config), handler)
         } else {
             Rc::new(move |message| Box::pin(handler(message)))
         };
-        let actor = EachMessageActor::new(
-            server_name(config),
+        let drain_timeout = kafka
+            .config()
+            .consumer_groups
+            .get(group_name)
+            .map_or(Duration::from_secs(10), |g| g.flow.drain_timeout);
+        let spec = Rc::new(ServerSpec {
+            name: server_name(config),
+            kafka: kafka.clone(),
+            group_name: group_name.to_string(),
             handler,
-            config.retry.clone(),
-            dead_letter,
-        )
-        .start();
-        group.subscribe(actor.clone().recipient()).await?;
-        Ok(RunningServer { group, actor })
+            retry: config.retry.clone(),
+            dead_letter: config.dead_letter.clone(),
+            policy: config.restart.apply(kafka.restart_policy()),
+            drain_timeout,
+        });
+        let instance = spec.start(None).await?;
+        let state = Rc::new(instance.state());
+        let (shutdown, requested) = watch::channel(None);
+        let (finished, done) = watch::channel(None);
+        let supervised =
+            supervisor::supervise(Rc::clone(&spec), Rc::clone(&state), instance, requested);
+        actix::spawn(async move {
+            let outcome = supervised.await;
+            finished.send_replace(Some(outcome));
+        });
+        Ok(RunningServer {
+            name: spec.name.clone(),
+            drain_timeout,
+            state,
+            shutdown,
+            done,
+        })
     }
+}
+
+/// `debug = true`: prints every message handled and its result, as Go does.
+fn debug_output<F, Fut>(server: String, handler: F) -> each_message::BoxedHandler
+where
+    F: Fn(ConsumedMessage) -> Fut + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + 'static,
+{
+    let handler = Rc::new(handler);
+    Rc::new(move |message: ConsumedMessage| {
+        let (server, handler) = (server.clone(), Rc::clone(&handler));
+        Box::pin(async move {
+            let shown = format!(
+                "{}/{}@{} value={}",
+                message.topic,
+                message.partition,
+                message.offset,
+                crate::message::Preview(message.value.as_deref())
+            );
+            let result = handler(message).await;
+            match &result {
+                Ok(()) => eprintln!("[ekafka] consumer server {server} HANDLER {shown} -> ok"),
+                Err(e) => eprintln!("[ekafka] consumer server {server} HANDLER {shown} -> {e}"),
+            }
+            result
+        })
+    })
 }
 
 impl ConsumerServer {
     /// Hands the server's consumer (`consumerName`) and a shutdown signal to
     /// `run`, which drives consumption itself (Go's `OnStart`). The server ends
-    /// when `run` returns.
+    /// when `run` returns `Ok`. When it fails or panics, the consumer is closed
+    /// and `run` is called again with a new one after backoff (so `run` is a
+    /// `Fn`: clone what each call needs inside it).
+    ///
+    /// ```no_run
+    /// # async fn run(kafka: ekafka::Ekafka, config: ekafka::config::ConsumerServerConfig) -> Result<(), ekafka::Error> {
+    /// use ekafka::server::{ConsumerServer, HandlerError};
+    /// let server = ConsumerServer::on_start(&kafka, &config, |consumer, mut shutdown| async move {
+    ///     loop {
+    ///         tokio::select! {
+    ///             _ = shutdown.requested() => break,
+    ///             message = consumer.read() => {
+    ///                 let message = message.map_err(HandlerError::recoverable)?;
+    ///                 println!("{:?}", message.value_str());
+    ///             }
+    ///         }
+    ///     }
+    ///     consumer.close().await.map_err(HandlerError::fatal)
+    /// })?;
+    /// server.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_start<F, Fut>(
         kafka: &Ekafka,
         config: &ConsumerServerConfig,
         run: F,
     ) -> Result<ManualServer, Error>
     where
-        F: FnOnce(Consumer, Shutdown) -> Fut,
+        F: Fn(Consumer, Shutdown) -> Fut + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
-        let consumer = kafka.consumer(required(config, &config.consumer_name, "consumerName")?)?;
-        Ok(ManualServer::spawn(server_name(config), |shutdown| {
-            run(consumer, shutdown)
-        }))
+        let name = required(config, &config.consumer_name, "consumerName")?.to_string();
+        let acquire_from = kafka.clone();
+        ManualServer::spawn(ManualSpec {
+            name: server_name(config),
+            kafka: kafka.clone(),
+            policy: config.restart.apply(kafka.restart_policy()),
+            acquire: Box::new(move || acquire_from.consumer(&name)),
+            release: Box::new(|consumer: Consumer| {
+                Box::pin(async move {
+                    let _ = consumer.close().await;
+                })
+            }),
+            run: Rc::new(move |consumer, shutdown| Box::pin(run(consumer, shutdown))),
+        })
     }
 
     /// Hands the server's consumer group (`consumerGroupName`) and a shutdown
-    /// signal to `run` (Go's `OnConsumerGroupStart`).
+    /// signal to `run` (Go's `OnConsumerGroupStart`). Supervised like
+    /// [`on_start`](Self::on_start): after a failure the group member is closed,
+    /// committing what was acknowledged, and `run` gets a new one that resumes
+    /// from the committed offsets.
     pub fn on_consumer_group_start<F, Fut>(
         kafka: &Ekafka,
         config: &ConsumerServerConfig,
         run: F,
     ) -> Result<ManualServer, Error>
     where
-        F: FnOnce(ConsumerGroup, Shutdown) -> Fut,
+        F: Fn(ConsumerGroup, Shutdown) -> Fut + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
-        let group = kafka.consumer_group(required(
-            config,
-            &config.consumer_group_name,
-            "consumerGroupName",
-        )?)?;
-        Ok(ManualServer::spawn(server_name(config), |shutdown| {
-            run(group, shutdown)
-        }))
+        let name = required(config, &config.consumer_group_name, "consumerGroupName")?.to_string();
+        let acquire_from = kafka.clone();
+        ManualServer::spawn(ManualSpec {
+            name: server_name(config),
+            kafka: kafka.clone(),
+            policy: config.restart.apply(kafka.restart_policy()),
+            acquire: Box::new(move || acquire_from.consumer_group(&name)),
+            release: Box::new(|group: ConsumerGroup| {
+                Box::pin(async move {
+                    let _ = group.close_within(Duration::ZERO).await;
+                })
+            }),
+            run: Rc::new(move |group, shutdown| Box::pin(run(group, shutdown))),
+        })
     }
 }
 
@@ -182,45 +247,77 @@ fn server_name(config: &ConsumerServerConfig) -> String {
         .to_string()
 }
 
-/// A running each-message server.
+/// A running each-message server, supervised: when it fails it is restarted
+/// behind this same handle.
 pub struct RunningServer {
-    group: ConsumerGroup,
-    actor: Addr<EachMessageActor>,
+    name: String,
+    drain_timeout: Duration,
+    state: Rc<ServerState>,
+    shutdown: watch::Sender<Option<Duration>>,
+    done: watch::Receiver<Option<Result<(), Escalation>>>,
 }
 
 impl RunningServer {
-    /// Sends every handler failure to `subscriber` from now on.
+    /// The server's name (`s1` for `[kafkaConsumerServers.s1]`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends every handler failure to `subscriber` from now on, across restarts.
     pub async fn subscribe_failures(
         &self,
         subscriber: Recipient<HandlerFailure>,
     ) -> Result<(), Error> {
-        self.actor
-            .send(SubscribeFailures(subscriber))
-            .await
-            .map_err(|_| Error::ActorStopped {
-                kind: "consumer server",
-                name: self.group.name().to_string(),
-            })
+        *self.state.failures.borrow_mut() = Some(subscriber.clone());
+        let actor = self.state.actor.borrow().clone();
+        // A restart in progress picks the subscriber up from the shared state.
+        let _ = actor.send(SubscribeFailures(subscriber)).await;
+        Ok(())
     }
 
-    /// Partitions stopped on a message that failed for good, with its offset.
-    pub async fn stopped_partitions(&self) -> Result<Vec<(TopicPartition, i64)>, Error> {
-        self.actor
-            .send(Stopped)
-            .await
-            .map_err(|_| Error::ActorStopped {
-                kind: "consumer server",
-                name: self.group.name().to_string(),
-            })
+    /// The consumer group the server drives now (a new member after each restart).
+    pub fn group(&self) -> ConsumerGroup {
+        self.state.group.borrow().clone()
     }
 
-    /// The consumer group the server drives.
-    pub fn group(&self) -> &ConsumerGroup {
-        &self.group
+    /// How often the server was restarted after a failure.
+    pub fn restarts(&self) -> u32 {
+        self.state.restarts.get()
     }
 
-    /// Closes the consumer group (draining, committing what was handled).
+    /// Shuts down gracefully: no new message is started, handlers in flight get
+    /// until `deadline` to finish, what was handled is committed, and the member
+    /// leaves its group. Returns the server's failure if it had escalated.
+    pub async fn shutdown(&self, deadline: Duration) -> Result<(), Error> {
+        self.shutdown.send_if_modified(|requested| {
+            if requested.is_some() {
+                return false;
+            }
+            *requested = Some(deadline);
+            true
+        });
+        self.wait().await
+    }
+
+    /// [`shutdown`](Self::shutdown) with the group's `drainTimeout` as deadline.
     pub async fn close(&self) -> Result<(), Error> {
-        self.group.close().await
+        self.shutdown(self.drain_timeout).await
+    }
+
+    /// Waits until the server ends: after a shutdown (`Ok`), or when it failed
+    /// past its restart limit (the escalation, as [`Error::GaveUp`]).
+    pub async fn wait(&self) -> Result<(), Error> {
+        let mut done = self.done.clone();
+        let outcome = done
+            .wait_for(Option::is_some)
+            .await
+            .map(|outcome| outcome.clone().expect("waited for Some"));
+        match outcome {
+            Ok(outcome) => outcome.map_err(Error::from),
+            Err(_) => Err(Error::ActorStopped {
+                kind: supervisor::KIND,
+                name: self.name.clone(),
+            }),
+        }
     }
 }

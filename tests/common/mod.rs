@@ -215,3 +215,39 @@ pub async fn produce(kafka: &ekafka::Ekafka, prefix: &str, count: usize) {
     let report = producer.write(messages).await.expect("write accepted");
     assert!(report.is_success(), "{:?}", report.failures().next());
 }
+
+/// The offsets group `group_id` committed on the 3 partitions of `topic`, read
+/// from outside the group (`None` where nothing is committed).
+pub async fn committed_offsets(
+    bootstrap: String,
+    group_id: String,
+    topic: String,
+) -> Vec<Option<i64>> {
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &group_id)
+            .create()
+            .expect("offset reader created");
+        let mut partitions = TopicPartitionList::new();
+        for partition in 0..3 {
+            partitions.add_partition(&topic, partition);
+        }
+        let committed = consumer
+            .committed_offsets(partitions, WAIT)
+            .expect("committed offsets read");
+        (0..3)
+            .map(|partition| {
+                match committed
+                    .find_partition(&topic, partition)
+                    .map(|e| e.offset())
+                {
+                    Some(Offset::Offset(offset)) => Some(offset),
+                    _ => None,
+                }
+            })
+            .collect()
+    })
+    .await
+    .expect("offset reader ran")
+}

@@ -1,0 +1,303 @@
+//! The App: the counterpart of Go's `ego.New().Serve(...).Run()`. It runs
+//! consumer servers in an actix System until SIGINT or SIGTERM, or until a
+//! client or server fails past its restart limit, then shuts down gracefully.
+
+mod signals;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use signals::FORCED_EXIT_STATUS;
+
+use crate::component::Ekafka;
+use crate::config::ConsumerServerConfig;
+use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup};
+use crate::error::Error;
+use crate::server::{ConsumerServer, HandlerError, ManualServer, RunningServer, Shutdown};
+
+type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// A started server, whatever its mode.
+trait Served {
+    fn name(&self) -> &str;
+    fn shutdown(&self, deadline: Duration) -> LocalFuture<Result<(), Error>>;
+    fn wait(&self) -> LocalFuture<Result<(), Error>>;
+}
+
+impl Served for Rc<RunningServer> {
+    fn name(&self) -> &str {
+        RunningServer::name(self)
+    }
+    fn shutdown(&self, deadline: Duration) -> LocalFuture<Result<(), Error>> {
+        let server = Rc::clone(self);
+        Box::pin(async move { RunningServer::shutdown(&server, deadline).await })
+    }
+    fn wait(&self) -> LocalFuture<Result<(), Error>> {
+        let server = Rc::clone(self);
+        Box::pin(async move { RunningServer::wait(&server).await })
+    }
+}
+
+impl Served for Rc<ManualServer> {
+    fn name(&self) -> &str {
+        ManualServer::name(self)
+    }
+    fn shutdown(&self, _deadline: Duration) -> LocalFuture<Result<(), Error>> {
+        // The function decides how to wind down; the App bounds the wait.
+        let server = Rc::clone(self);
+        Box::pin(async move { ManualServer::shutdown(&server).await })
+    }
+    fn wait(&self) -> LocalFuture<Result<(), Error>> {
+        let server = Rc::clone(self);
+        Box::pin(async move { ManualServer::wait(&server).await })
+    }
+}
+
+type Starter = Box<dyn FnOnce(Ekafka) -> LocalFuture<Result<Box<dyn Served>, Error>>>;
+
+/// Asks a running [`App`] to shut down gracefully, as SIGTERM does. Cheap to
+/// clone and usable from any thread.
+#[derive(Clone)]
+pub struct AppHandle(Arc<watch::Sender<bool>>);
+
+impl AppHandle {
+    /// Starts the graceful shutdown (a no-op when it already started).
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Runs consumer servers until told to stop.
+///
+/// - SIGINT or SIGTERM (or [`AppHandle::shutdown`]) starts a graceful shutdown:
+///   servers stop starting messages, handlers in flight get until
+///   [`shutdown_timeout`](Self::shutdown_timeout) to finish, what was handled is
+///   committed, members leave their groups, producers flush. [`run`](Self::run)
+///   then returns `Ok`.
+/// - A second signal exits the process at once with status
+///   [`FORCED_EXIT_STATUS`].
+/// - A server, group or producer failing past its restart limit shuts the rest
+///   down the same way, and `run` returns that failure ([`Error::GaveUp`]).
+///
+/// ```no_run
+/// use ekafka::config::ConsumerServerConfig;
+/// use ekafka::{App, Ekafka};
+///
+/// fn main() -> Result<(), ekafka::Error> {
+///     let kafka = Ekafka::from_file("config.toml", "kafka")?.build()?;
+///     let billing = ConsumerServerConfig::from_file("config.toml", "kafkaConsumerServers.billing")?;
+///     App::new(kafka)
+///         .each_message(billing, |message| async move {
+///             println!("{:?}", message.value_str());
+///             Ok(())
+///         })
+///         .run()
+/// }
+/// ```
+pub struct App {
+    kafka: Ekafka,
+    starters: Vec<Starter>,
+    shutdown_timeout: Duration,
+    shutdown: Arc<watch::Sender<bool>>,
+    signals: bool,
+}
+
+impl App {
+    /// An App with no server yet, over the component `kafka`.
+    pub fn new(kafka: Ekafka) -> Self {
+        App {
+            kafka,
+            starters: Vec::new(),
+            shutdown_timeout: Duration::from_secs(30),
+            shutdown: Arc::new(watch::Sender::new(false)),
+            signals: true,
+        }
+    }
+
+    /// Serves `config` in each-message mode (see [`ConsumerServer::on_each_message`]).
+    pub fn each_message<F, Fut>(mut self, config: ConsumerServerConfig, handler: F) -> Self
+    where
+        F: Fn(ConsumedMessage) -> Fut + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + 'static,
+    {
+        self.starters.push(Box::new(move |kafka| {
+            Box::pin(async move {
+                let server = ConsumerServer::on_each_message(&kafka, &config, handler).await?;
+                Ok(Box::new(Rc::new(server)) as Box<dyn Served>)
+            })
+        }));
+        self
+    }
+
+    /// Serves `config` in on-start mode (see [`ConsumerServer::on_start`]).
+    pub fn on_start<F, Fut>(mut self, config: ConsumerServerConfig, run: F) -> Self
+    where
+        F: Fn(Consumer, Shutdown) -> Fut + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + 'static,
+    {
+        self.starters.push(Box::new(move |kafka| {
+            Box::pin(async move {
+                let server = ConsumerServer::on_start(&kafka, &config, run)?;
+                Ok(Box::new(Rc::new(server)) as Box<dyn Served>)
+            })
+        }));
+        self
+    }
+
+    /// Serves `config` in on-consumer-group-start mode (see
+    /// [`ConsumerServer::on_consumer_group_start`]).
+    pub fn on_consumer_group_start<F, Fut>(mut self, config: ConsumerServerConfig, run: F) -> Self
+    where
+        F: Fn(ConsumerGroup, Shutdown) -> Fut + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + 'static,
+    {
+        self.starters.push(Box::new(move |kafka| {
+            Box::pin(async move {
+                let server = ConsumerServer::on_consumer_group_start(&kafka, &config, run)?;
+                Ok(Box::new(Rc::new(server)) as Box<dyn Served>)
+            })
+        }));
+        self
+    }
+
+    /// How long handlers in flight get to finish once shutdown starts (30s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Whether SIGINT and SIGTERM start the shutdown (true). Turn it off when
+    /// the process handles signals itself and calls [`AppHandle::shutdown`].
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.signals = on;
+        self
+    }
+
+    /// A handle that starts the graceful shutdown from anywhere.
+    pub fn handle(&self) -> AppHandle {
+        AppHandle(Arc::clone(&self.shutdown))
+    }
+
+    /// The component the servers use.
+    pub fn kafka(&self) -> &Ekafka {
+        &self.kafka
+    }
+
+    /// Starts an actix System, serves until shutdown, and returns once every
+    /// server, group and producer is closed. Call it from `main`, outside any
+    /// System; inside one, use [`serve`](Self::serve).
+    pub fn run(self) -> Result<(), Error> {
+        actix::System::new().block_on(self.serve())
+    }
+
+    /// [`run`](Self::run) inside an already running actix System.
+    pub async fn serve(self) -> Result<(), Error> {
+        let _signals = if self.signals {
+            Some(
+                signals::watch(Arc::clone(&self.shutdown)).map_err(|e| Error::Unsupported {
+                    name: "App".into(),
+                    reason: format!("cannot watch SIGINT and SIGTERM: {e}"),
+                })?,
+            )
+        } else {
+            None
+        };
+        let mut servers: Vec<Box<dyn Served>> = Vec::new();
+        for start in self.starters {
+            match start(self.kafka.clone()).await {
+                Ok(server) => servers.push(server),
+                Err(e) => {
+                    tracing::error!(error = %e, "a consumer server failed to start; shutting down");
+                    if let Err(also) = shut_down(&servers, &self.kafka, self.shutdown_timeout).await
+                    {
+                        tracing::warn!(error = %also, "shutdown after a failed start");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        tracing::info!(servers = servers.len(), "ekafka app running");
+
+        let mut requested = self.shutdown.subscribe();
+        let cause = tokio::select! {
+            _ = requested.wait_for(|requested| *requested) => None,
+            escalation = self.kafka.escalated() => Some(escalation),
+            _ = all_finished(&servers) => None,
+        };
+        match &cause {
+            Some(cause) => {
+                tracing::error!(kind = cause.kind, name = %cause.name, reason = %cause.reason, "shutting down after a failure")
+            }
+            None => tracing::info!("shutting down"),
+        }
+        let closed = shut_down(&servers, &self.kafka, self.shutdown_timeout).await;
+        // A failure past its limit is the cause to report, even when it
+        // escalated during the shutdown.
+        match cause.or_else(|| self.kafka.escalation()) {
+            Some(cause) => Err(cause.into()),
+            None => closed,
+        }
+    }
+}
+
+/// Resolves once every server has ended on its own (manual functions that
+/// returned), never when there is none.
+async fn all_finished(servers: &[Box<dyn Served>]) {
+    if servers.is_empty() {
+        return std::future::pending().await;
+    }
+    for server in servers {
+        if let Err(e) = server.wait().await {
+            tracing::warn!(server = server.name(), error = %e, "consumer server ended");
+        }
+    }
+}
+
+/// Shuts every server down within `deadline` (plus time to commit and leave),
+/// then closes the component's clients. Returns the first failure.
+async fn shut_down(
+    servers: &[Box<dyn Served>],
+    kafka: &Ekafka,
+    deadline: Duration,
+) -> Result<(), Error> {
+    let mut first_error = None;
+    // Commits and leaving the group come after the deadline: give them a margin.
+    let bound = deadline + Duration::from_secs(20);
+    // All at once: each server's handlers get the whole deadline.
+    let stops: Vec<_> = servers
+        .iter()
+        .map(|server| {
+            let (name, stop) = (server.name().to_string(), server.shutdown(deadline));
+            actix::spawn(async move {
+                match tokio::time::timeout(bound, stop).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::ServerFailed {
+                        name,
+                        reason: format!("did not shut down within {bound:?}"),
+                    }),
+                }
+            })
+        })
+        .collect();
+    for stop in stops {
+        let result = stop.await.unwrap_or_else(|join| {
+            Err(Error::ServerFailed {
+                name: "(unknown)".into(),
+                reason: format!("its shutdown panicked: {join}"),
+            })
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "consumer server shutdown failed");
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Err(e) = kafka.close().await {
+        first_error.get_or_insert(e);
+    }
+    first_error.map_or(Ok(()), Err)
+}
