@@ -9,7 +9,7 @@ use actix::prelude::*;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::balancer::BalancerAdapter;
-use super::client::{Blocked, Client, ClientFailed, DeliveryFailed, Pending, Shared};
+use super::client::{Blocked, Client, ClientError, DeliveryFailed, Pending, Shared};
 use super::report::{CloseReport, Outcome, WriteReport};
 use super::tracker::Tracker;
 use crate::config::ProducerConfig;
@@ -377,14 +377,18 @@ impl Handler<SubscribeErrors> for ProducerActor {
     }
 }
 
-impl Handler<ClientFailed> for ProducerActor {
+impl Handler<ClientError> for ProducerActor {
     type Result = ();
 
-    fn handle(&mut self, failed: ClientFailed, ctx: &mut Self::Context) {
+    fn handle(&mut self, error: ClientError, ctx: &mut Self::Context) {
         if self.closed.load(Ordering::SeqCst) {
             return;
         }
-        let restart = self.core.clone().restart(failed.generation, failed.reason);
+        let Some(reason) = self.core.current().ok().and_then(|c| c.fatal_error()) else {
+            return;
+        };
+        tracing::error!(producer = %self.core.spec.name, %reason, event = %error.reason, "producer client failed fatally; restarting it");
+        let restart = self.core.clone().restart(error.generation, reason);
         ctx.wait(restart.into_actor(self));
     }
 }

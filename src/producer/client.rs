@@ -32,10 +32,10 @@ pub struct DeliveryFailed {
     pub error: ProduceError,
 }
 
-/// Sent to the producer actor when its client reports a fatal error.
+/// Sent to the producer actor when its client reports an error, which may be fatal.
 #[derive(Debug, actix::Message)]
 #[rtype(result = "()")]
-pub(crate) struct ClientFailed {
+pub(crate) struct ClientError {
     pub(crate) generation: u64,
     pub(crate) reason: String,
 }
@@ -44,7 +44,7 @@ pub(crate) struct ClientFailed {
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) error_subscriber: Mutex<Option<Recipient<DeliveryFailed>>>,
-    pub(crate) failure_sink: Mutex<Option<Recipient<ClientFailed>>>,
+    pub(crate) failure_sink: Mutex<Option<Recipient<ClientError>>>,
     /// Signalled on deliveries while a writer waits for queue space.
     queue_space: Notify,
     space_waiters: AtomicUsize,
@@ -126,23 +126,22 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
-            tracing::error!(producer = %self.shared.name, reason, "producer client failed fatally; restarting it");
-            let sink = self
-                .shared
-                .failure_sink
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            if let Some(sink) = sink {
-                sink.do_send(ClientFailed {
-                    generation: self.generation,
-                    reason: reason.to_string(),
-                });
-            }
-        } else {
-            // Transient (broker down, transport): librdkafka retries on its own.
-            tracing::warn!(producer = %self.shared.name, error = %error, reason, "producer client error");
+        tracing::warn!(producer = %self.shared.name, error = %error, reason, "producer client error");
+        // A fatal error arrives as an ordinary error event carrying the underlying
+        // code (the event's fatal flag does not reach us): the actor asks the
+        // client whether it is in its fatal state. Other errors (broker down,
+        // transport) librdkafka retries on its own.
+        let sink = self
+            .shared
+            .failure_sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(sink) = sink {
+            sink.do_send(ClientError {
+                generation: self.generation,
+                reason: reason.to_string(),
+            });
         }
     }
 }
@@ -332,6 +331,14 @@ impl Client {
     }
 
     /// Makes librdkafka raise a fatal error, as a broken idempotent producer would.
+    /// librdkafka's description of the fatal error this client is in, if any.
+    pub(crate) fn fatal_error(&self) -> Option<String> {
+        self.producer
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{reason} ({code:?})"))
+    }
+
     pub(crate) fn trigger_fatal_error(&self, reason: &str) -> Result<(), String> {
         crate::supervision::inject_fatal_error(
             self.producer.client().native_ptr(),

@@ -198,10 +198,20 @@ impl std::io::Write for Captured {
 /// fixture's topic, with quick group timings for tests; `group_keys` are added to
 /// the group's table.
 pub fn group_config(fixture: &Fixture, group: &str, group_keys: &str) -> String {
+    group_and_producer_config(fixture, group, group_keys, "")
+}
+
+/// [`group_config`] with extra keys for producer `p1` too.
+pub fn group_and_producer_config(
+    fixture: &Fixture,
+    group: &str,
+    group_keys: &str,
+    producer_keys: &str,
+) -> String {
     format!(
         "{}\n[kafka.consumerGroups.cg1]\ngroupID = {group:?}\ntopic = {:?}\n\
          heartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\nmaxWait = \"100ms\"\n{group_keys}\n",
-        fixture.config(""),
+        fixture.config(producer_keys),
         fixture.topic
     )
 }

@@ -1,0 +1,180 @@
+//! The App: graceful shutdown with handlers in flight, and failures past a
+//! restart limit escalating to it (from a server and from a producer).
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use common::{group_and_producer_config, next, produce, Fixture, WAIT};
+use ekafka::config::ConsumerServerConfig;
+use ekafka::server::{ConsumerServer, HandlerError};
+use ekafka::testing::unique_name;
+use ekafka::{App, ConsumedMessage, Ekafka, Error};
+
+fn setup(
+    fixture: &Fixture,
+    server_keys: &str,
+    producer_keys: &str,
+) -> (Ekafka, ConsumerServerConfig) {
+    let text = format!(
+        "{}\n[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n{server_keys}\n",
+        group_and_producer_config(
+            fixture,
+            &unique_name("group"),
+            "drainTimeout = \"500ms\"",
+            producer_keys
+        )
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let server = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    (kafka, server)
+}
+
+#[actix::test]
+async fn graceful_shutdown_lets_handlers_in_flight_finish_and_commits_them() {
+    let fixture = Fixture::new();
+    let (kafka, config) = setup(&fixture, "", "");
+    produce(&kafka, "m", 30).await;
+
+    // Every handler waits at the gate, so one message per partition is in flight.
+    let gate = Rc::new(tokio::sync::Semaphore::new(0));
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<ConsumedMessage>();
+    let finished: Rc<RefCell<Vec<String>>> = Rc::default();
+    let app = App::new(kafka.clone())
+        .handle_signals(false)
+        .shutdown_timeout(Duration::from_secs(5))
+        .each_message(config.clone(), {
+            let (gate, finished) = (Rc::clone(&gate), Rc::clone(&finished));
+            move |message: ConsumedMessage| {
+                let (gate, finished, started) =
+                    (Rc::clone(&gate), Rc::clone(&finished), started_tx.clone());
+                async move {
+                    let _ = started.send(message.clone());
+                    gate.acquire().await.expect("gate open").forget();
+                    finished
+                        .borrow_mut()
+                        .push(message.value_str().unwrap().to_string());
+                    Ok(())
+                }
+            }
+        });
+    let handle = app.handle();
+    let serving = actix::spawn(app.serve());
+
+    let mut in_flight = BTreeSet::new();
+    while in_flight.len() < 3 {
+        let message = next(&mut started, "a handler in flight on each partition").await;
+        in_flight.insert(message.value_str().unwrap().to_string());
+    }
+    handle.shutdown();
+    // Exactly one pass for each handler in flight (the gate is fair): a message
+    // started after the shutdown request would wait until the deadline, unhandled.
+    gate.add_permits(3);
+    let served = tokio::time::timeout(WAIT, serving)
+        .await
+        .expect("the App stops")
+        .expect("serve did not panic");
+    assert!(served.is_ok(), "{served:?}");
+    let finished: BTreeSet<String> = finished.borrow().iter().cloned().collect();
+    assert_eq!(finished, in_flight, "the handlers in flight finished");
+
+    // A new server on the same group gets everything else, and nothing handled.
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let server =
+        ConsumerServer::on_each_message(&kafka, &config, move |message: ConsumedMessage| {
+            let seen = seen_tx.clone();
+            async move {
+                let _ = seen.send(message.value_str().unwrap().to_string());
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    let expected: HashSet<String> = (0..30)
+        .map(|i| format!("m-{i}"))
+        .filter(|v| !finished.contains(v))
+        .collect();
+    let mut received = HashSet::new();
+    // Per partition in order: a message handled before would come first.
+    for _ in 0..expected.len() {
+        let value = next(&mut seen, "the messages not handled before").await;
+        assert!(!finished.contains(&value), "{value} was handled twice");
+        assert!(received.insert(value.clone()), "{value} came twice");
+    }
+    assert_eq!(received, expected);
+    server.close().await.unwrap();
+}
+
+#[actix::test]
+async fn a_server_past_its_restart_limit_makes_the_app_return_the_cause() {
+    let fixture = Fixture::new();
+    let (kafka, config) = setup(&fixture, "maxRestarts = 0", "");
+    produce(&kafka, "m", 6).await;
+
+    let app = App::new(kafka.clone()).handle_signals(false).each_message(
+        config,
+        |message: ConsumedMessage| async move {
+            match message.value_str() {
+                Some("m-1") => Err(HandlerError::fatal("m-1 is malformed")),
+                _ => Ok(()),
+            }
+        },
+    );
+    let served = tokio::time::timeout(WAIT, app.serve())
+        .await
+        .expect("the App stops by itself");
+    let error = served.expect_err("the escalation is the App's error");
+    assert!(
+        matches!(&error, Error::GaveUp { kind: "consumer server", name, restarts: 0, .. } if name == "s1"),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("\"s1\"") && text.contains("m-1 is malformed") && text.contains("offset 0"),
+        "the error names the server, the message and why: {text}"
+    );
+}
+
+#[actix::test]
+async fn a_producer_past_its_restart_limit_from_toml_makes_the_app_return_the_cause() {
+    let fixture = Fixture::new();
+    let (kafka, config) = setup(&fixture, "", "maxRestarts = 0");
+    assert_eq!(
+        kafka.config().producers["p1"].restart.max_restarts,
+        Some(0),
+        "read from [kafka.producers.p1]"
+    );
+    let app = App::new(kafka.clone())
+        .handle_signals(false)
+        .each_message(config, |_message: ConsumedMessage| async move { Ok(()) });
+    let serving = actix::spawn(app.serve());
+
+    kafka
+        .producer("p1")
+        .unwrap()
+        .simulate_fatal_error("test-induced failure")
+        .await
+        .unwrap();
+    let served = tokio::time::timeout(WAIT, serving)
+        .await
+        .expect("the App stops by itself")
+        .expect("serve did not panic");
+    match served {
+        Err(Error::GaveUp {
+            kind: "producer",
+            name,
+            restarts: 0,
+            reason,
+        }) => {
+            assert_eq!(name, "p1");
+            assert!(reason.contains("test-induced failure"), "{reason}");
+        }
+        other => panic!("expected the producer's escalation, got {other:?}"),
+    }
+}
