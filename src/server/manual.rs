@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 
 use tokio::sync::watch;
 
@@ -55,6 +54,9 @@ enum Ended {
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
+/// The user's function, called once per run with a client and the shutdown signal.
+pub(crate) type ManualRun<C> = Box<dyn Fn(C, Shutdown) -> LocalFuture<Result<(), HandlerError>>>;
+
 /// What the supervisor needs to run one manual server again and again.
 pub(crate) struct ManualSpec<C> {
     pub(crate) name: String,
@@ -64,7 +66,7 @@ pub(crate) struct ManualSpec<C> {
     pub(crate) acquire: Box<dyn Fn() -> Result<C, Error>>,
     /// Lets a failed run's client go, so the next run starts clean.
     pub(crate) release: Box<dyn Fn(C) -> LocalFuture<()>>,
-    pub(crate) run: Rc<dyn Fn(C, Shutdown) -> LocalFuture<Result<(), HandlerError>>>,
+    pub(crate) run: ManualRun<C>,
 }
 
 /// A running manual-mode server: the user's function, supervised, with its

@@ -191,7 +191,7 @@ impl ConsumerServer {
                     let _ = consumer.close().await;
                 })
             }),
-            run: Rc::new(move |consumer, shutdown| Box::pin(run(consumer, shutdown))),
+            run: Box::new(move |consumer, shutdown| Box::pin(run(consumer, shutdown))),
         })
     }
 
@@ -221,7 +221,7 @@ impl ConsumerServer {
                     let _ = group.close_within(Duration::ZERO).await;
                 })
             }),
-            run: Rc::new(move |group, shutdown| Box::pin(run(group, shutdown))),
+            run: Box::new(move |group, shutdown| Box::pin(run(group, shutdown))),
         })
     }
 }
