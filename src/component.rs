@@ -139,11 +139,11 @@ impl EkafkaBuilder {
         if switches.trace {
             layers.push(Arc::new(TraceInterceptor));
         }
+        let debug_output = self
+            .debug_interceptor
+            .unwrap_or_else(|| Arc::new(DebugInterceptor::stderr()));
         if self.config.debug {
-            layers.push(
-                self.debug_interceptor
-                    .unwrap_or_else(|| Arc::new(DebugInterceptor::stderr())),
-            );
+            layers.push(Arc::clone(&debug_output) as Arc<dyn Interceptor>);
         }
         if switches.access {
             layers.push(Arc::new(AccessLogInterceptor {
@@ -159,6 +159,7 @@ impl EkafkaBuilder {
                 balancers: self.balancers,
                 restart_policy: self.restart_policy,
                 escalator: Escalator::default(),
+                debug_output,
                 producers: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
                 consumers: Mutex::new(HashMap::new()),
@@ -174,6 +175,8 @@ struct Inner {
     balancers: HashMap<String, Arc<dyn Balancer>>,
     restart_policy: RestartPolicy,
     escalator: Escalator,
+    /// Where `debug = true` output goes (clients and consumer servers alike).
+    debug_output: Arc<DebugInterceptor>,
     producers: Mutex<HashMap<String, Producer>>,
     groups: Mutex<HashMap<String, ConsumerGroup>>,
     consumers: Mutex<HashMap<String, Consumer>>,
@@ -287,6 +290,11 @@ impl Ekafka {
 
     pub(crate) fn escalator(&self) -> &Escalator {
         &self.inner.escalator
+    }
+
+    /// Prints `debug = true` output where [`EkafkaBuilder::with_debug_output`] says.
+    pub(crate) fn debug_print(&self, line: &str) {
+        self.inner.debug_output.print(line);
     }
 
     /// The librdkafka properties producer `name` is created with.

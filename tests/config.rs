@@ -672,3 +672,68 @@ fn consumer_server_retry_and_dead_letter_keys() {
     .unwrap_err();
     assert_eq!(e.path(), "kafkaConsumerServers.s1.consumerGroupName");
 }
+
+#[test]
+fn restart_keys_for_producers_groups_and_servers() {
+    let config = load(
+        "[kafka]\nbrokers = [\"b:9092\"]\n[kafka.producers.p1]\nmaxRestarts = 2\nrestartWindow = \"30s\"\n\
+         [kafka.consumerGroups.cg1]\ngroupID = \"g\"\ntopic = \"t\"\nrestartBackoff = \"1s\"\nrestartBackoffMax = \"20s\"\n",
+    );
+    let base = ekafka::RestartPolicy::default();
+    let producer = config.producers["p1"].restart.apply(&base);
+    assert_eq!(
+        (producer.max_restarts, producer.window, producer.backoff_min),
+        (2, Duration::from_secs(30), base.backoff_min),
+        "unset keys keep the component's policy"
+    );
+    let group = config.consumer_groups["cg1"].restart.apply(&base);
+    assert_eq!(
+        (group.backoff_min, group.backoff_max, group.max_restarts),
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(20),
+            base.max_restarts
+        )
+    );
+    let server = ConsumerServerConfig::from_toml_str(
+        "[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\nmax_restarts = 0\n",
+        "kafkaConsumerServers.s1",
+    )
+    .unwrap();
+    assert_eq!(
+        server.restart.apply(&base).max_restarts,
+        0,
+        "0: never restart"
+    );
+}
+
+#[test]
+fn bad_restart_keys_name_the_key_and_value() {
+    let server = |keys: &str| {
+        ConsumerServerConfig::from_toml_str(
+            &format!("[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n{keys}\n"),
+            "kafkaConsumerServers.s1",
+        )
+        .unwrap_err()
+    };
+    assert_error(
+        &server("maxRestarts = -1"),
+        "kafkaConsumerServers.s1.maxRestarts",
+        &["-1", "0 to 10000"],
+    );
+    assert_error(
+        &server("restartWindow = \"0s\""),
+        "kafkaConsumerServers.s1.restartWindow",
+        &["\"0s\"", "above zero"],
+    );
+    assert_error(
+        &server("restartBackoff = \"5s\"\nrestartBackoffMax = \"1s\""),
+        "kafkaConsumerServers.s1.restartBackoff",
+        &["\"5s\"", "restartBackoffMax"],
+    );
+    assert_error(
+        &fail("[kafka]\nbrokers = [\"b:9092\"]\n[kafka.producers.p1]\nrestartWindow = \"soon\"\n"),
+        "kafka.producers.p1.restartWindow",
+        &["\"soon\"", "duration"],
+    );
+}

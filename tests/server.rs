@@ -436,3 +436,68 @@ async fn each_mode_receives_a_produced_message() {
     );
     manual.wait().await.unwrap();
 }
+
+#[actix::test]
+async fn debug_prints_each_handled_message_and_its_result() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "{}\n[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\ndebug = true\nretryBackoff = \"10ms\"\n",
+        group_config(&fixture, &unique_name("group"), "")
+    );
+    let output = common::Captured::default();
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .with_debug_output(ekafka::interceptor::DebugInterceptor::to_writer(
+            output.clone(),
+        ))
+        .build()
+        .unwrap();
+    let config = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    produce(&kafka, "m", 3).await;
+
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let failed_once = Rc::new(std::cell::Cell::new(false));
+    let server =
+        ConsumerServer::on_each_message(&kafka, &config, move |message: ConsumedMessage| {
+            let (seen, failed_once) = (seen_tx.clone(), Rc::clone(&failed_once));
+            async move {
+                let value = message.value_str().unwrap().to_string();
+                if value == "m-2" && !failed_once.replace(true) {
+                    return Err(HandlerError::recoverable("database busy"));
+                }
+                let _ = seen.send(value);
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        next(&mut seen, "every message handled").await;
+    }
+    server.close().await.unwrap();
+
+    let printed = output.text();
+    let lines: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains("consumer server s1 HANDLER"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "three successes and one failure:\n{printed}"
+    );
+    for value in ["m-0", "m-1", "m-2"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("value=\"{value}\"")) && l.ends_with("-> ok")),
+            "{value} printed as handled:\n{printed}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("value=\"m-2\"") && l.ends_with("-> recoverable: database busy")),
+        "the failure printed with its reason:\n{printed}"
+    );
+}

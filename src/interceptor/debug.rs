@@ -32,7 +32,7 @@ impl DebugInterceptor {
         }
     }
 
-    fn print(&self, lines: &str) {
+    pub(crate) fn print(&self, lines: &str) {
         // A poisoned lock only means another thread panicked mid-print; keep printing.
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         // Debug output is best effort: a closed stderr must not fail a write.

@@ -78,7 +78,7 @@ impl ConsumerServer {
     {
         let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
         let handler: each_message::BoxedHandler = if config.debug {
-            debug_output(server_name(config), handler)
+            debug_output(kafka.clone(), server_name(config), handler)
         } else {
             Rc::new(move |message| Box::pin(handler(message)))
         };
@@ -118,14 +118,14 @@ impl ConsumerServer {
 }
 
 /// `debug = true`: prints every message handled and its result, as Go does.
-fn debug_output<F, Fut>(server: String, handler: F) -> each_message::BoxedHandler
+fn debug_output<F, Fut>(kafka: Ekafka, server: String, handler: F) -> each_message::BoxedHandler
 where
     F: Fn(ConsumedMessage) -> Fut + 'static,
     Fut: Future<Output = Result<(), HandlerError>> + 'static,
 {
     let handler = Rc::new(handler);
     Rc::new(move |message: ConsumedMessage| {
-        let (server, handler) = (server.clone(), Rc::clone(&handler));
+        let (kafka, server, handler) = (kafka.clone(), server.clone(), Rc::clone(&handler));
         Box::pin(async move {
             let shown = format!(
                 "{}/{}@{} value={}",
@@ -135,10 +135,13 @@ where
                 crate::message::Preview(message.value.as_deref())
             );
             let result = handler(message).await;
-            match &result {
-                Ok(()) => eprintln!("[ekafka] consumer server {server} HANDLER {shown} -> ok"),
-                Err(e) => eprintln!("[ekafka] consumer server {server} HANDLER {shown} -> {e}"),
-            }
+            let outcome = match &result {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            };
+            kafka.debug_print(&format!(
+                "[ekafka] consumer server {server} HANDLER {shown} -> {outcome}\n"
+            ));
             result
         })
     })
