@@ -3,6 +3,7 @@
 //! Partitions are handled independently: while one waits for a retry, the others
 //! keep flowing; within a partition, messages are handled one at a time, in order.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,11 +12,11 @@ use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
 
 use actix::prelude::*;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Notify};
 
 use super::outcome::{FailureAction, HandlerError, HandlerFailure};
 use crate::config::RetrySettings;
-use crate::consumer::{ConsumedMessage, MessageBatch, TopicPartition};
+use crate::consumer::{ConsumedMessage, GroupEvent, MessageBatch, TopicPartition};
 use crate::message::Message as OutgoingMessage;
 use crate::producer::Producer;
 use crate::supervision::{backoff_with_jitter, RestartPolicy};
@@ -71,6 +72,11 @@ pub(crate) struct EachMessageActor {
     quiescing: watch::Sender<bool>,
     /// Told once no handler runs any more, after quiescing began.
     idle_waiters: Vec<oneshot::Sender<()>>,
+    /// The generation each partition was last revoked in: batches fetched up to
+    /// it are stale, and their messages not yet started are given back.
+    revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
+    /// Wakes handlers waiting for a retry when a revoke comes.
+    revocations: Rc<Notify>,
 }
 
 impl EachMessageActor {
@@ -94,6 +100,8 @@ impl EachMessageActor {
             stopped: HashMap::new(),
             quiescing: watch::Sender::new(false),
             idle_waiters: Vec::new(),
+            revoked: Rc::default(),
+            revocations: Rc::default(),
         }
     }
 
@@ -126,16 +134,20 @@ impl EachMessageActor {
                 errors: self.errors.clone(),
                 server: self.name.clone(),
                 quiescing: self.quiescing.subscribe(),
+                revoked: Rc::clone(&self.revoked),
+                revocations: Rc::clone(&self.revocations),
             },
         );
         ctx.spawn(work.into_actor(self).map(move |end, act, ctx| {
             act.busy.insert(partition.clone(), false);
             match end {
-                BatchEnd::Done => act.pump(partition, ctx),
-                BatchEnd::Interrupted => {}
+                // pump starts nothing once quiescing.
+                BatchEnd::Done | BatchEnd::Interrupted => act.pump(partition, ctx),
                 BatchEnd::Stopped { offset, error } => {
                     act.stopped.insert(partition.clone(), offset);
-                    act.queued.remove(&partition);
+                    for batch in act.queued.remove(&partition).into_iter().flatten() {
+                        release(&batch);
+                    }
                     let _ = act.faults.send(PartitionStopped {
                         partition,
                         offset,
@@ -163,7 +175,9 @@ impl Handler<Quiesce> for EachMessageActor {
 
     fn handle(&mut self, Quiesce(idle): Quiesce, _ctx: &mut Context<Self>) {
         self.quiescing.send_replace(true);
-        self.queued.clear();
+        for batch in self.queued.drain().flat_map(|(_, batches)| batches) {
+            release(&batch);
+        }
         if self.is_idle() {
             let _ = idle.send(());
         } else {
@@ -194,8 +208,12 @@ impl Handler<MessageBatch> for EachMessageActor {
 
     fn handle(&mut self, batch: MessageBatch, ctx: &mut Context<Self>) {
         let partition = batch.partition().clone();
-        if self.stopped.contains_key(&partition) || *self.quiescing.borrow() {
-            // Left unacknowledged: it comes again after a restart.
+        if self.stopped.contains_key(&partition)
+            || *self.quiescing.borrow()
+            || is_stale(&self.revoked, &batch)
+        {
+            // Never committed past: it comes again after the restart or rebalance.
+            release(&batch);
             return;
         }
         self.queued
@@ -203,6 +221,48 @@ impl Handler<MessageBatch> for EachMessageActor {
             .or_default()
             .push_back(batch);
         self.pump(partition, ctx);
+    }
+}
+
+/// On revoke, messages of the revoked partitions not started yet are given
+/// back at once, so the rebalance waits only for the handlers in flight.
+impl Handler<GroupEvent> for EachMessageActor {
+    type Result = ();
+
+    fn handle(&mut self, event: GroupEvent, _ctx: &mut Context<Self>) {
+        let GroupEvent::Revoked(revoked) = event else {
+            return;
+        };
+        for partition in &revoked.partitions {
+            self.revoked
+                .borrow_mut()
+                .insert(partition.clone(), revoked.generation);
+            if let Some(batches) = self.queued.get_mut(partition) {
+                let (stale, fresh): (VecDeque<_>, VecDeque<_>) = batches
+                    .drain(..)
+                    .partition(|b| b.generation() <= revoked.generation);
+                *batches = fresh;
+                for batch in stale {
+                    release(&batch);
+                }
+            }
+        }
+        self.revocations.notify_waiters();
+    }
+}
+
+/// True when `batch` was fetched before its partition was last revoked.
+fn is_stale(revoked: &RefCell<HashMap<TopicPartition, i32>>, batch: &MessageBatch) -> bool {
+    revoked
+        .borrow()
+        .get(batch.partition())
+        .is_some_and(|&generation| batch.generation() <= generation)
+}
+
+/// Gives every message of `batch` back unhandled.
+fn release(batch: &MessageBatch) {
+    if let Some(first) = batch.messages().first() {
+        batch.release_from(first.offset);
     }
 }
 
@@ -230,13 +290,16 @@ struct Worker {
     errors: Option<Recipient<HandlerFailure>>,
     server: String,
     quiescing: watch::Receiver<bool>,
+    revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
+    revocations: Rc<Notify>,
 }
 
 /// How a batch's handling ended.
 enum BatchEnd {
     /// Every message handled or dead-lettered.
     Done,
-    /// The server began shutting down; the rest stays unacknowledged.
+    /// The server began shutting down, or the partition was revoked: the rest
+    /// was given back unhandled.
     Interrupted,
     /// A message failed for good with no dead-letter topic.
     Stopped { offset: i64, error: HandlerError },
@@ -251,6 +314,8 @@ async fn handle_batch(batch: MessageBatch, worker: Worker) -> BatchEnd {
         errors,
         server,
         mut quiescing,
+        revoked,
+        revocations,
     } = worker;
     let policy = RestartPolicy {
         max_restarts: retry.retries,
@@ -259,7 +324,8 @@ async fn handle_batch(batch: MessageBatch, worker: Worker) -> BatchEnd {
         backoff_max: retry.backoff_max,
     };
     for message in batch.messages() {
-        if *quiescing.borrow() {
+        if *quiescing.borrow() || is_stale(&revoked, &batch) {
+            batch.release_from(message.offset);
             return BatchEnd::Interrupted;
         }
         let mut attempts = 0;
@@ -289,12 +355,26 @@ async fn handle_batch(batch: MessageBatch, worker: Worker) -> BatchEnd {
             if error.is_recoverable() && attempts <= retry.retries {
                 let delay = backoff_with_jitter(&policy, attempts - 1);
                 report(FailureAction::Retrying(delay));
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => continue,
-                    // Shutting down: the message stays unacknowledged and comes
-                    // again to the partition's next owner.
-                    _ = quiescing.wait_for(|q| *q) => return BatchEnd::Interrupted,
+                let wait = tokio::time::sleep(delay);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        _ = &mut wait => break,
+                        // Shutting down, or the partition was revoked: the message
+                        // is given back and comes again to the partition's next owner.
+                        _ = quiescing.wait_for(|q| *q) => {
+                            batch.release_from(message.offset);
+                            return BatchEnd::Interrupted;
+                        }
+                        _ = revocations.notified() => {
+                            if is_stale(&revoked, &batch) {
+                                batch.release_from(message.offset);
+                                return BatchEnd::Interrupted;
+                            }
+                        }
+                    }
                 }
+                continue;
             }
             match &dead_letter {
                 Some(sink) if dead_letter_write(sink, message, &error, attempts).await => {

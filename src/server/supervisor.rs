@@ -77,7 +77,12 @@ impl ServerSpec {
             faults_tx,
         )
         .start();
-        if let Err(e) = group.subscribe(actor.clone().recipient()).await {
+        // Events first: the actor must hear of a revoke before handling more.
+        let subscribed = match group.subscribe_events(actor.clone().recipient()).await {
+            Ok(()) => group.subscribe(actor.clone().recipient()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = subscribed {
             actor.do_send(Terminate);
             let _ = group.close_within(Duration::ZERO).await;
             return Err(e);

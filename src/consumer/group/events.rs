@@ -64,6 +64,13 @@ pub(crate) enum Command {
         from: i64,
         to: i64,
     },
+    /// Given up unhandled: owed no more, never committed past.
+    Release {
+        by: SubscriberMask,
+        partition: TopicPartition,
+        from: i64,
+        to: i64,
+    },
     Commit {
         by: SubscriberMask,
         offsets: Vec<(TopicPartition, i64, i64)>,
@@ -165,6 +172,20 @@ impl MessageBatch {
     /// Acknowledges one message of the batch.
     pub fn ack_message(&self, message: &ConsumedMessage) {
         self.send_ack(message.offset, message.offset);
+    }
+
+    /// Gives up, unhandled, the messages from `offset` to the end of the batch:
+    /// a revoke or close no longer waits for them, and the group never commits
+    /// past them, so they are delivered again to the partition's next owner.
+    pub(crate) fn release_from(&self, offset: i64) {
+        if let Some(last) = self.messages.last() {
+            let _ = self.ack.commands.send(Command::Release {
+                by: self.ack.by,
+                partition: self.partition.clone(),
+                from: offset,
+                to: last.offset,
+            });
+        }
     }
 }
 

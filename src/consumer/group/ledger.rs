@@ -20,6 +20,9 @@ pub(crate) const MAX_SUBSCRIBERS: usize = 64;
 struct InFlight {
     offset: i64,
     pending: SubscriberMask,
+    /// A subscriber gave it up unhandled: nobody is waited for, but the commit
+    /// point never passes it, so it is delivered again to the next owner.
+    released: bool,
 }
 
 /// One assigned partition.
@@ -43,8 +46,10 @@ impl Ledger {
         !self.fetched.is_empty()
     }
 
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.len()
+    /// Messages some subscriber still has to acknowledge or release: what a
+    /// revoke waits for.
+    pub(crate) fn owed(&self) -> usize {
+        self.in_flight.iter().filter(|m| m.pending != 0).count()
     }
 
     pub(crate) fn push_fetched(&mut self, message: ConsumedMessage) {
@@ -62,6 +67,7 @@ impl Ledger {
         self.in_flight.extend(batch.iter().map(|m| InFlight {
             offset: m.offset,
             pending: owed_by,
+            released: false,
         }));
         batch
     }
@@ -86,7 +92,7 @@ impl Ledger {
         }
         let mut released = 0;
         while let Some(front) = self.in_flight.front() {
-            if front.pending != 0 {
+            if front.pending != 0 || front.released {
                 break;
             }
             self.committable = Some(front.offset + 1);
@@ -94,6 +100,22 @@ impl Ledger {
             released += 1;
         }
         released
+    }
+
+    /// Records that the subscribers in `by` give offsets `from..=to` up
+    /// unhandled: they owe nothing more for them, and the commit point stays
+    /// before the first of them.
+    pub(crate) fn release(&mut self, by: SubscriberMask, from: i64, to: i64) {
+        let start = self.in_flight.partition_point(|m| m.offset < from);
+        for entry in self.in_flight.iter_mut().skip(start) {
+            if entry.offset > to {
+                break;
+            }
+            if entry.pending & by != 0 {
+                entry.pending &= !by;
+                entry.released = true;
+            }
+        }
     }
 
     /// The offset to commit, when it moved past the last commit.
@@ -190,10 +212,36 @@ mod tests {
     }
 
     #[test]
+    fn released_messages_are_not_waited_for_and_never_committed_past() {
+        let mut ledger = ledger_with(0..6);
+        ledger.take_batch(6, 0b1);
+        ledger.acknowledge(0b1, 0, 1);
+        assert_eq!(ledger.to_commit(), Some(2));
+        // 2..=5 given up unhandled (a revoke, a shutdown): nothing is owed any
+        // more, yet the commit point stays at 2.
+        ledger.release(0b1, 2, 5);
+        assert_eq!(ledger.owed(), 0);
+        assert_eq!(ledger.to_commit(), Some(2));
+        // A late acknowledgement of a later message does not move it either.
+        ledger.acknowledge(0b1, 3, 3);
+        assert_eq!(ledger.to_commit(), Some(2));
+    }
+
+    #[test]
+    fn a_release_by_one_subscriber_still_waits_for_the_other() {
+        let mut ledger = ledger_with(0..2);
+        ledger.take_batch(2, 0b11);
+        ledger.release(0b01, 0, 1);
+        assert_eq!(ledger.owed(), 2, "the second subscriber still owes both");
+        ledger.acknowledge(0b10, 0, 1);
+        assert_eq!((ledger.owed(), ledger.to_commit()), (0, None));
+    }
+
+    #[test]
     fn held_counts_fetched_and_unacknowledged() {
         let mut ledger = ledger_with(0..10);
         ledger.take_batch(4, 0b1);
-        assert_eq!((ledger.held(), ledger.in_flight()), (10, 4));
+        assert_eq!((ledger.held(), ledger.owed()), (10, 4));
         assert_eq!(ledger.drop_fetched(), 6);
         assert_eq!(ledger.held(), 4);
     }

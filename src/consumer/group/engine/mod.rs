@@ -303,6 +303,12 @@ impl Engine {
                 self.acknowledge(by, &partition, from, to);
                 self.apply_pauses(consumer);
             }
+            Command::Release {
+                by,
+                partition,
+                from,
+                to,
+            } => self.release(by, &partition, from, to),
             Command::Commit { by, offsets, reply } => {
                 for (partition, from, to) in &offsets {
                     self.acknowledge(by, partition, *from, *to);
@@ -415,6 +421,12 @@ impl Engine {
             drain.min(self.close_drain)
         } else {
             drain
+        }
+    }
+
+    fn release(&mut self, by: SubscriberMask, partition: &TopicPartition, from: i64, to: i64) {
+        if let Some(index) = self.partition_index(&partition.topic, partition.partition) {
+            self.partitions[index].ledger.release(by, from, to);
         }
     }
 

@@ -40,8 +40,9 @@ impl Engine {
                 _ => true,
             });
         }
+        // Never acknowledged: that would let the commit pass messages nobody handled.
         for (bit, partition, from, to) in undelivered {
-            self.acknowledge(bit, &partition, from, to);
+            self.release(bit, &partition, from, to);
         }
         self.emit(GroupEvent::Revoked(Revoked {
             group_id: self.settings.group_id.clone(),
@@ -55,7 +56,7 @@ impl Engine {
                 .partitions
                 .iter()
                 .filter(|p| revoked.contains(&p.id))
-                .map(|p| p.ledger.in_flight())
+                .map(|p| p.ledger.owed())
                 .sum();
             let now = Instant::now();
             if owed == 0 || now >= deadline {
