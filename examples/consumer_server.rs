@@ -3,9 +3,10 @@
 //!
 //!     cargo run --example consumer_server
 //!
-//! Runs on an embedded cluster; it writes ten orders, one of which the handler
-//! cannot parse and one it succeeds on only at the third attempt, and exits once
-//! all ten are handled or dead-lettered.
+//! Runs on an embedded cluster, inside an [`App`]: it writes ten orders, one of
+//! which the handler cannot parse and one it succeeds on only at the third
+//! attempt, and shuts the App down gracefully once all ten are handled or
+//! dead-lettered (Ctrl-C does the same earlier).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -13,9 +14,9 @@ use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
 use ekafka::config::ConsumerServerConfig;
-use ekafka::server::{ConsumerServer, FailureAction, HandlerError, HandlerFailure};
+use ekafka::server::{FailureAction, HandlerError, HandlerFailure};
 use ekafka::testing::EmbeddedCluster;
-use ekafka::{ConsumedMessage, Ekafka, Message};
+use ekafka::{App, ConsumedMessage, Ekafka, Message};
 
 const CONFIG: &str = r#"
 [kafka]
@@ -65,38 +66,50 @@ impl Handler<HandlerFailure> for Reporter {
     }
 }
 
-#[actix::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cluster = EmbeddedCluster::start()?;
-    cluster.create_topic("orders")?;
-    cluster.create_topic("orders.dlq")?;
-    let kafka = Ekafka::from_toml_str(CONFIG, "kafka")?
-        .with_brokers(cluster.brokers())
-        .build()?;
-    let server_config =
-        ConsumerServerConfig::from_toml_str(CONFIG, "kafkaConsumerServers.billing")?;
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `App::run()` starts the actix System itself; here the orders are written
+    // first, so the example starts the System and calls `serve` inside it.
+    actix::System::new().block_on(async {
+        let cluster = EmbeddedCluster::start()?;
+        cluster.create_topic("orders")?;
+        cluster.create_topic("orders.dlq")?;
+        let kafka = Ekafka::from_toml_str(CONFIG, "kafka")?
+            .with_brokers(cluster.brokers())
+            .build()?;
+        let server_config =
+            ConsumerServerConfig::from_toml_str(CONFIG, "kafkaConsumerServers.billing")?;
 
-    let orders = (0..10).map(|i| match i {
-        4 => Message::new("order-4: {not json"),
-        7 => Message::new("order-7: flaky"),
-        _ => Message::new(format!("order-{i}: ok")),
-    });
-    kafka
-        .producer("orders")?
-        .write(orders)
-        .await?
-        .into_result()?;
+        let orders = (0..10).map(|i| match i {
+            4 => Message::new("order-4: {not json"),
+            7 => Message::new("order-7: flaky"),
+            _ => Message::new(format!("order-{i}: ok")),
+        });
+        kafka
+            .producer("orders")?
+            .write(orders)
+            .await?
+            .into_result()?;
 
-    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let flaky_attempts = Rc::new(Cell::new(0));
-    let server =
-        ConsumerServer::on_each_message(&kafka, &server_config, move |message: ConsumedMessage| {
-            let done = done_tx.clone();
+        let app = App::new(kafka).subscribe_failures(Reporter.start().recipient());
+        // Ctrl-C (SIGINT) or SIGTERM stops the App gracefully; so does this
+        // handle, which the handler uses once all ten orders are done.
+        let stop = app.handle();
+        let finished = Rc::new(Cell::new(0));
+        let flaky_attempts = Rc::new(Cell::new(0));
+        let app = app.each_message(server_config, move |message: ConsumedMessage| {
+            let (stop, finished) = (stop.clone(), Rc::clone(&finished));
             let flaky_attempts = Rc::clone(&flaky_attempts);
             async move {
                 let text = message.value_str().unwrap_or_default().to_string();
+                let done = || {
+                    finished.set(finished.get() + 1);
+                    if finished.get() == 10 {
+                        stop.shutdown();
+                    }
+                };
                 if text.contains("{not json") {
-                    let _ = done.send(text.clone());
+                    // Dead-lettered once this returns, and counted as handled.
+                    done();
                     return Err(HandlerError::fatal("cannot parse the order"));
                 }
                 if text.contains("flaky") {
@@ -109,24 +122,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "handled {text:?} (partition {}, offset {})",
                     message.partition, message.offset
                 );
-                let _ = done.send(text);
+                done();
                 Ok(())
             }
-        })
-        .await?;
-    server
-        .subscribe_failures(Reporter.start().recipient())
-        .await?;
-
-    let mut finished = 0;
-    while finished < 10 {
-        match tokio::time::timeout(Duration::from_secs(30), done.recv()).await {
-            Ok(Some(_)) => finished += 1,
-            _ => return Err("the orders were not all handled within 30s".into()),
-        }
-    }
-    server.group().commit_acknowledged().await?;
-    server.close().await?;
-    println!("all orders handled or dead-lettered; offsets committed");
-    Ok(())
+        });
+        // Bounded, so the example cannot hang: 30s for ten orders.
+        tokio::time::timeout(Duration::from_secs(30), app.serve())
+            .await
+            .map_err(|_| "the orders were not all handled within 30s")??;
+        println!("all orders handled or dead-lettered; offsets committed; producers flushed");
+        Ok(())
+    })
 }

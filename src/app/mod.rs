@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Recipient;
 use tokio::sync::watch;
 
 pub use signals::FORCED_EXIT_STATUS;
@@ -18,7 +19,9 @@ use crate::component::Ekafka;
 use crate::config::ConsumerServerConfig;
 use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup};
 use crate::error::Error;
-use crate::server::{ConsumerServer, HandlerError, ManualServer, RunningServer, Shutdown};
+use crate::server::{
+    ConsumerServer, HandlerError, HandlerFailure, ManualServer, RunningServer, Shutdown,
+};
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -58,7 +61,13 @@ impl Served for Rc<ManualServer> {
     }
 }
 
-type Starter = Box<dyn FnOnce(Ekafka) -> LocalFuture<Result<Box<dyn Served>, Error>>>;
+/// Starts one server, given the component and the App's failure subscriber.
+type Starter = Box<
+    dyn FnOnce(
+        Ekafka,
+        Option<Recipient<HandlerFailure>>,
+    ) -> LocalFuture<Result<Box<dyn Served>, Error>>,
+>;
 
 /// Asks a running [`App`] to shut down gracefully, as SIGTERM does. Cheap to
 /// clone and usable from any thread.
@@ -105,6 +114,7 @@ pub struct App {
     shutdown_timeout: Duration,
     shutdown: Arc<watch::Sender<bool>>,
     signals: bool,
+    failures: Option<Recipient<HandlerFailure>>,
 }
 
 impl App {
@@ -116,6 +126,7 @@ impl App {
             shutdown_timeout: Duration::from_secs(30),
             shutdown: Arc::new(watch::Sender::new(false)),
             signals: true,
+            failures: None,
         }
     }
 
@@ -125,9 +136,12 @@ impl App {
         F: Fn(ConsumedMessage) -> Fut + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
-        self.starters.push(Box::new(move |kafka| {
+        self.starters.push(Box::new(move |kafka, failures| {
             Box::pin(async move {
                 let server = ConsumerServer::on_each_message(&kafka, &config, handler).await?;
+                if let Some(failures) = failures {
+                    server.subscribe_failures(failures).await?;
+                }
                 Ok(Box::new(Rc::new(server)) as Box<dyn Served>)
             })
         }));
@@ -140,7 +154,7 @@ impl App {
         F: Fn(Consumer, Shutdown) -> Fut + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
-        self.starters.push(Box::new(move |kafka| {
+        self.starters.push(Box::new(move |kafka, _failures| {
             Box::pin(async move {
                 let server = ConsumerServer::on_start(&kafka, &config, run)?;
                 Ok(Box::new(Rc::new(server)) as Box<dyn Served>)
@@ -156,12 +170,19 @@ impl App {
         F: Fn(ConsumerGroup, Shutdown) -> Fut + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
-        self.starters.push(Box::new(move |kafka| {
+        self.starters.push(Box::new(move |kafka, _failures| {
             Box::pin(async move {
                 let server = ConsumerServer::on_consumer_group_start(&kafka, &config, run)?;
                 Ok(Box::new(Rc::new(server)) as Box<dyn Served>)
             })
         }));
+        self
+    }
+
+    /// Sends the handler failures of every each-message server to `subscriber`
+    /// (see [`RunningServer::subscribe_failures`]).
+    pub fn subscribe_failures(mut self, subscriber: Recipient<HandlerFailure>) -> Self {
+        self.failures = Some(subscriber);
         self
     }
 
@@ -209,7 +230,7 @@ impl App {
         };
         let mut servers: Vec<Box<dyn Served>> = Vec::new();
         for start in self.starters {
-            match start(self.kafka.clone()).await {
+            match start(self.kafka.clone(), self.failures.clone()).await {
                 Ok(server) => servers.push(server),
                 Err(e) => {
                     tracing::error!(error = %e, "a consumer server failed to start; shutting down");
