@@ -36,7 +36,9 @@
 //! - [`consumer`]: consumer groups ([`ConsumerGroup`]) with subscriber actors or
 //!   a pull API, and single consumers ([`Consumer`]).
 //! - [`server`]: consumer servers: a handler per message with retries and a
-//!   dead-letter topic, or your own loop with a shutdown signal.
+//!   dead-letter topic, or your own loop with a shutdown signal; supervised.
+//! - [`App`]: runs servers until SIGINT/SIGTERM, shuts down gracefully, and
+//!   returns the failure of anything that failed past its restart limit.
 //! - [`interceptor`]: your code around every operation.
 //! - [`testing`]: an embedded cluster for tests.
 

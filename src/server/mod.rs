@@ -13,8 +13,11 @@
 //! A fatal failure, a panic, or retries used up go to the dead-letter topic when
 //! `deadLetterProducer` is set (with the original topic, partition, offset, error
 //! and attempts in headers) and consumption continues; without one, the server
-//! stops that partition at the message, uncommitted, so it comes again after a
-//! restart. Failures are reported to an optional subscriber, never blocking.
+//! fails: it stops that partition at the message, uncommitted, and its supervisor
+//! restarts it from the committed offsets after backoff, so the message is
+//! handled again. Past `maxRestarts` the failure escalates (see
+//! [`App`](crate::App)). Failures are reported to an optional subscriber, never
+//! blocking.
 
 mod each_message;
 mod manual;

@@ -9,7 +9,8 @@ use crate::consumer::ConsumedMessage;
 /// `Recoverable` is the counterpart of Go's `ErrRecoverableError`: the server
 /// retries the message with backoff. Anything else (and a recoverable failure
 /// once the retries are used up) goes to the dead-letter topic when one is
-/// configured; without one the server stops that partition there, uncommitted.
+/// configured; without one the server stops that partition there, uncommitted,
+/// and is restarted from its committed offsets.
 ///
 /// ```
 /// use ekafka::server::HandlerError;
@@ -70,8 +71,8 @@ pub enum FailureAction {
     Retrying(std::time::Duration),
     /// It was written to the dead-letter topic and consumption went on.
     DeadLettered,
-    /// The server stopped consuming its partition there; the offset stays
-    /// uncommitted, so the message comes again after a restart.
+    /// The server stopped consuming its partition there, with the offset
+    /// uncommitted, and restarts; the message comes again after the restart.
     Stopped,
 }
 
