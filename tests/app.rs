@@ -178,3 +178,75 @@ async fn a_producer_past_its_restart_limit_from_toml_makes_the_app_return_the_ca
         other => panic!("expected the producer's escalation, got {other:?}"),
     }
 }
+
+/// A handler actor: forwards each message's value, succeeds.
+struct Recorder(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl actix::Actor for Recorder {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<ekafka::server::HandleMessage> for Recorder {
+    type Result = Result<(), HandlerError>;
+
+    fn handle(
+        &mut self,
+        ekafka::server::HandleMessage(message): ekafka::server::HandleMessage,
+        _: &mut actix::Context<Self>,
+    ) -> Self::Result {
+        let _ = self.0.send(message.value_str().unwrap().to_string());
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn several_servers_run_in_one_app_with_a_closure_or_an_actor_as_handler() {
+    use actix::Actor;
+    let fixture = Fixture::new();
+    let text = format!(
+        "{}\n[kafka.consumerGroups.cg2]\ngroupID = {:?}\ntopic = {:?}\nmaxWait = \"100ms\"\n\
+         heartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\n\
+         [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n\
+         [kafkaConsumerServers.s2]\nconsumerGroupName = \"cg2\"\n",
+        group_and_producer_config(&fixture, &unique_name("group"), "", ""),
+        unique_name("group"),
+        fixture.topic,
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let s1 = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    let s2 = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s2").unwrap();
+    produce(&kafka, "m", 9).await;
+
+    let (by_closure_tx, mut by_closure) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (by_actor_tx, mut by_actor) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let app = App::new(kafka.clone())
+        .handle_signals(false)
+        .each_message(s1, move |message: ConsumedMessage| {
+            let seen = by_closure_tx.clone();
+            async move {
+                let _ = seen.send(message.value_str().unwrap().to_string());
+                Ok(())
+            }
+        })
+        .each_message_actor(s2, Recorder(by_actor_tx).start().recipient());
+    let handle = app.handle();
+    let serving = actix::spawn(app.serve());
+
+    let expected: HashSet<String> = (0..9).map(|i| format!("m-{i}")).collect();
+    for (seen, server) in [(&mut by_closure, "s1"), (&mut by_actor, "s2")] {
+        let mut received = HashSet::new();
+        while received.len() < expected.len() {
+            received.insert(next(seen, server).await);
+        }
+        assert_eq!(received, expected, "{server} got every message");
+    }
+    handle.shutdown();
+    let served = tokio::time::timeout(WAIT, serving)
+        .await
+        .expect("the App stops")
+        .expect("serve did not panic");
+    assert!(served.is_ok(), "{served:?}");
+}

@@ -20,7 +20,8 @@ use crate::config::ConsumerServerConfig;
 use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup};
 use crate::error::Error;
 use crate::server::{
-    ConsumerServer, HandlerError, HandlerFailure, ManualServer, RunningServer, Shutdown,
+    ConsumerServer, HandleMessage, HandlerError, HandlerFailure, ManualServer, RunningServer,
+    Shutdown,
 };
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -146,6 +147,16 @@ impl App {
             })
         }));
         self
+    }
+
+    /// Serves `config` in each-message mode with an actor as the handler (see
+    /// [`ConsumerServer::on_each_message_actor`]).
+    pub fn each_message_actor(
+        self,
+        config: ConsumerServerConfig,
+        handler: Recipient<HandleMessage>,
+    ) -> Self {
+        self.each_message(config, crate::server::actor_handler(handler))
     }
 
     /// Serves `config` in on-start mode (see [`ConsumerServer::on_start`]).

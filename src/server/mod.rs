@@ -25,6 +25,7 @@ mod outcome;
 mod supervisor;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ use tokio::sync::watch;
 
 pub use each_message::headers;
 pub use manual::{ManualServer, Shutdown};
-pub use outcome::{FailureAction, HandlerError, HandlerFailure};
+pub use outcome::{FailureAction, HandleMessage, HandlerError, HandlerFailure};
 
 use each_message::SubscribeFailures;
 use manual::ManualSpec;
@@ -116,6 +117,38 @@ impl ConsumerServer {
             state,
             shutdown,
             done,
+        })
+    }
+}
+
+impl ConsumerServer {
+    /// Like [`on_each_message`](Self::on_each_message), with an actor as the
+    /// handler: each message is sent to `handler` as a [`HandleMessage`] and its
+    /// reply is the outcome. An actor that stopped counts as a fatal failure.
+    pub async fn on_each_message_actor(
+        kafka: &Ekafka,
+        config: &ConsumerServerConfig,
+        handler: Recipient<HandleMessage>,
+    ) -> Result<RunningServer, Error> {
+        Self::on_each_message(kafka, config, actor_handler(handler)).await
+    }
+}
+
+/// A handler function that asks `actor`.
+pub(crate) fn actor_handler(
+    actor: Recipient<HandleMessage>,
+) -> impl Fn(ConsumedMessage) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>>>> {
+    move |message| {
+        let actor = actor.clone();
+        Box::pin(async move {
+            actor
+                .send(HandleMessage(message))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(HandlerError::fatal(format!(
+                        "the handler actor is gone: {e}"
+                    )))
+                })
         })
     }
 }

@@ -92,3 +92,26 @@ pub struct HandlerFailure {
     /// What the server did about it.
     pub action: FailureAction,
 }
+
+/// A message for a handler actor, in each-message mode
+/// ([`ConsumerServer::on_each_message_actor`](super::ConsumerServer::on_each_message_actor)):
+/// the actor replies with the outcome, exactly as a handler function returns it.
+///
+/// ```
+/// use actix::prelude::*;
+/// use ekafka::server::{HandleMessage, HandlerError};
+///
+/// struct Billing;
+/// impl Actor for Billing {
+///     type Context = Context<Self>;
+/// }
+/// impl Handler<HandleMessage> for Billing {
+///     type Result = Result<(), HandlerError>;
+///     fn handle(&mut self, HandleMessage(message): HandleMessage, _: &mut Context<Self>) -> Self::Result {
+///         message.value_str().map(|_| ()).ok_or_else(|| HandlerError::fatal("not UTF-8"))
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "Result<(), HandlerError>")]
+pub struct HandleMessage(pub ConsumedMessage);
