@@ -370,11 +370,14 @@ impl Ekafka {
             Consumer::is_closed,
             || {
                 let config = &self.inner.config;
+                let consumer = &config.consumers[name];
                 Consumer::start(
                     name,
-                    &config.consumers[name],
+                    consumer,
                     &properties.to_client_config(),
                     config.client.timeout,
+                    consumer.restart.apply(&self.inner.restart_policy),
+                    self.inner.escalator.clone(),
                 )
             },
         )

@@ -121,3 +121,55 @@ async fn group_member_reads_commits_and_resumes() {
     }
     again.close().await.unwrap();
 }
+
+#[actix::test]
+async fn a_fatally_failed_client_is_replaced_and_reading_continues_where_it_stopped() {
+    let fixture = Fixture::new();
+    let kafka = kafka(
+        &fixture,
+        "partition = 2\nmaxRestarts = 1\nrestartBackoff = \"10ms\"",
+    );
+    let messages = (0..6).map(|i| Message::new(format!("v{i}")).with_partition(2));
+    assert!(kafka
+        .producer("p1")
+        .unwrap()
+        .write(messages)
+        .await
+        .unwrap()
+        .is_success());
+
+    let consumer = kafka.consumer("c1").unwrap();
+    for i in 0..3 {
+        assert_eq!(fetch(&consumer).await.offset, i);
+    }
+    consumer
+        .simulate_fatal_error("test-induced failure")
+        .await
+        .unwrap();
+    for i in 3..6 {
+        assert_eq!(
+            fetch(&consumer).await.offset,
+            i,
+            "no message lost or repeated"
+        );
+    }
+
+    // One restart allowed (maxRestarts = 1): the second failure escalates.
+    consumer
+        .simulate_fatal_error("second failure")
+        .await
+        .unwrap();
+    match tokio::time::timeout(WAIT, consumer.fetch())
+        .await
+        .expect("an answer in time")
+    {
+        Err(Error::GaveUp {
+            kind, name, reason, ..
+        }) => {
+            assert_eq!((kind, name.as_str()), ("consumer", "c1"));
+            assert!(reason.contains("second failure"), "{reason}");
+        }
+        other => panic!("expected the restart limit, got {other:?}"),
+    }
+    assert_eq!(kafka.escalation().map(|e| e.name), Some("c1".to_string()));
+}

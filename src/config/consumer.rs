@@ -132,6 +132,9 @@ pub struct ConsumerConfig {
     pub group: GroupSettings,
     /// `librdkafka`: raw properties for this consumer, applied last.
     pub librdkafka: Properties,
+    /// `maxRestarts`, `restartWindow`, `restartBackoff`, `restartBackoffMax`: how
+    /// the client is replaced after a fatal error.
+    pub restart: RestartSettings,
 }
 
 /// One consumer group member: `[kafka.consumerGroups.NAME]`.
@@ -211,6 +214,7 @@ impl ConsumerConfig {
                 GroupSettings::defaults(Some(Duration::from_secs(24 * 3600))),
             )?,
             librdkafka: section.properties("librdkafka")?.into_iter().collect(),
+            restart: RestartSettings::read(section)?,
         };
         Ok(config)
     }

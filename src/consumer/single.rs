@@ -9,7 +9,7 @@
 //! [consumer group](super::ConsumerGroup) instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -20,25 +20,129 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
 use crate::error::Error;
+use crate::supervision::{Escalation, Escalator, RestartPolicy, RestartTracker};
 
 const KIND: &str = "consumer";
 
 /// How long one blocking poll lasts before a waiting fetch looks at `close`.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
+type Client = BaseConsumer<DefaultConsumerContext>;
+
 struct Inner {
     name: String,
     topic: Arc<str>,
     /// `Some` in partition mode.
     partition: Option<i32>,
-    consumer: BaseConsumer<DefaultConsumerContext>,
+    /// Where a partition-mode consumer starts when it has no position yet.
+    start: Offset,
+    client_config: rdkafka::ClientConfig,
+    /// Replaced after a fatal error (requests in flight keep the old one);
+    /// `None` once the restart limit was passed.
+    consumer: RwLock<Option<Arc<Client>>>,
     /// The next offset to read, once known (partition mode).
     position: Mutex<Option<i64>>,
     closed: AtomicBool,
     timeout: Duration,
+    restarts: Mutex<RestartTracker>,
+    /// Set once the restart limit was passed: every request fails with it.
+    gave_up: Mutex<Option<Escalation>>,
+    escalator: Escalator,
 }
 
 impl Inner {
+    /// The current client, or the escalation that ended it.
+    fn consumer(&self) -> Result<Arc<Client>, Error> {
+        let current = self
+            .consumer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        current.ok_or_else(|| {
+            self.gave_up
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .map_or_else(|| self.closed_error(), Error::from)
+        })
+    }
+
+    /// A new client, subscribed (group mode, which resumes from the committed
+    /// offsets) or assigned at the position reached (partition mode).
+    fn connect(&self) -> Result<Client, Error> {
+        let at = self
+            .position
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or(self.start, Offset::Offset);
+        connect(
+            &self.name,
+            &self.client_config,
+            &self.topic,
+            self.partition,
+            at,
+        )
+    }
+
+    /// Replaces a client that failed fatally, after the restart policy's
+    /// backoff; past its limit the failure escalates and is final. Runs on the
+    /// blocking pool, so waiting here blocks no actor.
+    fn restart(&self, failed: &Arc<Client>, reason: String) -> Result<(), Error> {
+        if let Some(escalation) = self
+            .gave_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(escalation.into());
+        }
+        if !Arc::ptr_eq(failed, &self.consumer()?) {
+            return Ok(()); // another request already replaced it
+        }
+        let mut last_failure = reason;
+        loop {
+            let delay = self
+                .restarts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next_delay();
+            let Some(delay) = delay else {
+                let escalation = Escalation {
+                    kind: KIND,
+                    name: self.name.clone(),
+                    restarts: self
+                        .restarts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .recent_restarts(),
+                    reason: last_failure,
+                };
+                self.escalator.escalate(escalation.clone());
+                *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) = Some(escalation.clone());
+                if let Some(failed) = self
+                    .consumer
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                {
+                    dispose_failed(&self.name, failed);
+                }
+                return Err(escalation.into());
+            };
+            tracing::warn!(consumer = %self.name, reason = %last_failure, ?delay, "consumer failed fatally; replacing its client");
+            std::thread::sleep(delay);
+            match self.connect() {
+                Ok(consumer) => {
+                    *self.consumer.write().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Arc::new(consumer));
+                    tracing::info!(consumer = %self.name, "consumer client replaced");
+                    return Ok(());
+                }
+                Err(e) => last_failure = e.to_string(),
+            }
+        }
+    }
+
     fn kafka_error(&self, source: KafkaError) -> Error {
         Error::Client {
             kind: KIND,
@@ -68,7 +172,7 @@ impl Inner {
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(&self.topic, partition, offset)
             .map_err(|e| self.kafka_error(e))?;
-        self.consumer
+        self.consumer()?
             .assign(&list)
             .map_err(|e| self.kafka_error(e))?;
         *self.position.lock().unwrap_or_else(|e| e.into_inner()) = match offset {
@@ -80,8 +184,22 @@ impl Inner {
 
     /// One slice of waiting for a message.
     fn poll_once(&self) -> Result<Option<ConsumedMessage>, Error> {
-        match self.consumer.poll(POLL_SLICE) {
+        let consumer = self.consumer()?;
+        // Without a group, a fatal error shows only in the client's state.
+        if let Some((_, reason)) = consumer.client().fatal_error() {
+            let restarted = self.restart(&consumer, reason).map(|()| None);
+            dispose_failed(&self.name, consumer);
+            return restarted;
+        }
+        match consumer.poll(POLL_SLICE) {
             None => Ok(None),
+            Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                let reason = consumer
+                    .client()
+                    .fatal_error()
+                    .map_or_else(|| format!("fatal consumer error: {code}"), |(_, r)| r);
+                self.restart(&consumer, reason).map(|()| None)
+            }
             Some(Err(e)) => Err(self.kafka_error(e)),
             Some(Ok(m)) => {
                 let message = super::message::owned(&self.topic, &m);
@@ -130,7 +248,7 @@ impl Inner {
         if committed.is_empty() {
             return Ok(committed);
         }
-        self.consumer
+        self.consumer()?
             .commit(&list, rdkafka::consumer::CommitMode::Sync)
             .map_err(|e| Error::Commit {
                 name: self.name.clone(),
@@ -143,7 +261,10 @@ impl Inner {
         let partitions: Vec<(i32, Option<i64>)> = match self.partition {
             Some(p) => vec![(p, *self.position.lock().unwrap_or_else(|e| e.into_inner()))],
             None => {
-                let positions = self.consumer.position().map_err(|e| self.kafka_error(e))?;
+                let positions = self
+                    .consumer()?
+                    .position()
+                    .map_err(|e| self.kafka_error(e))?;
                 positions
                     .elements()
                     .iter()
@@ -154,13 +275,61 @@ impl Inner {
         let mut lag = 0;
         for (partition, position) in partitions {
             let (low, high) = self
-                .consumer
+                .consumer()?
                 .fetch_watermarks(&self.topic, partition, self.timeout)
                 .map_err(|e| self.kafka_error(e))?;
             let next = position.filter(|p| *p >= 0).unwrap_or(low);
             lag += (high - next).max(0);
         }
         Ok(lag)
+    }
+}
+
+/// A client for `topic`: assigned `partition` at `at`, or subscribed when there
+/// is no partition (group mode).
+fn connect(
+    name: &str,
+    client_config: &rdkafka::ClientConfig,
+    topic: &str,
+    partition: Option<i32>,
+    at: Offset,
+) -> Result<Client, Error> {
+    let error = |source| Error::Client {
+        kind: KIND,
+        name: name.to_string(),
+        source,
+    };
+    let consumer: Client = client_config.create().map_err(error)?;
+    match partition {
+        Some(partition) => {
+            let mut list = TopicPartitionList::new();
+            list.add_partition_offset(topic, partition, at)
+                .map_err(error)?;
+            consumer.assign(&list).map_err(error)?;
+        }
+        None => consumer.subscribe(&[topic]).map_err(error)?,
+    }
+    Ok(consumer)
+}
+
+/// Lets go of a client that failed fatally. rdkafka's drop waits, without a
+/// deadline, for the consumer to close, which a failed client may never do: close
+/// it here with a deadline first, and leak it (logged) if it does not close.
+fn dispose_failed(name: &str, consumer: Arc<Client>) {
+    let Ok(consumer) = Arc::try_unwrap(consumer) else {
+        return; // a request in flight still uses it; the last one drops it
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    if consumer.close_queue().is_ok() {
+        while !consumer.closed() && std::time::Instant::now() < deadline {
+            consumer.poll(Duration::from_millis(50));
+        }
+    }
+    if consumer.closed() {
+        drop(consumer);
+    } else {
+        tracing::warn!(consumer = %name, "the failed client did not close within 5s; leaving it behind");
+        std::mem::forget(consumer);
     }
 }
 
@@ -185,6 +354,14 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Error> {
     if inner.closed.load(Ordering::SeqCst) {
         return Err(inner.closed_error());
+    }
+    if let Some(escalation) = inner
+        .gave_up
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    {
+        return Err(escalation.into());
     }
     let inner = Arc::clone(inner);
     let name = inner.name.clone();
@@ -250,7 +427,7 @@ request!(SeekToTime, i64, |inner, m| {
         list.add_partition_offset(&i.topic, partition, Offset::Offset(m.0))
             .map_err(|e| i.kafka_error(e))?;
         let found = i
-            .consumer
+            .consumer()?
             .offsets_for_times(list, i.timeout)
             .map_err(|e| i.kafka_error(e))?;
         let offset = match found
@@ -260,7 +437,7 @@ request!(SeekToTime, i64, |inner, m| {
             Some(Offset::Offset(o)) => o,
             // No message at or after that time: continue from the end.
             _ => {
-                i.consumer
+                i.consumer()?
                     .fetch_watermarks(&i.topic, partition, i.timeout)
                     .map_err(|e| i.kafka_error(e))?
                     .1
@@ -333,12 +510,9 @@ impl Consumer {
         config: &ConsumerConfig,
         client_config: &rdkafka::ClientConfig,
         timeout: Duration,
+        restart_policy: RestartPolicy,
+        escalator: Escalator,
     ) -> Result<Self, Error> {
-        let client_error = |source| Error::Client {
-            kind: KIND,
-            name: name.to_string(),
-            source,
-        };
         let mut client_config = client_config.clone();
         let partition = match &config.assignment {
             ConsumerAssignment::Partition(p) => {
@@ -352,29 +526,25 @@ impl Consumer {
             }
             ConsumerAssignment::Group(_) => None,
         };
-        let consumer: BaseConsumer = client_config.create().map_err(client_error)?;
+        let start = match config.fetch.start_offset {
+            StartOffset::First => Offset::Beginning,
+            StartOffset::Last => Offset::End,
+        };
+        let consumer = connect(name, &client_config, &config.topic, partition, start)?;
         let inner = Arc::new(Inner {
             name: name.to_string(),
             topic: config.topic.as_str().into(),
             partition,
-            consumer,
+            start,
+            client_config,
+            consumer: RwLock::new(Some(Arc::new(consumer))),
             position: Mutex::new(None),
             closed: AtomicBool::new(false),
             timeout,
+            restarts: Mutex::new(RestartTracker::new(restart_policy)),
+            gave_up: Mutex::new(None),
+            escalator,
         });
-        match partition {
-            Some(_) => {
-                let start = match config.fetch.start_offset {
-                    StartOffset::First => Offset::Beginning,
-                    StartOffset::Last => Offset::End,
-                };
-                inner.assign_at(start)?;
-            }
-            None => inner
-                .consumer
-                .subscribe(&[&config.topic])
-                .map_err(client_error)?,
-        }
         let addr = ConsumerActor {
             inner: Arc::clone(&inner),
         }
@@ -454,6 +624,19 @@ impl Consumer {
     /// watermark minus the next offset, summed over its partitions. Go's `Lag`.
     pub async fn lag(&self) -> Result<i64, Error> {
         self.ask(Lag).await?
+    }
+
+    /// Makes the librdkafka client fail fatally, so tests can watch the
+    /// consumer replace it: the next fetch continues where this one stopped
+    /// (partition mode) or from the committed offsets (group mode).
+    pub async fn simulate_fatal_error(&self, reason: &str) -> Result<(), Error> {
+        let consumer = self.inner.consumer()?;
+        crate::supervision::inject_fatal_error(
+            consumer.client().native_ptr(),
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__FATAL,
+            reason,
+        )
+        .map_err(|reason| Error::FaultInjection { reason })
     }
 
     /// Stops the actor; a waiting fetch returns `Error::Closed`. Group mode
