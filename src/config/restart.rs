@@ -1,5 +1,5 @@
 //! The restart keys every supervised client takes (`maxRestarts`,
-//! `restartWindow`, `restartBackoff`, `restartBackoffMax`), in producer,
+//! `restartWindow`, `restartBackoff`, `restartBackoffMax`), in producer, consumer,
 //! consumer-group and consumer-server sections alike.
 
 use std::time::Duration;
