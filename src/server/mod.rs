@@ -219,19 +219,15 @@ impl ConsumerServer {
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
         let name = required(config, &config.consumer_name, "consumerName")?.to_string();
-        let acquire_from = kafka.clone();
-        ManualServer::spawn(ManualSpec {
-            name: server_name(config),
-            kafka: kafka.clone(),
-            policy: config.restart.apply(kafka.restart_policy()),
-            acquire: Box::new(move || acquire_from.consumer(&name)),
-            release: Box::new(|consumer: Consumer| {
-                Box::pin(async move {
-                    let _ = consumer.close().await;
-                })
-            }),
-            run: Box::new(move |consumer, shutdown| Box::pin(run(consumer, shutdown))),
-        })
+        manual_server(
+            kafka,
+            config,
+            move |kafka| kafka.consumer(&name),
+            |consumer: Consumer| async move {
+                let _ = consumer.close().await;
+            },
+            run,
+        )
     }
 
     /// Hands the server's consumer group (`consumerGroupName`) and a shutdown
@@ -249,20 +245,44 @@ impl ConsumerServer {
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
         let name = required(config, &config.consumer_group_name, "consumerGroupName")?.to_string();
-        let acquire_from = kafka.clone();
-        ManualServer::spawn(ManualSpec {
-            name: server_name(config),
-            kafka: kafka.clone(),
-            policy: config.restart.apply(kafka.restart_policy()),
-            acquire: Box::new(move || acquire_from.consumer_group(&name)),
-            release: Box::new(|group: ConsumerGroup| {
-                Box::pin(async move {
-                    let _ = group.close_within(Duration::ZERO).await;
-                })
-            }),
-            run: Box::new(move |group, shutdown| Box::pin(run(group, shutdown))),
-        })
+        manual_server(
+            kafka,
+            config,
+            move |kafka| kafka.consumer_group(&name),
+            // Commits what was acknowledged and lets the partitions go at once.
+            |group: ConsumerGroup| async move {
+                let _ = group.close_within(Duration::ZERO).await;
+            },
+            run,
+        )
     }
+}
+
+/// Starts a supervised manual server: `acquire` gets its client (again after
+/// a failure, once `release` let the failed run's client go).
+fn manual_server<C, R, RFut, F, Fut>(
+    kafka: &Ekafka,
+    config: &ConsumerServerConfig,
+    acquire: impl Fn(&Ekafka) -> Result<C, Error> + 'static,
+    release: R,
+    run: F,
+) -> Result<ManualServer, Error>
+where
+    C: Clone + 'static,
+    R: Fn(C) -> RFut + 'static,
+    RFut: Future<Output = ()> + 'static,
+    F: Fn(C, Shutdown) -> Fut + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + 'static,
+{
+    let acquire_from = kafka.clone();
+    ManualServer::spawn(ManualSpec {
+        name: server_name(config),
+        kafka: kafka.clone(),
+        policy: config.restart.apply(kafka.restart_policy()),
+        acquire: Box::new(move || acquire(&acquire_from)),
+        release: Box::new(move |client| Box::pin(release(client))),
+        run: Box::new(move |client, shutdown| Box::pin(run(client, shutdown))),
+    })
 }
 
 /// The client name a server mode needs, or an error naming the missing key.
