@@ -112,12 +112,13 @@ impl Inner {
                 };
                 self.escalator.escalate(escalation.clone());
                 *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) = Some(escalation.clone());
-                if let Some(failed) = self
+                // Taken first: disposing may take seconds, not under the lock.
+                let failed = self
                     .consumer
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
-                    .take()
-                {
+                    .take();
+                if let Some(failed) = failed {
                     dispose_failed(&self.name, failed);
                 }
                 return Err(escalation.into());
