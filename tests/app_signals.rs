@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use ekafka::config::ConsumerServerConfig;
-use ekafka::testing::{unique_name, EmbeddedCluster};
+use ekafka::testing::{unique_name, TestCluster};
 use ekafka::{App, ConsumedMessage, Ekafka, Message};
 
 const CHILD: &str = "EKAFKA_SIGNAL_CHILD";
@@ -192,7 +192,7 @@ fn child(mode: &str) {
         .with_writer(std::io::stdout)
         .with_ansi(false)
         .init();
-    let cluster = EmbeddedCluster::start().expect("embedded cluster");
+    let cluster = TestCluster::from_env().expect("test cluster");
     let topic = unique_name("topic");
     cluster.create_topic(&topic).expect("topic");
     let text = format!(

@@ -119,7 +119,7 @@ impl Inner {
                     .unwrap_or_else(|e| e.into_inner())
                     .take();
                 if let Some(failed) = failed {
-                    dispose_failed(&self.name, failed);
+                    close_client(&self.name, failed);
                 }
                 return Err(escalation.into());
             };
@@ -182,7 +182,7 @@ impl Inner {
         // Without a group, a fatal error shows only in the client's state.
         if let Some((_, reason)) = consumer.client().fatal_error() {
             let restarted = self.restart(&consumer, reason).map(|()| None);
-            dispose_failed(&self.name, consumer);
+            close_client(&self.name, consumer);
             return restarted;
         }
         match consumer.poll(POLL_SLICE) {
@@ -306,14 +306,30 @@ fn connect(
     Ok(consumer)
 }
 
-/// Lets go of a client that failed fatally. rdkafka's drop waits, without a
-/// deadline, for the consumer to close, which a failed client may never do: close
-/// it here with a deadline first, and leak it (logged) if it does not close.
-fn dispose_failed(name: &str, consumer: Arc<Client>) {
-    let Ok(consumer) = Arc::try_unwrap(consumer) else {
-        return; // a request in flight still uses it; the last one drops it
+/// How long closing a client (leaving its group) may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Closes a client with a deadline: leaves its group, then drops it. rdkafka's
+/// own drop closes without a deadline, and can wait forever (a failed client
+/// never closes; a member closed in the middle of a rebalance may not either),
+/// so a client that does not close in time is left behind, with a warning,
+/// rather than hang its thread. Runs on the blocking pool.
+fn close_client(name: &str, mut consumer: Arc<Client>) {
+    let deadline = std::time::Instant::now() + CLOSE_TIMEOUT;
+    // Requests in flight hold it for at most one poll slice.
+    let consumer = loop {
+        match Arc::try_unwrap(consumer) {
+            Ok(only) => break only,
+            Err(shared) if std::time::Instant::now() < deadline => {
+                consumer = shared;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => {
+                tracing::warn!(consumer = %name, "the client is still in use; the last request lets it go");
+                return;
+            }
+        }
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
     if consumer.close_queue().is_ok() {
         while !consumer.closed() && std::time::Instant::now() < deadline {
             consumer.poll(Duration::from_millis(50));
@@ -322,7 +338,7 @@ fn dispose_failed(name: &str, consumer: Arc<Client>) {
     if consumer.closed() {
         drop(consumer);
     } else {
-        tracing::warn!(consumer = %name, "the failed client did not close within 5s; leaving it behind");
+        tracing::warn!(consumer = %name, timeout = ?CLOSE_TIMEOUT, "the client did not close in time; leaving it behind");
         std::mem::forget(consumer);
     }
 }
@@ -446,12 +462,28 @@ request!(Lag, i64, |inner, m| blocking(&inner, Inner::lag).await);
 struct Close;
 
 impl Handler<Close> for ConsumerActor {
-    type Result = Result<(), Error>;
+    type Result = AtomicResponse<Self, Result<(), Error>>;
 
-    fn handle(&mut self, _: Close, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Close, _ctx: &mut Self::Context) -> Self::Result {
         self.inner.closed.store(true, Ordering::SeqCst);
-        ctx.stop();
-        Ok(())
+        // Leave the group now, while the member is healthy, not whenever the
+        // last handle happens to be dropped.
+        let client = self
+            .inner
+            .consumer
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let name = self.inner.name.clone();
+        let close = async move {
+            if let Some(client) = client {
+                let _ = tokio::task::spawn_blocking(move || close_client(&name, client)).await;
+            }
+        };
+        AtomicResponse::new(Box::pin(close.into_actor(self).map(|(), _act, ctx| {
+            ctx.stop();
+            Ok(())
+        })))
     }
 }
 

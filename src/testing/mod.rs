@@ -1,5 +1,6 @@
 //! Test support: an embedded Kafka cluster and unique names, so your handlers can
-//! be tested without Docker or a broker install.
+//! be tested without Docker or a broker install; [`TestCluster`] runs the same
+//! tests against a real broker when `EKAFKA_TEST_BROKERS` names one.
 //!
 //! The cluster is librdkafka's in-process mock cluster: real TCP listeners on
 //! 127.0.0.1 speaking the Kafka protocol (produce, fetch, offsets, consumer groups,
@@ -14,6 +15,10 @@ use rdkafka::config::FromClientConfig;
 use rdkafka::producer::{BaseProducer, Producer as _};
 
 use crate::error::Error;
+
+mod cluster;
+
+pub use cluster::{TestCluster, BROKERS_VARIABLE};
 
 /// Partitions of topics made with [`EmbeddedCluster::create_topic`].
 pub const DEFAULT_PARTITIONS: i32 = 3;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ekafka::testing::{unique_name, EmbeddedCluster};
+use ekafka::testing::{unique_name, TestCluster};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -13,15 +13,17 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 /// How long any wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// A cluster with one fresh 3-partition topic.
+/// A cluster (embedded, or the broker `EKAFKA_TEST_BROKERS` names) with one
+/// fresh 3-partition topic.
 pub struct Fixture {
-    pub cluster: EmbeddedCluster,
+    pub cluster: TestCluster,
     pub topic: String,
 }
 
 impl Fixture {
     pub fn new() -> Self {
-        let cluster = EmbeddedCluster::start().expect("embedded cluster starts");
+        // The embedded cluster, or the broker EKAFKA_TEST_BROKERS names.
+        let cluster = TestCluster::from_env().expect("test cluster available");
         let topic = unique_name("topic");
         cluster.create_topic(&topic).expect("topic created");
         Fixture { cluster, topic }

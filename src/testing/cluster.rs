@@ -1,0 +1,150 @@
+//! One way for tests to get a cluster: the embedded one by default, or a
+//! running broker named by `EKAFKA_TEST_BROKERS`, so the same scenarios run on
+//! both.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::ClientConfig;
+
+use super::{EmbeddedCluster, DEFAULT_PARTITIONS};
+use crate::error::Error;
+
+/// The environment variable naming an external broker (`host:port[,...]`).
+pub const BROKERS_VARIABLE: &str = "EKAFKA_TEST_BROKERS";
+
+/// How long creating a topic on an external broker may take.
+const TOPIC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A cluster for tests: [`EmbeddedCluster`] unless `EKAFKA_TEST_BROKERS` names
+/// a running broker, which is then used instead (topics are created on it
+/// through the admin API).
+///
+/// ```
+/// let cluster = ekafka::testing::TestCluster::from_env()?;
+/// let topic = ekafka::testing::unique_name("orders");
+/// cluster.create_topic(&topic)?;
+/// println!("testing on {}", cluster.bootstrap_servers());
+/// # Ok::<(), ekafka::Error>(())
+/// ```
+pub enum TestCluster {
+    /// librdkafka's in-process cluster, started for this test.
+    Embedded(EmbeddedCluster),
+    /// A broker someone else runs.
+    External {
+        /// Its `bootstrap.servers`.
+        bootstrap_servers: String,
+    },
+}
+
+impl TestCluster {
+    /// The broker from `EKAFKA_TEST_BROKERS` when set (and not empty), else a
+    /// new embedded cluster.
+    pub fn from_env() -> Result<Self, Error> {
+        match std::env::var(BROKERS_VARIABLE) {
+            Ok(brokers) if !brokers.trim().is_empty() => Ok(TestCluster::External {
+                bootstrap_servers: brokers.trim().to_string(),
+            }),
+            _ => EmbeddedCluster::start().map(TestCluster::Embedded),
+        }
+    }
+
+    /// The embedded cluster, for tests that inject faults only it can.
+    pub fn embedded(&self) -> Option<&EmbeddedCluster> {
+        match self {
+            TestCluster::Embedded(cluster) => Some(cluster),
+            TestCluster::External { .. } => None,
+        }
+    }
+
+    /// The `host:port,...` list to use as `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> &str {
+        match self {
+            TestCluster::Embedded(cluster) => cluster.bootstrap_servers(),
+            TestCluster::External { bootstrap_servers } => bootstrap_servers,
+        }
+    }
+
+    /// The brokers as a list.
+    pub fn brokers(&self) -> Vec<String> {
+        self.bootstrap_servers()
+            .split(',')
+            .map(|b| b.trim().to_string())
+            .collect()
+    }
+
+    /// `brokers = ["...", ...]`, ready to paste into a TOML `[kafka]` section.
+    pub fn brokers_toml(&self) -> String {
+        let quoted: Vec<String> = self.brokers().iter().map(|b| format!("{b:?}")).collect();
+        format!("brokers = [{}]", quoted.join(", "))
+    }
+
+    /// Creates a topic with 3 partitions and waits until the broker reports it.
+    pub fn create_topic(&self, name: &str) -> Result<(), Error> {
+        match self {
+            TestCluster::Embedded(cluster) => cluster.create_topic(name),
+            TestCluster::External { bootstrap_servers } => {
+                create_external_topic(bootstrap_servers, name)
+            }
+        }
+    }
+}
+
+fn external_error(reason: impl Into<String>) -> Error {
+    Error::EmbeddedCluster {
+        reason: reason.into(),
+    }
+}
+
+/// CreateTopics through the admin API, then metadata until all partitions show.
+fn create_external_topic(bootstrap_servers: &str, name: &str) -> Result<(), Error> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap_servers);
+    let admin: AdminClient<DefaultClientContext> = config
+        .create()
+        .map_err(|e| external_error(format!("admin client for {bootstrap_servers}: {e}")))?;
+    let topic = NewTopic::new(name, DEFAULT_PARTITIONS, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(TOPIC_TIMEOUT));
+    // The admin API is async; this call is not, and may run inside a runtime.
+    let created = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .map_err(|e| external_error(e.to_string()))?
+                    .block_on(admin.create_topics([&topic], &options))
+                    .map_err(|e| external_error(format!("create topic {name:?}: {e}")))
+            })
+            .join()
+            .map_err(|_| external_error("the topic creation thread panicked"))?
+    })?;
+    for result in created {
+        if let Err((topic, code)) = result {
+            return Err(external_error(format!("create topic {topic:?}: {code}")));
+        }
+    }
+    let probe: BaseConsumer = config
+        .create()
+        .map_err(|e| external_error(format!("metadata client: {e}")))?;
+    let deadline = Instant::now() + TOPIC_TIMEOUT;
+    loop {
+        let partitions = probe
+            .fetch_metadata(Some(name), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+            .unwrap_or(0);
+        if partitions == DEFAULT_PARTITIONS as usize {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(external_error(format!(
+                "topic {name:?} not visible with {DEFAULT_PARTITIONS} partitions after {TOPIC_TIMEOUT:?}"
+            )));
+        }
+        // Polling the broker's metadata: there is no event to wait on.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
