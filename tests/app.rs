@@ -103,7 +103,11 @@ async fn graceful_shutdown_lets_handlers_in_flight_finish_and_commits_them() {
     let mut received = HashSet::new();
     // Per partition in order: a message handled before would come first.
     for _ in 0..expected.len() {
-        let value = next(&mut seen, "the messages not handled before").await;
+        let value = next(
+            &mut seen,
+            &format!("the messages not handled before (got {received:?} so far)"),
+        )
+        .await;
         assert!(!finished.contains(&value), "{value} was handled twice");
         assert!(received.insert(value.clone()), "{value} came twice");
     }
