@@ -47,7 +47,6 @@ struct Inner {
     restarts: Mutex<RestartTracker>,
     /// Set once the restart limit was passed: every request fails with it.
     gave_up: Mutex<Option<Escalation>>,
-    escalator: Escalator,
 }
 
 impl Inner {
@@ -98,30 +97,23 @@ impl Inner {
                 .restarts
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .next_delay();
-            let Some(delay) = delay else {
-                let escalation = Escalation {
-                    kind: KIND,
-                    name: self.name.clone(),
-                    restarts: self
-                        .restarts
-                        .lock()
+                .next_delay(&last_failure);
+            let delay = match delay {
+                Ok(delay) => delay,
+                Err(escalation) => {
+                    *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(escalation.clone());
+                    // Taken first: disposing may take seconds, not under the lock.
+                    let failed = self
+                        .consumer
+                        .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .recent_restarts(),
-                    reason: last_failure,
-                };
-                self.escalator.escalate(escalation.clone());
-                *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) = Some(escalation.clone());
-                // Taken first: disposing may take seconds, not under the lock.
-                let failed = self
-                    .consumer
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take();
-                if let Some(failed) = failed {
-                    close_client(&self.name, failed);
+                        .take();
+                    if let Some(failed) = failed {
+                        close_client(&self.name, failed);
+                    }
+                    return Err(escalation.into());
                 }
-                return Err(escalation.into());
             };
             tracing::warn!(consumer = %self.name, reason = %last_failure, ?delay, "consumer failed fatally; replacing its client");
             std::thread::sleep(delay);
@@ -559,9 +551,8 @@ impl Consumer {
             position: Mutex::new(None),
             closed: AtomicBool::new(false),
             timeout,
-            restarts: Mutex::new(RestartTracker::new(restart_policy)),
+            restarts: Mutex::new(RestartTracker::new(restart_policy, KIND, name, escalator)),
             gave_up: Mutex::new(None),
-            escalator,
         });
         let addr = ConsumerActor {
             inner: Arc::clone(&inner),

@@ -16,7 +16,7 @@ use crate::config::ProducerConfig;
 use crate::error::{Error, ProduceError, ProduceErrorKind};
 use crate::interceptor::{Admitted, Chain, ClientInfo};
 use crate::message::Message;
-use crate::supervision::{Escalation, Escalator, RestartPolicy, RestartTracker};
+use crate::supervision::{Escalator, RestartPolicy, RestartTracker};
 
 const KIND: &str = "producer";
 
@@ -114,15 +114,8 @@ impl Core {
         }
         let mut last_failure = reason;
         loop {
-            let delay = self.slot().restarts.next_delay();
-            let Some(delay) = delay else {
-                let restarts = self.slot().restarts.recent_restarts();
-                self.spec.escalator.escalate(Escalation {
-                    kind: KIND,
-                    name: self.spec.name.clone(),
-                    restarts,
-                    reason: last_failure.clone(),
-                });
+            let delay = self.slot().restarts.next_delay(&last_failure);
+            let Ok(delay) = delay else {
                 self.slot().gave_up = Some(last_failure);
                 return;
             };
@@ -228,7 +221,12 @@ impl ProducerActor {
         let slot = Slot {
             client: Some(Arc::new(client)),
             generation: 0,
-            restarts: RestartTracker::new(spec.restart_policy.clone()),
+            restarts: RestartTracker::new(
+                spec.restart_policy.clone(),
+                KIND,
+                &spec.name,
+                spec.escalator.clone(),
+            ),
             total_restarts: 0,
             gave_up: None,
         };

@@ -131,7 +131,12 @@ async fn supervise<C: Clone + 'static>(
     first: C,
     requested: watch::Receiver<bool>,
 ) -> Ended {
-    let mut tracker = RestartTracker::new(spec.policy.clone());
+    let mut tracker = RestartTracker::new(
+        spec.policy.clone(),
+        super::supervisor::KIND,
+        &spec.name,
+        spec.kafka.escalator().clone(),
+    );
     let mut client = Ok(first);
     loop {
         let reason = match client {
@@ -153,15 +158,9 @@ async fn supervise<C: Clone + 'static>(
             return Ended::Failed(reason);
         }
         tracing::warn!(server = %spec.name, %reason, "consumer server failed");
-        let Some(delay) = tracker.next_delay() else {
-            let escalation = Escalation {
-                kind: super::supervisor::KIND,
-                name: spec.name.clone(),
-                restarts: tracker.recent_restarts(),
-                reason,
-            };
-            spec.kafka.escalator().escalate(escalation.clone());
-            return Ended::Escalated(escalation);
+        let delay = match tracker.next_delay(&reason) {
+            Ok(delay) => delay,
+            Err(escalation) => return Ended::Escalated(escalation),
         };
         let mut stop = requested.clone();
         tokio::select! {

@@ -148,7 +148,12 @@ pub(crate) async fn supervise(
     mut instance: Instance,
     mut shutdown: watch::Receiver<Option<Duration>>,
 ) -> Result<(), Escalation> {
-    let mut tracker = RestartTracker::new(spec.policy.clone());
+    let mut tracker = RestartTracker::new(
+        spec.policy.clone(),
+        KIND,
+        &spec.name,
+        spec.kafka.escalator().clone(),
+    );
     loop {
         let mut reason = tokio::select! {
             reason = instance.failed(&spec.kafka) => reason,
@@ -160,16 +165,7 @@ pub(crate) async fn supervise(
         tracing::warn!(server = %spec.name, %reason, "consumer server failed");
         instance.stop(&spec.name, spec.drain_timeout).await;
         instance = loop {
-            let Some(delay) = tracker.next_delay() else {
-                let escalation = Escalation {
-                    kind: KIND,
-                    name: spec.name.clone(),
-                    restarts: tracker.recent_restarts(),
-                    reason,
-                };
-                spec.kafka.escalator().escalate(escalation.clone());
-                return Err(escalation);
-            };
+            let delay = tracker.next_delay(&reason)?;
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = requested(&mut shutdown) => return Ok(()),

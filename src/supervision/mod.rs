@@ -44,24 +44,36 @@ impl Default for RestartPolicy {
     }
 }
 
-/// Counts restarts against a policy.
-#[derive(Debug)]
+/// Counts one client's or server's restarts against its policy, and escalates
+/// the failure that goes past the limit.
 pub(crate) struct RestartTracker {
     policy: RestartPolicy,
     recent: VecDeque<Instant>,
+    kind: &'static str,
+    name: String,
+    escalator: Escalator,
 }
 
 impl RestartTracker {
-    pub(crate) fn new(policy: RestartPolicy) -> Self {
+    pub(crate) fn new(
+        policy: RestartPolicy,
+        kind: &'static str,
+        name: impl Into<String>,
+        escalator: Escalator,
+    ) -> Self {
         RestartTracker {
             policy,
             recent: VecDeque::new(),
+            kind,
+            name: name.into(),
+            escalator,
         }
     }
 
-    /// Records a restart now; the delay to wait before it, or `None` when the
-    /// policy's limit is reached.
-    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
+    /// Records a restart now after a failure for `reason`, and returns the delay
+    /// to wait before it; past the policy's limit, escalates the failure and
+    /// returns the escalation instead.
+    pub(crate) fn next_delay(&mut self, reason: &str) -> Result<Duration, Escalation> {
         let now = Instant::now();
         while self
             .recent
@@ -71,11 +83,18 @@ impl RestartTracker {
             self.recent.pop_front();
         }
         if self.recent.len() >= self.policy.max_restarts as usize {
-            return None;
+            let escalation = Escalation {
+                kind: self.kind,
+                name: self.name.clone(),
+                restarts: self.recent_restarts(),
+                reason: reason.to_string(),
+            };
+            self.escalator.escalate(escalation.clone());
+            return Err(escalation);
         }
         let attempt = self.recent.len() as u32;
         self.recent.push_back(now);
-        Some(backoff_with_jitter(&self.policy, attempt))
+        Ok(backoff_with_jitter(&self.policy, attempt))
     }
 
     /// Restarts counted in the current window.
@@ -219,14 +238,23 @@ mod tests {
     }
 
     #[test]
-    fn gives_up_past_the_limit() {
-        let mut tracker = RestartTracker::new(RestartPolicy {
+    fn gives_up_past_the_limit_and_escalates() {
+        let escalator = Escalator::default();
+        let policy = RestartPolicy {
             max_restarts: 2,
             ..RestartPolicy::default()
-        });
-        assert!(tracker.next_delay().is_some());
-        assert!(tracker.next_delay().is_some());
-        assert_eq!(tracker.next_delay(), None);
+        };
+        let mut tracker = RestartTracker::new(policy, "producer", "p1", escalator.clone());
+        assert!(tracker.next_delay("first").is_ok());
+        assert!(tracker.next_delay("second").is_ok());
+        let expected = Escalation {
+            kind: "producer",
+            name: "p1".into(),
+            restarts: 2,
+            reason: "third".into(),
+        };
+        assert_eq!(tracker.next_delay("third"), Err(expected.clone()));
         assert_eq!(tracker.recent_restarts(), 2);
+        assert_eq!(escalator.current(), Some(expected));
     }
 }

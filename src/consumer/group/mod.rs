@@ -44,7 +44,7 @@ use crate::config::ConsumerGroupConfig;
 use crate::consumer::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
-use crate::supervision::{Escalation, Escalator, RestartPolicy, RestartTracker};
+use crate::supervision::{Escalator, RestartPolicy, RestartTracker};
 
 const KIND: &str = "consumer group";
 
@@ -224,13 +224,7 @@ impl Handler<EngineExited> for ConsumerGroupActor {
         if self.shared.closed.load(Ordering::SeqCst) {
             return;
         }
-        let Some(delay) = self.restarts.next_delay() else {
-            self.spec.escalator.escalate(Escalation {
-                kind: KIND,
-                name: self.spec.name.clone(),
-                restarts: self.restarts.recent_restarts(),
-                reason,
-            });
+        let Ok(delay) = self.restarts.next_delay(&reason) else {
             ctx.stop();
             return;
         };
@@ -386,7 +380,12 @@ impl std::fmt::Debug for ConsumerGroup {
 
 impl ConsumerGroup {
     pub(crate) fn start(spec: GroupSpec) -> Result<Self, Error> {
-        let restarts = RestartTracker::new(spec.restart_policy.clone());
+        let restarts = RestartTracker::new(
+            spec.restart_policy.clone(),
+            KIND,
+            &spec.name,
+            spec.escalator.clone(),
+        );
         let drain_timeout = spec.config.flow.drain_timeout;
         let name = spec.name.clone();
         // The engine needs the actor's address, and the actor the engine's commands.
