@@ -8,38 +8,16 @@ use std::collections::{BTreeSet, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{group_and_producer_config, next, produce, Fixture, WAIT};
+use common::{group_and_producer_config, next, produce, server_setup, Fixture, WAIT};
 use ekafka::config::ConsumerServerConfig;
 use ekafka::server::{ConsumerServer, HandlerError};
 use ekafka::testing::unique_name;
 use ekafka::{App, ConsumedMessage, Ekafka, Error};
 
-fn setup(
-    fixture: &Fixture,
-    server_keys: &str,
-    producer_keys: &str,
-) -> (Ekafka, ConsumerServerConfig) {
-    let text = format!(
-        "{}\n[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n{server_keys}\n",
-        group_and_producer_config(
-            fixture,
-            &unique_name("group"),
-            "drainTimeout = \"500ms\"",
-            producer_keys
-        )
-    );
-    let kafka = Ekafka::from_toml_str(&text, "kafka")
-        .unwrap()
-        .build()
-        .unwrap();
-    let server = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
-    (kafka, server)
-}
-
 #[actix::test]
 async fn graceful_shutdown_lets_handlers_in_flight_finish_and_commits_them() {
     let fixture = Fixture::new();
-    let (kafka, config) = setup(&fixture, "", "");
+    let (kafka, config) = server_setup(&fixture, "", "");
     produce(&kafka, "m", 30).await;
 
     // Every handler waits at the gate, so one message per partition is in flight.
@@ -118,7 +96,7 @@ async fn graceful_shutdown_lets_handlers_in_flight_finish_and_commits_them() {
 #[actix::test]
 async fn a_server_past_its_restart_limit_makes_the_app_return_the_cause() {
     let fixture = Fixture::new();
-    let (kafka, config) = setup(&fixture, "maxRestarts = 0", "");
+    let (kafka, config) = server_setup(&fixture, "maxRestarts = 0", "");
     produce(&kafka, "m", 6).await;
 
     let app = App::new(kafka.clone()).handle_signals(false).each_message(
@@ -148,7 +126,7 @@ async fn a_server_past_its_restart_limit_makes_the_app_return_the_cause() {
 #[actix::test]
 async fn a_producer_past_its_restart_limit_from_toml_makes_the_app_return_the_cause() {
     let fixture = Fixture::new();
-    let (kafka, config) = setup(&fixture, "", "maxRestarts = 0");
+    let (kafka, config) = server_setup(&fixture, "", "maxRestarts = 0");
     assert_eq!(
         kafka.config().producers["p1"].restart.max_restarts,
         Some(0),

@@ -14,16 +14,7 @@ use ekafka::testing::unique_name;
 use ekafka::{ConsumedMessage, Ekafka};
 
 fn setup(fixture: &Fixture, server_keys: &str) -> (Ekafka, ConsumerServerConfig) {
-    let text = format!(
-        "{}\n[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n{server_keys}\n",
-        group_config(fixture, &unique_name("group"), "drainTimeout = \"500ms\"")
-    );
-    let kafka = Ekafka::from_toml_str(&text, "kafka")
-        .unwrap()
-        .build()
-        .unwrap();
-    let server = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
-    (kafka, server)
+    common::server_setup(fixture, server_keys, "")
 }
 
 type Seen = tokio::sync::mpsc::UnboundedSender<(ConsumedMessage, Instant)>;

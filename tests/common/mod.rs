@@ -263,3 +263,29 @@ pub async fn committed_offsets(
     .await
     .expect("offset reader ran")
 }
+
+/// A component and server `s1` (each-message on group `cg1`, fresh group id,
+/// 500ms drain) on the fixture, with extra keys for the server and producer `p1`.
+pub fn server_setup(
+    fixture: &Fixture,
+    server_keys: &str,
+    producer_keys: &str,
+) -> (ekafka::Ekafka, ekafka::config::ConsumerServerConfig) {
+    let text = format!(
+        "{}\n[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n{server_keys}\n",
+        group_and_producer_config(
+            fixture,
+            &unique_name("group"),
+            "drainTimeout = \"500ms\"",
+            producer_keys
+        )
+    );
+    let kafka = ekafka::Ekafka::from_toml_str(&text, "kafka")
+        .expect("valid config")
+        .build()
+        .expect("component builds");
+    let server =
+        ekafka::config::ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1")
+            .expect("valid server config");
+    (kafka, server)
+}
