@@ -119,9 +119,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The embedded test cluster could not be started or changed.
-    #[error("embedded cluster: {reason}")]
-    EmbeddedCluster {
+    /// A test cluster (embedded, or the broker `EKAFKA_TEST_BROKERS` names)
+    /// could not be started, reached or changed.
+    #[error("test cluster: {reason}")]
+    TestCluster {
         /// What failed.
         reason: String,
     },

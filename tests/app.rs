@@ -187,7 +187,7 @@ async fn several_servers_run_in_one_app_with_a_closure_or_an_actor_as_handler() 
     let fixture = Fixture::new();
     let text = format!(
         "{}\n[kafka.consumerGroups.cg2]\ngroupID = {:?}\ntopic = {:?}\nmaxWait = \"100ms\"\n\
-         heartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\n\
+         heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\n\
          [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n\
          [kafkaConsumerServers.s2]\nconsumerGroupName = \"cg2\"\n",
         group_and_producer_config(&fixture, &unique_name("group"), "", ""),

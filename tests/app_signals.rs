@@ -198,7 +198,7 @@ fn child(mode: &str) {
     let text = format!(
         "[kafka]\n{}\n[kafka.producers.p1]\ntopic = {topic:?}\nbatchTimeout = \"5ms\"\n\
          [kafka.consumerGroups.cg1]\ngroupID = {:?}\ntopic = {topic:?}\nmaxWait = \"100ms\"\n\
-         heartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\n\
+         heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\n\
          [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n",
         cluster.brokers_toml(),
         unique_name("group"),

@@ -1,5 +1,6 @@
-//! Rebalances on the embedded cluster: a second member joining, the barrier on
-//! revoke, and the Go suite's consumer-group scenario.
+//! Rebalances: a second member joining, the barrier on revoke, and the Go
+//! suite's consumer-group scenario (on the embedded cluster, or the broker
+//! `EKAFKA_TEST_BROKERS` names).
 //!
 //! Its own test binary, and its tests run one at a time: librdkafka's embedded
 //! cluster expires a member that waits in a join more than a second past
@@ -170,7 +171,7 @@ fn two_member_config(fixture: &Fixture, keys: &str) -> String {
     let group_id = unique_name("group");
     format!(
         "{}\n[kafka.consumerGroups.cg2]\ngroupID = {group_id:?}\ntopic = {:?}\n\
-         heartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\nmaxWait = \"100ms\"\n{keys}\n",
+         heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\nmaxWait = \"100ms\"\n{keys}\n",
         group_config(fixture, &group_id, keys),
         fixture.topic
     )

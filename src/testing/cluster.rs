@@ -9,7 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::ClientConfig;
 
-use super::{EmbeddedCluster, DEFAULT_PARTITIONS};
+use super::{cluster_error, EmbeddedCluster, DEFAULT_PARTITIONS};
 use crate::error::Error;
 
 /// The environment variable naming an external broker (`host:port[,...]`).
@@ -44,10 +44,15 @@ impl TestCluster {
     /// new embedded cluster.
     pub fn from_env() -> Result<Self, Error> {
         match std::env::var(BROKERS_VARIABLE) {
-            Ok(brokers) if !brokers.trim().is_empty() => Ok(TestCluster::External {
-                bootstrap_servers: brokers.trim().to_string(),
-            }),
+            Ok(brokers) if !brokers.trim().is_empty() => Ok(TestCluster::external(brokers.trim())),
             _ => EmbeddedCluster::start().map(TestCluster::Embedded),
+        }
+    }
+
+    /// A broker someone else runs, at `bootstrap_servers` (`host:port[,...]`).
+    pub fn external(bootstrap_servers: impl Into<String>) -> Self {
+        TestCluster::External {
+            bootstrap_servers: bootstrap_servers.into(),
         }
     }
 
@@ -92,19 +97,13 @@ impl TestCluster {
     }
 }
 
-fn external_error(reason: impl Into<String>) -> Error {
-    Error::EmbeddedCluster {
-        reason: reason.into(),
-    }
-}
-
 /// CreateTopics through the admin API, then metadata until all partitions show.
 fn create_external_topic(bootstrap_servers: &str, name: &str) -> Result<(), Error> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap_servers);
     let admin: AdminClient<DefaultClientContext> = config
         .create()
-        .map_err(|e| external_error(format!("admin client for {bootstrap_servers}: {e}")))?;
+        .map_err(|e| cluster_error(format!("admin client for {bootstrap_servers}: {e}")))?;
     let topic = NewTopic::new(name, DEFAULT_PARTITIONS, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(TOPIC_TIMEOUT));
     // The admin API is async; this call is not, and may run inside a runtime.
@@ -114,21 +113,21 @@ fn create_external_topic(bootstrap_servers: &str, name: &str) -> Result<(), Erro
                 tokio::runtime::Builder::new_current_thread()
                     .enable_time()
                     .build()
-                    .map_err(|e| external_error(e.to_string()))?
+                    .map_err(|e| cluster_error(e.to_string()))?
                     .block_on(admin.create_topics([&topic], &options))
-                    .map_err(|e| external_error(format!("create topic {name:?}: {e}")))
+                    .map_err(|e| cluster_error(format!("create topic {name:?}: {e}")))
             })
             .join()
-            .map_err(|_| external_error("the topic creation thread panicked"))?
+            .map_err(|_| cluster_error("the topic creation thread panicked"))?
     })?;
     for result in created {
         if let Err((topic, code)) = result {
-            return Err(external_error(format!("create topic {topic:?}: {code}")));
+            return Err(cluster_error(format!("create topic {topic:?}: {code}")));
         }
     }
     let probe: BaseConsumer = config
         .create()
-        .map_err(|e| external_error(format!("metadata client: {e}")))?;
+        .map_err(|e| cluster_error(format!("metadata client: {e}")))?;
     let deadline = Instant::now() + TOPIC_TIMEOUT;
     loop {
         let partitions = probe
@@ -140,7 +139,7 @@ fn create_external_topic(bootstrap_servers: &str, name: &str) -> Result<(), Erro
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(external_error(format!(
+            return Err(cluster_error(format!(
                 "topic {name:?} not visible with {DEFAULT_PARTITIONS} partitions after {TOPIC_TIMEOUT:?}"
             )));
         }

@@ -45,7 +45,7 @@ unsafe impl Send for EmbeddedCluster {}
 unsafe impl Sync for EmbeddedCluster {}
 
 fn cluster_error(reason: impl Into<String>) -> Error {
-    Error::EmbeddedCluster {
+    Error::TestCluster {
         reason: reason.into(),
     }
 }

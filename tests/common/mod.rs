@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod tansu;
+
 use std::time::{Duration, Instant};
 
 use ekafka::testing::{unique_name, TestCluster};
@@ -23,7 +25,11 @@ pub struct Fixture {
 impl Fixture {
     pub fn new() -> Self {
         // The embedded cluster, or the broker EKAFKA_TEST_BROKERS names.
-        let cluster = TestCluster::from_env().expect("test cluster available");
+        Fixture::on(TestCluster::from_env().expect("test cluster available"))
+    }
+
+    /// A fresh topic on `cluster`.
+    pub fn on(cluster: TestCluster) -> Self {
         let topic = unique_name("topic");
         cluster.create_topic(&topic).expect("topic created");
         Fixture { cluster, topic }
@@ -199,6 +205,10 @@ impl std::io::Write for Captured {
 /// A config with producer `p1` and consumer group `cg1` (group id `group`) on the
 /// fixture's topic, with quick group timings for tests; `group_keys` are added to
 /// the group's table.
+///
+/// The timings (1s heartbeats, 6s sessions) suit both backends: with 300ms and
+/// 3s, tansu 0.6.0's coordinator never settles a two-member rebalance (the
+/// members leapfrog each other's generations).
 pub fn group_config(fixture: &Fixture, group: &str, group_keys: &str) -> String {
     group_and_producer_config(fixture, group, group_keys, "")
 }
@@ -212,7 +222,7 @@ pub fn group_and_producer_config(
 ) -> String {
     format!(
         "{}\n[kafka.consumerGroups.cg1]\ngroupID = {group:?}\ntopic = {:?}\n\
-         heartbeatInterval = \"300ms\"\nsessionTimeout = \"3s\"\nmaxWait = \"100ms\"\n{group_keys}\n",
+         heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\nmaxWait = \"100ms\"\n{group_keys}\n",
         fixture.config(producer_keys),
         fixture.topic
     )
