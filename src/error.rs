@@ -52,6 +52,19 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+    /// The broker refused the client's SASL credentials (`saslMechanism`,
+    /// `saslUserName`, `saslPassword`), or its mechanism. The client is
+    /// restarted under its restart policy, so fixed credentials on the broker
+    /// are picked up; past the limit the failure escalates as [`Error::GaveUp`].
+    #[error("{kind} {name:?}: {reason}")]
+    Authentication {
+        /// "consumer", ...
+        kind: &'static str,
+        /// Its configured name.
+        name: String,
+        /// What librdkafka reported, with the broker's answer.
+        reason: String,
+    },
     /// The client failed more often than its restart policy allows.
     #[error("{kind} {name:?} gave up after {restarts} restarts; last failure: {reason}")]
     GaveUp {

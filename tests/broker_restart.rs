@@ -66,8 +66,11 @@ async fn killing_the_broker_mid_stream_loses_no_acknowledged_message() {
     // recording each outcome.
     let producer = kafka.producer("p1").unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // When the write now waiting for its outcomes started (none: no write waits).
+    let waiting_since: std::sync::Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
     let writer = actix::spawn({
         let stop = std::sync::Arc::clone(&stop);
+        let waiting_since = std::sync::Arc::clone(&waiting_since);
         async move {
             let mut written = Written::default();
             let mut n = 0;
@@ -77,7 +80,9 @@ async fn killing_the_broker_mid_stream_loses_no_acknowledged_message() {
                 let messages = values
                     .iter()
                     .map(|v| Message::new(v.clone()).with_key(v.clone()));
+                *waiting_since.lock().unwrap() = Some(Instant::now());
                 let report = producer.write(messages).await.expect("write accepted");
+                *waiting_since.lock().unwrap() = None;
                 assert_eq!(
                     report.outcomes().len(),
                     PER_WRITE,
@@ -115,8 +120,19 @@ async fn killing_the_broker_mid_stream_loses_no_acknowledged_message() {
         count += 1;
     }
     broker.kill();
+    let killed = Instant::now();
+    // Down until a write has waited a second for its outcomes: the producer
+    // holds pending messages while there is no broker.
+    common::eventually("a write waiting on the dead broker", || {
+        waiting_since
+            .lock()
+            .unwrap()
+            .filter(|since| since.elapsed() > Duration::from_secs(1))
+    })
+    .await;
     broker.restart();
     let restarted = Instant::now();
+    println!("broker down for {:?}", restarted - killed);
     while count < HANDLED_BEFORE_KILL + HANDLED_AFTER_RESTART {
         let value = tokio::time::timeout(STREAM_TIMEOUT, handled.recv())
             .await

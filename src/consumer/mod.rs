@@ -1,6 +1,7 @@
 //! Consuming: consumer groups (`[kafka.consumerGroups.NAME]`), their events, and
 //! the owned message type.
 
+mod context;
 mod group;
 pub(crate) mod message;
 mod single;

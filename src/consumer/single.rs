@@ -13,10 +13,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use actix::prelude::*;
-use rdkafka::consumer::{BaseConsumer, Consumer as _, DefaultConsumerContext};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::context::LoggingContext;
 use super::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
 use crate::error::Error;
@@ -27,7 +30,7 @@ const KIND: &str = "consumer";
 /// How long one blocking poll lasts before a waiting fetch looks at `close`.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
-type Client = BaseConsumer<DefaultConsumerContext>;
+type Client = BaseConsumer<LoggingContext>;
 
 struct Inner {
     name: String,
@@ -186,6 +189,22 @@ impl Inner {
                     .map_or_else(|| format!("fatal consumer error: {code}"), |(_, r)| r);
                 self.restart(&consumer, reason).map(|()| None)
             }
+            // librdkafka would retry a refused login forever, each fetch timing
+            // out without a word: the client is replaced instead (restarts count
+            // against the limit) and the request fails, saying why.
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::Authentication))) => {
+                let detail = consumer
+                    .context()
+                    .last_error_log()
+                    .unwrap_or_else(|| "the broker refused the credentials".into());
+                let reason = format!("SASL authentication failed: {detail}");
+                self.restart(&consumer, reason.clone())?;
+                Err(Error::Authentication {
+                    kind: KIND,
+                    name: self.name.clone(),
+                    reason,
+                })
+            }
             Some(Err(e)) => Err(self.kafka_error(e)),
             Some(Ok(m)) => {
                 let message = super::message::owned(&self.topic, &m);
@@ -285,7 +304,8 @@ fn connect(
         name: name.to_string(),
         source,
     };
-    let consumer: Client = client_config.create().map_err(error)?;
+    let context = LoggingContext::new(format!("consumer {name}"));
+    let consumer = Client::from_config_and_context(client_config, context).map_err(error)?;
     match partition {
         Some(partition) => {
             let mut list = TopicPartitionList::new();

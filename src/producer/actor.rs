@@ -104,13 +104,16 @@ impl Core {
             slot.client.take()
         };
         if let Some(old) = old {
-            // Fail what the dead client still holds, so its writers hear now.
-            // Purging and dropping join librdkafka threads: keep them off the actor.
+            // Fail what the dead client still holds, so its writers hear now,
+            // and why. Purging and dropping join librdkafka threads: keep them
+            // off the actor.
+            self.shared.set_replaced_because(Some(reason.clone()));
             let _ = tokio::task::spawn_blocking(move || {
                 old.purge();
                 drop(old);
             })
             .await;
+            self.shared.set_replaced_because(None);
         }
         let mut last_failure = reason;
         loop {
@@ -382,10 +385,19 @@ impl Handler<ClientError> for ProducerActor {
         if self.closed.load(Ordering::SeqCst) {
             return;
         }
-        let Some(reason) = self.core.current().ok().and_then(|c| c.fatal_error()) else {
-            return;
+        let fatal = self.core.current().ok().and_then(|c| c.fatal_error());
+        let reason = match (fatal, error.code) {
+            (Some(reason), _) => reason,
+            // librdkafka would retry a refused login forever while writes wait
+            // for their timeout. Like a fatal error, it fails what the client
+            // holds now, and restarts count against the limit, so wrong
+            // credentials end in an escalation that says so.
+            (None, Some(RDKafkaErrorCode::Authentication)) => {
+                format!("SASL authentication failed: {}", error.reason)
+            }
+            _ => return,
         };
-        tracing::error!(producer = %self.core.spec.name, %reason, event = %error.reason, "producer client failed fatally; restarting it");
+        tracing::error!(producer = %self.core.spec.name, %reason, event = %error.reason, "producer client failed; restarting it");
         let restart = self.core.clone().restart(error.generation, reason);
         ctx.wait(restart.into_actor(self));
     }

@@ -37,6 +37,7 @@ pub struct DeliveryFailed {
 #[rtype(result = "()")]
 pub(crate) struct ClientError {
     pub(crate) generation: u64,
+    pub(crate) code: Option<RDKafkaErrorCode>,
     pub(crate) reason: String,
 }
 
@@ -51,6 +52,12 @@ pub(crate) struct Shared {
     /// While closing, failed deliveries are also collected for the close report.
     closing: AtomicBool,
     undelivered: Mutex<Vec<ProduceError>>,
+    /// The client's latest error report (a broker down, a refused login), added
+    /// to messages that time out so their failure says why.
+    last_client_error: Mutex<Option<String>>,
+    has_client_error: AtomicBool,
+    /// Why the client is being replaced, added to the messages it purges.
+    replaced_because: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -63,6 +70,65 @@ impl Shared {
             space_waiters: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             undelivered: Mutex::new(Vec::new()),
+            last_client_error: Mutex::new(None),
+            has_client_error: AtomicBool::new(false),
+            replaced_because: Mutex::new(None),
+        }
+    }
+
+    /// Records why the client is being replaced (`None` once it was).
+    pub(crate) fn set_replaced_because(&self, reason: Option<String>) {
+        *self
+            .replaced_because
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+
+    fn record_client_error(&self, code: Option<RDKafkaErrorCode>, reason: &str) {
+        let mut last = self
+            .last_client_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // "1/1 brokers are down" follows the error that says why; keep that one.
+        if code == Some(RDKafkaErrorCode::AllBrokersDown) && last.is_some() {
+            return;
+        }
+        *last = Some(reason.to_string());
+        self.has_client_error.store(true, Ordering::Release);
+    }
+
+    /// A delivery shows the connection works again: older errors explain nothing.
+    fn clear_client_error(&self) {
+        if self.has_client_error.swap(false, Ordering::AcqRel) {
+            *self
+                .last_client_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// Adds what the client knows to a failure librdkafka describes only by its
+    /// code: a timeout gets the last client error, a purge the restart's cause.
+    fn explain(&self, failure: &mut ProduceError) {
+        let context = match &failure.kind {
+            ProduceErrorKind::Kafka(RDKafkaErrorCode::MessageTimedOut) => self
+                .last_client_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|e| format!("last client error: {e}")),
+            ProduceErrorKind::Kafka(
+                RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+            ) => self
+                .replaced_because
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|r| format!("the client was replaced: {r}")),
+            _ => None,
+        };
+        if let Some(context) = context {
+            failure.reason = format!("{} ({context})", failure.reason);
         }
     }
 
@@ -127,6 +193,8 @@ impl ClientContext for Context {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(producer = %self.shared.name, error = %error, reason, "producer client error");
+        self.shared
+            .record_client_error(error.rdkafka_error_code(), reason);
         // A fatal error arrives as an ordinary error event carrying the underlying
         // code (the event's fatal flag does not reach us): the actor asks the
         // client whether it is in its fatal state. Other errors (broker down,
@@ -140,6 +208,7 @@ impl ClientContext for Context {
         if let Some(sink) = sink {
             sink.do_send(ClientError {
                 generation: self.generation,
+                code: error.rdkafka_error_code(),
                 reason: reason.to_string(),
             });
         }
@@ -154,14 +223,18 @@ impl ProducerContext<BalancerAdapter> for Context {
             self.shared.queue_space.notify_waiters();
         }
         let outcome = match result {
-            Ok(m) => Outcome::Delivered(Delivery {
-                topic: m.topic().to_string(),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp: m.timestamp().to_millis(),
-            }),
+            Ok(m) => {
+                self.shared.clear_client_error();
+                Outcome::Delivered(Delivery {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp: m.timestamp().to_millis(),
+                })
+            }
             Err((error, m)) => {
-                let failure = ProduceError::kafka(error, message_from(m));
+                let mut failure = ProduceError::kafka(error, message_from(m));
+                self.shared.explain(&mut failure);
                 if self.shared.closing.load(Ordering::Relaxed) {
                     self.shared
                         .undelivered

@@ -142,6 +142,9 @@ pub(crate) struct GroupContext {
     engine: Mutex<Engine>,
     client_name: String,
     fatal: AtomicBool,
+    /// librdkafka's latest error-level log line: a consumer's error events carry
+    /// only a code, the detail (the broker's answer to a login) is logged.
+    last_error_log: Mutex<Option<String>>,
 }
 
 impl GroupContext {
@@ -150,7 +153,19 @@ impl GroupContext {
             client_name: format!("consumer group {}", engine.settings.client.name),
             engine: Mutex::new(engine),
             fatal: AtomicBool::new(false),
+            last_error_log: Mutex::new(None),
         }
+    }
+
+    /// Why a login was refused, as librdkafka logged it.
+    fn authentication_failure(&self) -> String {
+        let detail = self
+            .last_error_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| "the broker refused the credentials".to_string());
+        format!("SASL authentication failed: {detail}")
     }
 
     fn lock(&self) -> MutexGuard<'_, Engine> {
@@ -161,14 +176,30 @@ impl GroupContext {
 impl ClientContext for GroupContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         crate::telemetry::librdkafka_log(&self.client_name, level, facility, message);
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error) {
+            *self
+                .last_error_log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(message.to_string());
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::Fatal) {
-            self.fatal.store(true, Ordering::SeqCst);
-            self.lock().failure = Some(format!("fatal consumer error: {reason}"));
-        } else {
-            tracing::warn!(error = %error, reason, "consumer group client error");
+        use rdkafka::types::RDKafkaErrorCode;
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Fatal) => {
+                self.fatal.store(true, Ordering::SeqCst);
+                self.lock().failure = Some(format!("fatal consumer error: {reason}"));
+            }
+            // librdkafka would retry a refused login forever and the group would
+            // sit unassigned without a word. The member fails instead: it is
+            // restarted with backoff, and past the limit the group escalates,
+            // saying why.
+            Some(RDKafkaErrorCode::Authentication) => {
+                self.lock().failure = Some(format!("SASL authentication failed: {reason}"));
+            }
+            _ => tracing::warn!(error = %error, reason, "consumer group client error"),
         }
     }
 }
@@ -506,6 +537,9 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
             engine.commit_due(consumer);
             engine.apply_pauses(consumer);
             if let Some(reason) = engine.failure.take() {
+                // Subscribers hear why before the member is replaced.
+                let event = GroupEvent::Error(engine.error_event(reason.clone()));
+                engine.emit(event);
                 return Exit::Failed(reason);
             }
             if let Some(started) = engine.close_started {
@@ -533,6 +567,14 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
                 Some(Ok(message)) => context.lock().on_message(&message),
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
                     return Exit::Failed(format!("fatal consumer error: {code}"));
+                }
+                // See GroupContext::error: a refused login fails the member.
+                Some(Err(KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::Authentication,
+                ))) => {
+                    let reason = context.authentication_failure();
+                    context.lock().failure = Some(reason);
+                    break;
                 }
                 Some(Err(error)) => {
                     let mut engine = context.lock();
