@@ -6,19 +6,22 @@
 #   ./e2e.sh                 # the whole tier
 #   ./e2e.sh --test server   # any cargo test arguments, against one broker
 #
-# Installs tansu when it is missing (about 25 minutes on 2 cores, once; the
-# binary is kept in ~/.cargo/bin and reused), starts brokers on free loopback
-# ports, and stops them however the run ends.
+# Builds the broker when it is missing (once; kept in ~/.cargo/bin and reused),
+# starts brokers on free loopback ports, and stops them however the run ends.
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# tansu 0.6.0 from crates.io, built with SASL PLAIN (see .ci/tansu/Cargo.toml),
+# installed as ekafka-tansu in ~/.cargo/bin. Built once (about 25 minutes on 2
+# cores), then reused; its build directory is kept in ~/.cache.
 TANSU_VERSION=0.6.0
-if ! tansu --version 2>/dev/null | grep -qF "$TANSU_VERSION"; then
-  echo "== installing tansu $TANSU_VERSION (first run only)"
-  cargo install "tansu@$TANSU_VERSION" --locked --features dynostore,libsql
+if ! ekafka-tansu --version 2>/dev/null | grep -qF "$TANSU_VERSION"; then
+  echo "== building tansu $TANSU_VERSION with SASL PLAIN (first run only)"
+  CARGO_TARGET_DIR="$HOME/.cache/ekafka-tansu-target" \
+    cargo install --path .ci/tansu --locked
 fi
 # Tests that start brokers of their own (SASL, broker restart) use this binary.
-EKAFKA_TEST_TANSU=$(command -v tansu)
+EKAFKA_TEST_TANSU=$(command -v ekafka-tansu)
 export EKAFKA_TEST_TANSU
 
 pids=()
@@ -52,7 +55,7 @@ start_broker() {
   fi
   dir=$(mktemp -d -t ekafka-e2e-XXXXXX)
   dirs+=("$dir")
-  (cd "$dir" && exec tansu broker \
+  (cd "$dir" && exec "$EKAFKA_TEST_TANSU" broker \
     --storage-engine "$storage" \
     --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port") \

@@ -1,7 +1,8 @@
 //! A tansu broker process owned by one test, for what the shared broker of
 //! `./e2e.sh` cannot do: require SASL, or be killed and restarted mid-stream.
 //!
-//! The binary is `EKAFKA_TEST_TANSU` (set by `./e2e.sh`) or `tansu` on the PATH.
+//! The binary is `EKAFKA_TEST_TANSU` (set by `./e2e.sh`), else `ekafka-tansu`
+//! (tansu 0.6.0 built with SASL PLAIN by `./e2e.sh`) on the PATH.
 //! Storage is a sqlite file in a directory of the test's own, so a restart keeps
 //! topics, messages, committed offsets and SCRAM users.
 
@@ -174,7 +175,7 @@ impl Drop for Tansu {
 fn binary() -> PathBuf {
     std::env::var_os(TANSU_VARIABLE)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("tansu"))
+        .unwrap_or_else(|| PathBuf::from("ekafka-tansu"))
 }
 
 /// A port nothing listens on now (the kernel's choice, released at once).
