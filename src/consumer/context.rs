@@ -1,7 +1,8 @@
-//! The librdkafka context of a single consumer: its log lines go to `tracing`
-//! like every other client's, and the latest error line is kept, because a
-//! consumer's error events carry only a code while the detail (a broker's
-//! answer to a login, say) is what librdkafka logs.
+//! What consumers keep of librdkafka's log, and the context of a single
+//! consumer. A consumer's error events carry only a code, while the detail (a
+//! broker's answer to a login, say) is what librdkafka logs, so the latest
+//! error-level line is kept. A single consumer's log lines go to `tracing`
+//! like every other client's.
 
 use std::sync::Mutex;
 
@@ -9,38 +10,49 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 
+/// The latest line librdkafka logged at error level for one client.
+#[derive(Default)]
+pub(crate) struct LastErrorLog(Mutex<Option<String>>);
+
+impl LastErrorLog {
+    /// Keeps `message` when `level` is an error or worse.
+    pub(crate) fn note(&self, level: RDKafkaLogLevel, message: &str) {
+        use RDKafkaLogLevel as L;
+        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error) {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.to_string());
+        }
+    }
+
+    /// Why a login was refused, as librdkafka logged it.
+    pub(crate) fn authentication_failure(&self) -> String {
+        let detail = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| "the broker refused the credentials".to_string());
+        format!("SASL authentication failed: {detail}")
+    }
+}
+
 pub(crate) struct LoggingContext {
     client_name: String,
-    last_error_log: Mutex<Option<String>>,
+    pub(crate) last_error_log: LastErrorLog,
 }
 
 impl LoggingContext {
     pub(crate) fn new(client_name: String) -> Self {
         LoggingContext {
             client_name,
-            last_error_log: Mutex::new(None),
+            last_error_log: LastErrorLog::default(),
         }
-    }
-
-    /// The latest line librdkafka logged at error level, if any.
-    pub(crate) fn last_error_log(&self) -> Option<String> {
-        self.last_error_log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 }
 
 impl ClientContext for LoggingContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         crate::telemetry::librdkafka_log(&self.client_name, level, facility, message);
-        use RDKafkaLogLevel as L;
-        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error) {
-            *self
-                .last_error_log
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(message.to_string());
-        }
+        self.last_error_log.note(level, message);
     }
 }
 

@@ -193,11 +193,7 @@ impl Inner {
             // out without a word: the client is replaced instead (restarts count
             // against the limit) and the request fails, saying why.
             Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::Authentication))) => {
-                let detail = consumer
-                    .context()
-                    .last_error_log()
-                    .unwrap_or_else(|| "the broker refused the credentials".into());
-                let reason = format!("SASL authentication failed: {detail}");
+                let reason = consumer.context().last_error_log.authentication_failure();
                 self.restart(&consumer, reason.clone())?;
                 Err(Error::Authentication {
                     kind: KIND,

@@ -34,6 +34,7 @@ use super::events::{
 use super::ledger::{Ledger, SubscriberMask, MAX_SUBSCRIBERS};
 use super::GroupStatus;
 use crate::config::{FlowSettings, StartOffset};
+use crate::consumer::context::LastErrorLog;
 use crate::consumer::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
 use crate::interceptor::{Chain, ClientInfo};
 
@@ -142,9 +143,9 @@ pub(crate) struct GroupContext {
     engine: Mutex<Engine>,
     client_name: String,
     fatal: AtomicBool,
-    /// librdkafka's latest error-level log line: a consumer's error events carry
-    /// only a code, the detail (the broker's answer to a login) is logged.
-    last_error_log: Mutex<Option<String>>,
+    /// A consumer's error events carry only a code; the detail (the broker's
+    /// answer to a login) is what librdkafka logs.
+    last_error_log: LastErrorLog,
 }
 
 impl GroupContext {
@@ -153,19 +154,8 @@ impl GroupContext {
             client_name: format!("consumer group {}", engine.settings.client.name),
             engine: Mutex::new(engine),
             fatal: AtomicBool::new(false),
-            last_error_log: Mutex::new(None),
+            last_error_log: LastErrorLog::default(),
         }
-    }
-
-    /// Why a login was refused, as librdkafka logged it.
-    fn authentication_failure(&self) -> String {
-        let detail = self
-            .last_error_log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| "the broker refused the credentials".to_string());
-        format!("SASL authentication failed: {detail}")
     }
 
     fn lock(&self) -> MutexGuard<'_, Engine> {
@@ -176,13 +166,7 @@ impl GroupContext {
 impl ClientContext for GroupContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         crate::telemetry::librdkafka_log(&self.client_name, level, facility, message);
-        use rdkafka::config::RDKafkaLogLevel as L;
-        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error) {
-            *self
-                .last_error_log
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(message.to_string());
-        }
+        self.last_error_log.note(level, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -572,7 +556,7 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
                 Some(Err(KafkaError::MessageConsumption(
                     rdkafka::types::RDKafkaErrorCode::Authentication,
                 ))) => {
-                    let reason = context.authentication_failure();
+                    let reason = context.last_error_log.authentication_failure();
                     context.lock().failure = Some(reason);
                     break;
                 }
