@@ -54,9 +54,11 @@ impl Properties {
         }
     }
 
-    /// Builds the rdkafka client configuration.
+    /// Builds the rdkafka client configuration. librdkafka's log level follows
+    /// what the current `tracing` subscriber keeps for the `librdkafka` target.
     pub fn to_client_config(&self) -> rdkafka::ClientConfig {
         let mut config = rdkafka::ClientConfig::new();
+        config.set_log_level(crate::telemetry::librdkafka_log_level());
         for (k, v) in self.iter() {
             config.set(k, v);
         }

@@ -183,6 +183,11 @@ pub(crate) struct Context {
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        // A lost connection is logged (facility FAIL) with its cause; the error
+        // event that follows may only count the brokers down.
+        if facility == "FAIL" {
+            self.shared.record_client_error(None, message);
+        }
         crate::telemetry::librdkafka_log(
             &format!("producer {}", self.shared.name),
             level,
