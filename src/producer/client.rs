@@ -186,7 +186,8 @@ impl ClientContext for Context {
         // A lost connection is logged (facility FAIL) with its cause; the error
         // event that follows may only count the brokers down.
         if facility == "FAIL" {
-            self.shared.record_client_error(None, message);
+            self.shared
+                .record_client_error(None, connection_failure(message));
         }
         crate::telemetry::librdkafka_log(
             &format!("producer {}", self.shared.name),
@@ -263,6 +264,18 @@ impl ProducerContext<BalancerAdapter> for Context {
     fn get_custom_partitioner(&self) -> Option<&BalancerAdapter> {
         self.balancer.balancer.as_ref().map(|_| &self.balancer)
     }
+}
+
+/// The cause in a librdkafka FAIL line, without its thread tag
+/// (`[thrd:host:port/id]: `) or its note on suppressed repeats.
+fn connection_failure(line: &str) -> &str {
+    let line = line
+        .strip_prefix("[thrd:")
+        .and_then(|rest| rest.split_once("]: "))
+        .map_or(line, |(_, cause)| cause);
+    line.split(": identical to last error")
+        .next()
+        .unwrap_or(line)
 }
 
 /// Copies a reported message back into an owned one, so a failure returns the data.
@@ -423,5 +436,23 @@ impl Client {
             rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
             reason,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connection_failure;
+
+    #[test]
+    fn a_fail_line_keeps_only_its_cause() {
+        let line = "[thrd:127.0.0.1:45459/bootstrap]: 127.0.0.1:45459/bootstrap: Disconnected: \
+                    connection reset by peer (after 0ms in state UP) (_TRANSPORT): identical to \
+                    last error: error log suppressed";
+        assert_eq!(
+            connection_failure(line),
+            "127.0.0.1:45459/bootstrap: Disconnected: connection reset by peer (after 0ms in \
+             state UP) (_TRANSPORT)"
+        );
+        assert_eq!(connection_failure("plain cause"), "plain cause");
     }
 }
