@@ -87,8 +87,9 @@ impl Inner {
     }
 
     /// Replaces a client that failed fatally, after the restart policy's
-    /// backoff; past its limit the failure escalates and is final. Runs on the
-    /// blocking pool, so waiting here blocks no actor.
+    /// backoff; past its limit the failure escalates and is final. The caller
+    /// closes `failed` afterwards (`close_client`). Runs on the blocking pool,
+    /// so waiting here blocks no actor.
     fn restart(&self, failed: &Arc<Client>, reason: String) -> Result<(), Error> {
         // Fails with the escalation when an earlier restart gave up.
         if !Arc::ptr_eq(failed, &self.consumer()?) {
@@ -106,15 +107,13 @@ impl Inner {
                 Err(escalation) => {
                     *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(escalation.clone());
-                    // Taken first: disposing may take seconds, not under the lock.
+                    // The caller holds the failed client and closes it.
                     let failed = self
                         .consumer
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .take();
-                    if let Some(failed) = failed {
-                        close_client(&self.name, failed);
-                    }
+                    drop(failed);
                     return Err(escalation.into());
                 }
             };
@@ -187,14 +186,18 @@ impl Inner {
                     .client()
                     .fatal_error()
                     .map_or_else(|| format!("fatal consumer error: {code}"), |(_, r)| r);
-                self.restart(&consumer, reason).map(|()| None)
+                let restarted = self.restart(&consumer, reason).map(|()| None);
+                close_client(&self.name, consumer);
+                restarted
             }
             // librdkafka would retry a refused login forever, each fetch timing
             // out without a word: the client is replaced instead (restarts count
             // against the limit) and the request fails, saying why.
             Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::Authentication))) => {
                 let reason = consumer.context().last_error_log.authentication_failure();
-                self.restart(&consumer, reason.clone())?;
+                let restarted = self.restart(&consumer, reason.clone());
+                close_client(&self.name, consumer);
+                restarted?;
                 Err(Error::Authentication {
                     kind: KIND,
                     name: self.name.clone(),
