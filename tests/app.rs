@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{group_and_producer_config, next, produce, server_setup, Fixture, WAIT};
 use ekafka::config::ConsumerServerConfig;
-use ekafka::server::{ConsumerServer, HandlerError};
+use ekafka::server::HandlerError;
 use ekafka::testing::unique_name;
 use ekafka::{App, ConsumedMessage, Ekafka, Error};
 
@@ -63,17 +63,7 @@ async fn graceful_shutdown_lets_handlers_in_flight_finish_and_commits_them() {
     assert_eq!(finished, in_flight, "the handlers in flight finished");
 
     // A new server on the same group gets everything else, and nothing handled.
-    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let server =
-        ConsumerServer::on_each_message(&kafka, &config, move |message: ConsumedMessage| {
-            let seen = seen_tx.clone();
-            async move {
-                let _ = seen.send(message.value_str().unwrap().to_string());
-                Ok(())
-            }
-        })
-        .await
-        .unwrap();
+    let (server, mut seen) = common::value_reporting_server(&kafka, &config).await;
     let expected: HashSet<String> = (0..30)
         .map(|i| format!("m-{i}"))
         .filter(|v| !finished.contains(v))

@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 use common::tansu::Tansu;
 use common::{next, server_setup, Fixture};
 use ekafka::producer::Outcome;
-use ekafka::server::ConsumerServer;
-use ekafka::{ConsumedMessage, Message};
+use ekafka::Message;
 
 /// Messages per write; the writer writes until told to stop.
 const PER_WRITE: usize = 20;
@@ -50,17 +49,7 @@ async fn killing_the_broker_mid_stream_loses_no_acknowledged_message() {
         "writeTimeout = \"60s\"\nmaxRestarts = 100",
     );
 
-    let (handled_tx, mut handled) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let server =
-        ConsumerServer::on_each_message(&kafka, &config, move |message: ConsumedMessage| {
-            let handled = handled_tx.clone();
-            async move {
-                let _ = handled.send(message.value_str().unwrap().to_string());
-                Ok(())
-            }
-        })
-        .await
-        .unwrap();
+    let (server, mut handled) = common::value_reporting_server(&kafka, &config).await;
 
     // The producer writes its stream in the background until told to stop,
     // recording each outcome.

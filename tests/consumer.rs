@@ -36,13 +36,7 @@ async fn one_partition_fetch_seek_and_lag() {
             .with_partition(1)
             .with_timestamp(base + i * 1000)
     });
-    assert!(kafka
-        .producer("p1")
-        .unwrap()
-        .write(messages)
-        .await
-        .unwrap()
-        .is_success());
+    common::write_all(&kafka, messages).await;
 
     let consumer = kafka.consumer("c1").unwrap();
     for i in 0..10 {
@@ -77,13 +71,7 @@ async fn one_partition_fetch_seek_and_lag() {
     let later = Message::new("v10")
         .with_partition(1)
         .with_timestamp(base + 61_000);
-    assert!(kafka
-        .producer("p1")
-        .unwrap()
-        .write([later])
-        .await
-        .unwrap()
-        .is_success());
+    common::write_all(&kafka, [later]).await;
     let m = fetch(&consumer).await;
     assert_eq!((m.offset, m.value_str()), (10, Some("v10")));
 
@@ -139,13 +127,7 @@ async fn a_fatally_failed_client_is_replaced_and_reading_continues_where_it_stop
         "partition = 2\nmaxRestarts = 1\nrestartBackoff = \"10ms\"",
     );
     let messages = (0..6).map(|i| Message::new(format!("v{i}")).with_partition(2));
-    assert!(kafka
-        .producer("p1")
-        .unwrap()
-        .write(messages)
-        .await
-        .unwrap()
-        .is_success());
+    common::write_all(&kafka, messages).await;
 
     let consumer = kafka.consumer("c1").unwrap();
     for i in 0..3 {

@@ -11,29 +11,12 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
 use common::tansu::{Scram, Tansu};
 use common::{forwarder, next, Captured, Fixture, WAIT};
 use ekafka::consumer::{GroupEvent, MessageBatch};
 use ekafka::interceptor::DebugInterceptor;
 use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Error, Message, ProduceError};
-
-/// Everything logged by this test binary, at every level.
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let sink = logs.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || sink.clone())
-            .with_ansi(false)
-            .init();
-        logs
-    })
-}
 
 /// The Go guide's SASL example (`[kafka]` with `saslMechanism`, `saslUserName`,
 /// `saslPassword` and a `client.timeout`), with producer `p1` and consumer
@@ -73,7 +56,7 @@ fn component(text: &str, debug_output: &Captured) -> Ekafka {
 /// Writes ten messages and reads them back through a consumer group, all
 /// authenticated with `mechanism`; then checks the password was never logged.
 async fn round_trip(mechanism: &str, scram: Option<Scram>) {
-    let logs = logs();
+    let logs = common::capture_all_logs();
     let user = unique_name("user");
     let password = unique_name("pa55word");
     let topic = unique_name("topic");
@@ -169,7 +152,7 @@ async fn scram_sha_512_produces_and_consumes() {
 #[actix::test]
 #[ignore = "needs the tansu broker: ./e2e.sh runs it"]
 async fn scram_with_a_wrong_password_fails_with_a_clear_error() {
-    let logs = logs();
+    let logs = common::capture_all_logs();
     let user = unique_name("user");
     let password = unique_name("right");
     let wrong = unique_name("wrong");

@@ -4,19 +4,13 @@
 
 mod common;
 
-use common::{Captured, Fixture};
+use common::Fixture;
 use ekafka::{Ekafka, Message};
 
 #[actix::test]
 async fn the_password_appears_in_no_log_line() {
     let secret = "Zx9-very-secret-Pa55";
-    let logs = Captured::default();
-    let sink = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .init();
+    let logs = common::capture_all_logs();
 
     let fixture = Fixture::new();
     // The embedded cluster speaks no SASL, so the client logs its connection

@@ -359,16 +359,7 @@ async fn each_mode_receives_a_produced_message() {
     let expected = format!("{random}-0");
 
     // Each message.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let each = ConsumerServer::on_each_message(&kafka, &config, move |m: ConsumedMessage| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(m.value_str().unwrap().to_string());
-            Ok(())
-        }
-    })
-    .await
-    .unwrap();
+    let (each, mut rx) = common::value_reporting_server(&kafka, &config).await;
     assert_eq!(next(&mut rx, "each-message mode").await, expected);
     each.close().await.unwrap();
 

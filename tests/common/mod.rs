@@ -231,11 +231,61 @@ pub fn group_and_producer_config(
 /// Writes `count` messages `prefix-0`, `prefix-1`, ... through producer `p1`,
 /// keyed so they spread over the partitions, and checks they were all delivered.
 pub async fn produce(kafka: &ekafka::Ekafka, prefix: &str, count: usize) {
-    let producer = kafka.producer("p1").expect("producer p1");
     let messages =
         (0..count).map(|i| ekafka::Message::new(format!("{prefix}-{i}")).with_key(format!("{i}")));
+    write_all(kafka, messages).await;
+}
+
+/// Writes `messages` through producer `p1` and checks they were all delivered.
+pub async fn write_all(
+    kafka: &ekafka::Ekafka,
+    messages: impl IntoIterator<Item = ekafka::Message>,
+) {
+    let producer = kafka.producer("p1").expect("producer p1");
     let report = producer.write(messages).await.expect("write accepted");
     assert!(report.is_success(), "{:?}", report.failures().next());
+}
+
+/// Starts an each-message server whose handler sends each message's value to
+/// the returned channel.
+pub async fn value_reporting_server(
+    kafka: &ekafka::Ekafka,
+    config: &ekafka::config::ConsumerServerConfig,
+) -> (
+    ekafka::server::RunningServer,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (values, received) = tokio::sync::mpsc::unbounded_channel();
+    let server = ekafka::server::ConsumerServer::on_each_message(
+        kafka,
+        config,
+        move |message: ekafka::ConsumedMessage| {
+            let values = values.clone();
+            async move {
+                let _ = values.send(message.value_str().unwrap().to_string());
+                Ok(())
+            }
+        },
+    )
+    .await
+    .expect("server started");
+    (server, received)
+}
+
+/// Captures everything logged in this test binary, at every level, librdkafka's
+/// own lines included (one global subscriber per binary).
+pub fn capture_all_logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let sink = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .init();
+        logs
+    })
 }
 
 /// The offsets group `group_id` committed on the 3 partitions of `topic`, read
