@@ -53,7 +53,9 @@ pub enum Error {
         source: KafkaError,
     },
     /// The broker refused the client's SASL credentials (`saslMechanism`,
-    /// `saslUserName`, `saslPassword`), or its mechanism. The client is
+    /// `saslUserName`, `saslPassword`) or its mechanism, or the TLS handshake
+    /// failed (the broker's certificate was not trusted, or it wanted a client
+    /// certificate). The client is
     /// restarted under its restart policy, so fixed credentials on the broker
     /// are picked up; past the limit the failure escalates as [`Error::GaveUp`].
     #[error("{kind} {name:?}: {reason}")]
@@ -63,6 +65,19 @@ pub enum Error {
         /// Its configured name.
         name: String,
         /// What librdkafka reported, with the broker's answer.
+        reason: String,
+    },
+    /// The broker's authorizer refused an operation the client needs to run:
+    /// reading a topic or joining a consumer group without the ACL for it.
+    /// Retrying cannot help until the ACL is granted, so the client fails
+    /// under its restart policy instead of waiting without a word.
+    #[error("{kind} {name:?}: {reason}")]
+    Authorization {
+        /// "consumer", ...
+        kind: &'static str,
+        /// Its configured name.
+        name: String,
+        /// What the broker answered.
         reason: String,
     },
     /// The client failed more often than its restart policy allows.
@@ -208,6 +223,51 @@ impl ProduceError {
             kind: ProduceErrorKind::Kafka(code),
             reason: error.to_string(),
             message: Box::new(message),
+        }
+    }
+}
+
+/// How the broker refused a client, when it did: librdkafka would retry these
+/// forever, each attempt failing the same way, so ekafka fails the client
+/// instead (restarts count against its policy, and past it the failure
+/// escalates, saying why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// SASL credentials or mechanism refused.
+    Authentication,
+    /// The TLS handshake failed.
+    Tls,
+    /// An ACL is missing (topic, group or cluster).
+    Authorization,
+}
+
+impl Refusal {
+    pub(crate) fn of(code: RDKafkaErrorCode) -> Option<Refusal> {
+        use RDKafkaErrorCode as C;
+        match code {
+            C::Authentication | C::SaslAuthenticationFailed => Some(Refusal::Authentication),
+            C::SSL => Some(Refusal::Tls),
+            C::TopicAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::ClusterAuthorizationFailed => Some(Refusal::Authorization),
+            _ => None,
+        }
+    }
+
+    /// What to call it in front of librdkafka's or the broker's detail.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Refusal::Authentication => "SASL authentication failed",
+            Refusal::Tls => "TLS handshake failed",
+            Refusal::Authorization => "not authorized",
+        }
+    }
+
+    /// The error a request of client `kind` `name` answers with.
+    pub(crate) fn error(self, kind: &'static str, name: String, reason: String) -> Error {
+        match self {
+            Refusal::Authentication | Refusal::Tls => Error::Authentication { kind, name, reason },
+            Refusal::Authorization => Error::Authorization { kind, name, reason },
         }
     }
 }

@@ -4,19 +4,17 @@
 use rdkafka::config::RDKafkaLogLevel;
 
 /// The most detailed librdkafka level the current `tracing` subscriber keeps
-/// for the `librdkafka` target. librdkafka drops lines below its level before
-/// they reach us, and rdkafka would derive that level from the `log` crate,
-/// which ekafka does not use (so only errors would ever arrive).
+/// for the `librdkafka` target, and at least INFO. librdkafka drops lines
+/// below its level before they reach us, and rdkafka would derive that level
+/// from the `log` crate, which ekafka does not use (so only errors would ever
+/// arrive). INFO at least, because the clients read the causes of lost
+/// connections from those lines (facility FAIL) to explain timed-out work,
+/// whether or not anyone logs them.
 pub(crate) fn librdkafka_log_level() -> RDKafkaLogLevel {
-    use tracing::Level;
-    if tracing::enabled!(target: "librdkafka", Level::DEBUG) {
+    if tracing::enabled!(target: "librdkafka", tracing::Level::DEBUG) {
         RDKafkaLogLevel::Debug
-    } else if tracing::enabled!(target: "librdkafka", Level::INFO) {
-        RDKafkaLogLevel::Info
-    } else if tracing::enabled!(target: "librdkafka", Level::WARN) {
-        RDKafkaLogLevel::Warning
     } else {
-        RDKafkaLogLevel::Error
+        RDKafkaLogLevel::Info
     }
 }
 

@@ -10,6 +10,7 @@ use super::producer::ProducerConfig;
 use super::properties::Properties;
 use super::reader::Section;
 use super::secret::Secret;
+use super::tls::{read_tls, Tls};
 
 /// SASL mechanism (`saslMechanism`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,8 @@ pub struct Config {
     pub client: ClientSettings,
     /// SASL, when `saslMechanism` is set.
     pub sasl: Option<Sasl>,
+    /// `[tls]`, when present and enabled.
+    pub tls: Option<Tls>,
     /// Built-in interceptor switches.
     pub interceptors: InterceptorSwitches,
     /// `[producers.NAME]`.
@@ -141,6 +144,7 @@ impl Config {
             debug: section.bool("debug")?.unwrap_or(false),
             client: read_client(section)?,
             sasl: read_sasl(section)?,
+            tls: read_tls(section)?,
             interceptors: InterceptorSwitches {
                 trace: section
                     .bool("enableTraceInterceptor")?

@@ -9,8 +9,12 @@
 //! | `brokers` | `bootstrap.servers` (comma-joined) |
 //! | (client name) | `client.id` = `ekafka-producer-NAME`, `ekafka-consumer-NAME`, `ekafka-group-NAME` |
 //! | `client.timeout` | `socket.connection.setup.timeout.ms`; also ekafka's metadata/admin request timeout |
-//! | `saslMechanism` | `sasl.mechanism`, and `security.protocol = SASL_PLAINTEXT` |
+//! | `saslMechanism` | `sasl.mechanism`, and `security.protocol = SASL_PLAINTEXT` (`SASL_SSL` with `[tls]`) |
 //! | `saslUserName` / `saslPassword` | `sasl.username` / `sasl.password` |
+//! | `[tls]` | `security.protocol = SSL` (`SASL_SSL` with `saslMechanism`) |
+//! | `tls.caFile` | `ssl.ca.location` |
+//! | `tls.certFile` / `tls.keyFile` / `tls.keyPassword` | `ssl.certificate.location` / `ssl.key.location` / `ssl.key.password` |
+//! | `tls.verifyHostname` | `ssl.endpoint.identification.algorithm` (`https`, or `none` when false) |
 //! | `producers.*.requiredAcks` | `acks` (-1 → `all`); `enable.idempotence = true` when `all` and `maxAttempts` > 1 |
 //! | `producers.*.maxAttempts` | `message.send.max.retries` = maxAttempts − 1 |
 //! | `producers.*.batchSize` | `batch.num.messages` |
@@ -53,6 +57,7 @@ use super::consumer::{
 use super::kafka::Config;
 use super::producer::{ProducerConfig, RequiredAcks, BALANCER_HASH};
 use super::properties::Properties;
+use super::tls::Tls;
 
 fn millis(duration: Duration) -> String {
     duration.as_millis().to_string()
@@ -66,13 +71,42 @@ pub fn common(config: &Config) -> Properties {
         "socket.connection.setup.timeout.ms",
         millis(config.client.timeout),
     );
+    let protocol = match (&config.sasl, &config.tls) {
+        (None, None) => None,
+        (Some(_), None) => Some("SASL_PLAINTEXT"),
+        (None, Some(_)) => Some("SSL"),
+        (Some(_), Some(_)) => Some("SASL_SSL"),
+    };
+    if let Some(protocol) = protocol {
+        props.set("security.protocol", protocol);
+    }
     if let Some(sasl) = &config.sasl {
-        props.set("security.protocol", "SASL_PLAINTEXT");
         props.set("sasl.mechanism", sasl.mechanism.name());
         props.set("sasl.username", &sasl.username);
         props.set("sasl.password", sasl.password.expose());
     }
+    if let Some(tls) = &config.tls {
+        tls_properties(&mut props, tls);
+    }
     props
+}
+
+fn tls_properties(props: &mut Properties, tls: &Tls) {
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    if let Some(ca) = &tls.ca_file {
+        props.set("ssl.ca.location", path(ca));
+    }
+    if let Some(cert) = &tls.cert_file {
+        props.set("ssl.certificate.location", path(cert));
+    }
+    if let Some(key) = &tls.key_file {
+        props.set("ssl.key.location", path(key));
+    }
+    if let Some(password) = &tls.key_password {
+        props.set("ssl.key.password", password.expose());
+    }
+    let identification = if tls.verify_hostname { "https" } else { "none" };
+    props.set("ssl.endpoint.identification.algorithm", identification);
 }
 
 /// The properties of the producer named `name` (raw tables applied last).

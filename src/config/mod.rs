@@ -19,6 +19,7 @@ mod reader;
 mod restart;
 mod secret;
 mod server;
+mod tls;
 
 use std::path::Path;
 
@@ -35,6 +36,7 @@ pub use properties::Properties;
 pub use restart::RestartSettings;
 pub use secret::Secret;
 pub use server::{ConsumerServerConfig, DeadLetter, RetrySettings};
+pub use tls::Tls;
 
 use reader::{normalize_key, Section};
 

@@ -9,6 +9,9 @@ use std::sync::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::error::Refusal;
 
 /// The latest line librdkafka logged at error level for one client.
 #[derive(Default)]
@@ -23,15 +26,18 @@ impl LastErrorLog {
         }
     }
 
-    /// Why a login was refused, as librdkafka logged it.
-    pub(crate) fn authentication_failure(&self) -> String {
-        let detail = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| "the broker refused the credentials".to_string());
-        format!("SASL authentication failed: {detail}")
+    /// Why the broker refused the client. A refused login or handshake is
+    /// explained only in librdkafka's log (the error event carries a code), a
+    /// missing ACL by the code itself.
+    pub(crate) fn refusal_reason(&self, refusal: Refusal, code: RDKafkaErrorCode) -> String {
+        let logged = match refusal {
+            Refusal::Authentication | Refusal::Tls => {
+                self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+            Refusal::Authorization => None,
+        };
+        let detail = logged.unwrap_or_else(|| code.to_string());
+        format!("{}: {detail}", refusal.label())
     }
 }
 

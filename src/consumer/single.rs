@@ -16,13 +16,12 @@ use actix::prelude::*;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::context::LoggingContext;
 use super::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
-use crate::error::Error;
+use crate::error::{Error, Refusal};
 use crate::supervision::{Escalation, Escalator, RestartPolicy, RestartTracker};
 
 const KIND: &str = "consumer";
@@ -190,19 +189,20 @@ impl Inner {
                 close_client(&self.name, consumer);
                 restarted
             }
-            // librdkafka would retry a refused login forever, each fetch timing
-            // out without a word: the client is replaced instead (restarts count
-            // against the limit) and the request fails, saying why.
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::Authentication))) => {
-                let reason = consumer.context().last_error_log.authentication_failure();
+            // librdkafka would retry a refused login, handshake or ACL forever,
+            // each fetch timing out without a word: the client is replaced
+            // instead (restarts count against the limit) and the request fails,
+            // saying why.
+            Some(Err(KafkaError::MessageConsumption(code))) if Refusal::of(code).is_some() => {
+                let refusal = Refusal::of(code).expect("matched");
+                let reason = consumer
+                    .context()
+                    .last_error_log
+                    .refusal_reason(refusal, code);
                 let restarted = self.restart(&consumer, reason.clone());
                 close_client(&self.name, consumer);
                 restarted?;
-                Err(Error::Authentication {
-                    kind: KIND,
-                    name: self.name.clone(),
-                    reason,
-                })
+                Err(refusal.error(KIND, self.name.clone(), reason))
             }
             Some(Err(e)) => Err(self.kafka_error(e)),
             Some(Ok(m)) => {

@@ -13,7 +13,7 @@ use super::client::{Blocked, Client, ClientError, DeliveryFailed, Pending, Share
 use super::report::{CloseReport, Outcome, WriteReport};
 use super::tracker::Tracker;
 use crate::config::ProducerConfig;
-use crate::error::{Error, ProduceError, ProduceErrorKind};
+use crate::error::{Error, ProduceError, ProduceErrorKind, Refusal};
 use crate::interceptor::{Admitted, Chain, ClientInfo};
 use crate::message::Message;
 use crate::supervision::{Escalator, RestartPolicy, RestartTracker};
@@ -388,13 +388,15 @@ impl Handler<ClientError> for ProducerActor {
         let fatal = self.core.current().ok().and_then(|c| c.fatal_error());
         let reason = match (fatal, error.code) {
             (Some(reason), _) => reason,
-            // librdkafka would retry a refused login forever while writes wait
-            // for their timeout. Like a fatal error, it fails what the client
+            // librdkafka would retry a refused login or TLS handshake forever
+            // while writes wait for their timeout. Like a fatal error, it fails what the client
             // holds now, and restarts count against the limit, so wrong
             // credentials end in an escalation that says so.
-            (None, Some(RDKafkaErrorCode::Authentication)) => {
-                format!("SASL authentication failed: {}", error.reason)
-            }
+            (None, Some(code)) => match Refusal::of(code) {
+                // A missing ACL fails the messages it concerns, not the client.
+                Some(Refusal::Authorization) | None => return,
+                Some(refusal) => format!("{}: {}", refusal.label(), error.reason),
+            },
             _ => return,
         };
         tracing::error!(producer = %self.core.spec.name, %reason, event = %error.reason, "producer client failed; restarting it");

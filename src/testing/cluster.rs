@@ -104,7 +104,8 @@ fn create_external_topic(bootstrap_servers: &str, name: &str) -> Result<(), Erro
     let admin: AdminClient<DefaultClientContext> = config
         .create()
         .map_err(|e| cluster_error(format!("admin client for {bootstrap_servers}: {e}")))?;
-    let topic = NewTopic::new(name, DEFAULT_PARTITIONS, TopicReplication::Fixed(1));
+    // -1: the broker's `default.replication.factor` (3 on a 3-broker cluster).
+    let topic = NewTopic::new(name, DEFAULT_PARTITIONS, TopicReplication::Fixed(-1));
     let options = AdminOptions::new().operation_timeout(Some(TOPIC_TIMEOUT));
     // The admin API is async; this call is not, and may run inside a runtime.
     let created = std::thread::scope(|scope| {

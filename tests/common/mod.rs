@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-pub mod tansu;
+pub mod kafka;
 
 use std::time::{Duration, Instant};
 

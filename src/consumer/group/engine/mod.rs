@@ -36,6 +36,7 @@ use super::GroupStatus;
 use crate::config::{FlowSettings, StartOffset};
 use crate::consumer::context::LastErrorLog;
 use crate::consumer::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
+use crate::error::Refusal;
 use crate::interceptor::{Chain, ClientInfo};
 
 /// Events taken from the main queue per round.
@@ -176,12 +177,17 @@ impl ClientContext for GroupContext {
                 self.fatal.store(true, Ordering::SeqCst);
                 self.lock().failure = Some(format!("fatal consumer error: {reason}"));
             }
-            // librdkafka would retry a refused login forever and the group would
-            // sit unassigned without a word. The member fails instead: it is
-            // restarted with backoff, and past the limit the group escalates,
-            // saying why.
-            Some(RDKafkaErrorCode::Authentication) => {
-                self.lock().failure = Some(format!("SASL authentication failed: {reason}"));
+            // librdkafka would retry a refused login, handshake or ACL forever
+            // and the group would sit unassigned without a word. The member
+            // fails instead: it is restarted with backoff, and past the limit
+            // the group escalates, saying why.
+            Some(code) if Refusal::of(code).is_some() => {
+                let refusal = Refusal::of(code).expect("matched");
+                let detail = match refusal {
+                    Refusal::Authorization => code.to_string(),
+                    _ => reason.to_string(),
+                };
+                self.lock().failure = Some(format!("{}: {detail}", refusal.label()));
             }
             _ => tracing::warn!(error = %error, reason, "consumer group client error"),
         }
@@ -552,11 +558,10 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
                     return Exit::Failed(format!("fatal consumer error: {code}"));
                 }
-                // See GroupContext::error: a refused login fails the member.
-                Some(Err(KafkaError::MessageConsumption(
-                    rdkafka::types::RDKafkaErrorCode::Authentication,
-                ))) => {
-                    let reason = context.last_error_log.authentication_failure();
+                // See GroupContext::error: a refusal fails the member.
+                Some(Err(KafkaError::MessageConsumption(code))) if Refusal::of(code).is_some() => {
+                    let refusal = Refusal::of(code).expect("matched");
+                    let reason = context.last_error_log.refusal_reason(refusal, code);
                     context.lock().failure = Some(reason);
                     break;
                 }
