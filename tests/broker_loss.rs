@@ -418,7 +418,7 @@ fn killing_the_group_coordinator_loses_nothing_and_the_group_goes_on() -> Result
         let recovered = killed.elapsed();
         server.close().await.unwrap();
 
-        let handled = handled.lock().unwrap();
+        let handled = handled.lock().unwrap().clone();
         let mut times: HashMap<(i32, i64), usize> = HashMap::new();
         for (partition, offset, _) in handled.iter() {
             *times.entry((*partition, *offset)).or_default() += 1;
@@ -537,7 +537,7 @@ fn a_killed_server_process_hands_its_partitions_to_the_others() -> Result<(), St
                 all_written.iter().all(|v| seen.contains(v.as_str()))
             })
             .await;
-            let handled = handled.lock().unwrap();
+            let handled = handled.lock().unwrap().clone();
             let taken_over: Vec<i32> = handled[killed_at..]
                 .iter()
                 .filter(|h| h.worker != 0 && victim_partitions.contains(&h.partition))
@@ -570,6 +570,7 @@ fn a_killed_server_process_hands_its_partitions_to_the_others() -> Result<(), St
 }
 
 /// One message a worker process handled.
+#[derive(Clone)]
 struct Handled {
     worker: usize,
     partition: i32,
