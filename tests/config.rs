@@ -737,3 +737,104 @@ fn bad_restart_keys_name_the_key_and_value() {
         &["\"soon\"", "duration"],
     );
 }
+
+#[test]
+fn the_consumer_group_protocol_leaves_timings_and_assignment_to_the_broker() {
+    let group = "[kafka]\nbrokers = [\"b:1\"]\n[kafka.consumerGroups.cg1]\ngroupID = \"g\"\ntopic = \"t\"\n";
+    let config = load(&format!("{group}groupProtocol = \"consumer\"\n"));
+    let props =
+        ekafka::config::librdkafka::consumer_group(&config, "cg1", &config.consumer_groups["cg1"]);
+    assert_eq!(props.get("group.protocol"), Some("consumer"));
+    for classic_only in [
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "partition.assignment.strategy",
+    ] {
+        assert_eq!(props.get(classic_only), None, "{classic_only}");
+    }
+    let classic = load(group);
+    let props = ekafka::config::librdkafka::consumer_group(
+        &classic,
+        "cg1",
+        &classic.consumer_groups["cg1"],
+    );
+    assert_eq!(
+        props.get("group.protocol"),
+        None,
+        "classic stays the default"
+    );
+
+    for (key, value) in [
+        ("sessionTimeout", "\"6s\""),
+        ("heartbeatInterval", "\"1s\""),
+        ("groupBalancers", "[\"range\"]"),
+    ] {
+        let err = fail(&format!(
+            "{group}groupProtocol = \"consumer\"\n{key} = {value}\n"
+        ));
+        assert_eq!(err.path(), format!("kafka.consumerGroups.cg1.{key}"));
+        assert!(
+            matches!(err.problem(), ConfigProblem::Conflict { other, .. } if other == "kafka.consumerGroups.cg1.groupProtocol"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("KIP-848"), "{err}");
+    }
+    let err = fail(&format!("{group}groupProtocol = \"cooperative\"\n"));
+    assert_eq!(err.path(), "kafka.consumerGroups.cg1.groupProtocol");
+    assert!(
+        err.to_string().contains("\"classic\" or \"consumer\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_keys_map_to_ssl_properties_and_name_missing_files() {
+    let dir = std::env::temp_dir().join(ekafka::testing::unique_name("tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, "PEM").unwrap();
+        path.display().to_string()
+    };
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+    let text = format!(
+        "[kafka]\nbrokers = [\"b:1\"]\nsaslMechanism = \"PLAIN\"\nsaslUserName = \"u\"\nsaslPassword = \"p\"\n\
+         [kafka.tls]\ncaFile = {ca:?}\ncertFile = {cert:?}\nkeyFile = {key:?}\nkeyPassword = \"k3y-pa55\"\n"
+    );
+    let config = load(&text);
+    let props = ekafka::config::librdkafka::common(&config);
+    assert_eq!(props.get("security.protocol"), Some("SASL_SSL"));
+    assert_eq!(props.get("ssl.ca.location"), Some(ca.as_str()));
+    assert_eq!(props.get("ssl.certificate.location"), Some(cert.as_str()));
+    assert_eq!(props.get("ssl.key.location"), Some(key.as_str()));
+    assert_eq!(props.get("ssl.key.password"), Some("k3y-pa55"));
+    assert_eq!(
+        props.get("ssl.endpoint.identification.algorithm"),
+        Some("https")
+    );
+    assert!(!format!("{config:?} {props:?}").contains("k3y-pa55"));
+
+    let only_tls = load(&format!(
+        "[kafka]\nbrokers = [\"b:1\"]\n[kafka.tls]\nverifyHostname = false\n"
+    ));
+    let props = ekafka::config::librdkafka::common(&only_tls);
+    assert_eq!(props.get("security.protocol"), Some("SSL"));
+    assert_eq!(
+        props.get("ssl.endpoint.identification.algorithm"),
+        Some("none")
+    );
+    let off =
+        load("[kafka]\nbrokers = [\"b:1\"]\n[kafka.tls]\nenabled = false\ncaFile = \"/nowhere\"\n");
+    assert!(off.tls.is_none());
+
+    let err = fail("[kafka]\nbrokers = [\"b:1\"]\n[kafka.tls]\ncaFile = \"/nowhere/ca.pem\"\n");
+    assert_eq!(err.path(), "kafka.tls.caFile");
+    assert!(err.to_string().contains("/nowhere/ca.pem"), "{err}");
+    let err = fail(&format!(
+        "[kafka]\nbrokers = [\"b:1\"]\n[kafka.tls]\ncertFile = {cert:?}\n"
+    ));
+    assert_eq!(err.path(), "kafka.tls.keyFile");
+    let err = fail("[kafka]\nbrokers = [\"b:1\"]\n[kafka.tls]\ncaFlie = \"x\"\n");
+    assert!(err.to_string().contains("caFile"), "did you mean: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -171,9 +171,10 @@ fn two_member_config(fixture: &Fixture, keys: &str) -> String {
     let group_id = unique_name("group");
     format!(
         "{}\n[kafka.consumerGroups.cg2]\ngroupID = {group_id:?}\ntopic = {:?}\n\
-         heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\nmaxWait = \"100ms\"\n{keys}\n",
+         {}maxWait = \"100ms\"\n{keys}\n",
         group_config(fixture, &group_id, keys),
-        fixture.topic
+        fixture.topic,
+        common::group_protocol_keys(),
     )
 }
 

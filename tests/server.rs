@@ -343,11 +343,12 @@ async fn each_mode_receives_a_produced_message() {
     let group_id = unique_name("group");
     let cg1_id = unique_name("group");
     let text = format!(
-        "{}\n[kafka.consumers.c1]\ntopic = {:?}\ngroupID = {:?}\nmaxWait = \"100ms\"\nheartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\n\
+        "{}\n[kafka.consumers.c1]\ntopic = {:?}\ngroupID = {:?}\nmaxWait = \"100ms\"\n{}\
          [kafkaConsumerServers.s1]\nconsumerName = \"c1\"\nconsumerGroupName = \"cg1\"\n",
         group_config(&fixture, &cg1_id, "drainTimeout = \"500ms\""),
         fixture.topic,
-        group_id
+        group_id,
+        common::group_protocol_keys(),
     );
     let kafka = Ekafka::from_toml_str(&text, "kafka")
         .unwrap()

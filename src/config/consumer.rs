@@ -76,9 +76,37 @@ impl Default for FetchSettings {
     }
 }
 
+/// The consumer group protocol (`groupProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// `classic` (the default): members join, the leader member assigns.
+    Classic,
+    /// `consumer`: KIP-848, the protocol of Kafka 4; the broker assigns
+    /// partitions and decides the session timeout and heartbeat interval
+    /// (`group.consumer.*` broker settings), so `heartbeatInterval`,
+    /// `sessionTimeout` and `groupBalancers` cannot be set with it.
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// librdkafka's `group.protocol` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
+/// Keys the broker decides under `groupProtocol = "consumer"`.
+const CLASSIC_ONLY_REASON: &str =
+    "with groupProtocol = \"consumer\" (KIP-848) the broker decides this (its group.consumer.* settings)";
+
 /// Group membership settings shared by consumers (with `groupID`) and consumer groups.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupSettings {
+    /// `groupProtocol` (`"classic"`): `"consumer"` selects KIP-848.
+    pub protocol: GroupProtocol,
     /// `heartbeatInterval` (3s).
     pub heartbeat_interval: Duration,
     /// `sessionTimeout` (30s): silence after which the coordinator drops a member.
@@ -99,6 +127,7 @@ pub struct GroupSettings {
 impl GroupSettings {
     fn defaults(retention_time: Option<Duration>) -> Self {
         GroupSettings {
+            protocol: GroupProtocol::Classic,
             heartbeat_interval: Duration::from_secs(3),
             session_timeout: Duration::from_secs(30),
             rebalance_timeout: Duration::from_secs(30),
@@ -224,11 +253,15 @@ impl ConsumerGroupConfig {
     pub(crate) fn read(section: &Section<'_>) -> Result<Self, ConfigError> {
         let group_id = required_string(section, "groupID")?;
         let topics = read_topics(section)?;
+        let group = read_group(section, GroupSettings::defaults(None))?;
+        if group.protocol == GroupProtocol::Consumer {
+            reject_classic_only(section, &["groupBalancers"])?;
+        }
         let config = ConsumerGroupConfig {
             group_id,
             topics,
             fetch: read_fetch(section)?,
-            group: read_group(section, GroupSettings::defaults(None))?,
+            group,
             timeout: section
                 .duration("timeout")?
                 .unwrap_or(Duration::from_secs(5)),
@@ -333,7 +366,22 @@ fn read_group(
     section: &Section<'_>,
     defaults: GroupSettings,
 ) -> Result<GroupSettings, ConfigError> {
+    let protocol = match section.string("groupProtocol")? {
+        None => defaults.protocol,
+        Some(name) => match name.trim().to_ascii_lowercase().as_str() {
+            "classic" => GroupProtocol::Classic,
+            "consumer" => GroupProtocol::Consumer,
+            _ => {
+                let raw = section.value("groupProtocol").expect("present: just read");
+                return Err(section.invalid("groupProtocol", raw, "\"classic\" or \"consumer\""));
+            }
+        },
+    };
+    if protocol == GroupProtocol::Consumer {
+        reject_classic_only(section, &["heartbeatInterval", "sessionTimeout"])?;
+    }
     let group = GroupSettings {
+        protocol,
         heartbeat_interval: section
             .duration("heartbeatInterval")?
             .unwrap_or(defaults.heartbeat_interval),
@@ -363,6 +411,24 @@ fn read_group(
         "heartbeatInterval shorter than sessionTimeout",
     )?;
     Ok(group)
+}
+
+/// Fails on the first of `keys` that is set: the broker decides it under
+/// the consumer protocol, and librdkafka would refuse the client.
+pub(super) fn reject_classic_only(
+    section: &Section<'_>,
+    keys: &[&'static str],
+) -> Result<(), ConfigError> {
+    match keys.iter().find(|key| section.value(key).is_some()) {
+        Some(key) => Err(ConfigError::new(
+            section.key_path(key),
+            ConfigProblem::Conflict {
+                other: section.key_path("groupProtocol"),
+                reason: CLASSIC_ONLY_REASON,
+            },
+        )),
+        None => Ok(()),
+    }
 }
 
 fn read_start_offset(section: &Section<'_>) -> Result<Option<StartOffset>, ConfigError> {

@@ -29,12 +29,13 @@
 //! | `*.minBytes` | `fetch.min.bytes` |
 //! | `*.maxBytes` | `max.partition.fetch.bytes` |
 //! | `*.maxWait` | `fetch.wait.max.ms` |
-//! | `*.heartbeatInterval` | `heartbeat.interval.ms` |
-//! | `*.sessionTimeout` | `session.timeout.ms` |
+//! | `*.groupProtocol` | `group.protocol` (`classic`, or `consumer` for KIP-848) |
+//! | `*.heartbeatInterval` | `heartbeat.interval.ms` (classic protocol only) |
+//! | `*.sessionTimeout` | `session.timeout.ms` (classic protocol only) |
 //! | `*.rebalanceTimeout` | `max.poll.interval.ms` (librdkafka's JoinGroup rebalance timeout) |
 //! | `*.readBackoffMin` / `*.readBackoffMax` | `retry.backoff.ms` / `retry.backoff.max.ms` |
 //! | `*.watchPartitionChanges` + `partitionWatchInterval` | `topic.metadata.refresh.interval.ms` |
-//! | `consumerGroups.*.groupBalancers` | `partition.assignment.strategy` |
+//! | `consumerGroups.*.groupBalancers` | `partition.assignment.strategy` (classic protocol only) |
 //! | `[librdkafka]`, `*.librdkafka` | copied verbatim |
 //!
 //! Always set for consumers: `enable.auto.commit = false` and
@@ -51,8 +52,8 @@
 use std::time::Duration;
 
 use super::consumer::{
-    ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, GroupSettings,
-    StartOffset,
+    ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, GroupProtocol,
+    GroupSettings, StartOffset,
 };
 use super::kafka::Config;
 use super::producer::{ProducerConfig, RequiredAcks, BALANCER_HASH};
@@ -168,8 +169,13 @@ fn fetch_and_group(props: &mut Properties, fetch: &FetchSettings, group: &GroupS
     props.set("retry.backoff.max.ms", millis(fetch.read_backoff_max));
     props.set("enable.auto.commit", "false");
     props.set("enable.auto.offset.store", "false");
-    props.set("heartbeat.interval.ms", millis(group.heartbeat_interval));
-    props.set("session.timeout.ms", millis(group.session_timeout));
+    if group.protocol == GroupProtocol::Consumer {
+        // KIP-848: the broker owns the session and heartbeat timings.
+        props.set("group.protocol", group.protocol.name());
+    } else {
+        props.set("heartbeat.interval.ms", millis(group.heartbeat_interval));
+        props.set("session.timeout.ms", millis(group.session_timeout));
+    }
     props.set(
         "max.poll.interval.ms",
         millis(group.rebalance_timeout.max(group.session_timeout)),
@@ -201,12 +207,15 @@ pub fn consumer_group(config: &Config, name: &str, group: &ConsumerGroupConfig) 
     props.set("client.id", format!("ekafka-group-{name}"));
     fetch_and_group(&mut props, &group.fetch, &group.group);
     props.set("group.id", &group.group_id);
-    let strategies: Vec<&str> = group
-        .group_balancers
-        .iter()
-        .map(|b| b.strategy_name())
-        .collect();
-    props.set("partition.assignment.strategy", strategies.join(","));
+    // Under KIP-848 the broker assigns (its group.consumer.assignors).
+    if group.group.protocol == GroupProtocol::Classic {
+        let strategies: Vec<&str> = group
+            .group_balancers
+            .iter()
+            .map(|b| b.strategy_name())
+            .collect();
+        props.set("partition.assignment.strategy", strategies.join(","));
+    }
     props.extend(&config.librdkafka);
     props.extend(&group.librdkafka);
     props

@@ -25,7 +25,7 @@ use std::path::Path;
 
 pub use consumer::{
     ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, FlowSettings,
-    GroupBalancer, GroupSettings, StartOffset,
+    GroupBalancer, GroupProtocol, GroupSettings, StartOffset,
 };
 pub use error::{ConfigError, ConfigProblem};
 pub use kafka::{ClientSettings, Config, InterceptorSwitches, Sasl, SaslMechanism};

@@ -202,6 +202,18 @@ impl std::io::Write for Captured {
     }
 }
 
+/// The group protocol keys every test group gets: quick classic timings, or
+/// `groupProtocol = "consumer"` (KIP-848, whose timings the broker sets) when
+/// `EKAFKA_TEST_GROUP_PROTOCOL=consumer`, as `./e2e.sh` runs the group
+/// scenarios a second time.
+pub fn group_protocol_keys() -> &'static str {
+    match std::env::var("EKAFKA_TEST_GROUP_PROTOCOL").as_deref() {
+        Ok("consumer") => "groupProtocol = \"consumer\"\n",
+        Ok("classic") | Err(_) => "heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\n",
+        Ok(other) => panic!("EKAFKA_TEST_GROUP_PROTOCOL={other}: expected classic or consumer"),
+    }
+}
+
 /// A config with producer `p1` and consumer group `cg1` (group id `group`) on the
 /// fixture's topic, with quick group timings for tests; `group_keys` are added to
 /// the group's table.
@@ -222,9 +234,10 @@ pub fn group_and_producer_config(
 ) -> String {
     format!(
         "{}\n[kafka.consumerGroups.cg1]\ngroupID = {group:?}\ntopic = {:?}\n\
-         heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\nmaxWait = \"100ms\"\n{group_keys}\n",
+         {}maxWait = \"100ms\"\n{group_keys}\n",
         fixture.config(producer_keys),
-        fixture.topic
+        fixture.topic,
+        group_protocol_keys(),
     )
 }
 
