@@ -32,7 +32,9 @@ use ekafka::producer::Outcome;
 use ekafka::testing::unique_name;
 use ekafka::{App, ConsumedMessage, Ekafka, Message};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const WORKER: &str = "EKAFKA_SCALE_OUT_WORKER";
@@ -208,6 +210,10 @@ async fn read_log(bootstrap: String, topic: String) -> Vec<(i32, i64, String)> {
                     let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
                     read.push((m.partition(), m.offset(), value));
                 }
+                // A connection to the killed broker fails; librdkafka carries on.
+                Some(Err(KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown,
+                ))) => {}
                 Some(Err(e)) => panic!("reading {topic}: {e}"),
                 None => {}
             }
