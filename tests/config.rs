@@ -814,9 +814,7 @@ fn tls_keys_map_to_ssl_properties_and_name_missing_files() {
     );
     assert!(!format!("{config:?} {props:?}").contains("k3y-pa55"));
 
-    let only_tls = load(&format!(
-        "[kafka]\nbrokers = [\"b:1\"]\n[kafka.tls]\nverifyHostname = false\n"
-    ));
+    let only_tls = load("[kafka]\nbrokers = [\"b:1\"]\n[kafka.tls]\nverifyHostname = false\n");
     let props = ekafka::config::librdkafka::common(&only_tls);
     assert_eq!(props.get("security.protocol"), Some("SSL"));
     assert_eq!(
