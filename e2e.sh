@@ -52,11 +52,9 @@ stage() {
 
 # Every test file; those that need Kafka-only features are run below.
 stage "the suite on Apache Kafka (classic group protocol)" cargo test --no-fail-fast --tests
-# The two-member rebalance scenarios (tests/rebalance.rs) count eager,
-# whole-generation revokes; KIP-848's incremental ones are not yet covered.
 stage "consumer groups under KIP-848 (group.protocol = consumer)" \
   env EKAFKA_TEST_GROUP_PROTOCOL=consumer cargo test --no-fail-fast \
-  --test consumer_group --test consumer --test server
+  --test consumer_group --test rebalance --test consumer --test server
 stage "security: SASL, TLS, ACLs" cargo test --no-fail-fast --test security -- --include-ignored
 # One at a time: each test runs a 3-broker cluster of its own.
 stage "broker loss on 3 brokers" \

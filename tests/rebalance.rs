@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use common::{group_config, next, produce, Fixture};
 use ekafka::consumer::{GroupEvent, MessageBatch};
@@ -50,13 +50,14 @@ enum Seen {
 }
 
 /// Handles batches; while `holding`, acknowledges each batch only when the next
-/// one arrives, so one batch is always in flight; on a revoke it drops that batch
-/// unacknowledged (as a handler that crashed would) and acknowledges promptly from
-/// then on.
+/// one of its partition arrives, so one batch per partition is always in flight;
+/// on a revoke it drops the batches of the revoked partitions unacknowledged (as
+/// a handler that lost them would), acknowledges the others, and acknowledges
+/// promptly from then on.
 struct Member {
     name: &'static str,
     holding: bool,
-    held: Vec<MessageBatch>,
+    held: BTreeMap<i32, MessageBatch>,
     seen: tokio::sync::mpsc::UnboundedSender<Seen>,
 }
 
@@ -85,10 +86,9 @@ impl Handler<MessageBatch> for Member {
             messages,
         });
         if self.holding {
-            for older in self.held.drain(..) {
+            if let Some(older) = self.held.insert(batch.partition().partition, batch) {
                 older.ack();
             }
-            self.held.push(batch);
         } else {
             batch.ack();
         }
@@ -104,7 +104,14 @@ impl Handler<GroupEvent> for Member {
                 event,
             },
             GroupEvent::Revoked(event) => {
-                let unacknowledged = self.held.drain(..).flat_map(|b| values(&b)).collect();
+                let mut unacknowledged = Vec::new();
+                for (partition, batch) in std::mem::take(&mut self.held) {
+                    if event.partitions.iter().any(|p| p.partition == partition) {
+                        unacknowledged.extend(values(&batch));
+                    } else {
+                        batch.ack();
+                    }
+                }
                 self.holding = false;
                 Seen::Revoked {
                     member: self.name,
@@ -154,7 +161,7 @@ async fn join(
     let member = Member {
         name,
         holding,
-        held: Vec::new(),
+        held: BTreeMap::new(),
         seen: seen.clone(),
     }
     .start();
@@ -196,6 +203,47 @@ fn summary(log: &[Seen]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// What `member` holds after the events of `log`: assignments add (under the
+/// classic protocol every assignment follows a revoke of everything, under
+/// KIP-848 they are increments), revocations remove.
+fn holdings(log: &[Seen], who: &str) -> BTreeSet<ekafka::consumer::TopicPartition> {
+    let mut held = BTreeSet::new();
+    for s in log {
+        match s {
+            Seen::Assigned { member, event } if *member == who => {
+                held.extend(event.partitions.iter().map(|(p, _)| p.clone()));
+            }
+            Seen::Revoked { member, event, .. } if *member == who => {
+                for p in &event.partitions {
+                    held.remove(p);
+                }
+            }
+            _ => {}
+        }
+    }
+    held
+}
+
+/// Whether `a` and `b` now share out `all` partitions, each exactly once, both
+/// holding some.
+fn shared_out(
+    log: &[Seen],
+    a: &str,
+    b: &str,
+    all: &BTreeSet<ekafka::consumer::TopicPartition>,
+) -> bool {
+    let (a, b) = (holdings(log, a), holdings(log, b));
+    !a.is_empty() && !b.is_empty() && a.is_disjoint(&b) && &(&a | &b) == all
+}
+
+/// The generation a member's latest assignment in `log` belongs to.
+fn latest_generation(log: &[Seen], who: &str) -> Option<i32> {
+    log.iter().rev().find_map(|s| match s {
+        Seen::Assigned { member, event } if *member == who => Some(event.generation),
+        _ => None,
+    })
 }
 
 fn sorted(
@@ -244,56 +292,54 @@ async fn a_second_member_joining_rebalances_with_a_barrier() {
         .expect("A was assigned partitions");
     assert_eq!(a_first.partitions.len(), 3, "alone, A gets every partition");
 
-    // Member B joins: A's generation ends with a revoke of everything it had
-    // (eager protocol), then the partitions are shared out between A and B.
+    // Member B joins. Classic (eager) protocol: A's generation ends with a
+    // revoke of everything it had, then the partitions are shared out in a new
+    // generation. KIP-848: A gives up only the partitions that move to B.
     let b = join(&kafka, "cg2", "B", false, &seen_tx).await;
-    let settled = |log: &[Seen]| -> Option<(Revoked, Vec<String>, Assigned, Assigned)> {
-        let (revoked, held) = log.iter().find_map(|s| match s {
+    let all: BTreeSet<_> = a_first.partitions.iter().map(|(p, _)| p.clone()).collect();
+    let revoked_from_a = |log: &[Seen]| {
+        log.iter().find_map(|s| match s {
             Seen::Revoked {
                 member: "A",
                 event,
                 unacknowledged,
             } => Some((event.clone(), unacknowledged.clone())),
             _ => None,
-        })?;
-        let latest = |who: &str| {
-            log.iter().rev().find_map(|s| match s {
-                Seen::Assigned { member, event }
-                    if *member == who && event.generation > revoked.generation =>
-                {
-                    Some(event.clone())
-                }
-                _ => None,
-            })
-        };
-        let (a, b) = (latest("A")?, latest("B")?);
-        (a.generation == b.generation).then_some((revoked, held, a, b))
+        })
     };
-    while settled(&log).is_none() {
+    while revoked_from_a(&log).is_none() || !shared_out(&log, "A", "B", &all) {
         log.push(next(&mut seen, "the rebalance").await);
     }
-    let (revoked, unacknowledged_at_revoke, a_next, b_next) = settled(&log).unwrap();
-    assert_eq!(
-        revoked.generation, a_first.generation,
-        "the revoke ends A's first generation"
-    );
-    let first: Vec<_> = sorted(a_first.partitions.iter().map(|(p, _)| p.clone()));
-    assert_eq!(sorted(revoked.partitions.clone()), first);
-    let shared_out = sorted(
-        a_next
-            .partitions
-            .iter()
-            .chain(&b_next.partitions)
-            .map(|(p, _)| p.clone()),
-    );
-    assert_eq!(
-        shared_out, first,
-        "the new generation shares out every partition exactly once"
-    );
-    assert!(!a_next.partitions.is_empty() && !b_next.partitions.is_empty());
+    let (revoked, unacknowledged_at_revoke) = revoked_from_a(&log).unwrap();
+    if common::consumer_protocol() {
+        let moved = holdings(&log, "B");
+        assert_eq!(
+            sorted(revoked.partitions.clone()),
+            sorted(moved),
+            "A gives up exactly what B takes: {:#?}",
+            summary(&log)
+        );
+    } else {
+        assert_eq!(
+            revoked.generation, a_first.generation,
+            "the revoke ends A's first generation"
+        );
+        assert_eq!(
+            sorted(revoked.partitions.clone()),
+            sorted(all.iter().cloned()),
+            "an eager revoke takes everything"
+        );
+        assert_eq!(
+            latest_generation(&log, "A"),
+            latest_generation(&log, "B"),
+            "both share one new generation: {:#?}",
+            summary(&log)
+        );
+    }
     assert!(
-        !unacknowledged_at_revoke.is_empty() && unacknowledged_at_revoke.len() <= 20,
-        "A held one batch at the revoke: {unacknowledged_at_revoke:?}"
+        !unacknowledged_at_revoke.is_empty()
+            && unacknowledged_at_revoke.len() <= 20 * revoked.partitions.len(),
+        "A held one batch per revoked partition at the revoke: {unacknowledged_at_revoke:?}"
     );
 
     // More messages; both members consume until every message was handled.
@@ -374,6 +420,8 @@ async fn a_second_member_joining_rebalances_with_a_barrier() {
 /// rebalance implies exactly 3 assignments and 1 revocation: the first member is
 /// assigned all partitions (1), loses them all when the second joins (1
 /// revocation), then both are assigned their share of the new generation (2).
+/// Under KIP-848 it is 2 and 1: the first member is assigned all partitions and
+/// gives up only the second member's share, which the second is assigned.
 ///
 /// librdkafka's embedded cluster completes a SyncGroup round as soon as the
 /// leader's request (carrying every assignment) arrives; when the follower's own
@@ -385,20 +433,27 @@ async fn a_second_member_joining_rebalances_with_a_barrier() {
 #[actix::test]
 async fn go_scenario_second_member_then_one_message() {
     let _serial = ONE_AT_A_TIME.lock().await;
+    let expected = if common::consumer_protocol() {
+        (2, 1)
+    } else {
+        (3, 1)
+    };
     for attempt in 1..=3 {
-        let (assigned, revoked, generations) = go_scenario_attempt().await;
-        if generations == 2 {
-            assert_eq!((assigned, revoked), (3, 1));
+        let (assigned, revoked) = go_scenario_attempt().await;
+        if revoked == 1 {
+            assert_eq!((assigned, revoked), expected, "assignments, revocations");
             return;
         }
-        eprintln!("attempt {attempt}: the embedded cluster forced {generations} generations; running again");
+        eprintln!(
+            "attempt {attempt}: the embedded cluster forced {revoked} revocations; running again"
+        );
     }
     panic!("three attempts in a row saw a rebalance the scenario does not cause");
 }
 
 /// One run of the scenario; returns the assignments and revocations seen before
-/// the close, and the number of generations they span.
-async fn go_scenario_attempt() -> (usize, usize, usize) {
+/// the close.
+async fn go_scenario_attempt() -> (usize, usize) {
     let fixture = Fixture::new();
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     let kafka = Ekafka::from_toml_str(&two_member_config(&fixture, ""), "kafka")
@@ -420,23 +475,17 @@ async fn go_scenario_attempt() -> (usize, usize, usize) {
     while count(&log, true) < 1 {
         log.push(next(&mut seen, "cg1's assignment").await);
     }
-    let first_generation = match &log[log.len() - 1] {
-        Seen::Assigned { event, .. } => event.generation,
-        _ => unreachable!(),
-    };
+    let all = holdings(&log, "cg1");
     let cg2 = join(&kafka, "cg2", "cg2", false, &seen_tx).await;
-    // Wait until both members hold partitions of the same, later generation.
+    // Wait until the two members share out the partitions (under the classic
+    // protocol, in one later generation).
     let settled = |log: &[Seen]| {
-        let latest = |who: &str| {
-            log.iter().rev().find_map(|s| match s {
-                Seen::Assigned { member, event } if *member == who => Some(event.generation),
-                _ => None,
-            })
-        };
-        matches!((latest("cg1"), latest("cg2")), (Some(a), Some(b)) if a == b && a > first_generation)
+        shared_out(log, "cg1", "cg2", &all)
+            && (common::consumer_protocol()
+                || latest_generation(log, "cg1") == latest_generation(log, "cg2"))
     };
     while !settled(&log) {
-        log.push(next(&mut seen, "the new generation's assignments").await);
+        log.push(next(&mut seen, "the new assignments").await);
     }
 
     produce(&kafka, "only", 1).await;
@@ -476,18 +525,8 @@ async fn go_scenario_attempt() -> (usize, usize, usize) {
         })
         .sum();
     assert_eq!(received_again, 0, "the message was received exactly once");
-    let generations = log[..before_close]
-        .iter()
-        .filter_map(|s| match s {
-            Seen::Assigned { event, .. } => Some(event.generation),
-            Seen::Revoked { event, .. } => Some(event.generation),
-            _ => None,
-        })
-        .collect::<HashSet<_>>()
-        .len();
     (
         count(&log[..before_close], true),
         count(&log[..before_close], false),
-        generations,
     )
 }

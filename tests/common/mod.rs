@@ -214,6 +214,11 @@ pub fn group_protocol_keys() -> &'static str {
     }
 }
 
+/// Whether the tests run their groups under KIP-848 (see [`group_protocol_keys`]).
+pub fn consumer_protocol() -> bool {
+    group_protocol_keys().contains("consumer")
+}
+
 /// A config with producer `p1` and consumer group `cg1` (group id `group`) on the
 /// fixture's topic, with quick group timings for tests; `group_keys` are added to
 /// the group's table.

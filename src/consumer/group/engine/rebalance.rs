@@ -1,5 +1,7 @@
 //! The rebalance barrier: taking partitions on, letting them go.
 
+use rdkafka::consumer::RebalanceProtocol;
+
 use super::*;
 
 impl Engine {
@@ -118,6 +120,17 @@ impl Engine {
         consumer: &BaseConsumer<GroupContext>,
         list: &TopicPartitionList,
     ) {
+        // Incremental protocols (cooperativeSticky, KIP-848) also call back with
+        // an empty assignment when a reconciliation adds nothing (after giving
+        // partitions up, say): there is nothing to take on or announce.
+        if list.count() == 0
+            && matches!(
+                consumer.rebalance_protocol(),
+                RebalanceProtocol::Cooperative
+            )
+        {
+            return;
+        }
         // Normally done before the assignment; here too in case librdkafka skipped it.
         self.take_partitions(list);
         self.generation = generation_of(consumer);
