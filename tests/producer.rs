@@ -223,6 +223,12 @@ async fn every_compression_codec_round_trips() {
     }
 }
 
+/// An async write answers per message: `Enqueued` once librdkafka queued it,
+/// its later failure going to the error subscriber; or `Failed` in the report
+/// when librdkafka refused it at once, which then never reaches the
+/// subscriber. A message to a partition that does not exist is refused at
+/// once when the client already holds its topic's metadata, and fails later
+/// otherwise; both cases are pinned down here.
 #[actix::test]
 async fn async_writes_return_once_queued_and_failures_reach_the_subscriber() {
     let fixture = Fixture::new();
@@ -230,15 +236,20 @@ async fn async_writes_return_once_queued_and_failures_reach_the_subscriber() {
     let (subscriber, mut failures) = forwarder::<ekafka::DeliveryFailed>();
     producer.subscribe_errors(subscriber).await.unwrap();
 
+    // A topic that does not exist yet cannot be known when the message is
+    // queued: the message waits for the metadata (which creates the topic on
+    // both backends, with fewer than 100 partitions), then fails.
+    let unseen = ekafka::testing::unique_name("unseen");
     let report = producer
         .write([
             Message::new("fine"),
-            Message::new("doomed").with_partition(99),
+            Message::new("doomed")
+                .with_topic(unseen.as_str())
+                .with_partition(99),
         ])
         .await
         .unwrap();
     assert_eq!(report.outcomes(), [Outcome::Enqueued, Outcome::Enqueued]);
-
     let failure = next(
         &mut failures,
         "the delivery failure of the message to partition 99",
@@ -246,18 +257,40 @@ async fn async_writes_return_once_queued_and_failures_reach_the_subscriber() {
     .await;
     assert_eq!(failure.producer, "p1");
     assert_eq!(failure.error.message.value.as_deref(), Some(&b"doomed"[..]));
-    assert!(
-        matches!(failure.error.kind, ProduceErrorKind::Kafka(_)),
+    assert_eq!(
+        failure.error.kind,
+        ProduceErrorKind::Kafka(ekafka::KafkaCode::UnknownPartition),
         "{:?}",
         failure.error
     );
 
-    // The good message arrived.
+    // The good message arrived, so the client now knows its topic's partitions.
     assert_eq!(
         fixture.read_back(1).await[0].value.as_deref(),
         Some(&b"fine"[..])
     );
+    // Known now: the message is refused at once, and the report says so.
+    let report = producer
+        .write([Message::new("refused").with_partition(99)])
+        .await
+        .unwrap();
+    match report.outcomes() {
+        [Outcome::Failed(error)] => {
+            assert_eq!(
+                error.kind,
+                ProduceErrorKind::Kafka(ekafka::KafkaCode::UnknownPartition),
+                "{error}"
+            );
+            assert_eq!(error.message.value.as_deref(), Some(&b"refused"[..]));
+        }
+        other => panic!("expected the refusal in the report, got {other:?}"),
+    }
     assert!(producer.close().await.unwrap().is_clean());
+    // Close served every delivery report: the refusal never reached the subscriber.
+    assert!(
+        failures.try_recv().is_err(),
+        "a refused message is reported once, in the write's report"
+    );
 }
 
 #[actix::test]
