@@ -360,6 +360,13 @@ async fn close_hands_back_what_could_not_be_delivered() {
         "{:?}",
         closed.undelivered
     );
+    // Each says why: its delivery timed out, or the close's deadline passed.
+    for failure in &closed.undelivered {
+        assert!(
+            failure.reason.contains("timed out") || failure.reason.contains("closed before"),
+            "{failure}"
+        );
+    }
 }
 
 #[actix::test]

@@ -259,7 +259,11 @@ async fn refused_everywhere(cluster: &KafkaCluster, access: Access, expected: &s
     kafka.close().await.ok();
     if access.keys.contains("saslPassword") {
         let password = access.keys.split('"').nth(5).unwrap();
-        for text in [&failure.to_string(), &error, &format!("{:?}", kafka.config())] {
+        for text in [
+            &failure.to_string(),
+            &error,
+            &format!("{:?}", kafka.config()),
+        ] {
             assert!(!text.contains(password), "the password in {text}");
         }
         assert_never_shown(logs, &debug_output, cluster, access.listener, password);

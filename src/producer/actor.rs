@@ -107,13 +107,12 @@ impl Core {
             // Fail what the dead client still holds, so its writers hear now,
             // and why. Purging and dropping join librdkafka threads: keep them
             // off the actor.
-            self.shared.set_replaced_because(Some(reason.clone()));
+            let why = format!("the client was replaced: {reason}");
             let _ = tokio::task::spawn_blocking(move || {
-                old.purge();
+                old.purge(why);
                 drop(old);
             })
             .await;
-            self.shared.set_replaced_because(None);
         }
         let mut last_failure = reason;
         loop {

@@ -57,7 +57,10 @@ pub(crate) struct Shared {
     last_client_error: Mutex<Option<String>>,
     has_client_error: AtomicBool,
     /// Why the client is being replaced, added to the messages it purges.
-    replaced_because: Mutex<Option<String>>,
+    /// Why the messages librdkafka reports purged were purged: set before
+    /// each purge and kept, because a ThreadedProducer may serve the purge's
+    /// delivery reports after the purge call returned.
+    purge_reason: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -72,16 +75,12 @@ impl Shared {
             undelivered: Mutex::new(Vec::new()),
             last_client_error: Mutex::new(None),
             has_client_error: AtomicBool::new(false),
-            replaced_because: Mutex::new(None),
+            purge_reason: Mutex::new(None),
         }
     }
 
-    /// Records why the client is being replaced (`None` once it was).
-    pub(crate) fn set_replaced_because(&self, reason: Option<String>) {
-        *self
-            .replaced_because
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = reason;
+    fn set_purge_reason(&self, reason: String) {
+        *self.purge_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
     }
 
     fn record_client_error(&self, code: Option<RDKafkaErrorCode>, reason: &str) {
@@ -108,7 +107,7 @@ impl Shared {
     }
 
     /// Adds what the client knows to a failure librdkafka describes only by its
-    /// code: a timeout gets the last client error, a purge the restart's cause.
+    /// code: a timeout gets the last client error, a purge why it was purged.
     fn explain(&self, failure: &mut ProduceError) {
         let context = match &failure.kind {
             ProduceErrorKind::Kafka(RDKafkaErrorCode::MessageTimedOut) => self
@@ -120,11 +119,10 @@ impl Shared {
             ProduceErrorKind::Kafka(
                 RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
             ) => self
-                .replaced_because
+                .purge_reason
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .map(|r| format!("the client was replaced: {r}")),
+                .clone(),
             _ => None,
         };
         if let Some(context) = context {
@@ -407,21 +405,21 @@ impl Client {
     /// whatever is left is purged, so that it fails now rather than never.
     pub(crate) fn flush_or_purge(&self, timeout: Duration) {
         if self.producer.flush(timeout).is_err() {
-            self.producer
-                .purge(PurgeConfig::default().queue().inflight());
-            // Serve the delivery reports the purge produced.
-            let _ = self.producer.flush(Duration::from_millis(500));
+            self.purge(format!(
+                "the producer closed before it was delivered: its flush deadline (writeTimeout, {timeout:?}) passed"
+            ));
         }
     }
 
-    /// Fails every queued message now (before the client is replaced).
-    pub(crate) fn purge(&self) {
+    /// Fails every queued message now, saying `why`.
+    pub(crate) fn purge(&self, why: String) {
+        self.producer.context().shared.set_purge_reason(why);
         self.producer
             .purge(PurgeConfig::default().queue().inflight());
+        // Serve the delivery reports the purge produced.
         let _ = self.producer.flush(Duration::from_millis(500));
     }
 
-    /// Makes librdkafka raise a fatal error, as a broken idempotent producer would.
     /// librdkafka's description of the fatal error this client is in, if any.
     pub(crate) fn fatal_error(&self) -> Option<String> {
         self.producer
@@ -430,6 +428,7 @@ impl Client {
             .map(|(code, reason)| format!("{reason} ({code:?})"))
     }
 
+    /// Makes librdkafka raise a fatal error, as a broken idempotent producer would.
     pub(crate) fn trigger_fatal_error(&self, reason: &str) -> Result<(), String> {
         crate::supervision::inject_fatal_error(
             self.producer.client().native_ptr(),
