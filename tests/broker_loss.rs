@@ -141,6 +141,18 @@ fn stream_message(seq: usize) -> (String, String) {
     (key.clone(), format!("{key}/{seq}"))
 }
 
+impl Stream {
+    /// Stops the writer, waits for its last write, and takes what it recorded.
+    async fn finish(&self, writer: tokio::task::JoinHandle<()>) -> StreamOutcomes {
+        self.stop.store(true, Ordering::SeqCst);
+        tokio::time::timeout(PHASE, writer)
+            .await
+            .expect("the writer finishes")
+            .expect("the writer did not panic");
+        std::mem::take(&mut *self.outcomes.lock().unwrap())
+    }
+}
+
 /// Writes the stream through producer `p1` until told to stop.
 fn spawn_writer(kafka: &Ekafka, stream: Arc<Stream>) -> tokio::task::JoinHandle<()> {
     let producer = kafka.producer("p1").unwrap();
@@ -286,13 +298,7 @@ fn killing_a_partition_leader_mid_stream_loses_and_duplicates_nothing() -> Resul
             delivered(after_restart + 2_000),
         )
         .await;
-        stream.stop.store(true, Ordering::SeqCst);
-        tokio::time::timeout(PHASE, writer)
-            .await
-            .expect("the writer finishes")
-            .expect("the writer did not panic");
-
-        let outcomes = std::mem::take(&mut *stream.outcomes.lock().unwrap());
+        let outcomes = stream.finish(writer).await;
         let log = read_log(cluster.bootstrap_servers(), fixture.topic.clone()).await;
         let mut copies: HashMap<&str, usize> = HashMap::new();
         for (_, _, value) in &log {
@@ -384,12 +390,7 @@ fn killing_the_group_coordinator_loses_nothing_and_the_group_goes_on() -> Result
             handled_count(handled_at_kill + 4_000),
         )
         .await;
-        stream.stop.store(true, Ordering::SeqCst);
-        tokio::time::timeout(PHASE, writer)
-            .await
-            .expect("the writer finishes")
-            .expect("the writer did not panic");
-        let outcomes = std::mem::take(&mut *stream.outcomes.lock().unwrap());
+        let outcomes = stream.finish(writer).await;
         until("every delivered message handled", || {
             let handled = handled.lock().unwrap();
             let seen: std::collections::HashSet<&str> =

@@ -220,11 +220,7 @@ async fn refused_everywhere(cluster: &KafkaCluster, access: Access, expected: &s
     let group = kafka.consumer_group("cg1").unwrap();
     let (events, mut group_events) = forwarder::<GroupEvent>();
     group.subscribe_events(events).await.unwrap();
-    let error = loop {
-        if let GroupEvent::Error(error) = next(&mut group_events, "the group's error").await {
-            break error;
-        }
-    };
+    let error = first_group_error(&mut group_events).await;
     assert!(
         error.message.contains(expected),
         "the group's error says {expected:?}: {}",
@@ -298,13 +294,8 @@ async fn tls_without_the_ca_fails_fast_with_a_clear_error() {
 #[ignore = "needs Apache Kafka: ./e2e.sh runs it"]
 async fn a_principal_without_write_permission_fails_fast_and_is_not_retried() {
     let cluster = KafkaCluster::secured();
-    let fixture = Fixture::on(cluster.cluster());
-    let access = Access {
-        listener: "SASL_PLAINTEXT",
-        keys: sasl("PLAIN", "mallory", &cluster.password("mallory")),
-    };
-    // mallory may write topics named mallory-* (the launcher's ACLs), not this one.
-    let kafka = component(&cluster, &access, &fixture.topic, &Captured::default());
+    // mallory may write topics named mallory-*, not the producer's own topic.
+    let kafka = as_mallory(&cluster);
     let allowed = format!("mallory-{}", unique_name("topic"));
     cluster.cluster().create_topic(&allowed).unwrap();
     let report = kafka
@@ -342,20 +333,11 @@ async fn a_principal_without_write_permission_fails_fast_and_is_not_retried() {
 #[ignore = "needs Apache Kafka: ./e2e.sh runs it"]
 async fn a_principal_without_read_permission_on_the_group_gets_a_clear_error() {
     let cluster = KafkaCluster::secured();
-    let fixture = Fixture::on(cluster.cluster());
-    let access = Access {
-        listener: "SASL_PLAINTEXT",
-        keys: sasl("PLAIN", "mallory", &cluster.password("mallory")),
-    };
-    let kafka = component(&cluster, &access, &fixture.topic, &Captured::default());
+    let kafka = as_mallory(&cluster);
     let group = kafka.consumer_group("cg1").unwrap();
     let (events, mut group_events) = forwarder::<GroupEvent>();
     group.subscribe_events(events).await.unwrap();
-    let error = loop {
-        if let GroupEvent::Error(error) = next(&mut group_events, "the group's error").await {
-            break error;
-        }
-    };
+    let error = first_group_error(&mut group_events).await;
     assert!(
         error.message.contains("Group authorization failed"),
         "the group's error names the refusal: {}",
@@ -390,6 +372,29 @@ async fn a_client_without_credentials_fails_with_a_clear_error() {
         "the reason says why: {failure}"
     );
     kafka.close().await.ok();
+}
+
+/// The first `GroupEvent::Error` among `events`.
+async fn first_group_error(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<GroupEvent>,
+) -> ekafka::consumer::GroupError {
+    loop {
+        if let GroupEvent::Error(error) = next(events, "the group's error").await {
+            return error;
+        }
+    }
+}
+
+/// A component connecting as mallory, who may read and describe every topic
+/// and write only topics named mallory-* (the launcher's ACLs), with its
+/// clients on a fresh topic.
+fn as_mallory(cluster: &KafkaCluster) -> Ekafka {
+    let fixture = Fixture::on(cluster.cluster());
+    let access = Access {
+        listener: "SASL_PLAINTEXT",
+        keys: sasl("PLAIN", "mallory", &cluster.password("mallory")),
+    };
+    component(cluster, &access, &fixture.topic, &Captured::default())
 }
 
 /// Writes one message that must fail within [`WAIT`]; returns the failure,
