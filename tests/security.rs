@@ -209,11 +209,19 @@ async fn refused_everywhere(cluster: &KafkaCluster, access: Access, expected: &s
     let debug_output = Captured::default();
     let kafka = component(cluster, &access, &fixture.topic, &debug_output);
 
-    // A write fails at once, saying why, and hands the message back.
+    // A write fails at once, saying why, and hands the message back: well
+    // before writeTimeout (10s), and not as a timeout.
+    let started = Instant::now();
     let failure = failed_write(&kafka).await;
     assert!(
         failure.reason.contains(expected),
         "the write's failure says {expected:?}: {failure}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5)
+            && failure.kind != ekafka::ProduceErrorKind::Kafka(RDKafkaErrorCode::MessageTimedOut),
+        "failed fast, not timed out: {failure} after {:?}",
+        started.elapsed()
     );
 
     // A group member tells its subscribers, then fails.
