@@ -114,6 +114,23 @@ pub enum Error {
         /// librdkafka's or the broker's explanation.
         reason: String,
     },
+    /// A consumer group closed, but committing what was acknowledged failed
+    /// (the coordinator was unreachable, say): each listed offset, one past
+    /// the last acknowledged message of its partition, was not committed, so
+    /// messages acknowledged since the partition's previous commit will be
+    /// handled again by its next owner.
+    #[error(
+        "consumer group {name:?} closed with acknowledged messages uncommitted ({}): {reason}",
+        crate::consumer::describe_offsets(.offsets)
+    )]
+    Uncommitted {
+        /// The group's configured name.
+        name: String,
+        /// Per partition, the offset that was not committed.
+        offsets: Vec<crate::consumer::PartitionOffset>,
+        /// Why the commit failed.
+        reason: String,
+    },
     /// The operation does not apply to this client's configuration.
     #[error("{name:?}: {reason}")]
     Unsupported {

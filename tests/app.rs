@@ -222,3 +222,64 @@ async fn several_servers_run_in_one_app_with_a_closure_or_an_actor_as_handler() 
         .expect("serve did not panic");
     assert!(served.is_ok(), "{served:?}");
 }
+
+/// An App that cannot commit what its servers handled does not report a clean
+/// shutdown: `serve` (and so `run`, and the process's exit status) fails with
+/// each partition's offset left uncommitted.
+#[actix::test]
+async fn a_shutdown_that_cannot_commit_fails_naming_what_was_left_uncommitted() {
+    let fixture = Fixture::new();
+    let Some(cluster) = fixture.cluster.embedded() else {
+        // On Apache Kafka the same close path runs in tests/broker_loss.rs.
+        return;
+    };
+    // Nothing is committed before the shutdown.
+    let group_keys = "commitInterval = \"1h\"\ndrainTimeout = \"500ms\"\ntimeout = \"2s\"";
+    let text = format!(
+        "{}\n[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n",
+        group_and_producer_config(&fixture, &unique_name("group"), group_keys, "")
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let config = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    produce(&kafka, "m", 30).await;
+    let (handled_tx, mut handled) = tokio::sync::mpsc::unbounded_channel::<i32>();
+    let app = App::new(kafka)
+        .handle_signals(false)
+        .shutdown_timeout(Duration::from_secs(5))
+        .each_message(config, move |message: ConsumedMessage| {
+            let handled = handled_tx.clone();
+            async move {
+                let _ = handled.send(message.partition);
+                Ok(())
+            }
+        });
+    let handle = app.handle();
+    let serving = actix::spawn(app.serve());
+    let mut per_partition = std::collections::BTreeMap::new();
+    for _ in 0..30 {
+        *per_partition
+            .entry(next(&mut handled, "the 30 messages handled").await)
+            .or_insert(0i64) += 1;
+    }
+    for broker in 1..=3 {
+        cluster.broker_down(broker).unwrap();
+    }
+    handle.shutdown();
+    let served = tokio::time::timeout(WAIT, serving)
+        .await
+        .expect("the App stops")
+        .expect("serve did not panic");
+    match served {
+        Err(Error::Uncommitted { offsets, .. }) => {
+            let left: std::collections::BTreeMap<i32, i64> = offsets
+                .iter()
+                .map(|o| (o.partition.partition, o.offset))
+                .collect();
+            assert_eq!(left, per_partition);
+        }
+        other => panic!("expected the uncommitted offsets, got {other:?}"),
+    }
+}

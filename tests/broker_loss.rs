@@ -9,7 +9,9 @@
 //!   lost, nothing committed before the kill is handled again, and the group
 //!   commits again once a new coordinator is elected;
 //! - one consumer server runs as three processes; one is killed and the other
-//!   two take over its partitions with nothing lost.
+//!   two take over its partitions with nothing lost;
+//! - every broker is killed under a group holding acknowledged, uncommitted
+//!   messages: its close fails, naming each partition's offset left uncommitted.
 //!
 //! Its own `main` (no libtest): with `--ignored` or `--include-ignored` (as
 //! `./e2e.sh` runs it) it runs the scenarios; without, it reports them ignored,
@@ -46,7 +48,7 @@ fn main() {
         return scale_out_worker(&config);
     }
     type Scenario = fn() -> Result<(), String>;
-    let scenarios: [(&str, Scenario); 3] = [
+    let scenarios: [(&str, Scenario); 4] = [
         (
             "killing_a_partition_leader_mid_stream_loses_and_duplicates_nothing",
             killing_a_partition_leader_mid_stream_loses_and_duplicates_nothing,
@@ -58,6 +60,10 @@ fn main() {
         (
             "a_killed_server_process_hands_its_partitions_to_the_others",
             a_killed_server_process_hands_its_partitions_to_the_others,
+        ),
+        (
+            "closing_with_every_broker_gone_names_what_was_left_uncommitted",
+            closing_with_every_broker_gone_names_what_was_left_uncommitted,
         ),
     ];
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -452,6 +458,51 @@ fn killing_the_group_coordinator_loses_nothing_and_the_group_goes_on() -> Result
             );
         }
         kafka.close().await.unwrap();
+    })
+}
+
+// ---- scenario 4: the close's commit finds no broker ----
+
+fn closing_with_every_broker_gone_names_what_was_left_uncommitted() -> Result<(), String> {
+    let cluster = KafkaCluster::start(3);
+    in_system(|| async move {
+        let fixture = Fixture::on(cluster.cluster());
+        // Nothing is committed before the close.
+        let text = common::group_config(
+            &fixture,
+            &unique_name("group"),
+            "commitInterval = \"1h\"\ndrainTimeout = \"1s\"\ntimeout = \"2s\"",
+        );
+        let kafka = Ekafka::from_toml_str(&text, "kafka")
+            .unwrap()
+            .build()
+            .unwrap();
+        common::produce(&kafka, "m", 30).await;
+        let group = kafka.consumer_group("cg1").unwrap();
+        let (subscriber, mut batches) = common::forwarder::<ekafka::MessageBatch>();
+        group.subscribe(subscriber).await.unwrap();
+        let mut handled: BTreeMap<i32, i64> = BTreeMap::new();
+        while handled.values().sum::<i64>() < 30 {
+            let batch = common::next(&mut batches, "the 30 messages").await;
+            for m in batch.messages() {
+                *handled.entry(m.partition).or_default() += 1;
+            }
+            batch.ack();
+        }
+        for node in 1..=3 {
+            cluster.kill(node);
+        }
+        let started = Instant::now();
+        let error = group.close().await.expect_err("the final commit failed");
+        println!("  close answered after {:?}: {error}", started.elapsed());
+        let ekafka::Error::Uncommitted { offsets, .. } = &error else {
+            panic!("expected Error::Uncommitted, got {error}");
+        };
+        let left: BTreeMap<i32, i64> = offsets
+            .iter()
+            .map(|o| (o.partition.partition, o.offset))
+            .collect();
+        assert_eq!(left, handled, "{error}");
     })
 }
 

@@ -560,3 +560,60 @@ async fn a_fatally_failed_member_is_restarted_and_its_subscriber_keeps_receiving
     assert!(!group.is_closed());
     group.close().await.unwrap();
 }
+
+/// Nothing is reported clean that was not: with every broker gone, the close's
+/// final commit fails, and the close says so, naming each partition's offset
+/// left uncommitted (subscribers hear it as a `GroupEvent::Error` too).
+#[actix::test]
+async fn close_with_the_coordinator_away_names_what_was_left_uncommitted() {
+    let fixture = Fixture::new();
+    let Some(cluster) = fixture.cluster.embedded() else {
+        // On Apache Kafka: tests/broker_loss.rs, which can take brokers away.
+        return;
+    };
+    // Nothing is committed before the close.
+    let keys = "commitInterval = \"1h\"\ndrainTimeout = \"1s\"\ntimeout = \"2s\"";
+    let kafka = Ekafka::from_toml_str(
+        &group_config(&fixture, &unique_name("group"), keys),
+        "kafka",
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    produce(&kafka, "m", 30).await;
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (events, mut group_events) = forwarder::<GroupEvent>();
+    group.subscribe_events(events).await.unwrap();
+    let (subscriber, mut batches) = forwarder::<MessageBatch>();
+    group.subscribe(subscriber).await.unwrap();
+    let by_partition = receive(&mut batches, 30).await;
+
+    for broker in 1..=3 {
+        cluster.broker_down(broker).unwrap();
+    }
+    let error = group.close().await.expect_err("the final commit failed");
+    let ekafka::Error::Uncommitted { offsets, .. } = &error else {
+        panic!("expected Error::Uncommitted, got {error}");
+    };
+    let left: BTreeMap<i32, i64> = offsets
+        .iter()
+        .map(|o| (o.partition.partition, o.offset))
+        .collect();
+    let handled: BTreeMap<i32, i64> = by_partition
+        .iter()
+        .map(|(p, m)| (*p, m.len() as i64))
+        .collect();
+    assert_eq!(left, handled, "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("{}/0 at {}", fixture.topic, handled[&0])),
+        "the error names partition and offset: {text}"
+    );
+    // Subscribers heard the same detail.
+    loop {
+        match next(&mut group_events, "the commit failure event").await {
+            GroupEvent::Error(e) if e.message.contains("left uncommitted") => break,
+            _ => {}
+        }
+    }
+}

@@ -96,6 +96,15 @@ pub enum StartingOffset {
     Reset(crate::config::StartOffset),
 }
 
+/// `topic/0 at 42, topic/1 at 17`: each partition with its offset.
+pub(crate) fn describe_offsets(offsets: &[PartitionOffset]) -> String {
+    offsets
+        .iter()
+        .map(|o| format!("{} at {}", o.partition, o.offset))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A partition and an offset in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionOffset {

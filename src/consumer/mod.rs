@@ -14,3 +14,4 @@ pub use message::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartiti
 pub use single::{Consumer, ConsumerActor};
 
 pub(crate) use group::GroupSpec;
+pub(crate) use message::describe_offsets;

@@ -44,7 +44,6 @@ use crate::component::Ekafka;
 use crate::config::{ConfigError, ConfigProblem, ConsumerServerConfig};
 use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup};
 use crate::error::Error;
-use crate::supervision::Escalation;
 
 /// Starts consumer servers.
 pub struct ConsumerServer;
@@ -313,7 +312,7 @@ pub struct RunningServer {
     drain_timeout: Duration,
     state: Rc<ServerState>,
     shutdown: watch::Sender<Option<Duration>>,
-    done: watch::Receiver<Option<Result<(), Escalation>>>,
+    done: watch::Receiver<Option<Result<(), supervisor::ServerEnd>>>,
 }
 
 impl RunningServer {

@@ -124,19 +124,75 @@ impl Instance {
 
     /// Stops starting messages, lets the handlers in flight finish (up to
     /// `deadline`), commits what was handled and leaves the group. Messages not
-    /// handled by then are delivered again to the partitions' next owner.
-    async fn stop(self, server: &str, deadline: Duration) {
+    /// handled by then are delivered again to the partitions' next owner. Fails
+    /// when the group could not commit what was handled, or did not close.
+    async fn stop(self, server: &str, deadline: Duration) -> Result<(), ServerEnd> {
         let (idle_tx, idle) = oneshot::channel();
         if self.actor.send(Quiesce(idle_tx)).await.is_ok()
             && tokio::time::timeout(deadline, idle).await.is_err()
         {
             tracing::warn!(server, ?deadline, "handlers still running at the shutdown deadline; their messages will be delivered again");
         }
-        match self.group.close_within(Duration::ZERO).await {
-            Ok(()) | Err(Error::Closed { .. }) => {}
-            Err(e) => tracing::warn!(server, error = %e, "closing the consumer group failed"),
-        }
+        let closed = self.group.close_within(Duration::ZERO).await;
         self.actor.do_send(Terminate);
+        match closed {
+            Ok(()) | Err(Error::Closed { .. }) => Ok(()),
+            Err(Error::Uncommitted {
+                name,
+                offsets,
+                reason,
+            }) => Err(ServerEnd::Uncommitted {
+                group: name,
+                offsets,
+                reason,
+            }),
+            Err(e) => Err(ServerEnd::StopFailed {
+                server: server.to_string(),
+                reason: format!("closing its consumer group failed: {e}"),
+            }),
+        }
+    }
+}
+
+/// How a supervised server ended, when not cleanly.
+#[derive(Debug, Clone)]
+pub(crate) enum ServerEnd {
+    /// It failed past its restart limit.
+    Escalated(Escalation),
+    /// It stopped, but its group could not commit what was handled.
+    Uncommitted {
+        group: String,
+        offsets: Vec<crate::consumer::PartitionOffset>,
+        reason: String,
+    },
+    /// It stopped, but its group did not close properly.
+    StopFailed { server: String, reason: String },
+}
+
+impl From<Escalation> for ServerEnd {
+    fn from(escalation: Escalation) -> Self {
+        ServerEnd::Escalated(escalation)
+    }
+}
+
+impl From<ServerEnd> for Error {
+    fn from(end: ServerEnd) -> Self {
+        match end {
+            ServerEnd::Escalated(escalation) => Error::from(escalation),
+            ServerEnd::Uncommitted {
+                group,
+                offsets,
+                reason,
+            } => Error::Uncommitted {
+                name: group,
+                offsets,
+                reason,
+            },
+            ServerEnd::StopFailed { server, reason } => Error::ServerFailed {
+                name: server,
+                reason,
+            },
+        }
     }
 }
 
@@ -147,7 +203,7 @@ pub(crate) async fn supervise(
     state: Rc<ServerState>,
     mut instance: Instance,
     mut shutdown: watch::Receiver<Option<Duration>>,
-) -> Result<(), Escalation> {
+) -> Result<(), ServerEnd> {
     let mut tracker = RestartTracker::new(
         spec.policy.clone(),
         KIND,
@@ -158,12 +214,14 @@ pub(crate) async fn supervise(
         let mut reason = tokio::select! {
             reason = instance.failed(&spec.kafka) => reason,
             deadline = requested(&mut shutdown) => {
-                instance.stop(&spec.name, deadline).await;
-                return Ok(());
+                return instance.stop(&spec.name, deadline).await;
             }
         };
         tracing::warn!(server = %spec.name, %reason, "consumer server failed");
-        instance.stop(&spec.name, spec.drain_timeout).await;
+        // What it could not commit is handled again after the restart.
+        if let Err(end) = instance.stop(&spec.name, spec.drain_timeout).await {
+            tracing::warn!(server = %spec.name, error = %Error::from(end), "the failed server's group closed uncleanly");
+        }
         instance = loop {
             let delay = tracker.next_delay(&reason)?;
             tokio::select! {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ledger::SubscriberMask;
-use crate::consumer::{ConsumedMessage, StartingOffset, TopicPartition};
+use crate::consumer::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
 
 /// Partitions given to this member, with where each starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +82,11 @@ pub(crate) enum Command {
     },
     SubscribeEvents(actix::Recipient<GroupEvent>),
     Status(tokio::sync::oneshot::Sender<super::GroupStatus>),
-    /// Drain for at most `drain` (capped by `drainTimeout`), commit, leave.
+    /// Drain for at most `drain` (capped by `drainTimeout`), commit, leave;
+    /// the reply names what the member failed to commit, if anything.
     Close {
         drain: Duration,
-        reply: tokio::sync::oneshot::Sender<()>,
+        reply: tokio::sync::oneshot::Sender<Result<(), Uncommitted>>,
     },
     SimulateFatalError {
         reason: String,
@@ -217,4 +218,12 @@ impl From<GroupEvent> for Event {
 pub(crate) enum PullItem {
     Batch(MessageBatch),
     Event(GroupEvent),
+}
+
+/// Offsets a member acknowledged but could not commit (its last commit of
+/// each failed), and why.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Uncommitted {
+    pub(crate) offsets: Vec<PartitionOffset>,
+    pub(crate) reason: String,
 }

@@ -315,6 +315,11 @@ impl Handler<Close> for ConsumerGroupActor {
         let close = async move {
             let ask = shared.ask(|reply| Command::Close { drain, reply });
             match tokio::time::timeout(limit, ask).await {
+                Ok(Ok(Err(uncommitted))) => Err(Error::Uncommitted {
+                    name: shared.name.clone(),
+                    offsets: uncommitted.offsets,
+                    reason: uncommitted.reason,
+                }),
                 Ok(_) => Ok(()),
                 Err(_) => Err(Error::GaveUp {
                     kind: KIND,

@@ -52,9 +52,25 @@ impl Engine {
                         self.partitions[i].ledger.mark_committed(committed.offset);
                     }
                 }
+                self.uncommitted
+                    .offsets
+                    .retain(|u| !offsets.iter().any(|c| c.partition == u.partition));
                 Ok(offsets)
             }
-            Err(message) => {
+            Err(error) => {
+                // Named with its offsets: the subscriber (and a later close)
+                // can tell exactly which messages will be handled again.
+                let message = format!(
+                    "{error} (left uncommitted: {})",
+                    crate::consumer::describe_offsets(&offsets)
+                );
+                for failed in &offsets {
+                    self.uncommitted
+                        .offsets
+                        .retain(|u| u.partition != failed.partition);
+                    self.uncommitted.offsets.push(failed.clone());
+                }
+                self.uncommitted.reason = error;
                 let event = GroupEvent::Error(self.error_event(message.clone()));
                 self.emit(event);
                 Err(message)

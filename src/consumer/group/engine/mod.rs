@@ -30,6 +30,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::events::{
     AckSender, Assigned, Command, GroupError, GroupEvent, MessageBatch, PullItem, Revoked,
+    Uncommitted,
 };
 use super::ledger::{Ledger, SubscriberMask, MAX_SUBSCRIBERS};
 use super::GroupStatus;
@@ -127,7 +128,10 @@ pub(crate) struct Engine {
     held: usize,
     max_held: usize,
     generation: i32,
-    closers: Vec<tokio::sync::oneshot::Sender<()>>,
+    closers: Vec<tokio::sync::oneshot::Sender<Result<(), Uncommitted>>>,
+    /// What was acknowledged but whose commit failed, per partition, and the
+    /// last failure: a close reports it instead of claiming a clean end.
+    uncommitted: Uncommitted,
     close_started: Option<Instant>,
     /// How long the close may wait for acknowledgements.
     close_drain: Duration,
@@ -260,6 +264,7 @@ impl Engine {
             max_held: 0,
             generation: -1,
             closers: Vec::new(),
+            uncommitted: Uncommitted::default(),
             close_started: None,
             close_drain: Duration::MAX,
             unsubscribed: false,
@@ -497,19 +502,26 @@ pub(crate) fn run(consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce(&Ex
             notify(&exit);
         }
     }
-    let closers = {
+    let (closers, outcome) = {
         let mut engine = context.lock();
         if matches!(exit, Exit::Closed) {
+            // A failure is recorded in `uncommitted` (and emitted) by commit.
             let _ = engine.commit(&consumer, CommitMode::Sync, None);
         }
         // Partition queues hold the consumer: let go of them first.
         engine.partitions.clear();
-        std::mem::take(&mut engine.closers)
+        let uncommitted = std::mem::take(&mut engine.uncommitted);
+        let outcome = if uncommitted.offsets.is_empty() {
+            Ok(())
+        } else {
+            Err(uncommitted)
+        };
+        (std::mem::take(&mut engine.closers), outcome)
     };
     // Dropping the consumer leaves the group (librdkafka's consumer close).
     drop(consumer);
     for closer in closers {
-        let _ = closer.send(());
+        let _ = closer.send(outcome.clone());
     }
     if let Some(notify) = on_exit.take() {
         notify(&exit);
