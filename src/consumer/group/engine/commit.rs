@@ -78,6 +78,8 @@ impl Engine {
         }
     }
 
+    /// Commits when due. A failure is emitted and recorded by `commit`; an
+    /// asynchronous commit's result is not observed yet (issue 11).
     pub(super) fn commit_due(&mut self, consumer: &BaseConsumer<GroupContext>) {
         let interval = self.settings.commit_interval;
         if interval.is_zero() {

@@ -80,6 +80,8 @@ impl Engine {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        // A failure is not lost: commit emits it to subscribers, naming the
+        // offsets, and records them for the close's report.
         let _ = self.commit(consumer, CommitMode::Sync, Some(&revoked));
         let before = self.partitions.len();
         let mut released = 0;
