@@ -78,8 +78,9 @@ impl Engine {
         }
     }
 
-    /// Commits when due. A failure is emitted and recorded by `commit`; an
-    /// asynchronous commit's result is not observed yet (issue 11).
+    /// Commits when due. A synchronous commit's failure is emitted and
+    /// recorded by `commit`; an asynchronous one's result arrives in
+    /// librdkafka's commit callback, which the group does not read yet.
     pub(super) fn commit_due(&mut self, consumer: &BaseConsumer<GroupContext>) {
         let interval = self.settings.commit_interval;
         if interval.is_zero() {
