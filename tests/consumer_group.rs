@@ -9,34 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
-use common::{forwarder, group_config, next, produce, Fixture};
+use common::{forwarder, group_config, next, produce, receive, uncommitted_offsets, Fixture};
 use ekafka::consumer::PartitionOffset;
 use ekafka::consumer::{GroupEvent, MessageBatch};
 use ekafka::interceptor::{ClientInfo, Interceptor};
 use ekafka::testing::unique_name;
 use ekafka::Ekafka;
-
-/// Receives batches until `count` messages arrived; acks each batch. Returns the
-/// values per partition, in arrival order.
-async fn receive(
-    batches: &mut tokio::sync::mpsc::UnboundedReceiver<MessageBatch>,
-    count: usize,
-) -> BTreeMap<i32, Vec<(i64, String)>> {
-    let mut by_partition: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
-    let mut received = 0;
-    while received < count {
-        let batch = next(batches, &format!("message {} of {count}", received + 1)).await;
-        for m in batch.messages() {
-            by_partition
-                .entry(m.partition)
-                .or_default()
-                .push((m.offset, m.value_str().unwrap().to_string()));
-        }
-        received += batch.messages().len();
-        batch.ack();
-    }
-    by_partition
-}
 
 #[actix::test]
 async fn every_message_arrives_once_in_order_per_partition_and_is_committed() {
@@ -592,13 +570,7 @@ async fn close_with_the_coordinator_away_names_what_was_left_uncommitted() {
         cluster.broker_down(broker).unwrap();
     }
     let error = group.close().await.expect_err("the final commit failed");
-    let ekafka::Error::Uncommitted { offsets, .. } = &error else {
-        panic!("expected Error::Uncommitted, got {error}");
-    };
-    let left: BTreeMap<i32, i64> = offsets
-        .iter()
-        .map(|o| (o.partition.partition, o.offset))
-        .collect();
+    let left = uncommitted_offsets(&error);
     let handled: BTreeMap<i32, i64> = by_partition
         .iter()
         .map(|(p, m)| (*p, m.len() as i64))

@@ -5,6 +5,7 @@
 
 pub mod kafka;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ekafka::testing::{unique_name, TestCluster};
@@ -128,6 +129,40 @@ pub async fn read_back(bootstrap: String, topic: String, count: usize) -> Vec<Re
     })
     .await
     .expect("reader thread")
+}
+
+/// Receives batches until `count` messages arrived; acks each batch. Returns the
+/// values per partition, in arrival order.
+pub async fn receive(
+    batches: &mut tokio::sync::mpsc::UnboundedReceiver<ekafka::MessageBatch>,
+    count: usize,
+) -> BTreeMap<i32, Vec<(i64, String)>> {
+    let mut by_partition: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
+    let mut received = 0;
+    while received < count {
+        let batch = next(batches, &format!("message {} of {count}", received + 1)).await;
+        for m in batch.messages() {
+            by_partition
+                .entry(m.partition)
+                .or_default()
+                .push((m.offset, m.value_str().unwrap().to_string()));
+        }
+        received += batch.messages().len();
+        batch.ack();
+    }
+    by_partition
+}
+
+/// Per partition, the offset an [`ekafka::Error::Uncommitted`] names; panics
+/// on any other error.
+pub fn uncommitted_offsets(error: &ekafka::Error) -> BTreeMap<i32, i64> {
+    let ekafka::Error::Uncommitted { offsets, .. } = error else {
+        panic!("expected Error::Uncommitted, got {error}");
+    };
+    offsets
+        .iter()
+        .map(|o| (o.partition.partition, o.offset))
+        .collect()
 }
 
 /// Polls `check` until it returns `Some`, or panics after [`WAIT`].
