@@ -41,6 +41,15 @@ pub enum Error {
         /// Its configured name.
         name: String,
     },
+    /// The client failed and is being replaced under its restart policy; the
+    /// request can be made again in a moment.
+    #[error("{kind} {name:?} is restarting after a failure")]
+    Restarting {
+        /// "producer", ...
+        kind: &'static str,
+        /// Its configured name.
+        name: String,
+    },
     /// librdkafka refused to create or restart a client.
     #[error("{kind} {name:?}: cannot create the Kafka client: {source}")]
     Client {

@@ -1,8 +1,7 @@
 //! The producer actor: owns the librdkafka client, restarts it when it fails, and
 //! turns writes into per-message outcomes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -13,10 +12,12 @@ use super::client::{Blocked, Client, ClientError, DeliveryFailed, Pending, Share
 use super::report::{CloseReport, Outcome, WriteReport};
 use super::tracker::Tracker;
 use crate::config::ProducerConfig;
-use crate::error::{Error, ProduceError, ProduceErrorKind, Refusal};
+use crate::error::{Error, ProduceError, ProduceErrorKind};
 use crate::interceptor::{Admitted, Chain, ClientInfo};
 use crate::message::Message;
-use crate::supervision::{Escalator, RestartPolicy, RestartTracker};
+use crate::supervision::{
+    client_failure, AuthorizationScope, Escalator, Incarnations, RestartPolicy, Slot, Supervisor,
+};
 
 const KIND: &str = "producer";
 
@@ -54,139 +55,103 @@ impl ProducerSpec {
     }
 }
 
-/// The current client, or why there is none.
-struct Slot {
-    client: Option<Arc<Client>>,
-    generation: u64,
-    restarts: RestartTracker,
-    total_restarts: u64,
-    gave_up: Option<String>,
-}
-
-/// What the actor and its restart futures share.
-#[derive(Clone)]
-struct Core {
-    spec: Arc<ProducerSpec>,
+/// How the producer's clients are started, replaced and closed, for its
+/// [`Supervisor`].
+pub(crate) struct ProducerClients {
+    spec: ProducerSpec,
     shared: Arc<Shared>,
-    slot: Arc<Mutex<Slot>>,
 }
 
-impl Core {
-    fn slot(&self) -> MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+impl Incarnations for ProducerClients {
+    type Client = Arc<Client>;
+    type Closed = CloseReport;
+
+    async fn start(&self, incarnation: u64) -> Result<Arc<Client>, Error> {
+        self.spec
+            .create_client(incarnation, &self.shared)
+            .map(Arc::new)
     }
 
-    fn current(&self) -> Result<Arc<Client>, Error> {
-        let slot = self.slot();
-        match (&slot.client, &slot.gave_up) {
-            (Some(client), _) => Ok(Arc::clone(client)),
-            (None, Some(reason)) => Err(Error::GaveUp {
-                kind: KIND,
-                name: self.spec.name.clone(),
-                restarts: slot.restarts.recent_restarts(),
-                reason: reason.clone(),
-            }),
-            (None, None) => Err(Error::Closed {
-                kind: KIND,
-                name: self.spec.name.clone(),
-            }),
-        }
+    async fn discard(&self, client: Arc<Client>, reason: &str) {
+        // Fail what the dead client still holds, so its writers hear now, and
+        // why. Purging and dropping join librdkafka threads: keep them off the
+        // actor.
+        let why = format!("the client was replaced: {reason}");
+        let _ = tokio::task::spawn_blocking(move || {
+            client.purge(why);
+            drop(client);
+        })
+        .await;
     }
 
-    /// Replaces the client of `failed_generation` with a new one, after the
-    /// policy's backoff. A second report of the same failure does nothing.
-    async fn restart(self, failed_generation: u64, reason: String) {
-        let old = {
-            let mut slot = self.slot();
-            if slot.generation != failed_generation || slot.client.is_none() {
-                return;
-            }
-            slot.client.take()
-        };
-        if let Some(old) = old {
-            // Fail what the dead client still holds, so its writers hear now,
-            // and why. Purging and dropping join librdkafka threads: keep them
-            // off the actor.
-            let why = format!("the client was replaced: {reason}");
-            let _ = tokio::task::spawn_blocking(move || {
-                old.purge(why);
-                drop(old);
-            })
-            .await;
-        }
-        let mut last_failure = reason;
-        loop {
-            let delay = self.slot().restarts.next_delay(&last_failure);
-            let Ok(delay) = delay else {
-                self.slot().gave_up = Some(last_failure);
-                return;
-            };
-            tokio::time::sleep(delay).await;
-            let generation = failed_generation + 1;
-            match self.spec.create_client(generation, &self.shared) {
-                Ok(client) => {
-                    let mut slot = self.slot();
-                    slot.client = Some(Arc::new(client));
-                    slot.generation = generation;
-                    slot.total_restarts += 1;
-                    tracing::info!(producer = %self.spec.name, generation, "producer client restarted");
-                    return;
-                }
-                Err(e) => last_failure = e.to_string(),
-            }
-        }
+    async fn close(&self, client: Arc<Client>, deadline: Duration) -> Result<CloseReport, Error> {
+        let _ = tokio::task::spawn_blocking(move || {
+            client.flush_or_purge(deadline);
+            drop(client);
+        })
+        .await;
+        Ok(CloseReport {
+            undelivered: self.shared.take_undelivered(),
+        })
     }
+}
 
-    /// Enqueues what a blocked write still holds: waits for queue space, or
-    /// restarts a failed client, for at most `writeTimeout`.
-    async fn resume(self, mut blocked: Blocked, mut pending: Pending, tracker: Arc<Tracker>) {
-        let give_up_at = Instant::now() + self.spec.config.write_timeout;
-        loop {
-            match blocked {
-                Blocked::QueueFull => self.shared.wait_for_space(Duration::from_millis(100)).await,
-                Blocked::Fatal => {
-                    let generation = self.slot().generation;
-                    self.clone()
-                        .restart(
-                            generation,
-                            "the client reported a fatal error while writing".into(),
-                        )
-                        .await
-                }
+/// Enqueues what a blocked write still holds: waits for queue space, or
+/// restarts a failed client, for at most `writeTimeout`.
+async fn resume(
+    supervisor: Supervisor<ProducerClients>,
+    mut blocked: Blocked,
+    mut pending: Pending,
+    tracker: Arc<Tracker>,
+) {
+    let clients = supervisor.spec();
+    let config = &clients.spec.config;
+    let give_up_at = Instant::now() + config.write_timeout;
+    loop {
+        match blocked {
+            Blocked::QueueFull => {
+                clients
+                    .shared
+                    .wait_for_space(Duration::from_millis(100))
+                    .await
             }
-            let client = match self.current() {
-                Ok(client) => client,
-                Err(e) => {
-                    return fail_all(
-                        &tracker,
-                        pending,
-                        ProduceErrorKind::ProducerDown,
-                        &e.to_string(),
-                    )
-                }
-            };
-            let config = &self.spec.config;
-            match client.enqueue(
-                config.topic.as_deref(),
-                &tracker,
-                config.async_writes,
-                &mut pending,
-            ) {
-                Ok(()) => return,
-                Err(again) => blocked = again,
+            Blocked::Fatal(incarnation) => {
+                let reason = "the client reported a fatal error while writing";
+                // Past the limit the escalation is what `current` answers below.
+                let _ = supervisor.fail(incarnation, reason.into()).await;
             }
-            if Instant::now() >= give_up_at {
-                let reason = format!(
-                    "the producer queue stayed full for writeTimeout ({:?})",
-                    config.write_timeout
-                );
+        }
+        let client = match supervisor.slot().ready().await {
+            Ok((_, client)) => client,
+            Err(e) => {
                 return fail_all(
                     &tracker,
                     pending,
-                    ProduceErrorKind::Kafka(RDKafkaErrorCode::QueueFull),
-                    &reason,
-                );
+                    ProduceErrorKind::ProducerDown,
+                    &e.to_string(),
+                )
             }
+        };
+        match client.enqueue(
+            config.topic.as_deref(),
+            &tracker,
+            config.async_writes,
+            &mut pending,
+        ) {
+            Ok(()) => return,
+            Err(again) => blocked = again,
+        }
+        if Instant::now() >= give_up_at {
+            let reason = format!(
+                "the producer queue stayed full for writeTimeout ({:?})",
+                config.write_timeout
+            );
+            return fail_all(
+                &tracker,
+                pending,
+                ProduceErrorKind::Kafka(RDKafkaErrorCode::QueueFull),
+                &reason,
+            );
         }
     }
 }
@@ -206,48 +171,38 @@ fn fail_all(tracker: &Tracker, pending: Pending, kind: ProduceErrorKind, reason:
 
 /// The supervised producer actor. Users hold a [`Producer`](super::Producer) handle.
 pub struct ProducerActor {
-    core: Core,
+    supervisor: Supervisor<ProducerClients>,
     info: ClientInfo,
-    closed: Arc<AtomicBool>,
 }
 
 impl ProducerActor {
-    pub(crate) fn new(spec: ProducerSpec, closed: Arc<AtomicBool>) -> Result<Self, Error> {
+    pub(crate) fn new(spec: ProducerSpec) -> Result<Self, Error> {
         let shared = Arc::new(Shared::new(spec.name.clone()));
-        let client = spec.create_client(0, &shared)?;
+        let first = Arc::new(spec.create_client(0, &shared)?);
         let info = ClientInfo {
             kind: crate::interceptor::ClientKind::Producer,
             name: spec.name.clone(),
             topic: spec.config.topic.clone(),
         };
-        let slot = Slot {
-            client: Some(Arc::new(client)),
-            generation: 0,
-            restarts: RestartTracker::new(
-                spec.restart_policy.clone(),
-                KIND,
-                &spec.name,
-                spec.escalator.clone(),
-            ),
-            total_restarts: 0,
-            gave_up: None,
-        };
+        let (name, policy, escalator) = (
+            spec.name.clone(),
+            spec.restart_policy.clone(),
+            spec.escalator.clone(),
+        );
+        let clients = ProducerClients { spec, shared };
         Ok(ProducerActor {
-            core: Core {
-                spec: Arc::new(spec),
-                shared,
-                slot: Arc::new(Mutex::new(slot)),
-            },
+            supervisor: Supervisor::new(clients, first, KIND, &name, policy, escalator),
             info,
-            closed,
         })
     }
 
-    fn closed_error(&self) -> Error {
-        Error::Closed {
-            kind: KIND,
-            name: self.core.spec.name.clone(),
-        }
+    /// Where handles read whether the producer is closed.
+    pub(crate) fn slot(&self) -> Arc<Slot<Arc<Client>>> {
+        Arc::clone(self.supervisor.slot())
+    }
+
+    fn clients(&self) -> &ProducerClients {
+        self.supervisor.spec()
     }
 }
 
@@ -256,7 +211,7 @@ impl Actor for ProducerActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         *self
-            .core
+            .clients()
             .shared
             .failure_sink
             .lock()
@@ -264,10 +219,9 @@ impl Actor for ProducerActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.closed.store(true, Ordering::SeqCst);
         // Dropped without `close`: still deliver what is queued, off this thread.
-        if let Some(client) = self.core.slot().client.take() {
-            let timeout = self.core.spec.config.write_timeout;
+        if let Some(client) = self.supervisor.slot().abandon() {
+            let timeout = self.clients().spec.config.write_timeout;
             std::thread::spawn(move || client.flush_or_purge(timeout));
         }
     }
@@ -282,12 +236,12 @@ impl Handler<Write> for ProducerActor {
     type Result = ResponseFuture<Result<WriteReport, Error>>;
 
     fn handle(&mut self, Write(messages): Write, ctx: &mut Self::Context) -> Self::Result {
-        if self.closed.load(Ordering::SeqCst) {
-            let error = self.closed_error();
-            return Box::pin(async move { Err(error) });
-        }
+        let client = match self.supervisor.slot().current() {
+            Ok((_, client)) => client,
+            Err(error) => return Box::pin(async move { Err(error) }),
+        };
         let started = Instant::now();
-        let chain = self.core.spec.interceptors.clone();
+        let chain = self.clients().spec.interceptors.clone();
         let info = self.info.clone();
         let messages = match chain.before_write(&info, messages) {
             Admitted::Pass(messages) => messages,
@@ -296,13 +250,9 @@ impl Handler<Write> for ProducerActor {
                 return Box::pin(async move { Ok(report) });
             }
         };
-        let client = match self.core.current() {
-            Ok(client) => client,
-            Err(error) => return Box::pin(async move { Err(error) }),
-        };
         let tracker = Arc::new(Tracker::new(messages.len()));
         let mut pending: Pending = messages.into_iter().enumerate().collect();
-        let config = &self.core.spec.config;
+        let config = &self.clients().spec.config;
         if let Err(blocked) = client.enqueue(
             config.topic.as_deref(),
             &tracker,
@@ -311,13 +261,15 @@ impl Handler<Write> for ProducerActor {
         ) {
             // Hold the mailbox until this write is fully queued, so later writes
             // cannot overtake it.
-            let resume = self
-                .core
-                .clone()
-                .resume(blocked, pending, Arc::clone(&tracker));
+            let resume = resume(
+                self.supervisor.clone(),
+                blocked,
+                pending,
+                Arc::clone(&tracker),
+            );
             ctx.wait(resume.into_actor(self));
         }
-        let deadline = self.core.spec.outcome_deadline();
+        let deadline = self.clients().spec.outcome_deadline();
         Box::pin(async move {
             let report = WriteReport::new(tracker.outcomes(deadline).await);
             chain.after_write(chain.depth(), &info, &report, started.elapsed());
@@ -335,24 +287,20 @@ impl Handler<Close> for ProducerActor {
     type Result = AtomicResponse<Self, Result<CloseReport, Error>>;
 
     fn handle(&mut self, _: Close, _ctx: &mut Self::Context) -> Self::Result {
-        self.closed.store(true, Ordering::SeqCst);
-        self.core.shared.start_closing();
-        let client = self.core.slot().client.take();
-        let shared = Arc::clone(&self.core.shared);
-        let timeout = self.core.spec.config.write_timeout;
-        let flush = async move {
-            if let Some(client) = client {
-                let _ = tokio::task::spawn_blocking(move || {
-                    client.flush_or_purge(timeout);
-                    drop(client);
-                })
-                .await;
+        let clients = self.clients();
+        clients.shared.start_closing();
+        let timeout = clients.spec.config.write_timeout;
+        let supervisor = self.supervisor.clone();
+        let close = async move {
+            match supervisor.close(timeout).await? {
+                Some(report) => Ok(report),
+                // Closed before: anything undelivered was handed back then.
+                None => Ok(CloseReport {
+                    undelivered: supervisor.spec().shared.take_undelivered(),
+                }),
             }
-            Ok(CloseReport {
-                undelivered: shared.take_undelivered(),
-            })
         };
-        AtomicResponse::new(Box::pin(flush.into_actor(self).map(|report, _act, ctx| {
+        AtomicResponse::new(Box::pin(close.into_actor(self).map(|report, _act, ctx| {
             ctx.stop();
             report
         })))
@@ -369,7 +317,7 @@ impl Handler<SubscribeErrors> for ProducerActor {
 
     fn handle(&mut self, SubscribeErrors(recipient): SubscribeErrors, _ctx: &mut Self::Context) {
         *self
-            .core
+            .clients()
             .shared
             .error_subscriber
             .lock()
@@ -381,25 +329,25 @@ impl Handler<ClientError> for ProducerActor {
     type Result = ();
 
     fn handle(&mut self, error: ClientError, ctx: &mut Self::Context) {
-        if self.closed.load(Ordering::SeqCst) {
+        let Ok((incarnation, client)) = self.supervisor.slot().current() else {
             return;
-        }
-        let fatal = self.core.current().ok().and_then(|c| c.fatal_error());
-        let reason = match (fatal, error.code) {
-            (Some(reason), _) => reason,
-            // librdkafka would retry a refused login or TLS handshake forever
-            // while writes wait for their timeout. Like a fatal error, it fails what the client
-            // holds now, and restarts count against the limit, so wrong
-            // credentials end in an escalation that says so.
-            (None, Some(code)) => match Refusal::of(code) {
-                // A missing ACL fails the messages it concerns, not the client.
-                Some(Refusal::Authorization) | None => return,
-                Some(refusal) => format!("{}: {}", refusal.label(), error.reason),
-            },
-            _ => return,
         };
-        tracing::error!(producer = %self.core.spec.name, %reason, event = %error.reason, "producer client failed; restarting it");
-        let restart = self.core.clone().restart(error.generation, reason);
+        if incarnation != error.generation {
+            return; // about a client already replaced
+        }
+        let reason = match (client.fatal_error(), error.code) {
+            (Some(reason), _) => reason,
+            (None, Some(code)) => match client_failure(code, AuthorizationScope::Messages) {
+                Some(failure) => failure.describe(&error.reason),
+                None => return,
+            },
+            (None, None) => return,
+        };
+        let supervisor = self.supervisor.clone();
+        let restart = async move {
+            // Past the limit, writes answer with the escalation.
+            let _ = supervisor.fail(incarnation, reason).await;
+        };
         ctx.wait(restart.into_actor(self));
     }
 }
@@ -417,7 +365,7 @@ impl Handler<SimulateFatalError> for ProducerActor {
         SimulateFatalError(reason): SimulateFatalError,
         _ctx: &mut Self::Context,
     ) -> Self::Result {
-        let client = self.core.current()?;
+        let (_, client) = self.supervisor.slot().current()?;
         client
             .trigger_fatal_error(&reason)
             .map_err(|reason| Error::FaultInjection { reason })
@@ -441,10 +389,10 @@ impl Handler<Status> for ProducerActor {
     type Result = MessageResult<Status>;
 
     fn handle(&mut self, _: Status, _ctx: &mut Self::Context) -> Self::Result {
-        let slot = self.core.slot();
+        let supervision = self.supervisor.slot().status();
         MessageResult(ProducerStatus {
-            restarts: slot.total_restarts,
-            gave_up: slot.gave_up.clone(),
+            restarts: supervision.restarts,
+            gave_up: supervision.gave_up.map(|escalation| escalation.reason),
         })
     }
 }

@@ -293,8 +293,8 @@ fn message_from(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
 pub(crate) enum Blocked {
     /// librdkafka's queue (`queue.buffering.max.messages`) is full.
     QueueFull,
-    /// The client failed fatally and must be replaced.
-    Fatal,
+    /// The client of this incarnation failed fatally and must be replaced.
+    Fatal(u64),
 }
 
 /// Messages of one write still to be enqueued, with their position in the write.
@@ -387,7 +387,9 @@ impl Client {
                 Err((error, _record)) => {
                     let blocked = match error.rdkafka_error_code() {
                         Some(RDKafkaErrorCode::QueueFull) => Some(Blocked::QueueFull),
-                        Some(RDKafkaErrorCode::Fatal) => Some(Blocked::Fatal),
+                        Some(RDKafkaErrorCode::Fatal) => {
+                            Some(Blocked::Fatal(self.producer.context().generation))
+                        }
                         _ => None,
                     };
                     if let Some(blocked) = blocked {

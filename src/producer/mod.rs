@@ -17,7 +17,6 @@ mod client;
 mod report;
 mod tracker;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::{Actor, Addr, MailboxError, Recipient};
@@ -32,6 +31,7 @@ pub(crate) use balancer::BalancerAdapter;
 
 use crate::error::Error;
 use crate::message::Message;
+use crate::supervision::Slot;
 
 /// A handle to a running producer actor. Cheap to clone; all clones talk to the
 /// same actor.
@@ -54,7 +54,7 @@ use crate::message::Message;
 pub struct Producer {
     name: Arc<str>,
     addr: Addr<ProducerActor>,
-    closed: Arc<AtomicBool>,
+    slot: Arc<Slot<Arc<client::Client>>>,
 }
 
 /// Two handles are equal when they talk to the same actor.
@@ -78,12 +78,12 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     pub(crate) fn start(spec: ProducerSpec) -> Result<Self, Error> {
         let name: Arc<str> = spec.name.as_str().into();
-        let closed = Arc::new(AtomicBool::new(false));
-        let actor = ProducerActor::new(spec, Arc::clone(&closed))?;
+        let actor = ProducerActor::new(spec)?;
+        let slot = actor.slot();
         Ok(Producer {
             name,
             addr: actor.start(),
-            closed,
+            slot,
         })
     }
 
@@ -94,7 +94,7 @@ impl Producer {
 
     /// True once [`close`](Self::close) was called or the actor stopped.
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst) || !self.addr.connected()
+        self.slot.is_closed() || !self.addr.connected()
     }
 
     fn mailbox_error(&self, error: MailboxError) -> Error {
@@ -141,6 +141,8 @@ impl Producer {
     /// report. The component starts a new producer on the next
     /// [`Ekafka::producer`](crate::Ekafka::producer) call.
     pub async fn close(&self) -> Result<CloseReport, Error> {
+        // New writes are refused at once, and a restart under way stops.
+        self.slot.request_close();
         self.addr
             .send(actor::Close)
             .await
