@@ -24,29 +24,25 @@
 mod engine;
 mod events;
 mod ledger;
+mod member;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 
 pub use events::{Assigned, Event, GroupError, GroupEvent, MessageBatch, Revoked};
 
-use engine::{Engine, EngineSettings, Exit, GroupContext, MessageSink};
-use events::{AckSender, Command, PullItem};
+pub(crate) use member::GroupSpec;
 
-use crate::config::ConsumerGroupConfig;
+use engine::{Exit, MessageSink};
+use events::{AckSender, Command, PullItem};
+use member::{EngineExited, EngineHandle, GroupMembers, COMMIT_AND_LEAVE, KIND};
+
 use crate::consumer::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::error::Error;
-use crate::interceptor::{Chain, ClientInfo, ClientKind};
-use crate::supervision::{Escalator, RestartPolicy, RestartTracker};
-
-const KIND: &str = "consumer group";
+use crate::supervision::{Slot, Supervisor};
 
 /// A snapshot of a group member's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,82 +63,11 @@ pub struct GroupStatus {
     pub subscribers: usize,
 }
 
-/// Everything needed to (re)start the member.
-pub(crate) struct GroupSpec {
-    pub(crate) name: String,
-    pub(crate) config: ConsumerGroupConfig,
-    pub(crate) client_config: rdkafka::ClientConfig,
-    pub(crate) interceptors: Chain,
-    pub(crate) restart_policy: RestartPolicy,
-    pub(crate) escalator: Escalator,
-}
-
-impl GroupSpec {
-    fn client_info(&self) -> ClientInfo {
-        ClientInfo {
-            kind: ClientKind::ConsumerGroup,
-            name: self.name.clone(),
-            topic: self.config.topics.first().cloned(),
-        }
-    }
-
-    /// Creates the consumer, subscribes it, and starts its engine thread, which
-    /// reports its end to `addr`.
-    fn start_engine(&self, addr: Addr<ConsumerGroupActor>) -> Result<Sender<Command>, Error> {
-        let settings = EngineSettings {
-            group_id: self.config.group_id.clone(),
-            client: self.client_info(),
-            flow: self.config.flow.clone(),
-            commit_interval: self.config.fetch.commit_interval,
-            coordinator_timeout: self.config.timeout,
-            start_offset: self.config.fetch.start_offset,
-        };
-        let engine = Engine::new(settings, self.interceptors.clone());
-        let commands = engine.commands();
-        let client_error = |source| Error::Client {
-            kind: KIND,
-            name: self.name.clone(),
-            source,
-        };
-        let consumer =
-            BaseConsumer::from_config_and_context(&self.client_config, GroupContext::new(engine))
-                .map_err(client_error)?;
-        let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(client_error)?;
-        std::thread::Builder::new()
-            .name(format!("ekafka-group-{}", self.name))
-            .spawn(move || {
-                let told = Arc::new(AtomicBool::new(false));
-                let (notify, told_in_run) = (addr.clone(), Arc::clone(&told));
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    engine::run(consumer, move |exit| {
-                        told_in_run.store(true, Ordering::SeqCst);
-                        notify.do_send(EngineExited(exit.clone()));
-                    })
-                }));
-                // A panic after the exit was reported (while leaving) must not
-                // start a second engine.
-                if ran.is_err() && !told.load(Ordering::SeqCst) {
-                    addr.do_send(EngineExited(Exit::Failed(
-                        "the consumer group engine panicked".into(),
-                    )));
-                }
-            })
-            .map_err(|e| Error::GaveUp {
-                kind: KIND,
-                name: self.name.clone(),
-                restarts: 0,
-                reason: format!("cannot start the engine thread: {e}"),
-            })?;
-        Ok(commands)
-    }
-}
-
 /// State shared by the actor and every handle.
 struct Shared {
     name: String,
-    commands: Mutex<Sender<Command>>,
-    closed: AtomicBool,
+    /// The running engine, or why there is none.
+    slot: Arc<Slot<EngineHandle>>,
     pull: tokio::sync::Mutex<Option<Pull>>,
     drain_timeout: Duration,
     /// Set once the actor stopped, for good.
@@ -151,15 +76,8 @@ struct Shared {
 
 impl Shared {
     fn send(&self, command: Command) -> Result<(), Error> {
-        let commands = self
-            .commands
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        commands.send(command).map_err(|_| Error::Closed {
-            kind: KIND,
-            name: self.name.clone(),
-        })
+        let (_, engine) = self.slot.current()?;
+        engine.0.send(command).map_err(|_| self.closed_error())
     }
 
     fn closed_error(&self) -> Error {
@@ -169,12 +87,17 @@ impl Shared {
         }
     }
 
+    /// Asks the running engine, waiting out a restart under way.
     async fn ask<T>(
         &self,
         make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Command,
     ) -> Result<T, Error> {
+        let (_, engine) = self.slot.ready().await?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send(make(reply))?;
+        engine
+            .0
+            .send(make(reply))
+            .map_err(|_| self.closed_error())?;
         answer.await.map_err(|_| self.closed_error())
     }
 }
@@ -188,70 +111,40 @@ struct Pull {
 
 /// The supervised actor of one group member. Users hold a [`ConsumerGroup`].
 pub struct ConsumerGroupActor {
-    spec: GroupSpec,
+    supervisor: Supervisor<GroupMembers>,
     shared: Arc<Shared>,
-    restarts: RestartTracker,
-    message_subscribers: Vec<Recipient<MessageBatch>>,
-    event_subscribers: Vec<Recipient<GroupEvent>>,
 }
 
 impl Actor for ConsumerGroupActor {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.shared.closed.store(true, Ordering::SeqCst);
         // Stopped without close (the System is shutting down): still drain and leave.
-        let (reply, _) = tokio::sync::oneshot::channel();
-        let _ = self.shared.send(Command::Close {
-            drain: Duration::MAX,
-            reply,
-        });
+        if let Some(engine) = self.shared.slot.abandon() {
+            let (reply, _) = tokio::sync::oneshot::channel();
+            let _ = engine.0.send(Command::Close {
+                drain: Duration::MAX,
+                reply,
+            });
+        }
         self.shared.ended.send_replace(true);
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-struct EngineExited(Exit);
-
 impl Handler<EngineExited> for ConsumerGroupActor {
     type Result = ();
 
-    fn handle(&mut self, EngineExited(exit): EngineExited, ctx: &mut Self::Context) {
-        let Exit::Failed(reason) = exit else {
+    fn handle(&mut self, exited: EngineExited, ctx: &mut Self::Context) {
+        let Exit::Failed(reason) = exited.exit else {
             return;
         };
-        if self.shared.closed.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(delay) = self.restarts.next_delay(&reason) else {
-            ctx.stop();
-            return;
-        };
-        tracing::warn!(group = %self.spec.name, %reason, ?delay, "consumer group failed; restarting it");
-        ctx.run_later(delay, |act, ctx| {
-            match act.spec.start_engine(ctx.address()) {
-                Ok(commands) => {
-                    for recipient in &act.message_subscribers {
-                        let (reply, _) = tokio::sync::oneshot::channel();
-                        let _ = commands.send(Command::SubscribeMessages {
-                            sink: MessageSink::Actor(recipient.clone()),
-                            reply,
-                        });
-                    }
-                    for recipient in &act.event_subscribers {
-                        let _ = commands.send(Command::SubscribeEvents(recipient.clone()));
-                    }
-                    *act.shared
-                        .commands
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = commands;
-                }
-                Err(e) => {
-                    ctx.notify(EngineExited(Exit::Failed(e.to_string())));
-                }
+        let supervisor = self.supervisor.clone();
+        let restart = async move { supervisor.fail(exited.incarnation, reason).await };
+        ctx.wait(restart.into_actor(self).map(|restarted, _act, ctx| {
+            if restarted.is_err() {
+                ctx.stop(); // escalated: the component and the App know why
             }
-        });
+        }));
     }
 }
 
@@ -267,7 +160,9 @@ impl Handler<Subscribe> for ConsumerGroupActor {
         Subscribe(recipient): Subscribe,
         _ctx: &mut Self::Context,
     ) -> Self::Result {
-        self.message_subscribers.push(recipient.clone());
+        self.supervisor
+            .spec()
+            .add_message_subscriber(recipient.clone());
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             shared
@@ -293,7 +188,9 @@ impl Handler<SubscribeEvents> for ConsumerGroupActor {
         SubscribeEvents(recipient): SubscribeEvents,
         _ctx: &mut Self::Context,
     ) -> Self::Result {
-        self.event_subscribers.push(recipient.clone());
+        self.supervisor
+            .spec()
+            .add_event_subscriber(recipient.clone());
         self.shared.send(Command::SubscribeEvents(recipient))
     }
 }
@@ -308,29 +205,14 @@ impl Handler<Close> for ConsumerGroupActor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, Close { drain }: Close, _ctx: &mut Self::Context) -> Self::Result {
-        self.shared.closed.store(true, Ordering::SeqCst);
-        let shared = Arc::clone(&self.shared);
         // Never hang: the engine gets the drain timeout plus time to commit and leave.
-        let limit = shared.drain_timeout.min(drain) + Duration::from_secs(15);
-        let close = async move {
-            let ask = shared.ask(|reply| Command::Close { drain, reply });
-            match tokio::time::timeout(limit, ask).await {
-                Ok(Ok(Err(uncommitted))) => Err(Error::Uncommitted {
-                    name: shared.name.clone(),
-                    offsets: uncommitted.offsets,
-                    reason: uncommitted.reason,
-                }),
-                Ok(_) => Ok(()),
-                Err(_) => Err(Error::GaveUp {
-                    kind: KIND,
-                    name: shared.name.clone(),
-                    restarts: 0,
-                    reason: format!(
-                        "close did not finish within {limit:?}; the group is left behind"
-                    ),
-                }),
-            }
-        };
+        let deadline = self
+            .shared
+            .drain_timeout
+            .min(drain)
+            .saturating_add(COMMIT_AND_LEAVE);
+        let supervisor = self.supervisor.clone();
+        let close = async move { supervisor.close(deadline).await.map(drop) };
         AtomicResponse::new(Box::pin(close.into_actor(self).map(|result, _act, ctx| {
             ctx.stop();
             result
@@ -385,31 +267,24 @@ impl std::fmt::Debug for ConsumerGroup {
 
 impl ConsumerGroup {
     pub(crate) fn start(spec: GroupSpec) -> Result<Self, Error> {
-        let restarts = RestartTracker::new(
-            spec.restart_policy.clone(),
-            KIND,
-            &spec.name,
-            spec.escalator.clone(),
-        );
         let drain_timeout = spec.config.flow.drain_timeout;
         let name = spec.name.clone();
-        // The engine needs the actor's address, and the actor the engine's commands.
+        let (policy, escalator) = (spec.restart_policy.clone(), spec.escalator.clone());
+        // The engine reports to the actor, so the actor's address comes first.
         let context = Context::<ConsumerGroupActor>::new();
-        let commands = spec.start_engine(context.address())?;
+        let members = GroupMembers::new(spec, context.address().recipient());
+        let first = members.launch(0)?;
+        let supervisor = Supervisor::new(members, first, KIND, &name, policy, escalator);
         let shared = Arc::new(Shared {
             name,
-            commands: Mutex::new(commands),
-            closed: AtomicBool::new(false),
+            slot: Arc::clone(supervisor.slot()),
             pull: tokio::sync::Mutex::new(None),
             drain_timeout,
             ended: tokio::sync::watch::Sender::new(false),
         });
         let actor = ConsumerGroupActor {
-            spec,
+            supervisor,
             shared: Arc::clone(&shared),
-            restarts,
-            message_subscribers: Vec::new(),
-            event_subscribers: Vec::new(),
         };
         Ok(ConsumerGroup {
             addr: context.run(actor),
@@ -424,7 +299,7 @@ impl ConsumerGroup {
 
     /// True once closed (or stopped).
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::SeqCst) || !self.addr.connected()
+        self.shared.slot.is_closed() || !self.addr.connected()
     }
 
     fn mailbox_error(&self, _: MailboxError) -> Error {
@@ -482,12 +357,10 @@ impl ConsumerGroup {
                 }
                 Some(PullItem::Event(event)) => return Ok(event.into()),
                 None => {
-                    // The engine stopped: closed for good, or restarting.
+                    // The engine stopped: closed for good, or restarting; the
+                    // next one gets a new pull subscription.
                     *pull = None;
-                    if self.is_closed() {
-                        return Err(self.shared.closed_error());
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    self.shared.slot.ready().await?;
                 }
             }
         }
@@ -581,6 +454,8 @@ impl ConsumerGroup {
     /// rest is delivered again to the partitions' next owner. Consumer servers
     /// use this once their in-flight handlers are done.
     pub async fn close_within(&self, drain: Duration) -> Result<(), Error> {
+        // Requests are refused from now on, and a restart under way stops.
+        self.shared.slot.request_close();
         self.addr
             .send(Close { drain })
             .await

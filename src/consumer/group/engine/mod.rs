@@ -15,7 +15,6 @@ mod flow;
 mod rebalance;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -39,6 +38,7 @@ use crate::consumer::context::LastErrorLog;
 use crate::consumer::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
 use crate::error::Refusal;
 use crate::interceptor::{Chain, ClientInfo};
+use crate::supervision::{client_failure, AuthorizationScope, ClientFailure};
 
 /// Events taken from the main queue per round.
 const POLL_BURST: usize = 100;
@@ -147,7 +147,6 @@ pub(crate) struct Engine {
 pub(crate) struct GroupContext {
     engine: Mutex<Engine>,
     client_name: String,
-    fatal: AtomicBool,
     /// A consumer's error events carry only a code; the detail (the broker's
     /// answer to a login) is what librdkafka logs.
     last_error_log: LastErrorLog,
@@ -158,7 +157,6 @@ impl GroupContext {
         GroupContext {
             client_name: format!("consumer group {}", engine.settings.client.name),
             engine: Mutex::new(engine),
-            fatal: AtomicBool::new(false),
             last_error_log: LastErrorLog::default(),
         }
     }
@@ -175,25 +173,21 @@ impl ClientContext for GroupContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        use rdkafka::types::RDKafkaErrorCode;
-        match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::Fatal) => {
-                self.fatal.store(true, Ordering::SeqCst);
-                self.lock().failure = Some(format!("fatal consumer error: {reason}"));
-            }
-            // librdkafka would retry a refused login, handshake or ACL forever
-            // and the group would sit unassigned without a word. The member
-            // fails instead: it is restarted with backoff, and past the limit
-            // the group escalates, saying why.
-            Some(code) if Refusal::of(code).is_some() => {
-                let refusal = Refusal::of(code).expect("matched");
-                let detail = match refusal {
-                    Refusal::Authorization => code.to_string(),
+        let failure = error
+            .rdkafka_error_code()
+            .and_then(|code| Some((code, client_failure(code, AuthorizationScope::Client)?)));
+        match failure {
+            // The member fails: it is restarted with backoff, and past the
+            // limit the group escalates, saying why.
+            Some((code, failure)) => {
+                let detail = match failure {
+                    // A missing ACL is explained by its code.
+                    ClientFailure::Refused(Refusal::Authorization) => code.to_string(),
                     _ => reason.to_string(),
                 };
-                self.lock().failure = Some(format!("{}: {detail}", refusal.label()));
+                self.lock().failure = Some(failure.describe(&detail));
             }
-            _ => tracing::warn!(error = %error, reason, "consumer group client error"),
+            None => tracing::warn!(error = %error, reason, "consumer group client error"),
         }
     }
 }
@@ -568,11 +562,13 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
                 None => break,
                 Some(Ok(message)) => context.lock().on_message(&message),
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                    return Exit::Failed(format!("fatal consumer error: {code}"));
+                    return Exit::Failed(ClientFailure::Fatal.describe(&code.to_string()));
                 }
                 // See GroupContext::error: a refusal fails the member.
-                Some(Err(KafkaError::MessageConsumption(code))) if Refusal::of(code).is_some() => {
-                    let refusal = Refusal::of(code).expect("matched");
+                Some(Err(KafkaError::MessageConsumption(code)))
+                    if client_failure(code, AuthorizationScope::Client).is_some() =>
+                {
+                    let refusal = Refusal::of(code).expect("classified as a refusal");
                     let reason = context.last_error_log.refusal_reason(refusal, code);
                     context.lock().failure = Some(reason);
                     break;

@@ -1,0 +1,206 @@
+//! One incarnation of a group member: a librdkafka consumer driven by its
+//! engine thread. The group's [`Supervisor`](crate::supervision::Supervisor)
+//! starts one, replaces it when its engine fails, and closes the last one.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::engine::{self, Engine, EngineSettings, Exit, GroupContext, MessageSink};
+use super::events::{Command, GroupEvent, MessageBatch};
+use crate::config::ConsumerGroupConfig;
+use crate::error::Error;
+use crate::interceptor::{Chain, ClientInfo, ClientKind};
+use crate::supervision::{Escalator, Incarnations, RestartPolicy};
+
+pub(crate) const KIND: &str = "consumer group";
+
+/// What a close may take beyond draining: the final commit and leaving the group.
+pub(crate) const COMMIT_AND_LEAVE: Duration = Duration::from_secs(15);
+
+/// Everything needed to (re)start the member.
+pub(crate) struct GroupSpec {
+    pub(crate) name: String,
+    pub(crate) config: ConsumerGroupConfig,
+    pub(crate) client_config: rdkafka::ClientConfig,
+    pub(crate) interceptors: Chain,
+    pub(crate) restart_policy: RestartPolicy,
+    pub(crate) escalator: Escalator,
+}
+
+/// The engine thread of one incarnation ended: closed, or failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct EngineExited {
+    pub(crate) incarnation: u64,
+    pub(crate) exit: Exit,
+}
+
+/// Where the commands of a running engine go.
+#[derive(Clone)]
+pub(crate) struct EngineHandle(pub(crate) Sender<Command>);
+
+/// How the group's members are started, replaced and closed.
+pub(crate) struct GroupMembers {
+    pub(crate) spec: GroupSpec,
+    /// Where engines report their end.
+    exits: Recipient<EngineExited>,
+    /// Attached again to every new incarnation.
+    message_subscribers: RefCell<Vec<Recipient<MessageBatch>>>,
+    event_subscribers: RefCell<Vec<Recipient<GroupEvent>>>,
+}
+
+impl GroupMembers {
+    pub(crate) fn new(spec: GroupSpec, exits: Recipient<EngineExited>) -> Self {
+        GroupMembers {
+            spec,
+            exits,
+            message_subscribers: RefCell::default(),
+            event_subscribers: RefCell::default(),
+        }
+    }
+
+    pub(crate) fn add_message_subscriber(&self, recipient: Recipient<MessageBatch>) {
+        self.message_subscribers.borrow_mut().push(recipient);
+    }
+
+    pub(crate) fn add_event_subscriber(&self, recipient: Recipient<GroupEvent>) {
+        self.event_subscribers.borrow_mut().push(recipient);
+    }
+
+    fn client_info(&self) -> ClientInfo {
+        ClientInfo {
+            kind: ClientKind::ConsumerGroup,
+            name: self.spec.name.clone(),
+            topic: self.spec.config.topics.first().cloned(),
+        }
+    }
+
+    /// Creates the consumer, subscribes it, and starts its engine thread, which
+    /// reports its end as incarnation `incarnation`.
+    pub(crate) fn launch(&self, incarnation: u64) -> Result<EngineHandle, Error> {
+        let config = &self.spec.config;
+        let settings = EngineSettings {
+            group_id: config.group_id.clone(),
+            client: self.client_info(),
+            flow: config.flow.clone(),
+            commit_interval: config.fetch.commit_interval,
+            coordinator_timeout: config.timeout,
+            start_offset: config.fetch.start_offset,
+        };
+        let engine = Engine::new(settings, self.spec.interceptors.clone());
+        let commands = engine.commands();
+        let client_error = |source| Error::Client {
+            kind: KIND,
+            name: self.spec.name.clone(),
+            source,
+        };
+        let consumer = BaseConsumer::from_config_and_context(
+            &self.spec.client_config,
+            GroupContext::new(engine),
+        )
+        .map_err(client_error)?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(client_error)?;
+        let exits = self.exits.clone();
+        std::thread::Builder::new()
+            .name(format!("ekafka-group-{}", self.spec.name))
+            .spawn(move || run_engine(consumer, incarnation, exits))
+            .map_err(|e| Error::GaveUp {
+                kind: KIND,
+                name: self.spec.name.clone(),
+                restarts: 0,
+                reason: format!("cannot start the engine thread: {e}"),
+            })?;
+        for recipient in self.message_subscribers.borrow().iter() {
+            let (reply, _) = tokio::sync::oneshot::channel();
+            let _ = commands.send(Command::SubscribeMessages {
+                sink: MessageSink::Actor(recipient.clone()),
+                reply,
+            });
+        }
+        for recipient in self.event_subscribers.borrow().iter() {
+            let _ = commands.send(Command::SubscribeEvents(recipient.clone()));
+        }
+        Ok(EngineHandle(commands))
+    }
+}
+
+/// The engine thread: runs the engine and reports its end, also when it panics.
+fn run_engine(
+    consumer: BaseConsumer<GroupContext>,
+    incarnation: u64,
+    exits: Recipient<EngineExited>,
+) {
+    let told = Arc::new(AtomicBool::new(false));
+    let (notify, told_in_run) = (exits.clone(), Arc::clone(&told));
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        engine::run(consumer, move |exit| {
+            told_in_run.store(true, Ordering::SeqCst);
+            notify.do_send(EngineExited {
+                incarnation,
+                exit: exit.clone(),
+            });
+        })
+    }));
+    // A panic after the exit was reported (while leaving) must not start a
+    // second engine.
+    if ran.is_err() && !told.load(Ordering::SeqCst) {
+        exits.do_send(EngineExited {
+            incarnation,
+            exit: Exit::Failed("the consumer group engine panicked".into()),
+        });
+    }
+}
+
+impl Incarnations for GroupMembers {
+    type Client = EngineHandle;
+    type Closed = ();
+
+    async fn start(&self, incarnation: u64) -> Result<EngineHandle, Error> {
+        self.launch(incarnation)
+    }
+
+    async fn discard(&self, engine: EngineHandle, _reason: &str) {
+        // A failed engine has ended and leaves the group on its own thread; one
+        // still running (a failure injected from outside) is told to leave now,
+        // without draining: the next incarnation reads from the commits.
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let _ = engine.0.send(Command::Close {
+            drain: Duration::ZERO,
+            reply,
+        });
+    }
+
+    /// Drains for up to `deadline` minus [`COMMIT_AND_LEAVE`], commits, leaves.
+    async fn close(&self, engine: EngineHandle, deadline: Duration) -> Result<(), Error> {
+        let name = &self.spec.name;
+        let drain = deadline.saturating_sub(COMMIT_AND_LEAVE);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if engine.0.send(Command::Close { drain, reply }).is_err() {
+            return Ok(()); // the engine had ended already
+        }
+        match tokio::time::timeout(deadline, answer).await {
+            Ok(Ok(Err(uncommitted))) => Err(Error::Uncommitted {
+                name: name.clone(),
+                offsets: uncommitted.offsets,
+                reason: uncommitted.reason,
+            }),
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::GaveUp {
+                kind: KIND,
+                name: name.clone(),
+                restarts: 0,
+                reason: format!(
+                    "close did not finish within {deadline:?}; the group is left behind"
+                ),
+            }),
+        }
+    }
+}
