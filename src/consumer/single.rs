@@ -8,8 +8,7 @@
 //! commits, bounded buffering and rebalance barriers use a
 //! [consumer group](super::ConsumerGroup) instead.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -21,8 +20,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::context::LoggingContext;
 use super::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
-use crate::error::{Error, Refusal};
-use crate::supervision::{Escalation, Escalator, RestartPolicy, RestartTracker};
+use crate::error::Error;
+use crate::supervision::{
+    client_failure, AuthorizationScope, ClientFailure, Escalator, Incarnations, RestartPolicy,
+    Slot, Supervisor,
+};
 
 const KIND: &str = "consumer";
 
@@ -31,46 +33,21 @@ const POLL_SLICE: Duration = Duration::from_millis(100);
 
 type Client = BaseConsumer<LoggingContext>;
 
-struct Inner {
+/// How the consumer's clients are started, replaced and closed.
+struct ConsumerClients {
     name: String,
     topic: Arc<str>,
-    /// `Some` in partition mode.
     partition: Option<i32>,
     /// Where a partition-mode consumer starts when it has no position yet.
     start: Offset,
     client_config: rdkafka::ClientConfig,
-    /// Replaced after a fatal error (requests in flight keep the old one);
-    /// `None` once the restart limit was passed.
-    consumer: RwLock<Option<Arc<Client>>>,
-    /// The next offset to read, once known (partition mode).
-    position: Mutex<Option<i64>>,
-    closed: AtomicBool,
-    timeout: Duration,
-    restarts: Mutex<RestartTracker>,
-    /// Set once the restart limit was passed: every request fails with it.
-    gave_up: Mutex<Option<Escalation>>,
+    position: Arc<Mutex<Option<i64>>>,
 }
 
-impl Inner {
-    /// The current client, or the escalation that ended it.
-    fn consumer(&self) -> Result<Arc<Client>, Error> {
-        let current = self
-            .consumer
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        current.ok_or_else(|| {
-            self.gave_up
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .map_or_else(|| self.closed_error(), Error::from)
-        })
-    }
-
+impl ConsumerClients {
     /// A new client, subscribed (group mode, which resumes from the committed
     /// offsets) or assigned at the position reached (partition mode).
-    fn connect(&self) -> Result<Client, Error> {
+    fn connect(&self) -> Result<Arc<Client>, Error> {
         let at = self
             .position
             .lock()
@@ -83,53 +60,59 @@ impl Inner {
             self.partition,
             at,
         )
+        .map(Arc::new)
     }
 
-    /// Replaces a client that failed fatally, after the restart policy's
-    /// backoff; past its limit the failure escalates and is final. The caller
-    /// closes `failed` afterwards (`close_client`). Runs on the blocking pool,
-    /// so waiting here blocks no actor.
-    fn restart(&self, failed: &Arc<Client>, reason: String) -> Result<(), Error> {
-        // Fails with the escalation when an earlier restart gave up.
-        if !Arc::ptr_eq(failed, &self.consumer()?) {
-            return Ok(()); // another request already replaced it
-        }
-        let mut last_failure = reason;
-        loop {
-            let delay = self
-                .restarts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .next_delay(&last_failure);
-            let delay = match delay {
-                Ok(delay) => delay,
-                Err(escalation) => {
-                    *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(escalation.clone());
-                    // The caller holds the failed client and closes it.
-                    let failed = self
-                        .consumer
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .take();
-                    drop(failed);
-                    return Err(escalation.into());
-                }
-            };
-            tracing::warn!(consumer = %self.name, reason = %last_failure, ?delay, "consumer failed fatally; replacing its client");
-            std::thread::sleep(delay);
-            match self.connect() {
-                Ok(consumer) => {
-                    *self.consumer.write().unwrap_or_else(|e| e.into_inner()) =
-                        Some(Arc::new(consumer));
-                    tracing::info!(consumer = %self.name, "consumer client replaced");
-                    return Ok(());
-                }
-                Err(e) => last_failure = e.to_string(),
-            }
-        }
+    async fn close_off_thread(&self, client: Arc<Client>) {
+        let name = self.name.clone();
+        let _ = tokio::task::spawn_blocking(move || close_client(&name, client)).await;
+    }
+}
+
+impl Incarnations for ConsumerClients {
+    type Client = Arc<Client>;
+    type Closed = ();
+
+    async fn start(&self, _incarnation: u64) -> Result<Arc<Client>, Error> {
+        self.connect()
     }
 
+    async fn discard(&self, client: Arc<Client>, _reason: &str) {
+        self.close_off_thread(client).await;
+    }
+
+    async fn close(&self, client: Arc<Client>, _deadline: Duration) -> Result<(), Error> {
+        // Leaves the group now, while the member is healthy, not whenever the
+        // last handle happens to be dropped; bounded by CLOSE_TIMEOUT.
+        self.close_off_thread(client).await;
+        Ok(())
+    }
+}
+
+/// What one poll of the client found.
+enum Polled {
+    Message(ConsumedMessage),
+    Nothing,
+    /// The client itself failed and must be replaced.
+    ClientFailed {
+        failure: ClientFailure,
+        reason: String,
+    },
+}
+
+/// What blocking requests need, on any thread.
+struct Inner {
+    name: String,
+    topic: Arc<str>,
+    /// `Some` in partition mode.
+    partition: Option<i32>,
+    /// The next offset to read, once known (partition mode).
+    position: Arc<Mutex<Option<i64>>>,
+    timeout: Duration,
+    slot: Arc<Slot<Arc<Client>>>,
+}
+
+impl Inner {
     fn kafka_error(&self, source: KafkaError) -> Error {
         Error::Client {
             kind: KIND,
@@ -154,14 +137,12 @@ impl Inner {
         }
     }
 
-    fn assign_at(&self, offset: Offset) -> Result<(), Error> {
+    fn assign_at(&self, consumer: &Client, offset: Offset) -> Result<(), Error> {
         let partition = self.partition.ok_or_else(|| self.unsupported("seeking"))?;
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(&self.topic, partition, offset)
             .map_err(|e| self.kafka_error(e))?;
-        self.consumer()?
-            .assign(&list)
-            .map_err(|e| self.kafka_error(e))?;
+        consumer.assign(&list).map_err(|e| self.kafka_error(e))?;
         *self.position.lock().unwrap_or_else(|e| e.into_inner()) = match offset {
             Offset::Offset(o) => Some(o),
             _ => None,
@@ -170,39 +151,41 @@ impl Inner {
     }
 
     /// One slice of waiting for a message.
-    fn poll_once(&self) -> Result<Option<ConsumedMessage>, Error> {
-        let consumer = self.consumer()?;
+    fn poll_once(&self, consumer: &Client) -> Result<Polled, Error> {
         // Without a group, a fatal error shows only in the client's state.
         if let Some((_, reason)) = consumer.client().fatal_error() {
-            let restarted = self.restart(&consumer, reason).map(|()| None);
-            close_client(&self.name, consumer);
-            return restarted;
+            return Ok(Polled::ClientFailed {
+                failure: ClientFailure::Fatal,
+                reason: ClientFailure::Fatal.describe(&reason),
+            });
         }
         match consumer.poll(POLL_SLICE) {
-            None => Ok(None),
+            None => Ok(Polled::Nothing),
             Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                let reason = consumer
+                let detail = consumer
                     .client()
                     .fatal_error()
-                    .map_or_else(|| format!("fatal consumer error: {code}"), |(_, r)| r);
-                let restarted = self.restart(&consumer, reason).map(|()| None);
-                close_client(&self.name, consumer);
-                restarted
+                    .map_or_else(|| code.to_string(), |(_, r)| r);
+                Ok(Polled::ClientFailed {
+                    failure: ClientFailure::Fatal,
+                    reason: ClientFailure::Fatal.describe(&detail),
+                })
             }
             // librdkafka would retry a refused login, handshake or ACL forever,
             // each fetch timing out without a word: the client is replaced
             // instead (restarts count against the limit) and the request fails,
             // saying why.
-            Some(Err(KafkaError::MessageConsumption(code))) if Refusal::of(code).is_some() => {
-                let refusal = Refusal::of(code).expect("matched");
-                let reason = consumer
-                    .context()
-                    .last_error_log
-                    .refusal_reason(refusal, code);
-                let restarted = self.restart(&consumer, reason.clone());
-                close_client(&self.name, consumer);
-                restarted?;
-                Err(refusal.error(KIND, self.name.clone(), reason))
+            Some(Err(KafkaError::MessageConsumption(code))) => {
+                match client_failure(code, AuthorizationScope::Client) {
+                    Some(failure @ ClientFailure::Refused(refusal)) => Ok(Polled::ClientFailed {
+                        failure,
+                        reason: consumer
+                            .context()
+                            .last_error_log
+                            .refusal_reason(refusal, code),
+                    }),
+                    _ => Err(self.kafka_error(KafkaError::MessageConsumption(code))),
+                }
             }
             Some(Err(e)) => Err(self.kafka_error(e)),
             Some(Ok(m)) => {
@@ -211,12 +194,16 @@ impl Inner {
                     *self.position.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(message.offset + 1);
                 }
-                Ok(Some(message))
+                Ok(Polled::Message(message))
             }
         }
     }
 
-    fn commit(&self, messages: &[ConsumedMessage]) -> Result<Vec<PartitionOffset>, Error> {
+    fn commit(
+        &self,
+        consumer: &Client,
+        messages: &[ConsumedMessage],
+    ) -> Result<Vec<PartitionOffset>, Error> {
         if self.partition.is_some() {
             return Err(Error::Unsupported {
                 name: self.name.clone(),
@@ -252,7 +239,7 @@ impl Inner {
         if committed.is_empty() {
             return Ok(committed);
         }
-        self.consumer()?
+        consumer
             .commit(&list, rdkafka::consumer::CommitMode::Sync)
             .map_err(|e| Error::Commit {
                 name: self.name.clone(),
@@ -261,14 +248,11 @@ impl Inner {
         Ok(committed)
     }
 
-    fn lag(&self) -> Result<i64, Error> {
+    fn lag(&self, consumer: &Client) -> Result<i64, Error> {
         let partitions: Vec<(i32, Option<i64>)> = match self.partition {
             Some(p) => vec![(p, *self.position.lock().unwrap_or_else(|e| e.into_inner()))],
             None => {
-                let positions = self
-                    .consumer()?
-                    .position()
-                    .map_err(|e| self.kafka_error(e))?;
+                let positions = consumer.position().map_err(|e| self.kafka_error(e))?;
                 positions
                     .elements()
                     .iter()
@@ -278,8 +262,7 @@ impl Inner {
         };
         let mut lag = 0;
         for (partition, position) in partitions {
-            let (low, high) = self
-                .consumer()?
+            let (low, high) = consumer
                 .fetch_watermarks(&self.topic, partition, self.timeout)
                 .map_err(|e| self.kafka_error(e))?;
             let next = position.filter(|p| *p >= 0).unwrap_or(low);
@@ -357,6 +340,7 @@ fn close_client(name: &str, mut consumer: Arc<Client>) {
 /// The actor behind a [`Consumer`]. Blocking librdkafka calls run on tokio's
 /// blocking pool, never on the actor's thread.
 pub struct ConsumerActor {
+    supervisor: Supervisor<ConsumerClients>,
     inner: Arc<Inner>,
 }
 
@@ -364,33 +348,35 @@ impl Actor for ConsumerActor {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.inner.closed.store(true, Ordering::SeqCst);
+        if let Some(client) = self.supervisor.slot().abandon() {
+            let name = self.inner.name.clone();
+            std::thread::spawn(move || close_client(&name, client));
+        }
     }
 }
 
-/// Runs blocking work for the actor off its thread.
-async fn blocking<T: Send + 'static>(
+/// Runs `work` with the current client on the blocking pool, waiting out a
+/// restart under way first.
+async fn with_client<T: Send + 'static>(
     inner: &Arc<Inner>,
-    work: impl FnOnce(&Inner) -> Result<T, Error> + Send + 'static,
+    work: impl FnOnce(&Inner, &Client) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    if inner.closed.load(Ordering::SeqCst) {
-        return Err(inner.closed_error());
-    }
+    let (_, client) = inner.slot.ready().await?;
     let inner = Arc::clone(inner);
     let name = inner.name.clone();
-    tokio::task::spawn_blocking(move || work(&inner))
+    tokio::task::spawn_blocking(move || work(&inner, &client))
         .await
         .map_err(|_| Error::ActorStopped { kind: KIND, name })?
 }
 
 macro_rules! request {
-    ($msg:ident, $result:ty, |$inner:ident, $m:ident| $body:expr) => {
+    ($msg:ident, $result:ty, |$act:ident, $m:ident| $body:expr) => {
         impl Handler<$msg> for ConsumerActor {
             type Result = ResponseFuture<Result<$result, Error>>;
 
             #[allow(unused_variables)]
             fn handle(&mut self, $m: $msg, _ctx: &mut Self::Context) -> Self::Result {
-                let $inner = Arc::clone(&self.inner);
+                let $act = (self.supervisor.clone(), Arc::clone(&self.inner));
                 Box::pin(async move { $body })
             }
         }
@@ -401,10 +387,26 @@ macro_rules! request {
 #[rtype(result = "Result<ConsumedMessage, Error>")]
 struct Fetch;
 
-request!(Fetch, ConsumedMessage, |inner, m| {
+request!(Fetch, ConsumedMessage, |act, m| {
+    let (supervisor, inner) = act;
     loop {
-        if let Some(message) = blocking(&inner, Inner::poll_once).await? {
-            return Ok(message);
+        let (incarnation, client) = inner.slot.ready().await?;
+        let polling = Arc::clone(&inner);
+        let polled = tokio::task::spawn_blocking(move || polling.poll_once(&client))
+            .await
+            .map_err(|_| Error::ActorStopped {
+                kind: KIND,
+                name: inner.name.clone(),
+            })??;
+        match polled {
+            Polled::Message(message) => return Ok(message),
+            Polled::Nothing => {}
+            Polled::ClientFailed { failure, reason } => {
+                supervisor.fail(incarnation, reason.clone()).await?;
+                if let ClientFailure::Refused(refusal) = failure {
+                    return Err(refusal.error(KIND, inner.name.clone(), reason));
+                }
+            }
         }
     }
 });
@@ -413,34 +415,31 @@ request!(Fetch, ConsumedMessage, |inner, m| {
 #[rtype(result = "Result<Vec<PartitionOffset>, Error>")]
 struct Commit(Vec<ConsumedMessage>);
 
-request!(Commit, Vec<PartitionOffset>, |inner, m| blocking(
-    &inner,
-    move |i| i.commit(&m.0)
-)
-.await);
+request!(Commit, Vec<PartitionOffset>, |act, m| {
+    with_client(&act.1, move |i, c| i.commit(c, &m.0)).await
+});
 
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
 struct Seek(i64);
 
-request!(Seek, (), |inner, m| blocking(&inner, move |i| i
-    .assign_at(Offset::Offset(m.0)))
-.await);
+request!(Seek, (), |act, m| {
+    with_client(&act.1, move |i, c| i.assign_at(c, Offset::Offset(m.0))).await
+});
 
 #[derive(Message)]
 #[rtype(result = "Result<i64, Error>")]
 struct SeekToTime(i64);
 
-request!(SeekToTime, i64, |inner, m| {
-    blocking(&inner, move |i| {
+request!(SeekToTime, i64, |act, m| {
+    with_client(&act.1, move |i, consumer| {
         let partition = i
             .partition
             .ok_or_else(|| i.unsupported("seeking to a time"))?;
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(&i.topic, partition, Offset::Offset(m.0))
             .map_err(|e| i.kafka_error(e))?;
-        let found = i
-            .consumer()?
+        let found = consumer
             .offsets_for_times(list, i.timeout)
             .map_err(|e| i.kafka_error(e))?;
         let offset = match found
@@ -450,13 +449,13 @@ request!(SeekToTime, i64, |inner, m| {
             Some(Offset::Offset(o)) => o,
             // No message at or after that time: continue from the end.
             _ => {
-                i.consumer()?
+                consumer
                     .fetch_watermarks(&i.topic, partition, i.timeout)
                     .map_err(|e| i.kafka_error(e))?
                     .1
             }
         };
-        i.assign_at(Offset::Offset(offset))?;
+        i.assign_at(consumer, Offset::Offset(offset))?;
         Ok(offset)
     })
     .await
@@ -466,7 +465,7 @@ request!(SeekToTime, i64, |inner, m| {
 #[rtype(result = "Result<i64, Error>")]
 struct Lag;
 
-request!(Lag, i64, |inner, m| blocking(&inner, Inner::lag).await);
+request!(Lag, i64, |act, m| with_client(&act.1, Inner::lag).await);
 
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
@@ -476,24 +475,11 @@ impl Handler<Close> for ConsumerActor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, _: Close, _ctx: &mut Self::Context) -> Self::Result {
-        self.inner.closed.store(true, Ordering::SeqCst);
-        // Leave the group now, while the member is healthy, not whenever the
-        // last handle happens to be dropped.
-        let client = self
-            .inner
-            .consumer
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let name = self.inner.name.clone();
-        let close = async move {
-            if let Some(client) = client {
-                let _ = tokio::task::spawn_blocking(move || close_client(&name, client)).await;
-            }
-        };
-        AtomicResponse::new(Box::pin(close.into_actor(self).map(|(), _act, ctx| {
+        let supervisor = self.supervisor.clone();
+        let close = async move { supervisor.close(CLOSE_TIMEOUT).await.map(drop) };
+        AtomicResponse::new(Box::pin(close.into_actor(self).map(|result, _act, ctx| {
             ctx.stop();
-            Ok(())
+            result
         })))
     }
 }
@@ -559,21 +545,27 @@ impl Consumer {
             StartOffset::First => Offset::Beginning,
             StartOffset::Last => Offset::End,
         };
-        let consumer = connect(name, &client_config, &config.topic, partition, start)?;
-        let inner = Arc::new(Inner {
+        let clients = ConsumerClients {
             name: name.to_string(),
             topic: config.topic.as_str().into(),
             partition,
             start,
             client_config,
-            consumer: RwLock::new(Some(Arc::new(consumer))),
-            position: Mutex::new(None),
-            closed: AtomicBool::new(false),
+            position: Arc::new(Mutex::new(None)),
+        };
+        let first = clients.connect()?;
+        let (topic, position) = (Arc::clone(&clients.topic), Arc::clone(&clients.position));
+        let supervisor = Supervisor::new(clients, first, KIND, name, restart_policy, escalator);
+        let inner = Arc::new(Inner {
+            name: name.to_string(),
+            topic,
+            partition,
+            position,
             timeout,
-            restarts: Mutex::new(RestartTracker::new(restart_policy, KIND, name, escalator)),
-            gave_up: Mutex::new(None),
+            slot: Arc::clone(supervisor.slot()),
         });
         let addr = ConsumerActor {
+            supervisor,
             inner: Arc::clone(&inner),
         }
         .start();
@@ -587,7 +579,7 @@ impl Consumer {
 
     /// True once closed.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::SeqCst) || !self.addr.connected()
+        self.inner.slot.is_closed() || !self.addr.connected()
     }
 
     async fn ask<M>(&self, message: M) -> Result<M::Result, Error>
@@ -658,7 +650,7 @@ impl Consumer {
     /// consumer replace it: the next fetch continues where this one stopped
     /// (partition mode) or from the committed offsets (group mode).
     pub async fn simulate_fatal_error(&self, reason: &str) -> Result<(), Error> {
-        let consumer = self.inner.consumer()?;
+        let (_, consumer) = self.inner.slot.current()?;
         crate::supervision::inject_fatal_error(
             consumer.client().native_ptr(),
             rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__FATAL,
@@ -670,6 +662,8 @@ impl Consumer {
     /// Stops the actor; a waiting fetch returns `Error::Closed`. Group mode
     /// leaves the group.
     pub async fn close(&self) -> Result<(), Error> {
+        // A waiting fetch ends, and a restart under way stops.
+        self.inner.slot.request_close();
         self.ask(Close).await?
     }
 }
