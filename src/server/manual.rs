@@ -7,13 +7,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::HandlerError;
 use crate::component::Ekafka;
 use crate::error::Error;
-use crate::supervision::{Escalation, RestartPolicy, RestartTracker};
+use crate::supervision::{Escalation, Incarnations, RestartPolicy, Supervisor};
+
+use super::supervisor::KIND;
 
 /// Tells a manual handler that the server is shutting down.
 ///
@@ -69,26 +73,76 @@ pub(crate) struct ManualSpec<C> {
     pub(crate) run: ManualRun<C>,
 }
 
+/// A manual server's incarnation is the client its function gets.
+struct ManualRuns<C> {
+    acquire: Box<dyn Fn() -> Result<C, Error>>,
+    release: Box<dyn Fn(C) -> LocalFuture<()>>,
+}
+
+impl<C: Clone + 'static> Incarnations for ManualRuns<C> {
+    type Client = C;
+    type Closed = ();
+
+    async fn start(&self, _incarnation: u64) -> Result<C, Error> {
+        (self.acquire)()
+    }
+
+    async fn discard(&self, client: C, _reason: &str) {
+        (self.release)(client).await;
+    }
+
+    async fn close(&self, _client: C, _deadline: Duration) -> Result<(), Error> {
+        // A function that returned `Ok` ended its run, and its client is
+        // its own to close (or to leave running for others of the component).
+        Ok(())
+    }
+}
+
 /// A running manual-mode server: the user's function, supervised, with its
 /// shutdown switch.
 pub struct ManualServer {
     name: String,
     stop: watch::Sender<bool>,
+    /// Stops a restart under way (asks the supervisor's slot to close).
+    stop_restarts: Box<dyn Fn() + Send + Sync>,
     ended: watch::Receiver<Option<Ended>>,
 }
 
+impl std::fmt::Debug for ManualServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManualServer")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
 impl ManualServer {
-    pub(crate) fn spawn<C: Clone + 'static>(spec: ManualSpec<C>) -> Result<Self, Error> {
+    pub(crate) fn spawn<C: Clone + Send + Sync + 'static>(
+        spec: ManualSpec<C>,
+    ) -> Result<Self, Error> {
         // The first client is taken now, so a misconfigured server fails at start.
         let first = (spec.acquire)()?;
+        let runs = ManualRuns {
+            acquire: spec.acquire,
+            release: spec.release,
+        };
+        let escalator = spec.kafka.escalator().clone();
+        let supervisor = Supervisor::new(runs, first, KIND, &spec.name, spec.policy, escalator);
+        let slot = Arc::clone(supervisor.slot());
         let (stop, requested) = watch::channel(false);
         let (ended_tx, ended) = watch::channel(None);
         let name = spec.name.clone();
+        let run = spec.run;
         actix::spawn(async move {
-            let outcome = supervise(spec, first, requested).await;
+            let outcome = supervise(&spec.name, supervisor, run, requested).await;
             ended_tx.send_replace(Some(outcome));
         });
-        Ok(ManualServer { name, stop, ended })
+        Ok(ManualServer {
+            name,
+            stop,
+            stop_restarts: Box::new(move || slot.request_close()),
+            ended,
+        })
     }
 
     /// The server's name.
@@ -99,6 +153,7 @@ impl ManualServer {
     /// Asks the function to stop and waits for it to return.
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.stop.send_replace(true);
+        (self.stop_restarts)();
         self.wait().await
     }
 
@@ -119,55 +174,46 @@ impl ManualServer {
             }),
             Ok(Ended::Escalated(escalation)) => Err(escalation.into()),
             Err(_) => Err(Error::ActorStopped {
-                kind: super::supervisor::KIND,
+                kind: KIND,
                 name: self.name.clone(),
             }),
         }
     }
 }
 
-async fn supervise<C: Clone + 'static>(
-    spec: ManualSpec<C>,
-    first: C,
+/// Calls the function with each incarnation's client until it returns `Ok`,
+/// fails during shutdown, or fails past the restart limit.
+async fn supervise<C: Clone + Send + 'static>(
+    name: &str,
+    supervisor: Supervisor<ManualRuns<C>>,
+    run: ManualRun<C>,
     requested: watch::Receiver<bool>,
 ) -> Ended {
-    let mut tracker = RestartTracker::new(
-        spec.policy.clone(),
-        super::supervisor::KIND,
-        &spec.name,
-        spec.kafka.escalator().clone(),
-    );
-    let mut client = Ok(first);
     loop {
-        let reason = match client {
-            Ok(client) => {
-                let run = (spec.run)(client.clone(), Shutdown(requested.clone()));
-                // Its own task, so that a panic ends the run, not the supervisor.
-                let reason = match actix::spawn(run).await {
-                    Ok(Ok(())) => return Ended::Finished,
-                    Ok(Err(error)) => error.to_string(),
-                    Err(join) => format!("the function panicked or was cancelled: {join}"),
-                };
-                (spec.release)(client).await;
-                reason
+        let (incarnation, client) = match supervisor.slot().ready().await {
+            Ok(running) => running,
+            // Shutdown was asked for while a restart backed off.
+            Err(Error::Closed { .. }) => return Ended::Finished,
+            Err(e) => return Ended::Failed(e.to_string()),
+        };
+        let running = run(client, Shutdown(requested.clone()));
+        // Its own task, so that a panic ends the run, not the supervisor.
+        let reason = match actix::spawn(running).await {
+            Ok(Ok(())) => {
+                let _ = supervisor.close(Duration::ZERO).await;
+                return Ended::Finished;
             }
-            Err(e) => format!("cannot get its client: {e}"),
+            Ok(Err(error)) => error.to_string(),
+            Err(join) => format!("the function panicked or was cancelled: {join}"),
         };
-        if *requested.borrow() {
-            tracing::warn!(server = %spec.name, %reason, "consumer server failed while shutting down");
-            return Ended::Failed(reason);
-        }
-        tracing::warn!(server = %spec.name, %reason, "consumer server failed");
-        let delay = match tracker.next_delay(&reason) {
-            Ok(delay) => delay,
+        let shutting_down = *requested.borrow();
+        match supervisor.fail(incarnation, reason.clone()).await {
             Err(escalation) => return Ended::Escalated(escalation),
-        };
-        let mut stop = requested.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.wait_for(|requested| *requested) => return Ended::Finished,
+            Ok(()) if shutting_down => {
+                tracing::warn!(server = name, %reason, "consumer server failed while shutting down");
+                return Ended::Failed(reason);
+            }
+            Ok(()) => {}
         }
-        tracing::info!(server = %spec.name, "consumer server restarting");
-        client = (spec.acquire)();
     }
 }

@@ -24,6 +24,7 @@ mod manual;
 mod outcome;
 mod supervisor;
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -38,12 +39,13 @@ pub use outcome::{FailureAction, HandleMessage, HandlerError, HandlerFailure};
 
 use each_message::SubscribeFailures;
 use manual::ManualSpec;
-use supervisor::{ServerSpec, ServerState};
+use supervisor::ServerSpec;
 
 use crate::component::Ekafka;
 use crate::config::{ConfigError, ConfigProblem, ConsumerServerConfig};
 use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup};
 use crate::error::Error;
+use crate::supervision::Supervisor;
 
 /// Starts consumer servers.
 pub struct ConsumerServer;
@@ -90,30 +92,33 @@ impl ConsumerServer {
             .consumer_groups
             .get(group_name)
             .map_or(Duration::from_secs(10), |g| g.flow.drain_timeout);
-        let spec = Rc::new(ServerSpec {
-            name: server_name(config),
+        let name = server_name(config);
+        let policy = config.restart.apply(kafka.restart_policy());
+        let spec = ServerSpec {
+            name: name.clone(),
             kafka: kafka.clone(),
             group_name: group_name.to_string(),
             handler,
             retry: config.retry.clone(),
             dead_letter: config.dead_letter.clone(),
-            policy: config.restart.apply(kafka.restart_policy()),
             drain_timeout,
-        });
-        let instance = spec.start(None).await?;
-        let state = Rc::new(instance.state());
+            failures: RefCell::new(None),
+            group: RefCell::new(None),
+        };
+        let first = spec.start_instance().await?;
+        let escalator = kafka.escalator().clone();
+        let supervisor = Supervisor::new(spec, first, supervisor::KIND, &name, policy, escalator);
         let (shutdown, requested) = watch::channel(None);
         let (finished, done) = watch::channel(None);
-        let supervised =
-            supervisor::supervise(Rc::clone(&spec), Rc::clone(&state), instance, requested);
+        let supervised = supervisor::supervise(supervisor.clone(), requested);
         actix::spawn(async move {
             let outcome = supervised.await;
             finished.send_replace(Some(outcome));
         });
         Ok(RunningServer {
-            name: spec.name.clone(),
+            name,
             drain_timeout,
-            state,
+            supervisor,
             shutdown,
             done,
         })
@@ -267,7 +272,7 @@ fn manual_server<C, R, RFut, F, Fut>(
     run: F,
 ) -> Result<ManualServer, Error>
 where
-    C: Clone + 'static,
+    C: Clone + Send + Sync + 'static,
     R: Fn(C) -> RFut + 'static,
     RFut: Future<Output = ()> + 'static,
     F: Fn(C, Shutdown) -> Fut + 'static,
@@ -310,7 +315,7 @@ fn server_name(config: &ConsumerServerConfig) -> String {
 pub struct RunningServer {
     name: String,
     drain_timeout: Duration,
-    state: Rc<ServerState>,
+    supervisor: Supervisor<ServerSpec>,
     shutdown: watch::Sender<Option<Duration>>,
     done: watch::Receiver<Option<Result<(), supervisor::ServerEnd>>>,
 }
@@ -326,21 +331,27 @@ impl RunningServer {
         &self,
         subscriber: Recipient<HandlerFailure>,
     ) -> Result<(), Error> {
-        *self.state.failures.borrow_mut() = Some(subscriber.clone());
-        let actor = self.state.actor.borrow().clone();
-        // A restart in progress picks the subscriber up from the shared state.
-        let _ = actor.send(SubscribeFailures(subscriber)).await;
+        *self.supervisor.spec().failures.borrow_mut() = Some(subscriber.clone());
+        // A restart in progress picks the subscriber up from the spec.
+        if let Ok((_, instance)) = self.supervisor.slot().current() {
+            let _ = instance.actor.send(SubscribeFailures(subscriber)).await;
+        }
         Ok(())
     }
 
     /// The consumer group the server drives now (a new member after each restart).
     pub fn group(&self) -> ConsumerGroup {
-        self.state.group.borrow().clone()
+        self.supervisor
+            .spec()
+            .group
+            .borrow()
+            .clone()
+            .expect("set by the first incarnation, before the server is returned")
     }
 
     /// How often the server was restarted after a failure.
     pub fn restarts(&self) -> u32 {
-        self.state.restarts.get()
+        self.supervisor.slot().status().restarts as u32
     }
 
     /// Shuts down gracefully: no new message is started, handlers in flight get
@@ -354,6 +365,8 @@ impl RunningServer {
             *requested = Some(deadline);
             true
         });
+        // After the deadline is set: a restart under way stops at its backoff.
+        self.supervisor.slot().request_close();
         self.wait().await
     }
 

@@ -1,14 +1,15 @@
 //! Supervision of each-message servers. A server fails when one of its
 //! partitions stops on a message that failed for good (no dead-letter topic), or
-//! when its consumer group stops. The supervisor then lets the other partitions'
-//! in-flight handlers finish, commits what was handled, leaves the group, waits
-//! out the restart backoff and starts a new member with a new handler actor,
-//! which resumes from the committed offsets, so the failed message is handled
-//! again. Past the restart limit the failure escalates to the component, and so
-//! to the [`App`](crate::App).
+//! when its consumer group stops. Its [`Supervisor`] then lets the other
+//! partitions' in-flight handlers finish, commits what was handled, leaves the
+//! group, waits out the restart backoff and starts a new incarnation (a member
+//! and a handler actor), which resumes from the committed offsets, so the
+//! failed message is handled again. Past the restart limit the failure
+//! escalates to the component, and so to the [`App`](crate::App).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr, Recipient};
@@ -22,7 +23,7 @@ use crate::component::Ekafka;
 use crate::config::{DeadLetter, RetrySettings};
 use crate::consumer::ConsumerGroup;
 use crate::error::Error;
-use crate::supervision::{Escalation, RestartPolicy, RestartTracker};
+use crate::supervision::{Escalation, Incarnations, Supervisor};
 
 pub(crate) const KIND: &str = "consumer server";
 
@@ -34,31 +35,25 @@ pub(crate) struct ServerSpec {
     pub(crate) handler: BoxedHandler,
     pub(crate) retry: RetrySettings,
     pub(crate) dead_letter: Option<DeadLetter>,
-    pub(crate) policy: RestartPolicy,
     /// How long a restart lets in-flight handlers finish: the group's `drainTimeout`.
     pub(crate) drain_timeout: Duration,
-}
-
-/// What the server's handle and its supervisor share.
-pub(crate) struct ServerState {
-    pub(crate) group: RefCell<ConsumerGroup>,
-    pub(crate) actor: RefCell<Addr<EachMessageActor>>,
+    /// Where handler failures go, across restarts.
     pub(crate) failures: RefCell<Option<Recipient<HandlerFailure>>>,
-    pub(crate) restarts: Cell<u32>,
+    /// The member of the latest incarnation.
+    pub(crate) group: RefCell<Option<ConsumerGroup>>,
 }
 
 /// One incarnation of the server: a group member and the actor handling its messages.
+#[derive(Clone)]
 pub(crate) struct Instance {
     group: ConsumerGroup,
-    actor: Addr<EachMessageActor>,
-    faults: mpsc::UnboundedReceiver<PartitionStopped>,
+    pub(crate) actor: Addr<EachMessageActor>,
+    faults: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<PartitionStopped>>>,
 }
 
 impl ServerSpec {
-    pub(crate) async fn start(
-        &self,
-        failures: Option<Recipient<HandlerFailure>>,
-    ) -> Result<Instance, Error> {
+    /// Starts an incarnation: the member, its handler actor, and their subscriptions.
+    pub(crate) async fn start_instance(&self) -> Result<Instance, Error> {
         let dead_letter = match &self.dead_letter {
             Some(dl) => Some(DeadLetterSink {
                 producer: self.kafka.producer(&dl.producer)?,
@@ -73,7 +68,7 @@ impl ServerSpec {
             Rc::clone(&self.handler),
             self.retry.clone(),
             dead_letter,
-            failures,
+            self.failures.borrow().clone(),
             faults_tx,
         )
         .start();
@@ -87,28 +82,41 @@ impl ServerSpec {
             let _ = group.close_within(Duration::ZERO).await;
             return Err(e);
         }
+        *self.group.borrow_mut() = Some(group.clone());
         Ok(Instance {
             group,
             actor,
-            faults,
+            faults: Arc::new(tokio::sync::Mutex::new(faults)),
         })
     }
 }
 
-impl Instance {
-    pub(crate) fn state(&self) -> ServerState {
-        ServerState {
-            group: RefCell::new(self.group.clone()),
-            actor: RefCell::new(self.actor.clone()),
-            failures: RefCell::new(None),
-            restarts: Cell::new(0),
+impl Incarnations for ServerSpec {
+    type Client = Instance;
+    type Closed = ();
+
+    async fn start(&self, _incarnation: u64) -> Result<Instance, Error> {
+        self.start_instance().await
+    }
+
+    async fn discard(&self, instance: Instance, _reason: &str) {
+        // What it could not commit is handled again after the restart.
+        if let Err(error) = instance.stop(&self.name, self.drain_timeout).await {
+            tracing::warn!(server = %self.name, %error, "the failed server's group closed uncleanly");
         }
     }
 
+    async fn close(&self, instance: Instance, deadline: Duration) -> Result<(), Error> {
+        instance.stop(&self.name, deadline).await
+    }
+}
+
+impl Instance {
     /// Waits until this incarnation fails, and says why.
-    async fn failed(&mut self, kafka: &Ekafka) -> String {
+    async fn failed(&self, kafka: &Ekafka) -> String {
+        let mut faults = self.faults.lock().await;
         tokio::select! {
-            stopped = self.faults.recv() => match stopped {
+            stopped = faults.recv() => match stopped {
                 Some(s) => format!(
                     "partition {}/{} stopped at offset {}: {}",
                     s.partition.topic, s.partition.partition, s.offset, s.error
@@ -126,7 +134,7 @@ impl Instance {
     /// `deadline`), commits what was handled and leaves the group. Messages not
     /// handled by then are delivered again to the partitions' next owner. Fails
     /// when the group could not commit what was handled, or did not close.
-    async fn stop(self, server: &str, deadline: Duration) -> Result<(), ServerEnd> {
+    async fn stop(self, server: &str, deadline: Duration) -> Result<(), Error> {
         let (idle_tx, idle) = oneshot::channel();
         if self.actor.send(Quiesce(idle_tx)).await.is_ok()
             && tokio::time::timeout(deadline, idle).await.is_err()
@@ -137,17 +145,9 @@ impl Instance {
         self.actor.do_send(Terminate);
         match closed {
             Ok(()) | Err(Error::Closed { .. }) => Ok(()),
-            Err(Error::Uncommitted {
-                name,
-                offsets,
-                reason,
-            }) => Err(ServerEnd::Uncommitted {
-                group: name,
-                offsets,
-                reason,
-            }),
-            Err(e) => Err(ServerEnd::StopFailed {
-                server: server.to_string(),
+            Err(uncommitted @ Error::Uncommitted { .. }) => Err(uncommitted),
+            Err(e) => Err(Error::ServerFailed {
+                name: server.to_string(),
                 reason: format!("closing its consumer group failed: {e}"),
             }),
         }
@@ -196,48 +196,75 @@ impl From<ServerEnd> for Error {
     }
 }
 
+impl ServerEnd {
+    /// How server `server` ended, from the error its supervisor reported.
+    fn from_error(server: &str, error: Error) -> Self {
+        match error {
+            Error::GaveUp {
+                kind,
+                name,
+                restarts,
+                reason,
+            } => ServerEnd::Escalated(Escalation {
+                kind,
+                name,
+                restarts,
+                reason,
+            }),
+            Error::Uncommitted {
+                name,
+                offsets,
+                reason,
+            } => ServerEnd::Uncommitted {
+                group: name,
+                offsets,
+                reason,
+            },
+            Error::ServerFailed { name, reason } => ServerEnd::StopFailed {
+                server: name,
+                reason,
+            },
+            other => ServerEnd::StopFailed {
+                server: server.to_string(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
 /// Runs the server until shutdown is requested (its deadline arrives on
-/// `shutdown`) or it fails past its restart limit.
+/// `shutdown`, and the slot is asked to close) or it fails past its restart
+/// limit.
 pub(crate) async fn supervise(
-    spec: Rc<ServerSpec>,
-    state: Rc<ServerState>,
-    mut instance: Instance,
+    supervisor: Supervisor<ServerSpec>,
     mut shutdown: watch::Receiver<Option<Duration>>,
 ) -> Result<(), ServerEnd> {
-    let mut tracker = RestartTracker::new(
-        spec.policy.clone(),
-        KIND,
-        &spec.name,
-        spec.kafka.escalator().clone(),
-    );
-    loop {
-        let mut reason = tokio::select! {
-            reason = instance.failed(&spec.kafka) => reason,
-            deadline = requested(&mut shutdown) => {
-                return instance.stop(&spec.name, deadline).await;
-            }
-        };
-        tracing::warn!(server = %spec.name, %reason, "consumer server failed");
-        // What it could not commit is handled again after the restart.
-        if let Err(end) = instance.stop(&spec.name, spec.drain_timeout).await {
-            tracing::warn!(server = %spec.name, error = %Error::from(end), "the failed server's group closed uncleanly");
+    let spec = supervisor.spec();
+    let close = |deadline| {
+        let supervisor = supervisor.clone();
+        async move {
+            let closed = supervisor.close(deadline).await;
+            closed
+                .map(drop)
+                .map_err(|e| ServerEnd::from_error(&supervisor.spec().name, e))
         }
-        instance = loop {
-            let delay = tracker.next_delay(&reason)?;
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = requested(&mut shutdown) => return Ok(()),
+    };
+    loop {
+        let (incarnation, instance) = match supervisor.slot().ready().await {
+            Ok(running) => running,
+            // Shutdown was asked for (perhaps while a restart backed off).
+            Err(Error::Closed { .. }) => {
+                let deadline = shutdown.borrow().unwrap_or(spec.drain_timeout);
+                return close(deadline).await;
             }
-            let failures = state.failures.borrow().clone();
-            match spec.start(failures).await {
-                Ok(started) => break started,
-                Err(e) => reason = format!("cannot restart: {e}"),
-            }
+            Err(e) => return Err(ServerEnd::from_error(&spec.name, e)),
         };
-        tracing::info!(server = %spec.name, "consumer server restarted");
-        state.restarts.set(state.restarts.get() + 1);
-        *state.group.borrow_mut() = instance.group.clone();
-        *state.actor.borrow_mut() = instance.actor.clone();
+        tokio::select! {
+            reason = instance.failed(&spec.kafka) => {
+                supervisor.fail(incarnation, reason).await?;
+            }
+            deadline = requested(&mut shutdown) => return close(deadline).await,
+        }
     }
 }
 

@@ -29,5 +29,5 @@ pub use policy::RestartPolicy;
 pub(crate) use escalation::Escalator;
 pub(crate) use fault::inject_fatal_error;
 pub(crate) use policy::{backoff_with_jitter, RestartTracker};
-pub(crate) use supervisor::{Incarnations, Slot, Supervision, Supervisor};
+pub(crate) use supervisor::{Incarnations, Slot, Supervisor};
 pub(crate) use verdict::{client_failure, AuthorizationScope, ClientFailure};

@@ -87,11 +87,6 @@ impl<C: Clone> Slot<C> {
             .send_modify(|version| *version = version.wrapping_add(1));
     }
 
-    /// The client's configured name.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     fn unavailable(&self, phase: &Phase<C>) -> Error {
         match phase {
             Phase::Restarting => Error::Restarting {
@@ -302,6 +297,11 @@ impl<S: Incarnations> Supervisor<S> {
         self.spec.discard(failed, &reason).await;
         let mut last_failure = reason;
         loop {
+            if self.slot.lock().close_requested {
+                // Shutting down: a failure now is not one to restart, nor to count.
+                self.slot.end_restart(Phase::Closed);
+                return Ok(());
+            }
             let delay = self.tracker.borrow_mut().next_delay(&last_failure);
             let delay = match delay {
                 Ok(delay) => delay,
@@ -332,6 +332,7 @@ impl<S: Incarnations> Supervisor<S> {
 
     /// Fails the running incarnation as if its client had reported `reason`
     /// (for testing supervision).
+    #[cfg(test)]
     pub(crate) async fn inject_failure(&self, reason: &str) -> Result<(), Error> {
         let (incarnation, _) = self.slot.current()?;
         self.fail(incarnation, reason.to_string())
