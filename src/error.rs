@@ -1,12 +1,9 @@
 //! The crate's error types.
 
-use std::fmt;
-
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::ConfigError;
-use crate::message::Message;
 
 /// An ekafka error.
 #[derive(Debug, thiserror::Error)]
@@ -130,13 +127,13 @@ pub enum Error {
     /// handled again by its next owner.
     #[error(
         "consumer group {name:?} closed with acknowledged messages uncommitted ({}): {reason}",
-        crate::consumer::describe_offsets(.offsets)
+        crate::record::describe_offsets(.offsets)
     )]
     Uncommitted {
         /// The group's configured name.
         name: String,
         /// Per partition, the offset that was not committed.
-        offsets: Vec<crate::consumer::PartitionOffset>,
+        offsets: Vec<crate::record::PartitionOffset>,
         /// Why the commit failed.
         reason: String,
     },
@@ -180,77 +177,6 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
-}
-
-/// Why one message was not written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProduceErrorKind {
-    /// Neither the message nor the producer config names a topic.
-    NoTopic,
-    /// An interceptor refused the write.
-    Rejected {
-        /// The interceptor's name.
-        interceptor: String,
-    },
-    /// librdkafka or the broker reported an error (timeouts, unknown topic,
-    /// message too large, purged at close, ...).
-    Kafka(RDKafkaErrorCode),
-    /// The client went away before reporting on the message.
-    Lost,
-    /// The message was never sent: the producer gave up restarting its failed
-    /// client, or was closed, while the message waited.
-    ProducerDown,
-}
-
-/// One message that could not be written, handed back so it is not lost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProduceError {
-    /// What went wrong.
-    pub kind: ProduceErrorKind,
-    /// Human-readable detail.
-    pub reason: String,
-    /// The message, as it was sent (boxed: errors travel in `Result`s and should
-    /// stay small).
-    pub message: Box<Message>,
-}
-
-impl ProduceError {
-    /// True when sending the same message again may succeed (timeouts, leader
-    /// changes, full queues, a producer restart).
-    pub fn is_retriable(&self) -> bool {
-        use RDKafkaErrorCode as C;
-        match &self.kind {
-            ProduceErrorKind::Kafka(code) => matches!(
-                code,
-                C::MessageTimedOut
-                    | C::RequestTimedOut
-                    | C::QueueFull
-                    | C::NotLeaderForPartition
-                    | C::LeaderNotAvailable
-                    | C::NotEnoughReplicas
-                    | C::NotEnoughReplicasAfterAppend
-                    | C::BrokerTransportFailure
-                    | C::AllBrokersDown
-                    | C::PurgeQueue
-                    | C::PurgeInflight
-                    | C::Fatal
-            ),
-            ProduceErrorKind::Lost => true,
-            ProduceErrorKind::NoTopic
-            | ProduceErrorKind::Rejected { .. }
-            | ProduceErrorKind::ProducerDown => false,
-        }
-    }
-
-    pub(crate) fn kafka(error: &KafkaError, message: Message) -> Self {
-        let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
-        ProduceError {
-            kind: ProduceErrorKind::Kafka(code),
-            reason: error.to_string(),
-            message: Box::new(message),
-        }
-    }
 }
 
 /// How the broker refused a client, when it did: librdkafka would retry these
@@ -297,12 +223,3 @@ impl Refusal {
         }
     }
 }
-
-impl fmt::Display for ProduceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let topic = self.message.topic.as_deref().unwrap_or("<no topic>");
-        write!(f, "message to {topic} not written: {}", self.reason)
-    }
-}
-
-impl std::error::Error for ProduceError {}

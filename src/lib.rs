@@ -50,8 +50,8 @@ pub mod config;
 pub mod consumer;
 mod error;
 pub mod interceptor;
-mod message;
 pub mod producer;
+mod record;
 pub mod server;
 mod supervision;
 mod telemetry;
@@ -59,13 +59,17 @@ pub mod testing;
 
 pub use app::{App, AppHandle, FORCED_EXIT_STATUS};
 pub use component::{Ekafka, EkafkaBuilder};
+pub use config::RestartPolicy;
 pub use config::{Config, ConfigError};
-pub use consumer::{ConsumedMessage, Consumer, ConsumerGroup, Event, GroupEvent, MessageBatch};
-pub use error::{Error, ProduceError, ProduceErrorKind};
-pub use message::{Delivery, Header, Message};
-pub use producer::{Balancer, CloseReport, DeliveryFailed, Outcome, Producer, WriteReport};
+pub use consumer::{Consumer, ConsumerGroup};
+pub use error::Error;
+pub use producer::{Balancer, DeliveryFailed, Producer};
 pub use rdkafka::types::RDKafkaErrorCode as KafkaCode;
-pub use supervision::{Escalation, RestartPolicy};
+pub use record::{
+    CloseReport, ConsumedMessage, Delivery, Event, GroupEvent, Header, Message, MessageBatch,
+    Outcome, ProduceError, ProduceErrorKind, WriteReport,
+};
+pub use supervision::Escalation;
 
 /// The README's Rust examples, compiled as doctests so they cannot rot.
 #[cfg(doctest)]

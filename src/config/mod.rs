@@ -33,7 +33,7 @@ pub use producer::{
     Compression, ProducerConfig, RequiredAcks, BALANCER_HASH, BALANCER_ROUND_ROBIN,
 };
 pub use properties::Properties;
-pub use restart::RestartSettings;
+pub use restart::{RestartPolicy, RestartSettings};
 pub use secret::Secret;
 pub use server::{ConsumerServerConfig, DeadLetter, RetrySettings};
 pub use tls::Tls;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 use super::reader::Section;
-use crate::supervision::RestartPolicy;
 
 /// A client's own restart keys. Keys left out take the component's
 /// [`RestartPolicy`] (see
@@ -78,6 +77,40 @@ impl RestartSettings {
                 .backoff_max
                 .unwrap_or(base.backoff_max)
                 .max(backoff_min),
+        }
+    }
+}
+
+/// How often and how fast a failed client is restarted.
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = ekafka::RestartPolicy {
+///     max_restarts: 3,
+///     window: Duration::from_secs(30),
+///     ..ekafka::RestartPolicy::default()
+/// };
+/// assert!(policy.backoff_min <= policy.backoff_max);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Restarts allowed within `window`; one more is a final failure.
+    pub max_restarts: u32,
+    /// The sliding window `max_restarts` counts over.
+    pub window: Duration,
+    /// Delay before the first restart.
+    pub backoff_min: Duration,
+    /// Largest delay between restarts.
+    pub backoff_max: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            max_restarts: 5,
+            window: Duration::from_secs(60),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
         }
     }
 }

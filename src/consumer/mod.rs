@@ -3,15 +3,13 @@
 
 mod context;
 mod group;
-pub(crate) mod message;
 mod single;
 
-pub use group::{
-    Assigned, ConsumerGroup, ConsumerGroupActor, Event, GroupError, GroupEvent, GroupStatus,
-    MessageBatch, Revoked,
+pub use crate::record::{
+    Assigned, ConsumedMessage, Event, GroupError, GroupEvent, MessageBatch, PartitionOffset,
+    Revoked, StartingOffset, TopicPartition,
 };
-pub use message::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
+pub use group::{ConsumerGroup, ConsumerGroupActor, GroupStatus};
 pub use single::{Consumer, ConsumerActor};
 
 pub(crate) use group::GroupSpec;
-pub(crate) use message::describe_offsets;

@@ -189,7 +189,7 @@ impl Inner {
             }
             Some(Err(e)) => Err(self.kafka_error(e)),
             Some(Ok(m)) => {
-                let message = super::message::owned(&self.topic, &m);
+                let message = crate::record::owned_consumed(&self.topic, &m);
                 if self.partition.is_some() {
                     *self.position.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(message.offset + 1);

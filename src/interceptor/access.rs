@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::{ClientInfo, Interceptor, Rejection};
-use crate::message::Message;
-use crate::producer::{Outcome, WriteReport};
+use crate::record::Message;
+use crate::record::{Outcome, WriteReport};
 
 /// Logs each write through `tracing` (target `ekafka::access`): client, method,
 /// duration and counts; the messages when `enableAccessInterceptorReq` is set, and

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{ClientInfo, Interceptor, Rejection};
-use crate::message::{Message, Preview};
-use crate::producer::{Outcome, WriteReport};
+use crate::record::{Message, Preview};
+use crate::record::{Outcome, WriteReport};
 
 /// Prints each write and its result, one line per message, to stderr (or a writer
 /// of yours). Enabled by `debug = true`; meant for development, not production.

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{ClientInfo, Interceptor};
-use crate::producer::WriteReport;
+use crate::record::WriteReport;
 
 /// Totals for one client and operation, the counterpart of the Go library's
 /// `ego_client_handle_total` (by code) and `ego_client_handle_seconds`.

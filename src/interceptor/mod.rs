@@ -33,10 +33,10 @@ pub use debug::DebugInterceptor;
 pub use metrics::{MetricsInterceptor, OperationMetrics};
 pub use trace::{new_traceparent, TraceInterceptor, TRACEPARENT};
 
-use crate::consumer::{ConsumedMessage, GroupEvent, PartitionOffset};
-use crate::error::{ProduceError, ProduceErrorKind};
-use crate::message::Message;
-use crate::producer::{Outcome, WriteReport};
+use crate::record::Message;
+use crate::record::{ConsumedMessage, GroupEvent, PartitionOffset};
+use crate::record::{Outcome, WriteReport};
+use crate::record::{ProduceError, ProduceErrorKind};
 
 /// The kind of client an operation runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

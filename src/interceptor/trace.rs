@@ -3,7 +3,7 @@
 use std::hash::{BuildHasher, Hasher};
 
 use super::{ClientInfo, Interceptor, Rejection};
-use crate::message::{Header, Message};
+use crate::record::{Header, Message};
 
 /// The header name of W3C Trace Context.
 pub const TRACEPARENT: &str = "traceparent";

@@ -9,12 +9,13 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::balancer::BalancerAdapter;
 use super::client::{Blocked, Client, ClientError, DeliveryFailed, Pending, Shared};
-use super::report::{CloseReport, Outcome, WriteReport};
 use super::tracker::Tracker;
 use crate::config::ProducerConfig;
-use crate::error::{Error, ProduceError, ProduceErrorKind};
+use crate::error::Error;
 use crate::interceptor::{Admitted, Chain, ClientInfo};
-use crate::message::Message;
+use crate::record::Message;
+use crate::record::{CloseReport, Outcome, WriteReport};
+use crate::record::{ProduceError, ProduceErrorKind};
 use crate::supervision::{
     client_failure, AuthorizationScope, Escalator, Incarnations, RestartPolicy, Slot, Supervisor,
 };

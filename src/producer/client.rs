@@ -17,10 +17,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Notify;
 
 use super::balancer::BalancerAdapter;
-use super::report::Outcome;
 use super::tracker::Tracker;
-use crate::error::{ProduceError, ProduceErrorKind};
-use crate::message::{Delivery, Message};
+use crate::record::Outcome;
+use crate::record::{Delivery, Message};
+use crate::record::{ProduceError, ProduceErrorKind};
 
 /// A delivery failure of an `async` producer, sent to its error subscriber.
 #[derive(Debug, Clone, actix::Message)]
@@ -283,7 +283,7 @@ fn message_from(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
         partition: (m.partition() >= 0).then_some(m.partition()),
         key: m.key().map(<[u8]>::to_vec),
         value: m.payload().map(<[u8]>::to_vec),
-        headers: crate::message::owned_headers(m),
+        headers: crate::record::owned_headers(m),
         timestamp: m.timestamp().to_millis(),
     }
 }

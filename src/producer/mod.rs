@@ -14,23 +14,22 @@
 mod actor;
 mod balancer;
 mod client;
-mod report;
 mod tracker;
 
 use std::sync::Arc;
 
 use actix::{Actor, Addr, MailboxError, Recipient};
 
+pub use crate::record::{CloseReport, Outcome, WriteReport};
 pub use actor::{ProducerActor, ProducerStatus};
 pub use balancer::{Balancer, RoundRobin};
 pub use client::DeliveryFailed;
-pub use report::{CloseReport, Outcome, WriteReport};
 
 pub(crate) use actor::ProducerSpec;
 pub(crate) use balancer::BalancerAdapter;
 
 use crate::error::Error;
-use crate::message::Message;
+use crate::record::Message;
 use crate::supervision::Slot;
 
 /// A handle to a running producer actor. Cheap to clone; all clones talk to the

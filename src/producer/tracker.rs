@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::report::Outcome;
-use crate::error::{ProduceError, ProduceErrorKind};
+use crate::record::Outcome;
+use crate::record::{ProduceError, ProduceErrorKind};
 
 /// One write in flight: a slot per message, filled by the enqueue path or by the
 /// delivery callback on librdkafka's thread.

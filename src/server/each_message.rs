@@ -17,8 +17,8 @@ use tokio::sync::{oneshot, watch, Notify};
 use super::outcome::{FailureAction, HandlerError, HandlerFailure};
 use crate::config::RetrySettings;
 use crate::consumer::{ConsumedMessage, GroupEvent, MessageBatch, TopicPartition};
-use crate::message::Message as OutgoingMessage;
 use crate::producer::Producer;
+use crate::record::Message as OutgoingMessage;
 use crate::supervision::{backoff_with_jitter, RestartPolicy};
 
 /// The handler, boxed: any async function of a message.

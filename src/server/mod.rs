@@ -172,7 +172,7 @@ where
                 message.topic,
                 message.partition,
                 message.offset,
-                crate::message::Preview(message.value.as_deref())
+                crate::record::Preview(message.value.as_deref())
             );
             let result = handler(message).await;
             let outcome = match &result {

@@ -24,8 +24,8 @@ mod supervisor;
 mod verdict;
 
 pub use escalation::Escalation;
-pub use policy::RestartPolicy;
 
+pub(crate) use crate::config::RestartPolicy;
 pub(crate) use escalation::Escalator;
 pub(crate) use fault::inject_fatal_error;
 pub(crate) use policy::{backoff_with_jitter, RestartTracker};

@@ -6,40 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use super::{Escalation, Escalator};
-
-/// How often and how fast a failed client is restarted.
-///
-/// ```
-/// use std::time::Duration;
-/// let policy = ekafka::RestartPolicy {
-///     max_restarts: 3,
-///     window: Duration::from_secs(30),
-///     ..ekafka::RestartPolicy::default()
-/// };
-/// assert!(policy.backoff_min <= policy.backoff_max);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestartPolicy {
-    /// Restarts allowed within `window`; one more is a final failure.
-    pub max_restarts: u32,
-    /// The sliding window `max_restarts` counts over.
-    pub window: Duration,
-    /// Delay before the first restart.
-    pub backoff_min: Duration,
-    /// Largest delay between restarts.
-    pub backoff_max: Duration,
-}
-
-impl Default for RestartPolicy {
-    fn default() -> Self {
-        RestartPolicy {
-            max_restarts: 5,
-            window: Duration::from_secs(60),
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
-        }
-    }
-}
+use crate::config::RestartPolicy;
 
 /// Counts one client's or server's restarts against its policy, and escalates
 /// the failure that goes past the limit.

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use crate::consumer::ConsumedMessage;
 
 /// Which subscribers still owe an acknowledgement, one bit each.
-pub(crate) type SubscriberMask = u64;
+pub(crate) use crate::record::SubscriberMask;
 
 /// The most subscribers a group can have (one bit each in a mask).
 pub(crate) const MAX_SUBSCRIBERS: usize = 64;

@@ -12,11 +12,12 @@ use actix::prelude::*;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use super::engine::Command;
 use super::engine::{self, Engine, EngineSettings, Exit, GroupContext, MessageSink};
-use super::events::{Command, GroupEvent, MessageBatch};
 use crate::config::ConsumerGroupConfig;
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
+use crate::record::{GroupEvent, MessageBatch};
 use crate::supervision::{Escalator, Incarnations, RestartPolicy};
 
 pub(crate) const KIND: &str = "consumer group";

@@ -22,7 +22,6 @@
 //! close it does the same for every partition and leaves the group.
 
 mod engine;
-mod events;
 mod ledger;
 mod member;
 
@@ -32,12 +31,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub use events::{Assigned, Event, GroupError, GroupEvent, MessageBatch, Revoked};
-
 pub(crate) use member::GroupSpec;
 
+use crate::record::{Ack, AckKind, AckSender, Event, GroupEvent, MessageBatch};
+use engine::{Command, PullItem};
 use engine::{Exit, MessageSink};
-use events::{AckSender, Command, PullItem};
 use member::{EngineExited, EngineHandle, GroupMembers, COMMIT_AND_LEAVE, KIND};
 
 use crate::consumer::{ConsumedMessage, PartitionOffset, TopicPartition};
@@ -381,7 +379,7 @@ impl ConsumerGroup {
         let Some(ack) = self.pull_ack().await else {
             return Ok(());
         };
-        self.shared.send(Command::Ack {
+        self.shared.send(Command::Ack(Ack {
             by: ack.by,
             partition: TopicPartition {
                 topic: Arc::clone(&message.topic),
@@ -389,7 +387,8 @@ impl ConsumerGroup {
             },
             from: message.offset,
             to: message.offset,
-        })
+            kind: AckKind::Handled,
+        }))
     }
 
     /// Acknowledges messages returned by [`poll`](Self::poll) and commits, now and

@@ -62,7 +62,7 @@ impl Engine {
                 // can tell exactly which messages will be handled again.
                 let message = format!(
                     "{error} (left uncommitted: {})",
-                    crate::consumer::describe_offsets(&offsets)
+                    crate::record::describe_offsets(&offsets)
                 );
                 for failed in &offsets {
                     self.uncommitted

@@ -11,7 +11,7 @@ impl Engine {
             // A message of a partition revoked a moment ago: its next owner reads it.
             return;
         };
-        let owned = crate::consumer::message::owned(&self.partitions[index].id.topic, message);
+        let owned = crate::record::owned_consumed(&self.partitions[index].id.topic, message);
         self.partitions[index].ledger.push_fetched(owned);
         self.held += 1;
         self.max_held = self.max_held.max(self.held);
@@ -34,7 +34,7 @@ impl Engine {
                 match queue.poll(Duration::ZERO) {
                     Some(Ok(message)) => {
                         p.ledger
-                            .push_fetched(crate::consumer::message::owned(&p.id.topic, &message));
+                            .push_fetched(crate::record::owned_consumed(&p.id.topic, &message));
                         self.held += 1;
                         room -= 1;
                         read += 1;
@@ -122,7 +122,7 @@ impl Engine {
                         partition: partition.clone(),
                         messages: Arc::clone(&messages),
                         ack: AckSender {
-                            commands: self.commands_tx.clone(),
+                            sink: Arc::clone(&self.ack_sink),
                             by: subscriber.bit,
                         },
                     }));

@@ -10,9 +10,12 @@
 //! partitions within the bound and hands batches out, `commit` commits what was
 //! acknowledged, `rebalance` takes partitions on and lets them go.
 
+mod command;
 mod commit;
 mod flow;
 mod rebalance;
+
+pub(crate) use command::{Command, PullItem, Uncommitted};
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -27,17 +30,16 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::events::{
-    AckSender, Assigned, Command, GroupError, GroupEvent, MessageBatch, PullItem, Revoked,
-    Uncommitted,
-};
-use super::ledger::{Ledger, SubscriberMask, MAX_SUBSCRIBERS};
+use super::ledger::{Ledger, MAX_SUBSCRIBERS};
 use super::GroupStatus;
 use crate::config::{FlowSettings, StartOffset};
 use crate::consumer::context::LastErrorLog;
-use crate::consumer::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
 use crate::error::Refusal;
 use crate::interceptor::{Chain, ClientInfo};
+use crate::record::{
+    AckKind, AckSender, AckSink, Assigned, ConsumedMessage, GroupError, GroupEvent, MessageBatch,
+    PartitionOffset, Revoked, StartingOffset, SubscriberMask, TopicPartition,
+};
 use crate::supervision::{client_failure, AuthorizationScope, ClientFailure};
 
 /// Events taken from the main queue per round.
@@ -122,6 +124,8 @@ pub(crate) struct Engine {
     interceptors: Chain,
     commands_tx: Sender<Command>,
     commands: Receiver<Command>,
+    /// Where the batches handed out send their acknowledgements (`commands`).
+    ack_sink: Arc<dyn AckSink>,
     partitions: Vec<Partition>,
     subscribers: Vec<Subscriber>,
     event_subscribers: Vec<Recipient<GroupEvent>>,
@@ -249,6 +253,7 @@ impl Engine {
         Engine {
             settings,
             interceptors,
+            ack_sink: Arc::new(commands_tx.clone()),
             commands_tx,
             commands,
             partitions: Vec::new(),
@@ -314,21 +319,13 @@ impl Engine {
 
     fn handle(&mut self, consumer: &BaseConsumer<GroupContext>, command: Command) {
         match command {
-            Command::Ack {
-                by,
-                partition,
-                from,
-                to,
-            } => {
-                self.acknowledge(by, &partition, from, to);
-                self.apply_pauses(consumer);
-            }
-            Command::Release {
-                by,
-                partition,
-                from,
-                to,
-            } => self.release(by, &partition, from, to),
+            Command::Ack(ack) => match ack.kind {
+                AckKind::Handled => {
+                    self.acknowledge(ack.by, &ack.partition, ack.from, ack.to);
+                    self.apply_pauses(consumer);
+                }
+                AckKind::Released => self.release(ack.by, &ack.partition, ack.from, ack.to),
+            },
             Command::Commit { by, offsets, reply } => {
                 for (partition, from, to) in &offsets {
                     self.acknowledge(by, partition, *from, *to);

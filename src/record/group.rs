@@ -1,12 +1,9 @@
 //! What a consumer group hands to its subscribers: message batches to
 //! acknowledge, and group events (assigned, revoked, errors).
 
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::ledger::SubscriberMask;
-use crate::consumer::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
+use super::consumed::{ConsumedMessage, StartingOffset, TopicPartition};
 
 /// Partitions given to this member, with where each starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,48 +53,40 @@ pub enum GroupEvent {
     Error(GroupError),
 }
 
-/// A command from a handle or a batch to the group's engine thread.
-pub(crate) enum Command {
-    Ack {
-        by: SubscriberMask,
-        partition: TopicPartition,
-        from: i64,
-        to: i64,
-    },
+/// One bit per message subscriber of a group member.
+pub(crate) type SubscriberMask = u64;
+
+/// Whether acknowledged messages were handled, or given up unhandled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AckKind {
+    /// Handled: committable once every subscriber acknowledged them.
+    Handled,
     /// Given up unhandled: owed no more, never committed past.
-    Release {
-        by: SubscriberMask,
-        partition: TopicPartition,
-        from: i64,
-        to: i64,
-    },
-    Commit {
-        by: SubscriberMask,
-        offsets: Vec<(TopicPartition, i64, i64)>,
-        reply: tokio::sync::oneshot::Sender<Result<Vec<crate::consumer::PartitionOffset>, String>>,
-    },
-    SubscribeMessages {
-        sink: super::engine::MessageSink,
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
-    },
-    SubscribeEvents(actix::Recipient<GroupEvent>),
-    Status(tokio::sync::oneshot::Sender<super::GroupStatus>),
-    /// Drain for at most `drain` (capped by `drainTimeout`), commit, leave;
-    /// the reply names what the member failed to commit, if anything.
-    Close {
-        drain: Duration,
-        reply: tokio::sync::oneshot::Sender<Result<(), Uncommitted>>,
-    },
-    SimulateFatalError {
-        reason: String,
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
-    },
+    Released,
+}
+
+/// Messages `from..=to` of `partition`, acknowledged by subscriber `by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ack {
+    pub(crate) by: SubscriberMask,
+    pub(crate) partition: TopicPartition,
+    pub(crate) from: i64,
+    pub(crate) to: i64,
+    pub(crate) kind: AckKind,
+}
+
+/// Where a member's acknowledgements go: its engine.
+pub(crate) trait AckSink: Send + Sync {
+    /// Hands `ack` over. The member may have stopped (closed or restarting);
+    /// its messages are then delivered again from the last commit, so a lost
+    /// acknowledgement is safe.
+    fn acknowledge(&self, ack: Ack);
 }
 
 /// Where acknowledgements go, and on whose behalf.
 #[derive(Clone)]
 pub(crate) struct AckSender {
-    pub(crate) commands: Sender<Command>,
+    pub(crate) sink: Arc<dyn AckSink>,
     pub(crate) by: SubscriberMask,
 }
 
@@ -145,34 +134,33 @@ impl MessageBatch {
         &self.messages
     }
 
-    fn send_ack(&self, from: i64, to: i64) {
-        // The group may have stopped (closed or restarting); its messages will be
-        // delivered again from the last commit, so a lost acknowledgement is safe.
-        let _ = self.ack.commands.send(Command::Ack {
+    fn send_ack(&self, from: i64, to: i64, kind: AckKind) {
+        self.ack.sink.acknowledge(Ack {
             by: self.ack.by,
             partition: self.partition.clone(),
             from,
             to,
+            kind,
         });
     }
 
     /// Acknowledges every message of the batch.
     pub fn ack(&self) {
         if let (Some(first), Some(last)) = (self.messages.first(), self.messages.last()) {
-            self.send_ack(first.offset, last.offset);
+            self.send_ack(first.offset, last.offset, AckKind::Handled);
         }
     }
 
     /// Acknowledges the messages up to and including `offset`.
     pub fn ack_through(&self, offset: i64) {
         if let Some(first) = self.messages.first() {
-            self.send_ack(first.offset, offset);
+            self.send_ack(first.offset, offset, AckKind::Handled);
         }
     }
 
     /// Acknowledges one message of the batch.
     pub fn ack_message(&self, message: &ConsumedMessage) {
-        self.send_ack(message.offset, message.offset);
+        self.send_ack(message.offset, message.offset, AckKind::Handled);
     }
 
     /// Gives up, unhandled, the messages from `offset` to the end of the batch:
@@ -180,21 +168,16 @@ impl MessageBatch {
     /// past them, so they are delivered again to the partition's next owner.
     pub(crate) fn release_from(&self, offset: i64) {
         if let Some(last) = self.messages.last() {
-            let _ = self.ack.commands.send(Command::Release {
-                by: self.ack.by,
-                partition: self.partition.clone(),
-                from: offset,
-                to: last.offset,
-            });
+            self.send_ack(offset, last.offset, AckKind::Released);
         }
     }
 }
 
-/// One item of the pull API ([`ConsumerGroup::poll`](super::ConsumerGroup::poll)).
+/// One item of the pull API ([`ConsumerGroup::poll`](crate::consumer::ConsumerGroup::poll)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A message; acknowledge it with [`ConsumerGroup::ack`](super::ConsumerGroup::ack)
-    /// or commit it with [`ConsumerGroup::commit`](super::ConsumerGroup::commit).
+    /// A message; acknowledge it with [`ConsumerGroup::ack`](crate::consumer::ConsumerGroup::ack)
+    /// or commit it with [`ConsumerGroup::commit`](crate::consumer::ConsumerGroup::commit).
     Message(ConsumedMessage),
     /// Partitions assigned.
     Assigned(Assigned),
@@ -212,18 +195,4 @@ impl From<GroupEvent> for Event {
             GroupEvent::Error(e) => Event::Error(e),
         }
     }
-}
-
-/// What the engine puts on the pull channel.
-pub(crate) enum PullItem {
-    Batch(MessageBatch),
-    Event(GroupEvent),
-}
-
-/// Offsets a member acknowledged but could not commit (its last commit of
-/// each failed), and why.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Uncommitted {
-    pub(crate) offsets: Vec<PartitionOffset>,
-    pub(crate) reason: String,
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::message::{Header, Preview};
+use crate::record::{Header, Preview};
 
 /// A message read from Kafka, owned, so it can cross actor boundaries.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub(crate) fn owned(
         offset: message.offset(),
         key: message.key().map(<[u8]>::to_vec),
         value: message.payload().map(<[u8]>::to_vec),
-        headers: crate::message::owned_headers(message),
+        headers: crate::record::owned_headers(message),
         timestamp: message.timestamp().to_millis(),
     }
 }
