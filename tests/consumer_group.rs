@@ -46,6 +46,9 @@ async fn every_message_arrives_once_in_order_per_partition_and_is_committed() {
     assert_eq!(seen.len(), 300);
 
     // Everything acknowledged is committed: offset = messages per partition.
+    // Commits are asynchronous; an explicit one returns once confirmed, after
+    // the one in flight.
+    group.commit_acknowledged().await.unwrap();
     let status = group.status().await.unwrap();
     let committed: BTreeMap<i32, i64> = status
         .committed

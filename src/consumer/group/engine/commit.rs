@@ -1,16 +1,54 @@
-//! Committing what every subscriber acknowledged.
+//! Committing what every subscriber acknowledged, without waiting for it.
+//!
+//! One commit is in flight at a time. It goes out on the engine's own commit
+//! queue and its result is read on a later pass of the loop, so fetching and
+//! dispatch go on while the coordinator answers; the next commit then covers
+//! everything acknowledged meanwhile. A commit not confirmed within the group's
+//! `timeout` counts as failed (a late answer still counts). A failure is
+//! emitted to subscribers as a `GroupEvent::Error` naming each partition's
+//! offset left uncommitted, and kept for the close's report. A revoke and a
+//! close wait for the commit in flight, then for their own, each up to
+//! `timeout`. The commit point never passes an unacknowledged message: what is
+//! committed comes from the ledgers.
 
+use std::collections::VecDeque;
+
+use super::commit_queue::{CommitQueue, CommitResult};
 use super::*;
 
+/// Where an explicit commit's result goes.
+pub(super) type CommitReply = tokio::sync::oneshot::Sender<Result<Vec<PartitionOffset>, String>>;
+
+/// Commits timed out but perhaps still answered later, remembered this far back.
+const LATE_ANSWERS_KEPT: usize = 8;
+
+#[derive(Default)]
+pub(super) struct Commits {
+    /// `None` before the engine runs and once it lets the consumer go; commits
+    /// are then synchronous.
+    pub(super) queue: Option<CommitQueue>,
+    next_seq: usize,
+    in_flight: Option<InFlight>,
+    /// Explicit commits, answered by the next commit to start.
+    waiting: Vec<CommitReply>,
+    /// Commits given up on, whose late success still counts.
+    timed_out: VecDeque<(usize, Vec<PartitionOffset>)>,
+}
+
+struct InFlight {
+    seq: usize,
+    offsets: Vec<PartitionOffset>,
+    started: Instant,
+    replies: Vec<CommitReply>,
+}
+
 impl Engine {
-    /// Commits every partition (or those in `only`) whose acknowledged offset
-    /// moved; returns what was committed.
-    pub(super) fn commit(
-        &mut self,
-        consumer: &BaseConsumer<GroupContext>,
-        mode: CommitMode,
+    /// Offsets to commit: each partition (or those in `only`) whose
+    /// acknowledged offset moved past its last commit.
+    fn offsets_to_commit(
+        &self,
         only: Option<&[TopicPartition]>,
-    ) -> Result<Vec<PartitionOffset>, String> {
+    ) -> Result<(TopicPartitionList, Vec<PartitionOffset>), String> {
         let mut list = TopicPartitionList::new();
         let mut offsets = Vec::new();
         for p in &self.partitions {
@@ -18,75 +56,277 @@ impl Engine {
                 continue;
             }
             if let Some(offset) = p.ledger.to_commit() {
-                if let Err(e) =
-                    list.add_partition_offset(&p.id.topic, p.id.partition, Offset::Offset(offset))
-                {
-                    return Err(format!("cannot commit {}: {e}", p.id));
-                }
+                list.add_partition_offset(&p.id.topic, p.id.partition, Offset::Offset(offset))
+                    .map_err(|e| format!("cannot commit {}: {e}", p.id))?;
                 offsets.push(PartitionOffset {
                     partition: p.id.clone(),
                     offset,
                 });
             }
         }
+        Ok((list, offsets))
+    }
+
+    /// Starts a commit of what was acknowledged (in `only`), unless one is in
+    /// flight; explicit commits waiting are answered by it.
+    fn begin_commit(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        only: Option<&[TopicPartition]>,
+    ) {
+        if self.commits.in_flight.is_some() {
+            return;
+        }
         self.last_commit = Instant::now();
+        let replies = std::mem::take(&mut self.commits.waiting);
+        let (list, offsets) = match self.offsets_to_commit(only) {
+            Ok(found) => found,
+            Err(reason) => {
+                for reply in replies {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+                return;
+            }
+        };
         if offsets.is_empty() {
-            return Ok(offsets);
+            for reply in replies {
+                let _ = reply.send(Ok(Vec::new()));
+            }
+            return;
         }
         let started = Instant::now();
-        let result = consumer
-            .commit(&list, mode)
-            .map_err(|e| format!("commit failed: {e}"));
-        self.interceptors.after_commit(
-            &self.settings.client,
-            &offsets,
-            result.as_ref().map(|_| ()).map_err(String::as_str),
-            started.elapsed(),
-        );
-        match result {
+        let seq = self.commits.next_seq;
+        self.commits.next_seq = seq.wrapping_add(1);
+        let sent = match &self.commits.queue {
+            Some(queue) => queue.commit(&list, seq),
+            // Letting the consumer go: nothing is left to wait on, so wait here.
+            None => {
+                let result = consumer
+                    .commit(&list, CommitMode::Sync)
+                    .map_err(|e| e.to_string());
+                let result = CommitResult {
+                    seq,
+                    error: result.err(),
+                    refused: Vec::new(),
+                };
+                self.finish(offsets, result, started, replies);
+                return;
+            }
+        };
+        match sent {
             Ok(()) => {
-                for committed in &offsets {
-                    if let Some(i) = self
-                        .partition_index(&committed.partition.topic, committed.partition.partition)
-                    {
-                        self.partitions[i].ledger.mark_committed(committed.offset);
-                    }
-                }
-                self.uncommitted
-                    .offsets
-                    .retain(|u| !offsets.iter().any(|c| c.partition == u.partition));
-                Ok(offsets)
+                self.commits.in_flight = Some(InFlight {
+                    seq,
+                    offsets,
+                    started,
+                    replies,
+                })
             }
             Err(error) => {
-                // Named with its offsets: the subscriber (and a later close)
-                // can tell exactly which messages will be handled again.
-                let message = format!(
-                    "{error} (left uncommitted: {})",
-                    crate::record::describe_offsets(&offsets)
-                );
-                for failed in &offsets {
-                    self.uncommitted
-                        .offsets
-                        .retain(|u| u.partition != failed.partition);
-                    self.uncommitted.offsets.push(failed.clone());
-                }
-                self.uncommitted.reason = error;
-                let event = GroupEvent::Error(self.error_event(message.clone()));
-                self.emit(event);
-                Err(message)
+                let result = CommitResult {
+                    seq,
+                    error: Some(error),
+                    refused: Vec::new(),
+                };
+                self.finish(offsets, result, started, replies);
             }
         }
     }
 
-    /// Commits when due. A synchronous commit's failure is emitted and
-    /// recorded by `commit`; an asynchronous one's result arrives in
-    /// librdkafka's commit callback, which the group does not read yet.
+    /// Reads the commit results that came (waiting up to `wait` for the
+    /// first), and gives up on a commit in flight for longer than `timeout`.
+    fn read_commit_results(&mut self, wait: Duration) {
+        if self.commits.queue.is_none() {
+            if let Some(in_flight) = self.commits.in_flight.take() {
+                let result = CommitResult {
+                    seq: in_flight.seq,
+                    error: Some("the member stopped before the commit was confirmed".into()),
+                    refused: Vec::new(),
+                };
+                self.finish(
+                    in_flight.offsets,
+                    result,
+                    in_flight.started,
+                    in_flight.replies,
+                );
+            }
+            return;
+        }
+        let mut wait = wait;
+        while let Some(result) = self
+            .commits
+            .queue
+            .as_ref()
+            .and_then(|q| q.next_result(wait))
+        {
+            wait = Duration::ZERO;
+            match self.commits.in_flight.take() {
+                Some(in_flight) if in_flight.seq == result.seq => self.finish(
+                    in_flight.offsets,
+                    result,
+                    in_flight.started,
+                    in_flight.replies,
+                ),
+                other => {
+                    self.commits.in_flight = other;
+                    self.late_answer(result);
+                }
+            }
+        }
+        let timeout = self.settings.coordinator_timeout;
+        if self
+            .commits
+            .in_flight
+            .as_ref()
+            .is_some_and(|c| c.started.elapsed() >= timeout)
+        {
+            let in_flight = self.commits.in_flight.take().expect("checked above");
+            self.commits
+                .timed_out
+                .push_back((in_flight.seq, in_flight.offsets.clone()));
+            if self.commits.timed_out.len() > LATE_ANSWERS_KEPT {
+                self.commits.timed_out.pop_front();
+            }
+            let result = CommitResult {
+                seq: in_flight.seq,
+                error: Some(format!(
+                    "not confirmed within the group's timeout ({timeout:?})"
+                )),
+                refused: Vec::new(),
+            };
+            self.finish(
+                in_flight.offsets,
+                result,
+                in_flight.started,
+                in_flight.replies,
+            );
+        }
+    }
+
+    /// A commit given up on was answered after all: what it committed counts.
+    fn late_answer(&mut self, result: CommitResult) {
+        let Some(index) = self
+            .commits
+            .timed_out
+            .iter()
+            .position(|(seq, _)| *seq == result.seq)
+        else {
+            return;
+        };
+        let (_, offsets) = self.commits.timed_out.remove(index).expect("found above");
+        if result.error.is_none() {
+            let confirmed: Vec<PartitionOffset> = offsets
+                .into_iter()
+                .filter(|o| !result.refused.iter().any(|(p, _)| *p == o.partition))
+                .collect();
+            self.mark_committed(&confirmed);
+        }
+    }
+
+    fn mark_committed(&mut self, offsets: &[PartitionOffset]) {
+        for committed in offsets {
+            if let Some(i) =
+                self.partition_index(&committed.partition.topic, committed.partition.partition)
+            {
+                self.partitions[i].ledger.mark_committed(committed.offset);
+            }
+            // Only a failure at or past this offset is still outstanding.
+            self.uncommitted
+                .offsets
+                .retain(|u| u.partition != committed.partition || u.offset > committed.offset);
+        }
+    }
+
+    /// Records a commit's result: marks what was committed, reports and keeps
+    /// what was not, answers explicit commits.
+    fn finish(
+        &mut self,
+        offsets: Vec<PartitionOffset>,
+        result: CommitResult,
+        started: Instant,
+        replies: Vec<CommitReply>,
+    ) {
+        let (failed, committed): (Vec<_>, Vec<_>) = offsets.into_iter().partition(|o| {
+            result.error.is_some() || result.refused.iter().any(|(p, _)| *p == o.partition)
+        });
+        let reason = match (&result.error, result.refused.first()) {
+            (Some(error), _) => Some(format!("commit failed: {error}")),
+            (None, Some((partition, error))) => {
+                Some(format!("commit failed: {partition} refused: {error}"))
+            }
+            (None, None) => None,
+        };
+        self.interceptors.after_commit(
+            &self.settings.client,
+            &committed,
+            reason.as_deref().map_or(Ok(()), Err),
+            started.elapsed(),
+        );
+        self.mark_committed(&committed);
+        let outcome = match reason {
+            None => Ok(committed),
+            Some(reason) => {
+                // Named with its offsets: the subscriber (and a later close)
+                // can tell exactly which messages will be handled again.
+                let message = format!(
+                    "{reason} (left uncommitted: {})",
+                    crate::record::describe_offsets(&failed)
+                );
+                for offset in &failed {
+                    self.uncommitted
+                        .offsets
+                        .retain(|u| u.partition != offset.partition);
+                    self.uncommitted.offsets.push(offset.clone());
+                }
+                self.uncommitted.reason = reason;
+                let event = GroupEvent::Error(self.error_event(message.clone()));
+                self.emit(event);
+                Err(message)
+            }
+        };
+        for reply in replies {
+            let _ = reply.send(outcome.clone());
+        }
+    }
+
+    /// Reads commit results, and starts a commit when one is due: at once
+    /// when `commitInterval` is 0 or an explicit commit waits, else every
+    /// `commitInterval`.
     pub(super) fn commit_due(&mut self, consumer: &BaseConsumer<GroupContext>) {
+        self.read_commit_results(Duration::ZERO);
         let interval = self.settings.commit_interval;
-        if interval.is_zero() {
-            let _ = self.commit(consumer, CommitMode::Sync, None);
-        } else if self.last_commit.elapsed() >= interval {
-            let _ = self.commit(consumer, CommitMode::Async, None);
+        if interval.is_zero()
+            || !self.commits.waiting.is_empty()
+            || self.last_commit.elapsed() >= interval
+        {
+            self.begin_commit(consumer, None);
+        }
+    }
+
+    /// An explicit commit: answered once the next commit is confirmed.
+    pub(super) fn request_commit(&mut self, reply: CommitReply) {
+        self.commits.waiting.push(reply);
+    }
+
+    /// Waits for the commit in flight, then commits what was acknowledged (in
+    /// `only`) and waits for that too, each up to the group's `timeout`: for
+    /// a revoke or a close, which must not let partitions go before their
+    /// commit is settled.
+    pub(super) fn commit_and_wait(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        only: Option<&[TopicPartition]>,
+    ) {
+        self.settle_in_flight();
+        self.begin_commit(consumer, only);
+        self.settle_in_flight();
+    }
+
+    /// Reads results until no commit is in flight (it times out at the
+    /// group's `timeout` at the latest).
+    fn settle_in_flight(&mut self) {
+        while self.commits.in_flight.is_some() {
+            self.read_commit_results(Duration::from_millis(20));
         }
     }
 }

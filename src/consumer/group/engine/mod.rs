@@ -12,6 +12,7 @@
 
 mod command;
 mod commit;
+mod commit_queue;
 mod flow;
 mod rebalance;
 
@@ -141,6 +142,7 @@ pub(crate) struct Engine {
     close_drain: Duration,
     unsubscribed: bool,
     last_commit: Instant,
+    commits: commit::Commits,
     rotation: usize,
     failure: Option<String>,
     /// The consumer, for splitting partition queues inside rebalance callbacks.
@@ -268,6 +270,7 @@ impl Engine {
             close_drain: Duration::MAX,
             unsubscribed: false,
             last_commit: Instant::now(),
+            commits: commit::Commits::default(),
             rotation: 0,
             failure: None,
             consumer: Weak::new(),
@@ -330,9 +333,9 @@ impl Engine {
                 for (partition, from, to) in &offsets {
                     self.acknowledge(by, partition, *from, *to);
                 }
-                let result = self.commit(consumer, CommitMode::Sync, None);
+                self.request_commit(reply);
+                self.commit_due(consumer);
                 self.apply_pauses(consumer);
-                let _ = reply.send(result);
             }
             Command::SubscribeMessages { sink, reply } => {
                 let _ = reply.send(self.add_subscriber(sink));
@@ -344,8 +347,6 @@ impl Engine {
                 self.event_subscribers.push(recipient);
             }
             Command::Status(reply) => {
-                // Acknowledgements served just before count as committed (when
-                // commits are synchronous), as they will be a moment later.
                 self.commit_due(consumer);
                 let _ = reply.send(self.status());
             }
@@ -485,7 +486,14 @@ fn raise_fatal_error(consumer: &Consumer_, reason: &str) -> Result<(), String> {
 pub(crate) fn run(consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce(&Exit)) -> Exit {
     let consumer = Arc::new(consumer);
     let context = Arc::clone(consumer.context());
-    context.lock().consumer = Arc::downgrade(&consumer);
+    {
+        let mut engine = context.lock();
+        engine.consumer = Arc::downgrade(&consumer);
+        engine.commits.queue = commit_queue::CommitQueue::new(&consumer);
+    }
+    // Declared after the consumer, so dropped before it when a panic unwinds:
+    // the commit queue must go before its client.
+    let _queue_first = CommitQueueGuard(&context);
     let exit = serve(&consumer, &context);
     let mut on_exit = Some(on_exit);
     if matches!(exit, Exit::Failed(_)) {
@@ -496,11 +504,13 @@ pub(crate) fn run(consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce(&Ex
     let (closers, outcome) = {
         let mut engine = context.lock();
         if matches!(exit, Exit::Closed) {
-            // A failure is recorded in `uncommitted` (and emitted) by commit.
-            let _ = engine.commit(&consumer, CommitMode::Sync, None);
+            // A failure is recorded in `uncommitted` (and emitted).
+            engine.commit_and_wait(&consumer, None);
         }
-        // Partition queues hold the consumer: let go of them first.
+        // Partition queues hold the consumer: let go of them first; and the
+        // commit queue before the consumer it belongs to.
         engine.partitions.clear();
+        engine.commits.queue = None;
         let uncommitted = std::mem::take(&mut engine.uncommitted);
         let outcome = if uncommitted.offsets.is_empty() {
             Ok(())
@@ -518,6 +528,15 @@ pub(crate) fn run(consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce(&Ex
         notify(&exit);
     }
     exit
+}
+
+/// Drops the engine's commit queue (if still there) when dropped.
+struct CommitQueueGuard<'a>(&'a GroupContext);
+
+impl Drop for CommitQueueGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().commits.queue = None;
+    }
 }
 
 fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {

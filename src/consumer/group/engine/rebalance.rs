@@ -80,9 +80,9 @@ impl Engine {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        // A failure is not lost: commit emits it to subscribers, naming the
-        // offsets, and records them for the close's report.
-        let _ = self.commit(consumer, CommitMode::Sync, Some(&revoked));
+        // A failure is not lost: it is emitted to subscribers, naming the
+        // offsets, and recorded for the close's report.
+        self.commit_and_wait(consumer, Some(&revoked));
         let before = self.partitions.len();
         let mut released = 0;
         self.partitions.retain(|p| {
