@@ -17,8 +17,10 @@ use rdkafka::producer::{BaseProducer, Producer as _};
 use crate::error::Error;
 
 mod cluster;
+mod faults;
 
 pub use cluster::{TestCluster, BROKERS_VARIABLE};
+pub use faults::KafkaRequest;
 
 /// Partitions of topics made with [`EmbeddedCluster::create_topic`].
 pub const DEFAULT_PARTITIONS: i32 = 3;

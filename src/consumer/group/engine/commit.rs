@@ -223,6 +223,13 @@ impl Engine {
         }
     }
 
+    /// Whether the partition's committed offset reached `offset`.
+    fn is_committed(&self, offset: &PartitionOffset) -> bool {
+        self.partition_index(&offset.partition.topic, offset.partition.partition)
+            .and_then(|i| self.partitions[i].ledger.committed())
+            .is_some_and(|done| done >= offset.offset)
+    }
+
     fn mark_committed(&mut self, offsets: &[PartitionOffset]) {
         for committed in offsets {
             if let Some(i) =
@@ -247,9 +254,13 @@ impl Engine {
         replies: Vec<CommitReply>,
     ) {
         let (failed, committed): (Vec<_>, Vec<_>) = offsets.into_iter().partition(|o| {
-            result.error.is_some() || result.refused.iter().any(|(p, _)| *p == o.partition)
+            let refused =
+                result.error.is_some() || result.refused.iter().any(|(p, _)| *p == o.partition);
+            // A late answer to an earlier commit may have confirmed it already.
+            refused && !self.is_committed(o)
         });
         let reason = match (&result.error, result.refused.first()) {
+            _ if failed.is_empty() => None,
             (Some(error), _) => Some(format!("commit failed: {error}")),
             (None, Some((partition, error))) => {
                 Some(format!("commit failed: {partition} refused: {error}"))
