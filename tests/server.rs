@@ -1,5 +1,5 @@
 //! Consumer servers in each-message mode: retries with backoff per partition,
-//! dead-lettering, and stopping (uncommitted) without a dead-letter topic.
+//! dead-lettering, and stopping a partition (uncommitted) without a dead-letter topic.
 
 mod common;
 
@@ -201,7 +201,7 @@ async fn a_fatal_failure_goes_to_the_dead_letter_topic_and_consumption_continues
 }
 
 #[actix::test]
-async fn a_handler_panic_without_dead_letter_topic_restarts_the_server_which_handles_the_message_again(
+async fn a_handler_panic_without_dead_letter_topic_restarts_its_partition_which_handles_the_message_again(
 ) {
     let fixture = Fixture::new();
     let (kafka, config) = setup(&fixture, "restartBackoff = \"50ms\"");
@@ -233,7 +233,13 @@ async fn a_handler_panic_without_dead_letter_topic_restarts_the_server_which_han
             .collect::<std::collections::HashSet<_>>()
     };
     while distinct(&handled).len() < 12 {
-        handled.push(next(&mut seen, "every message, m-3 after the restart").await);
+        handled.push(
+            next(
+                &mut seen,
+                "every message, m-3 after its partition's restart",
+            )
+            .await,
+        );
     }
     // One more message per partition: anything delivered twice would come before it.
     produce(&kafka, "fence", 3).await;
@@ -253,7 +259,11 @@ async fn a_handler_panic_without_dead_letter_topic_restarts_the_server_which_han
         failure.error.reason().contains("handler bug on m-3"),
         "{failure:?}"
     );
-    assert_eq!(server.restarts(), 1);
+    // Only the partition's handling restarted; the member stayed in its group.
+    assert_eq!(server.restarts(), 0);
+    let status = server.status().await.unwrap();
+    assert_eq!(status.partition_restarts, 1);
+    assert!(status.stopped.is_empty(), "{status:?}");
     assert_eq!(
         handled.len(),
         15,

@@ -28,13 +28,28 @@ impl Default for RetrySettings {
     }
 }
 
-/// Where messages go that failed for good (`deadLetterProducer`, `deadLetterTopic`).
+/// Where messages go that failed for good (`deadLetterProducer`, `deadLetterTopic`),
+/// and how many may go there (`deadLetterLimit`, `deadLetterWindow`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     /// `deadLetterProducer`: a `[kafka.producers.NAME]` to write with.
     pub producer: String,
     /// `deadLetterTopic`: the topic; without it, the producer's own `topic`.
     pub topic: Option<String>,
+    /// `deadLetterLimit` (100): the most messages one partition may dead-letter
+    /// within `deadLetterWindow`. One more stops the partition at that message
+    /// and escalates, as a guard against a bad deploy sending everything to the
+    /// dead-letter topic. `0`: no limit.
+    pub limit: u32,
+    /// `deadLetterWindow` (`"1m"`): the sliding window `deadLetterLimit` counts over.
+    pub window: Duration,
+}
+
+impl DeadLetter {
+    /// The defaults of `deadLetterLimit` and `deadLetterWindow`.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// See [`DeadLetter::DEFAULT_LIMIT`].
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 }
 
 /// One consumer server: `[kafkaConsumerServers.NAME]`, a section of its own beside
@@ -117,12 +132,20 @@ fn read_dead_letter(section: &Section<'_>) -> Result<Option<DeadLetter>, ConfigE
         .string("deadLetterProducer")?
         .filter(|p| !p.is_empty());
     let topic = section.string("deadLetterTopic")?.filter(|t| !t.is_empty());
-    match (producer, topic) {
-        (Some(producer), topic) => Ok(Some(DeadLetter { producer, topic })),
-        (None, Some(_)) => Err(ConfigError::new(
+    let limit = section.integer_in("deadLetterLimit", 0, 1_000_000_000)?;
+    let window = section.duration("deadLetterWindow")?;
+    match producer {
+        Some(producer) => Ok(Some(DeadLetter {
+            producer,
+            topic,
+            limit: limit.map_or(DeadLetter::DEFAULT_LIMIT, |l| l as u32),
+            window: window.unwrap_or(DeadLetter::DEFAULT_WINDOW),
+        })),
+        // The other dead-letter keys mean nothing without a producer.
+        None if topic.is_some() || limit.is_some() || window.is_some() => Err(ConfigError::new(
             section.key_path("deadLetterProducer"),
             ConfigProblem::Missing,
         )),
-        (None, None) => Ok(None),
+        None => Ok(None),
     }
 }

@@ -1,72 +1,55 @@
 //! Each-message mode: a handler per message, retried with backoff when it fails
-//! recoverably, dead-lettered (or stopping its partition) when it fails for good.
-//! Partitions are handled independently: while one waits for a retry, the others
-//! keep flowing; within a partition, messages are handled one at a time, in order.
+//! recoverably, dead-lettered when it fails for good. Partitions are handled
+//! independently: while one waits for a retry, the others keep flowing; within a
+//! partition, messages are handled one at a time, in order.
+//!
+//! Failures stay in their partition. A message that fails for good and cannot
+//! be dead-lettered stops *its partition* at that message, uncommitted, while
+//! the others go on; after the restart policy's backoff the partition's
+//! handling restarts from that message (still held, so nothing is fetched
+//! again and the member stays in its group). Past the policy's limit, or past
+//! the dead-letter limit, the partition escalates and the server ends.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
+use std::collections::HashMap;
 use std::rc::Rc;
-use std::task::{Context as TaskContext, Poll};
 
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::outcome::{FailureAction, HandlerError, HandlerFailure};
-use crate::config::RetrySettings;
-use crate::consumer::{ConsumedMessage, GroupEvent, MessageBatch, TopicPartition};
-use crate::producer::Producer;
-use crate::record::Message as OutgoingMessage;
-use crate::supervision::{backoff_with_jitter, RestartPolicy};
+use super::handling::{handle_batch, is_stale, BatchEnd, BoxedHandler, DeadLetterSink, Worker};
+use super::outcome::{HandlerError, HandlerFailure};
+use super::partition::{
+    DeadLetterBudget, PartitionState, Queued, ServerStatus, Stop, StoppedPartition,
+};
+use super::supervisor::KIND;
+use crate::config::{RestartPolicy, RetrySettings};
+use crate::record::{GroupEvent, MessageBatch, TopicPartition};
+use crate::supervision::{Escalation, Escalator, RestartTracker};
 
-/// The handler, boxed: any async function of a message.
-pub(crate) type BoxedHandler =
-    Rc<dyn Fn(ConsumedMessage) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>>>>>;
-
-/// Where failed-for-good messages go.
-#[derive(Clone)]
-pub(crate) struct DeadLetterSink {
-    pub(crate) producer: Producer,
-    pub(crate) topic: Option<String>,
-}
-
-/// Header names on dead-lettered messages.
-pub mod headers {
-    /// The topic the message was consumed from.
-    pub const ORIGINAL_TOPIC: &str = "ekafka.original.topic";
-    /// Its partition.
-    pub const ORIGINAL_PARTITION: &str = "ekafka.original.partition";
-    /// Its offset.
-    pub const ORIGINAL_OFFSET: &str = "ekafka.original.offset";
-    /// The last error's text.
-    pub const ERROR: &str = "ekafka.error";
-    /// How many times the handler was tried.
-    pub const ATTEMPTS: &str = "ekafka.attempts";
-}
-
-/// A partition stopped on a message that failed for good: the server has failed
-/// and its supervisor restarts it.
+/// A partition failed past its limit: the server escalates.
 #[derive(Debug, Clone)]
-pub(crate) struct PartitionStopped {
-    pub(crate) partition: TopicPartition,
-    pub(crate) offset: i64,
-    pub(crate) error: HandlerError,
+pub(crate) struct PartitionGaveUp(pub(crate) Escalation);
+
+/// What the handler actor of one server incarnation is made of.
+pub(crate) struct EachMessageSettings {
+    pub(crate) name: String,
+    pub(crate) handler: BoxedHandler,
+    pub(crate) retry: RetrySettings,
+    pub(crate) dead_letter: Option<DeadLetterSink>,
+    pub(crate) dead_letter_limit: (u32, std::time::Duration),
+    pub(crate) errors: Option<Recipient<HandlerFailure>>,
+    /// How partitions' handling is restarted (the server's restart keys).
+    pub(crate) policy: RestartPolicy,
+    pub(crate) escalator: Escalator,
+    /// Where a partition past its limit is reported (the supervisor).
+    pub(crate) faults: tokio::sync::mpsc::UnboundedSender<PartitionGaveUp>,
 }
 
 pub(crate) struct EachMessageActor {
-    name: String,
-    handler: BoxedHandler,
-    retry: RetrySettings,
-    dead_letter: Option<DeadLetterSink>,
-    errors: Option<Recipient<HandlerFailure>>,
-    /// Where a stopped partition is reported (the supervisor).
-    faults: tokio::sync::mpsc::UnboundedSender<PartitionStopped>,
-    queued: HashMap<TopicPartition, VecDeque<MessageBatch>>,
-    busy: HashMap<TopicPartition, bool>,
-    /// Partitions stopped on a message that failed for good (no dead-letter topic).
-    stopped: HashMap<TopicPartition, i64>,
+    settings: EachMessageSettings,
+    partitions: HashMap<TopicPartition, PartitionState>,
+    partition_restarts: u64,
     /// Set when the server shuts down or restarts: no new message is started,
     /// and messages waiting for a retry are given up (left unacknowledged).
     quiescing: watch::Sender<bool>,
@@ -80,24 +63,11 @@ pub(crate) struct EachMessageActor {
 }
 
 impl EachMessageActor {
-    pub(crate) fn new(
-        name: String,
-        handler: BoxedHandler,
-        retry: RetrySettings,
-        dead_letter: Option<DeadLetterSink>,
-        errors: Option<Recipient<HandlerFailure>>,
-        faults: tokio::sync::mpsc::UnboundedSender<PartitionStopped>,
-    ) -> Self {
+    pub(crate) fn new(settings: EachMessageSettings) -> Self {
         EachMessageActor {
-            name,
-            handler,
-            retry,
-            dead_letter,
-            errors,
-            faults,
-            queued: HashMap::new(),
-            busy: HashMap::new(),
-            stopped: HashMap::new(),
+            settings,
+            partitions: HashMap::new(),
+            partition_restarts: 0,
             quiescing: watch::Sender::new(false),
             idle_waiters: Vec::new(),
             revoked: Rc::default(),
@@ -106,61 +76,147 @@ impl EachMessageActor {
     }
 
     fn is_idle(&self) -> bool {
-        !self.busy.values().any(|busy| *busy)
+        !self.partitions.values().any(|p| p.busy)
     }
 
-    /// Starts handling the next batch of `partition` unless one is in progress.
+    fn partition(&mut self, partition: &TopicPartition) -> &mut PartitionState {
+        let settings = &self.settings;
+        self.partitions.entry(partition.clone()).or_insert_with(|| {
+            let (limit, window) = settings.dead_letter_limit;
+            PartitionState::new(
+                RestartTracker::new(
+                    settings.policy.clone(),
+                    KIND,
+                    &settings.name,
+                    settings.escalator.clone(),
+                ),
+                DeadLetterBudget::new(limit, window),
+            )
+        })
+    }
+
+    /// Starts handling the next batch of `partition` unless one is in progress
+    /// or the partition stopped.
     fn pump(&mut self, partition: TopicPartition, ctx: &mut Context<Self>) {
-        if self.busy.get(&partition).copied().unwrap_or(false)
-            || self.stopped.contains_key(&partition)
-            || *self.quiescing.borrow()
-        {
+        if *self.quiescing.borrow() {
             return;
         }
-        let Some(batch) = self
-            .queued
-            .get_mut(&partition)
-            .and_then(VecDeque::pop_front)
-        else {
+        let state = self.partition(&partition);
+        if state.busy || state.stopped.is_some() {
+            return;
+        }
+        let Some(queued) = state.queued.pop_front() else {
             return;
         };
-        self.busy.insert(partition.clone(), true);
-        let work = handle_batch(
-            batch,
-            Worker {
-                handler: Rc::clone(&self.handler),
-                retry: self.retry.clone(),
-                dead_letter: self.dead_letter.clone(),
-                errors: self.errors.clone(),
-                server: self.name.clone(),
-                quiescing: self.quiescing.subscribe(),
-                revoked: Rc::clone(&self.revoked),
-                revocations: Rc::clone(&self.revocations),
-            },
+        state.busy = true;
+        let dead_letters = Rc::clone(&state.dead_letters);
+        let worker = Worker {
+            handler: Rc::clone(&self.settings.handler),
+            retry: self.settings.retry.clone(),
+            dead_letter: self.settings.dead_letter.clone(),
+            dead_letters,
+            errors: self.settings.errors.clone(),
+            server: self.settings.name.clone(),
+            quiescing: self.quiescing.subscribe(),
+            revoked: Rc::clone(&self.revoked),
+            revocations: Rc::clone(&self.revocations),
+        };
+        ctx.spawn(
+            handle_batch(queued, worker)
+                .into_actor(self)
+                .map(move |(queued, end), act, ctx| act.batch_ended(partition, queued, end, ctx)),
         );
-        ctx.spawn(work.into_actor(self).map(move |end, act, ctx| {
-            act.busy.insert(partition.clone(), false);
-            match end {
-                // pump starts nothing once quiescing.
-                BatchEnd::Done | BatchEnd::Interrupted => act.pump(partition, ctx),
-                BatchEnd::Stopped { offset, error } => {
-                    act.stopped.insert(partition.clone(), offset);
-                    for batch in act.queued.remove(&partition).into_iter().flatten() {
-                        release(&batch);
-                    }
-                    let _ = act.faults.send(PartitionStopped {
-                        partition,
-                        offset,
-                        error,
-                    });
-                }
+    }
+
+    fn batch_ended(
+        &mut self,
+        partition: TopicPartition,
+        queued: Queued,
+        end: BatchEnd,
+        ctx: &mut Context<Self>,
+    ) {
+        self.partition(&partition).busy = false;
+        match end {
+            // pump starts nothing once quiescing.
+            BatchEnd::Done | BatchEnd::Interrupted => self.pump(partition, ctx),
+            BatchEnd::Stopped {
+                offset,
+                error,
+                limit,
+            } => {
+                let rest = Queued {
+                    batch: queued.batch,
+                    from: offset,
+                };
+                self.stop_partition(partition, rest, error, limit, ctx);
             }
-            if *act.quiescing.borrow() && act.is_idle() {
-                for waiter in act.idle_waiters.drain(..) {
-                    let _ = waiter.send(());
-                }
+        }
+        if *self.quiescing.borrow() && self.is_idle() {
+            for waiter in self.idle_waiters.drain(..) {
+                let _ = waiter.send(());
             }
-        }));
+        }
+    }
+
+    /// Stops `partition` at the first message of `rest`, and schedules its
+    /// restart, or escalates past the limit.
+    fn stop_partition(
+        &mut self,
+        partition: TopicPartition,
+        rest: Queued,
+        error: HandlerError,
+        limit: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        if *self.quiescing.borrow() || is_stale(&self.revoked, &rest.batch) {
+            rest.release(); // its next owner, or the next start, handles it
+            return;
+        }
+        let offset = rest.from;
+        let reason = format!("partition {partition} stopped at offset {offset}: {error}");
+        let name = self.settings.name.clone();
+        let escalator = self.settings.escalator.clone();
+        let state = self.partition(&partition);
+        let next = match limit {
+            Some(limit) => {
+                let escalation = Escalation {
+                    kind: KIND,
+                    name: name.clone(),
+                    restarts: state.restarts.recent_restarts(),
+                    reason: format!("{reason} ({limit})"),
+                };
+                escalator.escalate(escalation.clone());
+                Err(escalation)
+            }
+            None => state.restarts.next_delay(&reason),
+        };
+        state.stopped = Some(Stop { offset, error });
+        match next {
+            Ok(delay) => {
+                tracing::warn!(server = %name, %partition, offset, ?delay, "partition stopped; its handling restarts after the backoff");
+                state.queued.push_front(rest);
+                let epoch = state.epoch;
+                ctx.run_later(delay, move |act, ctx| act.restart(partition, epoch, ctx));
+            }
+            Err(escalation) => {
+                state.gave_up = true;
+                rest.release();
+                state.release_queued();
+                let _ = self.settings.faults.send(PartitionGaveUp(escalation));
+            }
+        }
+    }
+
+    /// Handles `partition` again from where it stopped, unless it was revoked
+    /// since (`epoch`).
+    fn restart(&mut self, partition: TopicPartition, epoch: u64, ctx: &mut Context<Self>) {
+        let state = self.partition(&partition);
+        if state.epoch != epoch || state.gave_up || state.stopped.take().is_none() {
+            return;
+        }
+        self.partition_restarts += 1;
+        tracing::info!(server = %self.settings.name, %partition, "partition handling restarted");
+        self.pump(partition, ctx);
     }
 }
 
@@ -175,8 +231,8 @@ impl Handler<Quiesce> for EachMessageActor {
 
     fn handle(&mut self, Quiesce(idle): Quiesce, _ctx: &mut Context<Self>) {
         self.quiescing.send_replace(true);
-        for batch in self.queued.drain().flat_map(|(_, batches)| batches) {
-            release(&batch);
+        for state in self.partitions.values_mut() {
+            state.release_queued();
         }
         if self.is_idle() {
             let _ = idle.send(());
@@ -208,24 +264,24 @@ impl Handler<MessageBatch> for EachMessageActor {
 
     fn handle(&mut self, batch: MessageBatch, ctx: &mut Context<Self>) {
         let partition = batch.partition().clone();
-        if self.stopped.contains_key(&partition)
-            || *self.quiescing.borrow()
-            || is_stale(&self.revoked, &batch)
-        {
+        let quiescing = *self.quiescing.borrow();
+        let stale = is_stale(&self.revoked, &batch);
+        let state = self.partition(&partition);
+        if quiescing || stale || state.gave_up {
             // Never committed past: it comes again after the restart or rebalance.
-            release(&batch);
+            Queued::new(batch).release();
             return;
         }
-        self.queued
-            .entry(partition.clone())
-            .or_default()
-            .push_back(batch);
+        // Behind a stopped partition's held messages too: the group's
+        // `maxBuffered` bounds what waits.
+        state.queued.push_back(Queued::new(batch));
         self.pump(partition, ctx);
     }
 }
 
-/// On revoke, messages of the revoked partitions not started yet are given
-/// back at once, so the rebalance waits only for the handlers in flight.
+/// On revoke, messages of the revoked partitions not started yet (a stopped
+/// partition's held ones too) are given back at once, so the rebalance waits
+/// only for the handlers in flight.
 impl Handler<GroupEvent> for EachMessageActor {
     type Result = ();
 
@@ -237,32 +293,21 @@ impl Handler<GroupEvent> for EachMessageActor {
             self.revoked
                 .borrow_mut()
                 .insert(partition.clone(), revoked.generation);
-            if let Some(batches) = self.queued.get_mut(partition) {
-                let (stale, fresh): (VecDeque<_>, VecDeque<_>) = batches
+            if let Some(state) = self.partitions.get_mut(partition) {
+                let (stale, fresh) = state
+                    .queued
                     .drain(..)
-                    .partition(|b| b.generation() <= revoked.generation);
-                *batches = fresh;
-                for batch in stale {
-                    release(&batch);
+                    .partition(|q| q.batch.generation() <= revoked.generation);
+                state.queued = fresh;
+                for queued in stale {
+                    queued.release();
                 }
+                // Its next owner handles the message it stopped at.
+                state.epoch += 1;
+                state.stopped = None;
             }
         }
         self.revocations.notify_waiters();
-    }
-}
-
-/// True when `batch` was fetched before its partition was last revoked.
-fn is_stale(revoked: &RefCell<HashMap<TopicPartition, i32>>, batch: &MessageBatch) -> bool {
-    revoked
-        .borrow()
-        .get(batch.partition())
-        .is_some_and(|&generation| batch.generation() <= generation)
-}
-
-/// Gives every message of `batch` back unhandled.
-fn release(batch: &MessageBatch) {
-    if let Some(first) = batch.messages().first() {
-        batch.release_from(first.offset);
     }
 }
 
@@ -278,192 +323,41 @@ impl Handler<SubscribeFailures> for EachMessageActor {
         SubscribeFailures(recipient): SubscribeFailures,
         _ctx: &mut Context<Self>,
     ) {
-        self.errors = Some(recipient);
+        self.settings.errors = Some(recipient);
     }
 }
 
-/// What one batch's handling needs.
-struct Worker {
-    handler: BoxedHandler,
-    retry: RetrySettings,
-    dead_letter: Option<DeadLetterSink>,
-    errors: Option<Recipient<HandlerFailure>>,
-    server: String,
-    quiescing: watch::Receiver<bool>,
-    revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
-    revocations: Rc<Notify>,
+/// The partitions stopped now, and the partition restarts so far.
+#[derive(Message)]
+#[rtype(result = "ServerStatus")]
+pub(crate) struct Status {
+    /// Whole-server restarts, filled in by the caller.
+    pub(crate) restarts: u32,
 }
 
-/// How a batch's handling ended.
-enum BatchEnd {
-    /// Every message handled or dead-lettered.
-    Done,
-    /// The server began shutting down, or the partition was revoked: the rest
-    /// was given back unhandled.
-    Interrupted,
-    /// A message failed for good with no dead-letter topic.
-    Stopped { offset: i64, error: HandlerError },
-}
+impl Handler<Status> for EachMessageActor {
+    type Result = MessageResult<Status>;
 
-/// Handles a batch message by message.
-async fn handle_batch(batch: MessageBatch, worker: Worker) -> BatchEnd {
-    let Worker {
-        handler,
-        retry,
-        dead_letter,
-        errors,
-        server,
-        mut quiescing,
-        revoked,
-        revocations,
-    } = worker;
-    let policy = RestartPolicy {
-        max_restarts: retry.retries,
-        window: std::time::Duration::MAX,
-        backoff_min: retry.backoff,
-        backoff_max: retry.backoff_max,
-    };
-    for message in batch.messages() {
-        if *quiescing.borrow() || is_stale(&revoked, &batch) {
-            batch.release_from(message.offset);
-            return BatchEnd::Interrupted;
-        }
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let error = match run_handler(&handler, message.clone()).await {
-                Ok(()) => {
-                    batch.ack_message(message);
-                    break;
-                }
-                Err(error) => error,
-            };
-            let report = |action: FailureAction| {
-                let failure = HandlerFailure {
-                    server: server.clone(),
-                    message: message.clone(),
-                    attempts,
-                    error: error.clone(),
-                    action,
-                };
-                tracing::warn!(server = %server, partition = message.partition, offset = message.offset, attempts, error = %failure.error, action = ?failure.action, "handler failed");
-                if let Some(errors) = &errors {
-                    // Never block consumption on the error subscriber.
-                    let _ = errors.try_send(failure);
-                }
-            };
-            if error.is_recoverable() && attempts <= retry.retries {
-                let delay = backoff_with_jitter(&policy, attempts - 1);
-                report(FailureAction::Retrying(delay));
-                let wait = tokio::time::sleep(delay);
-                tokio::pin!(wait);
-                loop {
-                    tokio::select! {
-                        _ = &mut wait => break,
-                        // Shutting down, or the partition was revoked: the message
-                        // is given back and comes again to the partition's next owner.
-                        _ = quiescing.wait_for(|q| *q) => {
-                            batch.release_from(message.offset);
-                            return BatchEnd::Interrupted;
-                        }
-                        _ = revocations.notified() => {
-                            if is_stale(&revoked, &batch) {
-                                batch.release_from(message.offset);
-                                return BatchEnd::Interrupted;
-                            }
-                        }
-                    }
-                }
-                continue;
-            }
-            match &dead_letter {
-                Some(sink) if dead_letter_write(sink, message, &error, attempts).await => {
-                    report(FailureAction::DeadLettered);
-                    batch.ack_message(message);
-                    break;
-                }
-                _ => {
-                    report(FailureAction::Stopped);
-                    return BatchEnd::Stopped {
-                        offset: message.offset,
-                        error,
-                    };
-                }
-            }
-        }
-    }
-    BatchEnd::Done
-}
-
-/// Calls the handler, turning a panic (while creating or polling its future)
-/// into a fatal failure.
-async fn run_handler(handler: &BoxedHandler, message: ConsumedMessage) -> Result<(), HandlerError> {
-    let future = match catch_unwind(AssertUnwindSafe(|| handler(message))) {
-        Ok(future) => future,
-        Err(panic) => {
-            return Err(HandlerError::fatal(format!(
-                "handler panicked: {}",
-                panic_text(&*panic)
-            )))
-        }
-    };
-    CatchPanic(future).await
-}
-
-struct CatchPanic(Pin<Box<dyn Future<Output = Result<(), HandlerError>>>>);
-
-impl Future for CatchPanic {
-    type Output = Result<(), HandlerError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(panic) => Poll::Ready(Err(HandlerError::fatal(format!(
-                "handler panicked: {}",
-                panic_text(&*panic)
-            )))),
-        }
-    }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into())
-}
-
-/// Writes a failed message to the dead-letter topic; true once it is stored.
-async fn dead_letter_write(
-    sink: &DeadLetterSink,
-    message: &ConsumedMessage,
-    error: &HandlerError,
-    attempts: u32,
-) -> bool {
-    let mut out = OutgoingMessage {
-        topic: sink.topic.clone(),
-        partition: None,
-        key: message.key.clone(),
-        value: message.value.clone(),
-        headers: message.headers.clone(),
-        timestamp: message.timestamp,
-    };
-    out = out
-        .with_header(headers::ORIGINAL_TOPIC, message.topic.as_bytes())
-        .with_header(headers::ORIGINAL_PARTITION, message.partition.to_string())
-        .with_header(headers::ORIGINAL_OFFSET, message.offset.to_string())
-        .with_header(headers::ERROR, error.reason())
-        .with_header(headers::ATTEMPTS, attempts.to_string());
-    match sink.producer.write([out]).await {
-        Ok(report) if report.is_success() => true,
-        Ok(report) => {
-            tracing::error!(error = ?report.failures().next(), "dead-letter write failed");
-            false
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "dead-letter write failed");
-            false
-        }
+    fn handle(&mut self, Status { restarts }: Status, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut stopped: Vec<StoppedPartition> = self
+            .partitions
+            .iter()
+            .filter_map(|(partition, state)| {
+                let stop = state.stopped.as_ref()?;
+                Some(StoppedPartition {
+                    partition: partition.clone(),
+                    offset: stop.offset,
+                    error: stop.error.to_string(),
+                    restarts: state.restarts.recent_restarts(),
+                    gave_up: state.gave_up,
+                })
+            })
+            .collect();
+        stopped.sort_by(|a, b| a.partition.cmp(&b.partition));
+        MessageResult(ServerStatus {
+            restarts,
+            partition_restarts: self.partition_restarts,
+            stopped,
+        })
     }
 }

@@ -12,16 +12,22 @@
 //! with exponential backoff and jitter, while the other partitions keep flowing.
 //! A fatal failure, a panic, or retries used up go to the dead-letter topic when
 //! `deadLetterProducer` is set (with the original topic, partition, offset, error
-//! and attempts in headers) and consumption continues; without one, the server
-//! fails: it stops that partition at the message, uncommitted, and its supervisor
-//! restarts it from the committed offsets after backoff, so the message is
-//! handled again. Past `maxRestarts` the failure escalates (see
-//! [`App`](crate::App)). Failures are reported to an optional subscriber, never
-//! blocking.
+//! and attempts in headers) and consumption continues, up to `deadLetterLimit`
+//! per partition within `deadLetterWindow`. Without one (or past that limit),
+//! *that partition* stops at the message, uncommitted, while the other
+//! partitions keep flowing; after the restart backoff its handling restarts
+//! from that message, without leaving the group. Past `maxRestarts` for that
+//! partition (or at once past the dead-letter limit) the failure escalates
+//! (see [`App`](crate::App)). Only a failure of the server's group member or
+//! handler actor restarts the whole server (a rejoin). Failures are reported
+//! to an optional subscriber, never blocking; [`RunningServer::status`] lists
+//! the partitions stopped.
 
 mod each_message;
+mod handling;
 mod manual;
 mod outcome;
+mod partition;
 mod supervisor;
 
 use std::cell::RefCell;
@@ -33,9 +39,10 @@ use std::time::Duration;
 use actix::Recipient;
 use tokio::sync::watch;
 
-pub use each_message::headers;
+pub use handling::headers;
 pub use manual::{ManualServer, Shutdown};
 pub use outcome::{FailureAction, HandleMessage, HandlerError, HandlerFailure};
+pub use partition::{ServerStatus, StoppedPartition};
 
 use each_message::SubscribeFailures;
 use manual::ManualSpec;
@@ -82,7 +89,7 @@ impl ConsumerServer {
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
         let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
-        let handler: each_message::BoxedHandler = if config.debug {
+        let handler: handling::BoxedHandler = if config.debug {
             debug_output(kafka.clone(), server_name(config), handler)
         } else {
             Rc::new(move |message| Box::pin(handler(message)))
@@ -101,6 +108,7 @@ impl ConsumerServer {
             handler,
             retry: config.retry.clone(),
             dead_letter: config.dead_letter.clone(),
+            policy: policy.clone(),
             drain_timeout,
             failures: RefCell::new(None),
             group: RefCell::new(None),
@@ -158,7 +166,7 @@ pub(crate) fn actor_handler(
 }
 
 /// `debug = true`: prints every message handled and its result, as Go does.
-fn debug_output<F, Fut>(kafka: Ekafka, server: String, handler: F) -> each_message::BoxedHandler
+fn debug_output<F, Fut>(kafka: Ekafka, server: String, handler: F) -> handling::BoxedHandler
 where
     F: Fn(ConsumedMessage) -> Fut + 'static,
     Fut: Future<Output = Result<(), HandlerError>> + 'static,
@@ -349,9 +357,26 @@ impl RunningServer {
             .expect("set by the first incarnation, before the server is returned")
     }
 
-    /// How often the server was restarted after a failure.
+    /// How often the whole server was restarted (a new group member) after
+    /// its consumer group or handler actor failed. A message that fails for
+    /// good restarts only its partition's handling: see [`status`](Self::status).
     pub fn restarts(&self) -> u32 {
         self.supervisor.slot().status().restarts as u32
+    }
+
+    /// Restarts, and the partitions stopped now on a message that failed for
+    /// good (waiting for their handling to restart, or given up).
+    pub async fn status(&self) -> Result<ServerStatus, Error> {
+        let restarts = self.restarts();
+        let (_, instance) = self.supervisor.slot().ready().await?;
+        instance
+            .actor
+            .send(each_message::Status { restarts })
+            .await
+            .map_err(|_| Error::ActorStopped {
+                kind: supervisor::KIND,
+                name: self.name.clone(),
+            })
     }
 
     /// Shuts down gracefully: no new message is started, handlers in flight get

@@ -16,11 +16,12 @@ use actix::{Actor, Addr, Recipient};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::each_message::{
-    BoxedHandler, DeadLetterSink, EachMessageActor, PartitionStopped, Quiesce, Terminate,
+    EachMessageActor, EachMessageSettings, PartitionGaveUp, Quiesce, Terminate,
 };
+use super::handling::{BoxedHandler, DeadLetterSink};
 use super::HandlerFailure;
 use crate::component::Ekafka;
-use crate::config::{DeadLetter, RetrySettings};
+use crate::config::{DeadLetter, RestartPolicy, RetrySettings};
 use crate::consumer::ConsumerGroup;
 use crate::error::Error;
 use crate::supervision::{Escalation, Incarnations, Supervisor};
@@ -35,6 +36,8 @@ pub(crate) struct ServerSpec {
     pub(crate) handler: BoxedHandler,
     pub(crate) retry: RetrySettings,
     pub(crate) dead_letter: Option<DeadLetter>,
+    /// The server's restart keys, which partitions' handling restarts by too.
+    pub(crate) policy: RestartPolicy,
     /// How long a restart lets in-flight handlers finish: the group's `drainTimeout`.
     pub(crate) drain_timeout: Duration,
     /// Where handler failures go, across restarts.
@@ -48,7 +51,7 @@ pub(crate) struct ServerSpec {
 pub(crate) struct Instance {
     group: ConsumerGroup,
     pub(crate) actor: Addr<EachMessageActor>,
-    faults: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<PartitionStopped>>>,
+    faults: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<PartitionGaveUp>>>,
 }
 
 impl ServerSpec {
@@ -63,14 +66,21 @@ impl ServerSpec {
         };
         let group = self.kafka.consumer_group(&self.group_name)?;
         let (faults_tx, faults) = mpsc::unbounded_channel();
-        let actor = EachMessageActor::new(
-            self.name.clone(),
-            Rc::clone(&self.handler),
-            self.retry.clone(),
+        let dead_letter_limit = self
+            .dead_letter
+            .as_ref()
+            .map_or((0, Duration::ZERO), |dl| (dl.limit, dl.window));
+        let actor = EachMessageActor::new(EachMessageSettings {
+            name: self.name.clone(),
+            handler: Rc::clone(&self.handler),
+            retry: self.retry.clone(),
             dead_letter,
-            self.failures.borrow().clone(),
-            faults_tx,
-        )
+            dead_letter_limit,
+            errors: self.failures.borrow().clone(),
+            policy: self.policy.clone(),
+            escalator: self.kafka.escalator().clone(),
+            faults: faults_tx,
+        })
         .start();
         // Events first: the actor must hear of a revoke before handling more.
         let subscribed = match group.subscribe_events(actor.clone().recipient()).await {
@@ -112,21 +122,18 @@ impl Incarnations for ServerSpec {
 }
 
 impl Instance {
-    /// Waits until this incarnation fails, and says why.
-    async fn failed(&self, kafka: &Ekafka) -> String {
+    /// Waits until this incarnation fails, and says how.
+    async fn failed(&self, kafka: &Ekafka) -> Failure {
         let mut faults = self.faults.lock().await;
         tokio::select! {
-            stopped = faults.recv() => match stopped {
-                Some(s) => format!(
-                    "partition {}/{} stopped at offset {}: {}",
-                    s.partition.topic, s.partition.partition, s.offset, s.error
-                ),
-                None => "its handler actor stopped".into(),
+            gave_up = faults.recv() => match gave_up {
+                Some(PartitionGaveUp(escalation)) => Failure::Partition(escalation),
+                None => Failure::Member("its handler actor stopped".into()),
             },
-            _ = self.group.closed() => match kafka.escalation() {
+            _ = self.group.closed() => Failure::Member(match kafka.escalation() {
                 Some(cause) => format!("its consumer group stopped: {}", cause.reason),
                 None => "its consumer group stopped".into(),
-            },
+            }),
         }
     }
 
@@ -152,6 +159,15 @@ impl Instance {
             }),
         }
     }
+}
+
+/// How an incarnation failed.
+enum Failure {
+    /// Its member or handler actor failed: the whole incarnation restarts.
+    Member(String),
+    /// A partition failed past its own limit (restarting it never involved
+    /// the member): the server escalates.
+    Partition(Escalation),
 }
 
 /// How a supervised server ended, when not cleanly.
@@ -260,9 +276,16 @@ pub(crate) async fn supervise(
             Err(e) => return Err(ServerEnd::from_error(&spec.name, e)),
         };
         tokio::select! {
-            reason = instance.failed(&spec.kafka) => {
-                supervisor.fail(incarnation, reason).await?;
-            }
+            failure = instance.failed(&spec.kafka) => match failure {
+                Failure::Member(reason) => supervisor.fail(incarnation, reason).await?,
+                Failure::Partition(escalation) => {
+                    // What the other partitions handled is committed first.
+                    if let Err(end) = close(spec.drain_timeout).await {
+                        tracing::warn!(server = %spec.name, error = %Error::from(end), "closing the escalated server failed");
+                    }
+                    return Err(ServerEnd::Escalated(escalation));
+                }
+            },
             deadline = requested(&mut shutdown) => return close(deadline).await,
         }
     }

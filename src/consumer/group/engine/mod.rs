@@ -519,9 +519,18 @@ pub(crate) fn run(consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce(&Ex
         };
         (std::mem::take(&mut engine.closers), outcome)
     };
+    // When the final commit failed the coordinator is likely unreachable, and
+    // leaving the group (below) can wait for the commits librdkafka still has
+    // outstanding: say what was left uncommitted first, not after.
+    let mut closers = Some(closers);
+    if outcome.is_err() {
+        for closer in closers.take().into_iter().flatten() {
+            let _ = closer.send(outcome.clone());
+        }
+    }
     // Dropping the consumer leaves the group (librdkafka's consumer close).
     drop(consumer);
-    for closer in closers {
+    for closer in closers.into_iter().flatten() {
         let _ = closer.send(outcome.clone());
     }
     if let Some(notify) = on_exit.take() {

@@ -1,0 +1,260 @@
+//! Handling one batch of a partition, message by message: the handler with
+//! panics caught, in-place retries with backoff for recoverable failures, and
+//! the dead-letter topic (within its limit) for failures for good.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll};
+
+use tokio::sync::{watch, Notify};
+
+use super::outcome::{FailureAction, HandlerError, HandlerFailure};
+use super::partition::{DeadLetterBudget, Queued};
+use crate::config::{RestartPolicy, RetrySettings};
+use crate::producer::Producer;
+use crate::record::{ConsumedMessage, Message as OutgoingMessage, MessageBatch, TopicPartition};
+use crate::supervision::backoff_with_jitter;
+
+/// The handler, boxed: any async function of a message.
+pub(crate) type BoxedHandler =
+    Rc<dyn Fn(ConsumedMessage) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>>>>>;
+
+/// Where failed-for-good messages go.
+#[derive(Clone)]
+pub(crate) struct DeadLetterSink {
+    pub(crate) producer: Producer,
+    pub(crate) topic: Option<String>,
+}
+
+/// Header names on dead-lettered messages.
+pub mod headers {
+    /// The topic the message was consumed from.
+    pub const ORIGINAL_TOPIC: &str = "ekafka.original.topic";
+    /// Its partition.
+    pub const ORIGINAL_PARTITION: &str = "ekafka.original.partition";
+    /// Its offset.
+    pub const ORIGINAL_OFFSET: &str = "ekafka.original.offset";
+    /// The last error's text.
+    pub const ERROR: &str = "ekafka.error";
+    /// How many times the handler was tried.
+    pub const ATTEMPTS: &str = "ekafka.attempts";
+}
+
+/// What one batch's handling needs.
+pub(crate) struct Worker {
+    pub(crate) handler: BoxedHandler,
+    pub(crate) retry: RetrySettings,
+    pub(crate) dead_letter: Option<DeadLetterSink>,
+    pub(crate) dead_letters: Rc<RefCell<DeadLetterBudget>>,
+    pub(crate) errors: Option<actix::Recipient<HandlerFailure>>,
+    pub(crate) server: String,
+    pub(crate) quiescing: watch::Receiver<bool>,
+    pub(crate) revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
+    pub(crate) revocations: Rc<Notify>,
+}
+
+/// How a batch's handling ended.
+pub(crate) enum BatchEnd {
+    /// Every message handled or dead-lettered.
+    Done,
+    /// The server began shutting down, or the partition was revoked: the rest
+    /// was given back unhandled.
+    Interrupted,
+    /// The message at `offset` failed for good and could not be
+    /// dead-lettered: the batch is to be handled again from there.
+    Stopped {
+        offset: i64,
+        error: HandlerError,
+        /// Set when the dead-letter limit refused it: the partition escalates
+        /// at once instead of restarting.
+        limit: Option<String>,
+    },
+}
+
+/// True when `batch` was fetched before its partition was last revoked.
+pub(crate) fn is_stale(
+    revoked: &RefCell<HashMap<TopicPartition, i32>>,
+    batch: &MessageBatch,
+) -> bool {
+    revoked
+        .borrow()
+        .get(batch.partition())
+        .is_some_and(|&generation| batch.generation() <= generation)
+}
+
+/// Handles a batch message by message, from offset `queued.from` on; gives
+/// the batch back with how it ended.
+pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, BatchEnd) {
+    let Worker {
+        handler,
+        retry,
+        dead_letter,
+        dead_letters,
+        errors,
+        server,
+        mut quiescing,
+        revoked,
+        revocations,
+    } = worker;
+    let policy = RestartPolicy {
+        max_restarts: retry.retries,
+        window: std::time::Duration::MAX,
+        backoff_min: retry.backoff,
+        backoff_max: retry.backoff_max,
+    };
+    let batch = &queued.batch;
+    let end = 'batch: {
+        for message in batch.messages().iter().filter(|m| m.offset >= queued.from) {
+            if *quiescing.borrow() || is_stale(&revoked, batch) {
+                batch.release_from(message.offset);
+                break 'batch BatchEnd::Interrupted;
+            }
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let error = match run_handler(&handler, message.clone()).await {
+                    Ok(()) => {
+                        batch.ack_message(message);
+                        break;
+                    }
+                    Err(error) => error,
+                };
+                let report = |action: FailureAction| {
+                    let failure = HandlerFailure {
+                        server: server.clone(),
+                        message: message.clone(),
+                        attempts,
+                        error: error.clone(),
+                        action,
+                    };
+                    tracing::warn!(server = %server, partition = message.partition, offset = message.offset, attempts, error = %failure.error, action = ?failure.action, "handler failed");
+                    if let Some(errors) = &errors {
+                        // Never block consumption on the error subscriber.
+                        let _ = errors.try_send(failure);
+                    }
+                };
+                if error.is_recoverable() && attempts <= retry.retries {
+                    let delay = backoff_with_jitter(&policy, attempts - 1);
+                    report(FailureAction::Retrying(delay));
+                    let wait = tokio::time::sleep(delay);
+                    tokio::pin!(wait);
+                    loop {
+                        tokio::select! {
+                            _ = &mut wait => break,
+                            // Shutting down, or the partition was revoked: the message
+                            // is given back and comes again to the partition's next owner.
+                            _ = quiescing.wait_for(|q| *q) => {
+                                batch.release_from(message.offset);
+                                break 'batch BatchEnd::Interrupted;
+                            }
+                            _ = revocations.notified() => {
+                                if is_stale(&revoked, batch) {
+                                    batch.release_from(message.offset);
+                                    break 'batch BatchEnd::Interrupted;
+                                }
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let limit = match &dead_letter {
+                    Some(sink) if dead_letters.borrow_mut().take() => {
+                        if dead_letter_write(sink, message, &error, attempts).await {
+                            report(FailureAction::DeadLettered);
+                            batch.ack_message(message);
+                            break;
+                        }
+                        None
+                    }
+                    Some(_) => Some(dead_letters.borrow().exceeded()),
+                    None => None,
+                };
+                report(FailureAction::Stopped);
+                break 'batch BatchEnd::Stopped {
+                    offset: message.offset,
+                    error,
+                    limit,
+                };
+            }
+        }
+        BatchEnd::Done
+    };
+    (queued, end)
+}
+
+/// Calls the handler, turning a panic (while creating or polling its future)
+/// into a fatal failure.
+async fn run_handler(handler: &BoxedHandler, message: ConsumedMessage) -> Result<(), HandlerError> {
+    let future = match catch_unwind(AssertUnwindSafe(|| handler(message))) {
+        Ok(future) => future,
+        Err(panic) => {
+            return Err(HandlerError::fatal(format!(
+                "handler panicked: {}",
+                panic_text(&*panic)
+            )))
+        }
+    };
+    CatchPanic(future).await
+}
+
+struct CatchPanic(Pin<Box<dyn Future<Output = Result<(), HandlerError>>>>);
+
+impl Future for CatchPanic {
+    type Output = Result<(), HandlerError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(HandlerError::fatal(format!(
+                "handler panicked: {}",
+                panic_text(&*panic)
+            )))),
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Writes a failed message to the dead-letter topic; true once it is stored.
+async fn dead_letter_write(
+    sink: &DeadLetterSink,
+    message: &ConsumedMessage,
+    error: &HandlerError,
+    attempts: u32,
+) -> bool {
+    let mut out = OutgoingMessage {
+        topic: sink.topic.clone(),
+        partition: None,
+        key: message.key.clone(),
+        value: message.value.clone(),
+        headers: message.headers.clone(),
+        timestamp: message.timestamp,
+    };
+    out = out
+        .with_header(headers::ORIGINAL_TOPIC, message.topic.as_bytes())
+        .with_header(headers::ORIGINAL_PARTITION, message.partition.to_string())
+        .with_header(headers::ORIGINAL_OFFSET, message.offset.to_string())
+        .with_header(headers::ERROR, error.reason())
+        .with_header(headers::ATTEMPTS, attempts.to_string());
+    match sink.producer.write([out]).await {
+        Ok(report) if report.is_success() => true,
+        Ok(report) => {
+            tracing::error!(error = ?report.failures().next(), "dead-letter write failed");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "dead-letter write failed");
+            false
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! What an each-message server keeps per partition: the batches waiting, whether
+//! a handler runs, whether the partition stopped on a message and waits for its
+//! handling to restart, its restarts against the server's policy, and its
+//! recent dead letters against the dead-letter limit.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::HandlerError;
+use crate::record::{MessageBatch, TopicPartition};
+use crate::supervision::RestartTracker;
+
+/// A batch waiting to be handled, from offset `from` on (earlier messages of
+/// it were handled before the partition stopped).
+pub(crate) struct Queued {
+    pub(crate) batch: MessageBatch,
+    pub(crate) from: i64,
+}
+
+impl Queued {
+    pub(crate) fn new(batch: MessageBatch) -> Self {
+        let from = batch.messages().first().map_or(0, |m| m.offset);
+        Queued { batch, from }
+    }
+
+    /// Gives the messages not handled yet back: never committed past, they
+    /// come again to the partition's next owner.
+    pub(crate) fn release(&self) {
+        self.batch.release_from(self.from);
+    }
+}
+
+/// The message a partition stopped at, and why.
+pub(crate) struct Stop {
+    pub(crate) offset: i64,
+    pub(crate) error: HandlerError,
+}
+
+pub(crate) struct PartitionState {
+    pub(crate) queued: VecDeque<Queued>,
+    pub(crate) busy: bool,
+    /// Set while the partition waits for its handling to restart, and for
+    /// good once it gave up.
+    pub(crate) stopped: Option<Stop>,
+    pub(crate) gave_up: bool,
+    pub(crate) restarts: RestartTracker,
+    pub(crate) dead_letters: Rc<RefCell<DeadLetterBudget>>,
+    /// Bumped when the partition is revoked: a restart scheduled before then
+    /// does nothing.
+    pub(crate) epoch: u64,
+}
+
+impl PartitionState {
+    pub(crate) fn new(restarts: RestartTracker, dead_letters: DeadLetterBudget) -> Self {
+        PartitionState {
+            queued: VecDeque::new(),
+            busy: false,
+            stopped: None,
+            gave_up: false,
+            restarts,
+            dead_letters: Rc::new(RefCell::new(dead_letters)),
+            epoch: 0,
+        }
+    }
+
+    /// Gives back every batch waiting.
+    pub(crate) fn release_queued(&mut self) {
+        for queued in self.queued.drain(..) {
+            queued.release();
+        }
+    }
+}
+
+/// One partition's recent dead letters, against `deadLetterLimit` within
+/// `deadLetterWindow`.
+pub(crate) struct DeadLetterBudget {
+    limit: u32,
+    window: Duration,
+    recent: VecDeque<Instant>,
+}
+
+impl DeadLetterBudget {
+    /// A budget of `limit` dead letters per `window`; `0` is no limit.
+    pub(crate) fn new(limit: u32, window: Duration) -> Self {
+        DeadLetterBudget {
+            limit,
+            window,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Counts one more dead letter now, unless that would pass the limit.
+    pub(crate) fn take(&mut self) -> bool {
+        self.take_at(Instant::now())
+    }
+
+    fn take_at(&mut self, now: Instant) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= self.limit as usize {
+            return false;
+        }
+        self.recent.push_back(now);
+        true
+    }
+
+    /// Why a dead letter was refused.
+    pub(crate) fn exceeded(&self) -> String {
+        format!(
+            "deadLetterLimit reached: {} messages of this partition dead-lettered within deadLetterWindow ({:?})",
+            self.limit, self.window
+        )
+    }
+}
+
+/// A partition whose handling stopped on a message that failed for good, as
+/// [`RunningServer::status`](super::RunningServer::status) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoppedPartition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The message it stopped at: it and everything after it wait, uncommitted.
+    pub offset: i64,
+    /// Why the message failed.
+    pub error: String,
+    /// Restarts of this partition's handling within the restart window.
+    pub restarts: u32,
+    /// True once the partition passed its restart limit (or the dead-letter
+    /// limit) and escalated; false while it waits to be handled again.
+    pub gave_up: bool,
+}
+
+/// An each-message server's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStatus {
+    /// Whole-server restarts (a new group member) after a failure of its
+    /// consumer group or handler actor.
+    pub restarts: u32,
+    /// Restarts of single partitions' handling, in all.
+    pub partition_restarts: u64,
+    /// Partitions stopped now.
+    pub stopped: Vec<StoppedPartition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_letter_budget_refuses_one_past_the_limit_within_the_window() {
+        let mut budget = DeadLetterBudget::new(2, Duration::from_secs(60));
+        assert!(budget.take());
+        assert!(budget.take());
+        assert!(!budget.take());
+        assert!(budget.exceeded().contains("deadLetterLimit"));
+    }
+
+    #[test]
+    fn no_limit_takes_everything() {
+        let mut budget = DeadLetterBudget::new(0, Duration::from_secs(60));
+        assert!((0..10_000).all(|_| budget.take()));
+    }
+
+    #[test]
+    fn dead_letters_older_than_the_window_no_longer_count() {
+        let mut budget = DeadLetterBudget::new(1, Duration::from_secs(60));
+        let start = Instant::now();
+        assert!(budget.take_at(start));
+        assert!(!budget.take_at(start + Duration::from_secs(30)));
+        assert!(budget.take_at(start + Duration::from_secs(61)));
+    }
+}
