@@ -626,8 +626,13 @@ fn consumer_group_keys_become_librdkafka_properties() {
     assert_eq!(props.get("session.timeout.ms"), Some("30000"));
     assert_eq!(props.get("max.poll.interval.ms"), Some("30000"));
     assert_eq!(props.get("fetch.min.bytes"), Some("1"));
-    assert_eq!(props.get("max.partition.fetch.bytes"), Some("1048576"));
+    // maxBytes (1 MiB), capped at maxBufferedBytes / 64 (16 MiB / 64).
+    assert_eq!(props.get("max.partition.fetch.bytes"), Some("262144"));
     assert_eq!(props.get("fetch.wait.max.ms"), Some("10000"));
+    // Prefetch sized from maxBufferedBytes and maxBuffered.
+    assert_eq!(props.get("queued.max.messages.kbytes"), Some("256"));
+    assert_eq!(props.get("queued.min.messages"), Some("10000"));
+    assert_eq!(props.get("fetch.max.bytes"), Some("4194304"));
     assert_eq!(props.get("enable.auto.commit"), Some("false"));
     assert_eq!(
         props.get("partition.assignment.strategy"),
@@ -835,4 +840,26 @@ fn tls_keys_map_to_ssl_properties_and_name_missing_files() {
     let err = fail("[kafka]\nbrokers = [\"b:1\"]\n[kafka.tls]\ncaFlie = \"x\"\n");
     assert!(err.to_string().contains("caFile"), "did you mean: {err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn max_buffered_bytes_sizes_librdkafka_prefetch_and_is_checked() {
+    let toml =
+        "[kafka]\nbrokers=[\"b:1\"]\n[kafka.consumerGroups.cg1]\ngroupID = \"g\"\ntopic = \"t\"\n\
+                maxBufferedBytes = 67108864\n";
+    let config = load(toml);
+    let group = &config.consumer_groups["cg1"];
+    assert_eq!(group.flow.max_buffered_bytes, 64 << 20);
+    let props = ekafka::config::librdkafka::consumer_group(&config, "cg1", group);
+    assert_eq!(props.get("queued.max.messages.kbytes"), Some("1024"));
+    assert_eq!(props.get("max.partition.fetch.bytes"), Some("1048576"));
+    assert_eq!(props.get("fetch.max.bytes"), Some("16777216"));
+
+    let error = ekafka::Config::from_toml_str(&toml.replace("67108864", "100"), "kafka")
+        .expect_err("below 1 KiB");
+    let text = error.to_string();
+    assert!(
+        text.contains("kafka.consumerGroups.cg1.maxBufferedBytes") && text.contains("100"),
+        "{text}"
+    );
 }

@@ -198,6 +198,11 @@ pub struct FlowSettings {
     /// acknowledged. At the bound the group pauses its partitions and resumes them
     /// once subscribers have caught up to half of it.
     pub max_buffered: usize,
+    /// `maxBufferedBytes` (16 MiB): the most bytes of messages (keys, values
+    /// and headers) held at once, from fetch until acknowledged, checked like
+    /// `maxBuffered`. librdkafka's prefetch is sized from it too: see
+    /// the README's "Memory" section for the bound it gives.
+    pub max_buffered_bytes: usize,
     /// `deliveryBatch` (500): the most messages of one partition in one batch to a
     /// subscriber.
     pub delivery_batch: usize,
@@ -210,6 +215,7 @@ impl Default for FlowSettings {
     fn default() -> Self {
         FlowSettings {
             max_buffered: 10_000,
+            max_buffered_bytes: 16 * 1024 * 1024,
             delivery_batch: 500,
             drain_timeout: Duration::from_secs(10),
         }
@@ -280,6 +286,9 @@ fn read_flow(section: &Section<'_>) -> Result<FlowSettings, ConfigError> {
         max_buffered: section
             .integer_in("maxBuffered", 1, 10_000_000)?
             .map_or(defaults.max_buffered, |v| v as usize),
+        max_buffered_bytes: section
+            .integer_in("maxBufferedBytes", 1024, 1 << 40)?
+            .map_or(defaults.max_buffered_bytes, |v| v as usize),
         delivery_batch: section
             .integer_in("deliveryBatch", 1, 100_000)?
             .map_or(defaults.delivery_batch, |v| v as usize),

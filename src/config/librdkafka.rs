@@ -52,8 +52,8 @@
 use std::time::Duration;
 
 use super::consumer::{
-    ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, GroupProtocol,
-    GroupSettings, StartOffset,
+    ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, FlowSettings,
+    GroupProtocol, GroupSettings, StartOffset,
 };
 use super::kafka::Config;
 use super::producer::{ProducerConfig, RequiredAcks, BALANCER_HASH};
@@ -188,6 +188,32 @@ fn fetch_and_group(props: &mut Properties, fetch: &FetchSettings, group: &GroupS
     }
 }
 
+/// librdkafka's prefetch, sized from the group's own bounds. A group member
+/// reads each partition from a queue of its own, so these apply per partition:
+/// no partition prefetches more than the member may hold in all, and the
+/// member pauses full partitions once what librdkafka prefetched passes
+/// `maxBufferedBytes` (librdkafka then drops it), which bounds the sum. A fetch
+/// response is at most a quarter of that (but never below 1 MiB, the largest
+/// message librdkafka accepts by default, nor below `maxBytes`).
+fn prefetch(props: &mut Properties, flow: &FlowSettings, fetch: &FetchSettings) {
+    // A 64th of the bound per partition: what librdkafka prefetches for
+    // one partition, and what one fetch returns for it.
+    let per_partition = (flow.max_buffered_bytes / 64).max(64 * 1024);
+    props.set(
+        "queued.max.messages.kbytes",
+        (per_partition / 1024).to_string(),
+    );
+    props.set("queued.min.messages", flow.max_buffered.to_string());
+    props.set(
+        "max.partition.fetch.bytes",
+        per_partition.min(fetch.max_bytes as usize).to_string(),
+    );
+    props.set(
+        "fetch.max.bytes",
+        (flow.max_buffered_bytes / 4).max(1 << 20).to_string(),
+    );
+}
+
 /// The properties of the consumer named `name` (raw tables applied last).
 pub fn consumer(config: &Config, name: &str, consumer: &ConsumerConfig) -> Properties {
     let mut props = common(config);
@@ -207,6 +233,7 @@ pub fn consumer_group(config: &Config, name: &str, group: &ConsumerGroupConfig) 
     props.set("client.id", format!("ekafka-group-{name}"));
     fetch_and_group(&mut props, &group.fetch, &group.group);
     props.set("group.id", &group.group_id);
+    prefetch(&mut props, &group.flow, &group.fetch);
     // Under KIP-848 the broker assigns (its group.consumer.assignors).
     if group.group.protocol == GroupProtocol::Classic {
         let strategies: Vec<&str> = group

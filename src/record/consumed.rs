@@ -39,6 +39,20 @@ impl ConsumedMessage {
             .as_deref()
             .and_then(|v| std::str::from_utf8(v).ok())
     }
+
+    /// The bytes this message holds in memory: key, value and headers, plus
+    /// the fixed size of the record itself. What `maxBufferedBytes` counts.
+    pub(crate) fn held_bytes(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        std::mem::size_of::<Self>()
+            + self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + headers
+    }
 }
 
 impl fmt::Debug for ConsumedMessage {

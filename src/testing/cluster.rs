@@ -88,24 +88,34 @@ impl TestCluster {
 
     /// Creates a topic with 3 partitions and waits until the broker reports it.
     pub fn create_topic(&self, name: &str) -> Result<(), Error> {
+        self.create_topic_with_partitions(name, DEFAULT_PARTITIONS)
+    }
+
+    /// Creates a topic with `partitions` partitions (replicated on up to 3
+    /// brokers) and waits until the broker reports it.
+    pub fn create_topic_with_partitions(&self, name: &str, partitions: i32) -> Result<(), Error> {
         match self {
-            TestCluster::Embedded(cluster) => cluster.create_topic(name),
+            TestCluster::Embedded(cluster) => cluster.create_topic_with(name, partitions, 3),
             TestCluster::External { bootstrap_servers } => {
-                create_external_topic(bootstrap_servers, name)
+                create_external_topic(bootstrap_servers, name, partitions)
             }
         }
     }
 }
 
 /// CreateTopics through the admin API, then metadata until all partitions show.
-fn create_external_topic(bootstrap_servers: &str, name: &str) -> Result<(), Error> {
+fn create_external_topic(
+    bootstrap_servers: &str,
+    name: &str,
+    partitions: i32,
+) -> Result<(), Error> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap_servers);
     let admin: AdminClient<DefaultClientContext> = config
         .create()
         .map_err(|e| cluster_error(format!("admin client for {bootstrap_servers}: {e}")))?;
     // -1: the broker's `default.replication.factor` (3 on a 3-broker cluster).
-    let topic = NewTopic::new(name, DEFAULT_PARTITIONS, TopicReplication::Fixed(-1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
     let options = AdminOptions::new().operation_timeout(Some(TOPIC_TIMEOUT));
     // The admin API is async; this call is not, and may run inside a runtime.
     let created = std::thread::scope(|scope| {
@@ -131,17 +141,17 @@ fn create_external_topic(bootstrap_servers: &str, name: &str) -> Result<(), Erro
         .map_err(|e| cluster_error(format!("metadata client: {e}")))?;
     let deadline = Instant::now() + TOPIC_TIMEOUT;
     loop {
-        let partitions = probe
+        let visible = probe
             .fetch_metadata(Some(name), Duration::from_secs(5))
             .ok()
             .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
             .unwrap_or(0);
-        if partitions == DEFAULT_PARTITIONS as usize {
+        if visible == partitions as usize {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err(cluster_error(format!(
-                "topic {name:?} not visible with {DEFAULT_PARTITIONS} partitions after {TOPIC_TIMEOUT:?}"
+                "topic {name:?} not visible with {partitions} partitions after {TOPIC_TIMEOUT:?}"
             )));
         }
         // Polling the broker's metadata: there is no event to wait on.

@@ -19,6 +19,8 @@ pub(crate) const MAX_SUBSCRIBERS: usize = 64;
 #[derive(Debug)]
 struct InFlight {
     offset: i64,
+    /// The message's `held_bytes`, freed when it is acknowledged.
+    bytes: usize,
     pending: SubscriberMask,
     /// A subscriber gave it up unhandled: nobody is waited for, but the commit
     /// point never passes it, so it is delivered again to the next owner.
@@ -34,12 +36,19 @@ pub(crate) struct Ledger {
     committable: Option<i64>,
     /// The last offset committed to the broker.
     committed: Option<i64>,
+    /// Bytes of the messages `held` counts.
+    held_bytes: usize,
 }
 
 impl Ledger {
     /// Messages held for this partition: fetched plus awaiting acknowledgement.
     pub(crate) fn held(&self) -> usize {
         self.fetched.len() + self.in_flight.len()
+    }
+
+    /// Bytes of the messages held (see `ConsumedMessage::held_bytes`).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.held_bytes
     }
 
     pub(crate) fn has_fetched(&self) -> bool {
@@ -53,6 +62,7 @@ impl Ledger {
     }
 
     pub(crate) fn push_fetched(&mut self, message: ConsumedMessage) {
+        self.held_bytes += message.held_bytes();
         self.fetched.push_back(message);
     }
 
@@ -66,6 +76,7 @@ impl Ledger {
         let batch: Vec<ConsumedMessage> = self.fetched.drain(..count).collect();
         self.in_flight.extend(batch.iter().map(|m| InFlight {
             offset: m.offset,
+            bytes: m.held_bytes(),
             pending: owed_by,
             released: false,
         }));
@@ -76,7 +87,9 @@ impl Ledger {
     /// was repositioned); returns how many.
     pub(crate) fn drop_fetched(&mut self) -> usize {
         let dropped = self.fetched.len();
-        self.fetched.clear();
+        for message in self.fetched.drain(..) {
+            self.held_bytes -= message.held_bytes();
+        }
         dropped
     }
 
@@ -96,6 +109,7 @@ impl Ledger {
                 break;
             }
             self.committable = Some(front.offset + 1);
+            self.held_bytes -= front.bytes;
             self.in_flight.pop_front();
             released += 1;
         }
@@ -244,5 +258,20 @@ mod tests {
         assert_eq!((ledger.held(), ledger.owed()), (10, 4));
         assert_eq!(ledger.drop_fetched(), 6);
         assert_eq!(ledger.held(), 4);
+    }
+
+    #[test]
+    fn held_bytes_follow_held_messages_until_acknowledged() {
+        let mut ledger = ledger_with(0..10);
+        let each = message(0).held_bytes();
+        assert_eq!(ledger.held_bytes(), 10 * each);
+        ledger.take_batch(4, 0b1);
+        assert_eq!(ledger.held_bytes(), 10 * each, "handed out is still held");
+        ledger.acknowledge(0b1, 0, 1);
+        assert_eq!(ledger.held_bytes(), 8 * each);
+        ledger.drop_fetched();
+        assert_eq!(ledger.held_bytes(), 2 * each);
+        ledger.acknowledge(0b1, 2, 3);
+        assert_eq!(ledger.held_bytes(), 0);
     }
 }

@@ -55,6 +55,9 @@ pub struct GroupStatus {
     pub held: usize,
     /// The most messages held at any moment so far (never above `maxBuffered`).
     pub max_held: usize,
+    /// Bytes of the messages held now (never much above `maxBufferedBytes`:
+    /// one message at most).
+    pub held_bytes: usize,
     /// The last offset committed per partition (the next to read).
     pub committed: Vec<PartitionOffset>,
     /// Message subscribers attached (the pull API counts as one).

@@ -12,31 +12,39 @@ impl Engine {
             return;
         };
         let owned = crate::record::owned_consumed(&self.partitions[index].id.topic, message);
-        self.partitions[index].ledger.push_fetched(owned);
+        let partition = &mut self.partitions[index];
+        partition.average_size = running_average(partition.average_size, owned.held_bytes());
+        partition.ledger.push_fetched(owned);
         self.held += 1;
         self.max_held = self.max_held.max(self.held);
     }
 
     /// Reads each partition's own queue while the partition is under its share
-    /// of the bound (and the member under the bound); returns how many messages
-    /// were read. Partitions without room are simply not read: librdkafka stops
-    /// fetching them once its own queue for them is full.
+    /// of the bounds (and the member under the bounds), in messages and in
+    /// bytes; returns how many messages were read. Partitions without room are
+    /// simply not read: librdkafka stops fetching them once its own queue for
+    /// them is full, and `apply_pauses` pauses them when that costs too much.
     pub(super) fn fill(&mut self) -> usize {
-        let share = self.share();
-        let bound = self.settings.flow.max_buffered;
+        let (share, share_bytes) = (self.share(), self.share_bytes());
+        let flow = &self.settings.flow;
+        let (bound, bound_bytes) = (flow.max_buffered, flow.max_buffered_bytes);
+        let mut held_bytes = self.held_bytes();
         let mut read = 0;
         for p in &mut self.partitions {
             let Some(queue) = &p.queue else { continue };
-            let mut room = share
-                .saturating_sub(p.ledger.held())
-                .min(bound.saturating_sub(self.held));
-            while room > 0 {
+            while p.ledger.held() < share
+                && self.held < bound
+                && p.ledger.held_bytes() < share_bytes
+                && held_bytes < bound_bytes
+            {
                 match queue.poll(Duration::ZERO) {
                     Some(Ok(message)) => {
-                        p.ledger
-                            .push_fetched(crate::record::owned_consumed(&p.id.topic, &message));
+                        let owned = crate::record::owned_consumed(&p.id.topic, &message);
+                        let size = owned.held_bytes();
+                        p.average_size = running_average(p.average_size, size);
+                        held_bytes += size;
+                        p.ledger.push_fetched(owned);
                         self.held += 1;
-                        room -= 1;
                         read += 1;
                     }
                     Some(Err(error)) => {
@@ -46,7 +54,11 @@ impl Engine {
                     None => break,
                 }
             }
-            let full = p.ledger.held() >= share;
+            // No room: at its share, or the member at its bound.
+            let full = p.ledger.held() >= share
+                || p.ledger.held_bytes() >= share_bytes
+                || self.held >= bound
+                || held_bytes >= bound_bytes;
             match (full, p.full_since) {
                 (true, None) => p.full_since = Some(Instant::now()),
                 (false, Some(_)) => p.full_since = None,
@@ -62,18 +74,44 @@ impl Engine {
         (self.settings.flow.max_buffered / self.partitions.len().max(1)).max(1)
     }
 
+    /// Each partition's share of `maxBufferedBytes`.
+    fn share_bytes(&self) -> usize {
+        (self.settings.flow.max_buffered_bytes / self.partitions.len().max(1)).max(1)
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.partitions.iter().map(|p| p.ledger.held_bytes()).sum()
+    }
+
     /// Pauses, in librdkafka, partitions that have sat at their share for
-    /// [`PAUSE_AFTER`], and resumes them once they are down to half of it.
+    /// [`PAUSE_AFTER`], or at once when what librdkafka prefetched for the
+    /// partitions it still fetches passes `maxBufferedBytes` (pausing makes it
+    /// drop what it prefetched for them); resumes them once they are down to
+    /// half of their share and the member is under its bounds.
     pub(super) fn apply_pauses(&mut self, consumer: &Consumer_) {
-        let share = self.share();
+        let (share, share_bytes) = (self.share(), self.share_bytes());
+        let flow = &self.settings.flow;
+        let member_full =
+            self.held >= flow.max_buffered || self.held_bytes() >= flow.max_buffered_bytes;
+        let prefetched: usize = self
+            .partitions
+            .iter()
+            .filter(|p| !p.paused)
+            .map(|p| p.gauge.as_ref().map_or(0, |g| g.len()) * p.average_size)
+            .sum();
+        let over_budget = prefetched > self.settings.flow.max_buffered_bytes;
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
         for p in &mut self.partitions {
+            // Without room: paused after PAUSE_AFTER, or at once when the
+            // member is at its bound or librdkafka's prefetch over it.
             let stalled = p
                 .full_since
-                .is_some_and(|since| since.elapsed() >= PAUSE_AFTER);
+                .is_some_and(|since| member_full || over_budget || since.elapsed() >= PAUSE_AFTER);
             let want = if p.paused {
-                p.ledger.held() > share / 2
+                member_full
+                    || p.ledger.held() > share / 2
+                    || p.ledger.held_bytes() > share_bytes / 2
             } else {
                 stalled
             };
@@ -84,7 +122,7 @@ impl Engine {
             }
         }
         if pause.count() > 0 {
-            tracing::debug!(group = %self.settings.group_id, partitions = pause.count(), "pausing stalled partitions");
+            tracing::debug!(group = %self.settings.group_id, partitions = pause.count(), prefetched, "pausing full partitions");
             if let Err(e) = consumer.pause(&pause) {
                 tracing::warn!(error = %e, "pausing partitions failed");
             }
@@ -179,5 +217,14 @@ impl Engine {
                 .to_string();
         let event = GroupEvent::Error(self.error_event(message));
         self.emit(event);
+    }
+}
+
+/// `average` with one more `size` folded in (the first size is the average).
+fn running_average(average: usize, size: usize) -> usize {
+    if average == 0 {
+        size
+    } else {
+        (average * 7 + size) / 8
     }
 }

@@ -14,6 +14,7 @@ mod command;
 mod commit;
 mod commit_queue;
 mod flow;
+mod prefetch;
 mod rebalance;
 
 pub(crate) use command::{Command, PullItem, Uncommitted};
@@ -103,6 +104,11 @@ struct Partition {
     ledger: Ledger,
     /// This partition's own queue in librdkafka, read only while there is room.
     queue: Option<PartitionQueue<GroupContext>>,
+    /// How many messages librdkafka holds in that queue.
+    gauge: Option<prefetch::QueueGauge>,
+    /// The average size (`held_bytes`) of the partition's recent messages, to
+    /// estimate what librdkafka prefetched from the gauge.
+    average_size: usize,
     /// Since when the partition has been at its share of the bound.
     full_since: Option<Instant>,
     /// Whether librdkafka currently has it paused.
@@ -409,6 +415,7 @@ impl Engine {
                 .collect(),
             held: self.held,
             max_held: self.max_held,
+            held_bytes: self.partitions.iter().map(|p| p.ledger.held_bytes()).sum(),
             committed: self
                 .partitions
                 .iter()

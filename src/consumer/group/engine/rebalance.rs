@@ -106,11 +106,16 @@ impl Engine {
             let queue = consumer
                 .as_ref()
                 .and_then(|c| c.split_partition_queue(&id.topic, id.partition));
+            let gauge = consumer
+                .as_ref()
+                .and_then(|c| prefetch::QueueGauge::new(c, &id.topic, id.partition));
             self.partitions.push(Partition {
                 id,
                 start: StartingOffset::Reset(self.settings.start_offset),
                 ledger: Ledger::default(),
                 queue,
+                gauge,
+                average_size: 0,
                 full_since: None,
                 paused: false,
             });
