@@ -11,11 +11,20 @@
 //!   assigned, revoked, error), like the Go `Poll`; acknowledge a message with
 //!   [`ConsumerGroup::ack`] or commit it with [`ConsumerGroup::commit`].
 //!
-//! Commits: what every subscriber acknowledged is committed, synchronously when
-//! `commitInterval` is 0 (the default) or every `commitInterval`; never past a
-//! message not yet acknowledged. At most `maxBuffered` messages are held between
-//! fetch and acknowledgement; beyond that the group pauses its partitions, so a
-//! stalled subscriber costs bounded memory and never blocks a rebalance.
+//! Commits: what every subscriber acknowledged is committed as soon as it is
+//! acknowledged when `commitInterval` is 0 (the default), or every
+//! `commitInterval`; never past a message not yet acknowledged. Commits are
+//! asynchronous (one in flight, each bounded by the group's `timeout`), so
+//! reading and dispatch never wait for the coordinator; a failed one is a
+//! [`GroupEvent::Error`] naming what it left uncommitted. At most `maxBuffered`
+//! messages and `maxBufferedBytes` bytes are held between fetch and
+//! acknowledgement; beyond that the group pauses its partitions (and librdkafka's
+//! prefetch is sized from the same bound), so a stalled subscriber costs bounded
+//! memory and never blocks a rebalance.
+//!
+//! Each member runs under the crate's supervision core: an incarnation is one
+//! librdkafka consumer with its engine thread (`member.rs`), replaced with
+//! backoff when it fails fatally, its subscribers attached again.
 //!
 //! On revoke the group stops handing out the revoked partitions, waits up to
 //! `drainTimeout` for outstanding acknowledgements, commits, then lets them go. On

@@ -6,9 +6,12 @@
 //! that polls, and the barrier must wait there for acknowledgements that arrive
 //! from actors; doing that on an actix thread would deadlock it.
 //!
-//! This file holds the state, the commands and the thread's loop; `flow` reads
-//! partitions within the bound and hands batches out, `commit` commits what was
-//! acknowledged, `rebalance` takes partitions on and lets them go.
+//! This file holds the state and the thread's loop; `command` is the private
+//! protocol handles and the actor speak to it, `flow` reads partitions within
+//! the bounds (messages and bytes) and hands batches out, `prefetch` gauges what
+//! librdkafka prefetched per partition, `commit` commits what was acknowledged
+//! without waiting (results come back on `commit_queue`), `rebalance` takes
+//! partitions on and lets them go.
 
 mod command;
 mod commit;
