@@ -189,12 +189,12 @@ fn fetch_and_group(props: &mut Properties, fetch: &FetchSettings, group: &GroupS
 }
 
 /// librdkafka's prefetch, sized from the group's own bounds. A group member
-/// reads each partition from a queue of its own, so these apply per partition:
-/// no partition prefetches more than the member may hold in all, and the
-/// member pauses full partitions once what librdkafka prefetched passes
-/// `maxBufferedBytes` (librdkafka then drops it), which bounds the sum. A fetch
-/// response is at most a quarter of that (but never below 1 MiB, the largest
-/// message librdkafka accepts by default, nor below `maxBytes`).
+/// reads each partition from a queue of its own, so the queue limits apply per
+/// partition: a 64th of `maxBufferedBytes` each (and each fetch of one
+/// partition as much), while the member pauses full partitions once what
+/// librdkafka prefetched passes `maxBufferedBytes` (librdkafka then drops it).
+/// A fetch response is at most a quarter of the bound (but never below 1 MiB,
+/// the largest message librdkafka accepts by default).
 fn prefetch(props: &mut Properties, flow: &FlowSettings, fetch: &FetchSettings) {
     // A 64th of the bound per partition: what librdkafka prefetches for
     // one partition, and what one fetch returns for it.
@@ -204,6 +204,10 @@ fn prefetch(props: &mut Properties, flow: &FlowSettings, fetch: &FetchSettings) 
         (per_partition / 1024).to_string(),
     );
     props.set("queued.min.messages", flow.max_buffered.to_string());
+    // With queues this small librdkafka finds a partition's full often; by
+    // default it then waits a second before fetching it again, while ekafka
+    // drains it within milliseconds.
+    props.set("fetch.queue.backoff.ms", "10");
     props.set(
         "max.partition.fetch.bytes",
         per_partition.min(fetch.max_bytes as usize).to_string(),

@@ -54,11 +54,7 @@ impl Engine {
                     None => break,
                 }
             }
-            // No room: at its share, or the member at its bound.
-            let full = p.ledger.held() >= share
-                || p.ledger.held_bytes() >= share_bytes
-                || self.held >= bound
-                || held_bytes >= bound_bytes;
+            let full = p.ledger.held() >= share || p.ledger.held_bytes() >= share_bytes;
             match (full, p.full_since) {
                 (true, None) => p.full_since = Some(Instant::now()),
                 (false, Some(_)) => p.full_since = None,
@@ -93,6 +89,9 @@ impl Engine {
         let flow = &self.settings.flow;
         let member_full =
             self.held >= flow.max_buffered || self.held_bytes() >= flow.max_buffered_bytes;
+        // At its bound with nothing acknowledged for a while: every partition
+        // is without room for good, not only those at their share.
+        let member_stalled = member_full && self.last_progress.elapsed() >= PAUSE_AFTER;
         let prefetched: usize = self
             .partitions
             .iter()
@@ -103,11 +102,13 @@ impl Engine {
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
         for p in &mut self.partitions {
-            // Without room: paused after PAUSE_AFTER, or at once when the
-            // member is at its bound or librdkafka's prefetch over it.
-            let stalled = p
-                .full_since
-                .is_some_and(|since| member_full || over_budget || since.elapsed() >= PAUSE_AFTER);
+            // At its share: paused after PAUSE_AFTER (brief backlogs are
+            // absorbed by not reading it), or at once when what librdkafka
+            // prefetched is over the bound; any partition when the member is
+            // stalled.
+            let stalled = member_stalled
+                || p.full_since
+                    .is_some_and(|since| over_budget || since.elapsed() >= PAUSE_AFTER);
             let want = if p.paused {
                 member_full
                     || p.ledger.held() > share / 2

@@ -151,6 +151,9 @@ pub(crate) struct Engine {
     close_drain: Duration,
     unsubscribed: bool,
     last_commit: Instant,
+    /// When subscribers last acknowledged something: a member at its bound
+    /// without progress for `PAUSE_AFTER` is stalled.
+    last_progress: Instant,
     commits: commit::Commits,
     rotation: usize,
     failure: Option<String>,
@@ -279,6 +282,7 @@ impl Engine {
             close_drain: Duration::MAX,
             unsubscribed: false,
             last_commit: Instant::now(),
+            last_progress: Instant::now(),
             commits: commit::Commits::default(),
             rotation: 0,
             failure: None,
@@ -438,6 +442,9 @@ impl Engine {
         if let Some(index) = self.partition_index(&partition.topic, partition.partition) {
             let released = self.partitions[index].ledger.acknowledge(by, from, to);
             self.held -= released;
+            if released > 0 {
+                self.last_progress = Instant::now();
+            }
         }
     }
 
