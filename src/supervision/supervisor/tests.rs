@@ -66,6 +66,15 @@ fn supervise(numbers: Numbers, policy: RestartPolicy) -> (Supervisor<Numbers>, E
     (supervisor, escalator)
 }
 
+/// A supervisor whose next start waits for `gate`.
+fn gated() -> Supervisor<Numbers> {
+    let numbers = Numbers {
+        gate: Some(Notify::new()),
+        ..Numbers::default()
+    };
+    supervise(numbers, policy(3, Duration::from_millis(1))).0
+}
+
 /// Waits (bounded) until the slot is between a failure and the next incarnation.
 async fn restarting(slot: &Slot<u64>) {
     let wait = async {
@@ -192,11 +201,7 @@ async fn a_close_during_the_backoff_stops_the_restart_at_once() {
 
 #[tokio::test]
 async fn a_close_while_the_next_incarnation_starts_closes_that_one() {
-    let numbers = Numbers {
-        gate: Some(Notify::new()),
-        ..Numbers::default()
-    };
-    let (supervisor, _) = supervise(numbers, policy(3, Duration::from_millis(1)));
+    let supervisor = gated();
     let spec = supervisor.spec();
 
     let (failed, closed) = tokio::time::timeout(Duration::from_secs(5), async {
@@ -225,11 +230,7 @@ async fn a_close_while_the_next_incarnation_starts_closes_that_one() {
 
 #[tokio::test]
 async fn a_close_that_gives_up_waiting_for_a_start_lets_that_incarnation_go() {
-    let numbers = Numbers {
-        gate: Some(Notify::new()),
-        ..Numbers::default()
-    };
-    let (supervisor, _) = supervise(numbers, policy(3, Duration::from_millis(1)));
+    let supervisor = gated();
     let spec = supervisor.spec();
 
     let (failed, closed) = tokio::time::timeout(Duration::from_secs(5), async {

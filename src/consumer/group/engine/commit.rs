@@ -16,6 +16,17 @@ use std::collections::VecDeque;
 use super::commit_queue::{CommitQueue, CommitResult};
 use super::*;
 
+impl CommitResult {
+    /// A commit `seq` that failed as a whole, for `reason`.
+    fn failed(seq: usize, reason: impl Into<String>) -> Self {
+        CommitResult {
+            seq,
+            error: Some(reason.into()),
+            refused: Vec::new(),
+        }
+    }
+}
+
 /// Where an explicit commit's result goes.
 pub(super) type CommitReply = tokio::sync::oneshot::Sender<Result<Vec<PartitionOffset>, String>>;
 
@@ -97,39 +108,34 @@ impl Engine {
         let started = Instant::now();
         let seq = self.commits.next_seq;
         self.commits.next_seq = seq.wrapping_add(1);
-        let sent = match &self.commits.queue {
-            Some(queue) => queue.commit(&list, seq),
-            // Letting the consumer go: nothing is left to wait on, so wait here.
-            None => {
-                let result = consumer
-                    .commit(&list, CommitMode::Sync)
-                    .map_err(|e| e.to_string());
-                let result = CommitResult {
-                    seq,
-                    error: result.err(),
-                    refused: Vec::new(),
-                };
-                self.finish(offsets, result, started, replies);
-                return;
-            }
+        let in_flight = InFlight {
+            seq,
+            offsets,
+            started,
+            replies,
         };
+        let sent = self.commits.queue.as_ref().map(|q| q.commit(&list, seq));
         match sent {
-            Ok(()) => {
-                self.commits.in_flight = Some(InFlight {
-                    seq,
-                    offsets,
-                    started,
-                    replies,
-                })
-            }
-            Err(error) => {
-                let result = CommitResult {
-                    seq,
-                    error: Some(error),
-                    refused: Vec::new(),
-                };
-                self.finish(offsets, result, started, replies);
-            }
+            Some(Ok(())) => self.commits.in_flight = Some(in_flight),
+            Some(Err(error)) => self.fail_in_flight(in_flight, error),
+            // Letting the consumer go: nothing is left to wait on, so wait here.
+            None => match consumer.commit(&list, CommitMode::Sync) {
+                Ok(()) => {
+                    let confirmed = CommitResult {
+                        seq,
+                        error: None,
+                        refused: Vec::new(),
+                    };
+                    let InFlight {
+                        offsets,
+                        started,
+                        replies,
+                        ..
+                    } = in_flight;
+                    self.finish(offsets, confirmed, started, replies);
+                }
+                Err(error) => self.fail_in_flight(in_flight, error.to_string()),
+            },
         }
     }
 
@@ -138,16 +144,9 @@ impl Engine {
     fn read_commit_results(&mut self, wait: Duration) {
         if self.commits.queue.is_none() {
             if let Some(in_flight) = self.commits.in_flight.take() {
-                let result = CommitResult {
-                    seq: in_flight.seq,
-                    error: Some("the member stopped before the commit was confirmed".into()),
-                    refused: Vec::new(),
-                };
-                self.finish(
-                    in_flight.offsets,
-                    result,
-                    in_flight.started,
-                    in_flight.replies,
+                self.fail_in_flight(
+                    in_flight,
+                    "the member stopped before the commit was confirmed",
                 );
             }
             return;
@@ -187,20 +186,19 @@ impl Engine {
             if self.commits.timed_out.len() > LATE_ANSWERS_KEPT {
                 self.commits.timed_out.pop_front();
             }
-            let result = CommitResult {
-                seq: in_flight.seq,
-                error: Some(format!(
-                    "not confirmed within the group's timeout ({timeout:?})"
-                )),
-                refused: Vec::new(),
-            };
-            self.finish(
-                in_flight.offsets,
-                result,
-                in_flight.started,
-                in_flight.replies,
-            );
+            let reason = format!("not confirmed within the group's timeout ({timeout:?})");
+            self.fail_in_flight(in_flight, reason);
         }
+    }
+
+    fn fail_in_flight(&mut self, in_flight: InFlight, reason: impl Into<String>) {
+        let result = CommitResult::failed(in_flight.seq, reason);
+        self.finish(
+            in_flight.offsets,
+            result,
+            in_flight.started,
+            in_flight.replies,
+        );
     }
 
     /// A commit given up on was answered after all: what it committed counts.
