@@ -26,17 +26,16 @@ const MESSAGES: usize = 10 * MAX_BUFFERED_BYTES / MESSAGE_BYTES;
 /// How long the worker may take to fill up and pause every partition.
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// The bound the README documents: what ekafka holds (`maxBufferedBytes`);
-/// what librdkafka may hold before ekafka pauses every partition (as much
-/// again, plus, per partition, its queue and one fetch of `maxBufferedBytes /
-/// 64`, at least 64 KiB each); one fetch response per broker
+/// The bound the README documents, which does not depend on the number of
+/// partitions: what ekafka holds (`maxBufferedBytes`); what librdkafka may
+/// prefetch before ekafka pauses the partitions (as much again), and its
+/// partitions' queues and fetches together (as much again: each gets
+/// `maxBufferedBytes / (2 × partitions)`); one fetch response per broker
 /// (`fetch.max.bytes`: a quarter of the bound, at least 1 MiB); and the
 /// process's fixed cost of librdkafka's and actix's threads and buffers (8 MiB).
 fn documented_bound(brokers: usize) -> u64 {
-    let per_partition = (MAX_BUFFERED_BYTES / 64).max(64 << 10);
     let fetch = (MAX_BUFFERED_BYTES / 4).max(1 << 20);
-    (2 * MAX_BUFFERED_BYTES + PARTITIONS as usize * 2 * per_partition + brokers * fetch + (8 << 20))
-        as u64
+    (3 * MAX_BUFFERED_BYTES + brokers * fetch + (8 << 20)) as u64
 }
 
 fn main() {

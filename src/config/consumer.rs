@@ -200,8 +200,9 @@ pub struct FlowSettings {
     pub max_buffered: usize,
     /// `maxBufferedBytes` (16 MiB): the most bytes of messages (keys, values
     /// and headers) held at once, from fetch until acknowledged, checked like
-    /// `maxBuffered`. librdkafka's prefetch is sized from it too: see
-    /// the README's "Memory" section for the bound it gives.
+    /// `maxBuffered`. librdkafka's prefetch is sized from it too (all
+    /// partitions together prefetch at most as much): see the README's
+    /// "Memory" section for the bound it gives.
     pub max_buffered_bytes: usize,
     /// `deliveryBatch` (500): the most messages of one partition in one batch to a
     /// subscriber.

@@ -190,32 +190,54 @@ fn fetch_and_group(props: &mut Properties, fetch: &FetchSettings, group: &GroupS
 
 /// librdkafka's prefetch, sized from the group's own bounds. A group member
 /// reads each partition from a queue of its own, so the queue limits apply per
-/// partition: a 64th of `maxBufferedBytes` each (and each fetch of one
-/// partition as much), while the member pauses full partitions once what
-/// librdkafka prefetched passes `maxBufferedBytes` (librdkafka then drops it).
-/// A fetch response is at most a quarter of the bound (but never below 1 MiB,
+/// partition. Here, before the partitions are known, each gets a 64th of
+/// `maxBufferedBytes`; the member sizes them again from the number of
+/// partitions its topics have ([`prefetch_per_partition`]) before it joins. A
+/// fetch response is at most a quarter of the bound (but never below 1 MiB,
 /// the largest message librdkafka accepts by default).
 fn prefetch(props: &mut Properties, flow: &FlowSettings, fetch: &FetchSettings) {
-    // A 64th of the bound per partition: what librdkafka prefetches for
-    // one partition, and what one fetch returns for it.
-    let per_partition = (flow.max_buffered_bytes / 64).max(64 * 1024);
-    props.set(
-        "queued.max.messages.kbytes",
-        (per_partition / 1024).to_string(),
-    );
-    props.set("queued.min.messages", flow.max_buffered.to_string());
-    // With queues this small librdkafka finds a partition's full often; by
-    // default it then waits a second before fetching it again, while ekafka
-    // drains it within milliseconds.
-    props.set("fetch.queue.backoff.ms", "10");
-    props.set(
-        "max.partition.fetch.bytes",
-        per_partition.min(fetch.max_bytes as usize).to_string(),
-    );
-    props.set(
-        "fetch.max.bytes",
-        (flow.max_buffered_bytes / 4).max(1 << 20).to_string(),
-    );
+    for (key, value) in prefetch_properties(flow, fetch, None) {
+        props.set(key, value);
+    }
+}
+
+/// Each partition's share of librdkafka's prefetch (its queue, and one fetch
+/// of it), given the number of partitions of the group's topics when known:
+/// together they take at most `maxBufferedBytes` (each at least 4 KiB).
+pub(crate) fn prefetch_per_partition(flow: &FlowSettings, partitions: Option<usize>) -> usize {
+    let bound = flow.max_buffered_bytes;
+    match partitions {
+        Some(count) => (bound / (2 * count.max(1))).min(bound / 16).max(4 * 1024),
+        None => (bound / 64).max(64 * 1024),
+    }
+}
+
+/// The librdkafka properties that size a group member's prefetch.
+pub(crate) fn prefetch_properties(
+    flow: &FlowSettings,
+    fetch: &FetchSettings,
+    partitions: Option<usize>,
+) -> [(&'static str, String); 5] {
+    let per_partition = prefetch_per_partition(flow, partitions);
+    [
+        (
+            "queued.max.messages.kbytes",
+            (per_partition / 1024).max(1).to_string(),
+        ),
+        ("queued.min.messages", flow.max_buffered.to_string()),
+        // With queues this small librdkafka finds a partition's full often; by
+        // default it then waits a second before fetching it again, while ekafka
+        // drains it within milliseconds.
+        ("fetch.queue.backoff.ms", "10".to_string()),
+        (
+            "max.partition.fetch.bytes",
+            per_partition.min(fetch.max_bytes as usize).to_string(),
+        ),
+        (
+            "fetch.max.bytes",
+            (flow.max_buffered_bytes / 4).max(1 << 20).to_string(),
+        ),
+    ]
 }
 
 /// The properties of the consumer named `name` (raw tables applied last).

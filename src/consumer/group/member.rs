@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::engine::Command;
 use super::engine::{self, Engine, EngineSettings, Exit, GroupContext, MessageSink};
-use crate::config::ConsumerGroupConfig;
+use crate::config::{librdkafka, ConsumerGroupConfig, FetchSettings, FlowSettings};
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
 use crate::record::{GroupEvent, MessageBatch};
@@ -83,8 +83,11 @@ impl GroupMembers {
         }
     }
 
-    /// Creates the consumer, subscribes it, and starts its engine thread, which
-    /// reports its end as incarnation `incarnation`.
+    /// Starts incarnation `incarnation`: checks the client config (a
+    /// misconfigured group fails here, where it is asked for), then starts the
+    /// engine thread, which sizes librdkafka's prefetch from the partitions
+    /// of the group's topics, creates and subscribes the consumer, and
+    /// reports its end.
     pub(crate) fn launch(&self, incarnation: u64) -> Result<EngineHandle, Error> {
         let config = &self.spec.config;
         let settings = EngineSettings {
@@ -97,22 +100,33 @@ impl GroupMembers {
         };
         let engine = Engine::new(settings, self.spec.interceptors.clone());
         let commands = engine.commands();
-        let client_error = |source| Error::Client {
-            kind: KIND,
-            name: self.spec.name.clone(),
-            source,
+        let probe: BaseConsumer =
+            self.spec
+                .client_config
+                .create()
+                .map_err(|source| Error::Client {
+                    kind: KIND,
+                    name: self.spec.name.clone(),
+                    source,
+                })?;
+        let start = EngineStart {
+            probe,
+            client_config: self.spec.client_config.clone(),
+            topics: config.topics.clone(),
+            flow: config.flow.clone(),
+            fetch: config.fetch.clone(),
+            metadata_timeout: config.timeout,
         };
-        let consumer = BaseConsumer::from_config_and_context(
-            &self.spec.client_config,
-            GroupContext::new(engine),
-        )
-        .map_err(client_error)?;
-        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(client_error)?;
         let exits = self.exits.clone();
         std::thread::Builder::new()
             .name(format!("ekafka-group-{}", self.spec.name))
-            .spawn(move || run_engine(consumer, incarnation, exits))
+            .spawn(move || match start.consumer(engine) {
+                Ok(consumer) => run_engine(consumer, incarnation, exits),
+                Err(reason) => exits.do_send(EngineExited {
+                    incarnation,
+                    exit: Exit::Failed(reason),
+                }),
+            })
             .map_err(|e| Error::GaveUp {
                 kind: KIND,
                 name: self.spec.name.clone(),
@@ -130,6 +144,55 @@ impl GroupMembers {
             let _ = commands.send(Command::SubscribeEvents(recipient.clone()));
         }
         Ok(EngineHandle(commands))
+    }
+}
+
+/// What the engine thread needs to create its consumer.
+struct EngineStart {
+    /// A client of the same config, never subscribed: reads the metadata.
+    probe: BaseConsumer,
+    client_config: rdkafka::ClientConfig,
+    topics: Vec<String>,
+    flow: FlowSettings,
+    fetch: FetchSettings,
+    metadata_timeout: Duration,
+}
+
+impl EngineStart {
+    /// The consumer, its prefetch sized for the topics' partitions, subscribed.
+    fn consumer(self, engine: Engine) -> Result<BaseConsumer<GroupContext>, String> {
+        let partitions = self.partitions();
+        drop(self.probe);
+        let mut client_config = self.client_config;
+        let ekafka_sizing = librdkafka::prefetch_properties(&self.flow, &self.fetch, None);
+        let sized = librdkafka::prefetch_properties(&self.flow, &self.fetch, partitions);
+        for ((key, default), (_, value)) in ekafka_sizing.iter().zip(sized) {
+            // A value set in a raw librdkafka table is the user's: keep it.
+            if client_config.get(key) == Some(default.as_str()) {
+                client_config.set(*key, value);
+            }
+        }
+        let consumer =
+            BaseConsumer::from_config_and_context(&client_config, GroupContext::new(engine))
+                .map_err(|e| format!("cannot create the consumer: {e}"))?;
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
+        Ok(consumer)
+    }
+
+    /// The partitions of the group's topics, when the metadata says.
+    fn partitions(&self) -> Option<usize> {
+        let mut count = 0;
+        for topic in &self.topics {
+            let metadata = self
+                .probe
+                .fetch_metadata(Some(topic), self.metadata_timeout)
+                .ok()?;
+            count += metadata.topics().first()?.partitions().len();
+        }
+        (count > 0).then_some(count)
     }
 }
 
