@@ -212,14 +212,25 @@ pub(crate) fn prefetch_per_partition(flow: &FlowSettings, partitions: Option<usi
     }
 }
 
+/// The longest a group member's fetch waits for data (`maxWait` at most).
+/// librdkafka fetches all of a broker's partitions in one request, so while
+/// one waits on an exhausted partition, the broker's other partitions whose
+/// queues were full are not fetched again (kafka-go, where `maxWait` comes
+/// from, fetches each partition on its own).
+const GROUP_FETCH_WAIT_MAX: Duration = Duration::from_millis(100);
+
 /// The librdkafka properties that size a group member's prefetch.
 pub(crate) fn prefetch_properties(
     flow: &FlowSettings,
     fetch: &FetchSettings,
     partitions: Option<usize>,
-) -> [(&'static str, String); 5] {
+) -> [(&'static str, String); 6] {
     let per_partition = prefetch_per_partition(flow, partitions);
     [
+        (
+            "fetch.wait.max.ms",
+            millis(fetch.max_wait.min(GROUP_FETCH_WAIT_MAX)),
+        ),
         (
             "queued.max.messages.kbytes",
             (per_partition / 1024).max(1).to_string(),

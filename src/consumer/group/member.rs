@@ -100,15 +100,19 @@ impl GroupMembers {
         };
         let engine = Engine::new(settings, self.spec.interceptors.clone());
         let commands = engine.commands();
-        let probe: BaseConsumer =
-            self.spec
-                .client_config
-                .create()
-                .map_err(|source| Error::Client {
-                    kind: KIND,
-                    name: self.spec.name.clone(),
-                    source,
-                })?;
+        // Without a group id: it never joins, and closing it does not wait
+        // for a group it is not in.
+        let probe: BaseConsumer = self
+            .spec
+            .client_config
+            .clone()
+            .remove("group.id")
+            .create()
+            .map_err(|source| Error::Client {
+                kind: KIND,
+                name: self.spec.name.clone(),
+                source,
+            })?;
         let start = EngineStart {
             probe,
             client_config: self.spec.client_config.clone(),
