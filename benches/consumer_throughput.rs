@@ -1,25 +1,70 @@
-//! Consumer throughput: an ekafka consumer group delivering batches to a
-//! subscriber actor (which acknowledges each batch, so offsets are committed)
-//! against a raw rdkafka `BaseConsumer` polling in a loop, on the same embedded
-//! cluster, in one run, reading the same messages.
+//! Consumer throughput, ekafka against the engine's limit, measured side by
+//! side in one process:
+//!
+//! - ekafka: a consumer group delivering batches to a subscriber actor that
+//!   acknowledges each batch; ekafka commits what was acknowledged (its default
+//!   commit mode, or every `commitInterval`);
+//! - raw: an rdkafka `BaseConsumer` poll loop, with the same librdkafka
+//!   properties (ekafka's own mapping of the same config), committing the same
+//!   way: asynchronously, one commit in flight, as soon as something new was
+//!   read (or every `commitInterval`).
+//!
+//! Each repetition makes a fresh embedded cluster and topic, writes the
+//! messages, then runs both sides on them with fresh group ids, in an order
+//! that alternates between repetitions. Timing starts when a side has its first
+//! message (the group join is excluded) and ends at the last; CPU is the
+//! process's user and system time over that window (getrusage), per message.
 //!
 //!     cargo bench --bench consumer_throughput
 //!
-//! Prints messages per second for both and the ratio ekafka / raw (goal: >= 0.7).
-//! `BENCH_MESSAGES` sets the messages per round (default 60000: the embedded
-//! cluster keeps at most 5 MiB per partition).
+//! Prints each repetition's rates, the paired ratio ekafka / raw, and the
+//! min/median/max of the ratios, for the default commit mode and for
+//! `commitInterval = "1s"`. `BENCH_MESSAGES` sets the messages per repetition
+//! (default 60000: the embedded cluster keeps at most 5 MiB per partition),
+//! `BENCH_REPETITIONS` the repetitions (default 5).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler};
 use ekafka::consumer::MessageBatch;
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, TopicPartitionList};
 
 const MESSAGE_BYTES: usize = 100;
-const ROUNDS: usize = 3;
+const PARTITIONS: usize = 3;
+
+/// One side's run: how long from its first message to its last, and the
+/// process CPU time spent meanwhile.
+#[derive(Clone, Copy)]
+struct Run {
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+impl Run {
+    fn rate(&self, messages: usize) -> f64 {
+        messages as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn cpu_per_message(&self, messages: usize) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / messages as f64
+    }
+}
+
+/// User plus system CPU time of this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
 
 /// Acknowledges every batch and reports how many messages it got.
 struct Counter(tokio::sync::mpsc::UnboundedSender<usize>);
@@ -36,96 +81,210 @@ impl Handler<MessageBatch> for Counter {
     }
 }
 
-fn raw_round(bootstrap: &str, topic: &str, messages: usize) -> Duration {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique_name("raw"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "true")
-        .create()
-        .expect("raw consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let started = Instant::now();
-    let mut read = 0;
-    while read < messages {
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            message.expect("raw message");
-            read += 1;
-        }
-    }
-    started.elapsed()
+fn config(brokers_toml: &str, topic: &str, group: &str, commit_interval: &str) -> String {
+    format!(
+        "[kafka]\n{brokers_toml}\n\
+         [kafka.producers.p]\ntopic = {topic:?}\nbatchSize = 10000\nbatchTimeout = \"5ms\"\n\
+         [kafka.consumerGroups.bench]\ngroupID = {group:?}\ntopic = {topic:?}\n\
+         commitInterval = {commit_interval:?}\n\
+         # What ekafka sizes for 3 partitions at the default maxBufferedBytes, set\n\
+         # here so that the raw side gets it too.\n\
+         librdkafka = {{ \"queued.max.messages.kbytes\" = \"1024\", \"max.partition.fetch.bytes\" = \"1048576\" }}\n"
+    )
 }
 
-async fn ekafka_round(kafka: &Ekafka, messages: usize) -> Duration {
+/// Tells the raw loop when its asynchronous commit was answered, as ekafka's
+/// engine reads its commit results.
+#[derive(Default)]
+struct CommitTracking {
+    in_flight: AtomicBool,
+}
+
+impl ClientContext for CommitTracking {}
+
+impl ConsumerContext for CommitTracking {
+    fn commit_callback(&self, _result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        self.in_flight.store(false, Ordering::Release);
+    }
+}
+
+/// The raw side: a `BaseConsumer` poll loop committing like ekafka does.
+fn raw_run(kafka: &Ekafka, messages: usize, commit_interval: Duration) -> Run {
+    let consumer: BaseConsumer<CommitTracking> = kafka
+        .consumer_group_properties("bench")
+        .expect("properties")
+        .to_client_config()
+        .create_with_context(CommitTracking::default())
+        .expect("raw consumer");
+    let topic = kafka.config().consumer_groups["bench"].topics[0].clone();
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let mut first = None;
+    let mut read = 0;
+    let mut positions = [None::<i64>; PARTITIONS];
+    let mut committed = positions;
+    let mut last_commit = Instant::now();
+    while read < messages {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.expect("raw message");
+        if first.is_none() {
+            first = Some((Instant::now(), cpu_time()));
+        }
+        use rdkafka::message::Message as _;
+        positions[message.partition() as usize] = Some(message.offset() + 1);
+        read += 1;
+        // Commit what moved, asynchronously and one commit in flight at a
+        // time: at once (ekafka's default) or every commit_interval.
+        let in_flight = &consumer.context().in_flight;
+        if positions != committed
+            && last_commit.elapsed() >= commit_interval
+            && !in_flight.load(Ordering::Acquire)
+        {
+            let mut list = TopicPartitionList::new();
+            for (partition, offset) in positions.iter().enumerate() {
+                if let Some(offset) = offset {
+                    list.add_partition_offset(
+                        &topic,
+                        partition as i32,
+                        rdkafka::Offset::Offset(*offset),
+                    )
+                    .expect("offset");
+                }
+            }
+            if consumer.commit(&list, CommitMode::Async).is_ok() {
+                in_flight.store(true, Ordering::Release);
+            }
+            committed = positions;
+            last_commit = Instant::now();
+        }
+    }
+    let (started, cpu_started) = first.expect("messages were read");
+    Run {
+        elapsed: started.elapsed(),
+        cpu: cpu_time() - cpu_started,
+    }
+}
+
+/// The ekafka side: a group delivering to a subscriber actor that acknowledges.
+async fn ekafka_run(kafka: &Ekafka, messages: usize) -> Run {
     let group = kafka.consumer_group("bench").expect("group");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let started = Instant::now();
     group
         .subscribe(Counter(tx).start().recipient())
         .await
         .expect("subscribe");
-    let mut read = 0;
+    let mut read = rx.recv().await.expect("counter alive");
+    let (started, cpu_started) = (Instant::now(), cpu_time());
     while read < messages {
         read += rx.recv().await.expect("counter alive");
     }
-    let elapsed = started.elapsed();
+    let run = Run {
+        elapsed: started.elapsed(),
+        cpu: cpu_time() - cpu_started,
+    };
     group.close().await.expect("close");
-    elapsed
+    run
+}
+
+/// One repetition on a fresh cluster: (raw, ekafka).
+async fn repetition(messages: usize, commit_interval: &str, raw_first: bool) -> (Run, Run) {
+    let cluster = EmbeddedCluster::start().expect("embedded cluster");
+    let topic = unique_name("bench");
+    cluster
+        .create_topic_with(&topic, PARTITIONS as i32, 3)
+        .expect("topic");
+    let kafka = |group: &str| {
+        Ekafka::from_toml_str(
+            &config(&cluster.brokers_toml(), &topic, group, commit_interval),
+            "kafka",
+        )
+        .expect("config")
+        .with_debug(false)
+        .build()
+        .expect("component")
+    };
+    let writer = kafka(&unique_name("unused"));
+    let producer = writer.producer("p").expect("producer");
+    let mut written = 0;
+    while written < messages {
+        let count = 10_000.min(messages - written);
+        let batch = (0..count).map(|_| Message::new(vec![b'x'; MESSAGE_BYTES]));
+        assert!(producer.write(batch).await.expect("written").is_success());
+        written += count;
+    }
+    producer.close().await.expect("flushed");
+
+    let interval = match commit_interval {
+        "0" => Duration::ZERO,
+        _ => Duration::from_secs(1),
+    };
+    let raw_kafka = kafka(&unique_name("raw"));
+    let ours_kafka = kafka(&unique_name("ekafka"));
+    let raw = || {
+        let raw_kafka = raw_kafka.clone();
+        tokio::task::spawn_blocking(move || raw_run(&raw_kafka, messages, interval))
+    };
+    if raw_first {
+        let raw = raw().await.expect("raw side");
+        let ours = ekafka_run(&ours_kafka, messages).await;
+        (raw, ours)
+    } else {
+        let ours = ekafka_run(&ours_kafka, messages).await;
+        let raw = raw().await.expect("raw side");
+        (raw, ours)
+    }
+}
+
+fn min_median_max(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        values[0],
+        values[values.len() / 2],
+        values[values.len() - 1],
+    )
 }
 
 #[actix::main]
 async fn main() {
-    let messages: usize = std::env::var("BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60_000);
-    let cluster = EmbeddedCluster::start().expect("embedded cluster");
-    let topic = unique_name("bench");
-    cluster.create_topic(&topic).expect("topic");
-    let config = |group: &str| {
-        format!(
-            "[kafka]\n{}\n[kafka.producers.p]\ntopic = {topic:?}\nbatchSize = 10000\nbatchTimeout = \"5ms\"\n\
-             [kafka.consumerGroups.bench]\ngroupID = {group:?}\ntopic = {topic:?}\n",
-            cluster.brokers_toml()
-        )
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
-    let producer_kafka = Ekafka::from_toml_str(&config("unused"), "kafka")
-        .unwrap()
-        .build()
-        .unwrap();
-    let producer = producer_kafka.producer("p").unwrap();
-    for _ in 0..(messages / 10_000).max(1) {
-        let batch = (0..10_000.min(messages)).map(|_| Message::new(vec![b'x'; MESSAGE_BYTES]));
-        assert!(producer.write(batch).await.unwrap().is_success());
-    }
-    println!(
-        "consumer throughput, {messages} messages of {MESSAGE_BYTES} bytes per round, 3 partitions"
-    );
-
-    let (mut best_raw, mut best_ekafka) = (0f64, 0f64);
-    for round in 1..=ROUNDS {
-        let bootstrap = cluster.bootstrap_servers().to_string();
-        let raw_topic = topic.clone();
-        let raw = tokio::task::spawn_blocking(move || raw_round(&bootstrap, &raw_topic, messages))
-            .await
-            .unwrap();
-        // A fresh group id per round, so each round reads everything from the start.
-        let kafka = Ekafka::from_toml_str(&config(&unique_name("bench")), "kafka")
-            .unwrap()
-            .with_debug(false)
-            .build()
-            .unwrap();
-        let ours = ekafka_round(&kafka, messages).await;
-        let (raw_rate, ekafka_rate) = (
-            messages as f64 / raw.as_secs_f64(),
-            messages as f64 / ours.as_secs_f64(),
+    let messages = env("BENCH_MESSAGES", 60_000);
+    let repetitions = env("BENCH_REPETITIONS", 5);
+    for commit_interval in ["0", "1s"] {
+        println!(
+            "consumer throughput, commitInterval = {commit_interval:?}: {messages} messages of \
+             {MESSAGE_BYTES} B on {PARTITIONS} partitions per repetition, join excluded"
         );
-        println!("  round {round}: raw {raw_rate:>10.0} msg/s   ekafka {ekafka_rate:>10.0} msg/s");
-        best_raw = best_raw.max(raw_rate);
-        best_ekafka = best_ekafka.max(ekafka_rate);
+        let mut ratios = Vec::new();
+        let mut cpu_ratios = Vec::new();
+        for repetition_number in 0..repetitions {
+            let raw_first = repetition_number % 2 == 0;
+            let (raw, ours) = repetition(messages, commit_interval, raw_first).await;
+            let ratio = ours.rate(messages) / raw.rate(messages);
+            let cpu_ratio = ours.cpu_per_message(messages) / raw.cpu_per_message(messages);
+            println!(
+                "  {}: raw {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka {:>8.0} msg/s {:>5.2} µs cpu/msg   \
+                 ratio {ratio:.2}",
+                if raw_first { "raw first   " } else { "ekafka first" },
+                raw.rate(messages),
+                raw.cpu_per_message(messages),
+                ours.rate(messages),
+                ours.cpu_per_message(messages),
+            );
+            ratios.push(ratio);
+            cpu_ratios.push(cpu_ratio);
+        }
+        let (min, median, max) = min_median_max(ratios);
+        let (cpu_min, cpu_median, cpu_max) = min_median_max(cpu_ratios);
+        println!(
+            "  throughput ratio ekafka / raw: min {min:.2}, median {median:.2}, max {max:.2} \
+             (goal: median >= 0.9)\n  cpu per message ekafka / raw: min {cpu_min:.2}, median \
+             {cpu_median:.2}, max {cpu_max:.2}"
+        );
     }
-    println!(
-        "best of {ROUNDS}: raw rdkafka {best_raw:.0} msg/s, ekafka group -> subscriber actor {best_ekafka:.0} msg/s, ratio {:.2}",
-        best_ekafka / best_raw
-    );
 }
