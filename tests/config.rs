@@ -856,6 +856,9 @@ fn max_buffered_bytes_sizes_librdkafka_prefetch_and_is_checked() {
     assert_eq!(props.get("queued.max.messages.kbytes"), Some("1024"));
     assert_eq!(props.get("max.partition.fetch.bytes"), Some("1048576"));
     assert_eq!(props.get("fetch.max.bytes"), Some("16777216"));
+    // maxWait left out: librdkafka's 500ms, capped at 100ms for groups.
+    assert_eq!(group.fetch.max_wait, std::time::Duration::from_millis(500));
+    assert_eq!(props.get("fetch.wait.max.ms"), Some("100"));
 
     let error = ekafka::Config::from_toml_str(&toml.replace("67108864", "100"), "kafka")
         .expect_err("below 1 KiB");

@@ -47,7 +47,10 @@ pub struct FetchSettings {
     pub min_bytes: u32,
     /// `maxBytes` (1 MiB): the most data fetched per partition per request.
     pub max_bytes: u32,
-    /// `maxWait` (10s): how long the broker may hold a fetch waiting for `minBytes`.
+    /// `maxWait` (500ms): how long the broker may hold a fetch waiting for
+    /// `minBytes`. librdkafka's default, not kafka-go's 10s: librdkafka fetches
+    /// all of a broker's partitions in one request, so a long wait on a quiet
+    /// partition holds up the others (groups cap it at 100ms).
     pub max_wait: Duration,
     /// `readLagInterval` (1m): how often lag is refreshed; negative disables it (`None`).
     pub read_lag_interval: Option<Duration>,
@@ -66,7 +69,7 @@ impl Default for FetchSettings {
         FetchSettings {
             min_bytes: 1,
             max_bytes: 1024 * 1024,
-            max_wait: Duration::from_secs(10),
+            max_wait: Duration::from_millis(500),
             read_lag_interval: Some(Duration::from_secs(60)),
             commit_interval: Duration::ZERO,
             start_offset: StartOffset::First,
