@@ -1,27 +1,81 @@
-//! Producer throughput: ekafka's producer actor against a raw rdkafka
-//! `FutureProducer`, on the same embedded cluster, in one run, with the same
-//! librdkafka properties (taken from ekafka's own mapping of the config).
+//! Producer throughput, ekafka against the engine's limit, measured side by
+//! side in one process:
+//!
+//! - ekafka: synchronous writes of 1000 messages through the producer actor,
+//!   16 in flight, every message's delivery reported;
+//! - raw: an rdkafka `BaseProducer` with a delivery callback counting
+//!   deliveries, polled on its own thread, enqueueing as fast as its queue
+//!   takes, with the same librdkafka properties (ekafka's own mapping of the
+//!   same config).
+//!
+//! Three configurations: like for like (librdkafka's own `hash` partitioner, no
+//! interceptors), ekafka's default `roundRobin` balancer, and all defaults
+//! (trace and metrics interceptors; the raw side then sends the same
+//! `traceparent` header). Each repetition uses a fresh embedded cluster and
+//! topic, runs both sides in an order that alternates between repetitions,
+//! after a warm-up write of each; CPU is the process's user and system time
+//! over each side's run (getrusage), per message.
 //!
 //!     cargo bench --bench producer_throughput
 //!
-//! Prints messages per second for both and the ratio ekafka / raw (goal: >= 0.9).
-//! `BENCH_MESSAGES` sets the messages per round (default 200000).
+//! Prints each repetition's rates, the paired ratio ekafka / raw, and the
+//! min/median/max of the ratios. `BENCH_MESSAGES` sets the messages per run
+//! (default 200000), `BENCH_REPETITIONS` the repetitions (default 5).
 
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 use tokio::task::JoinSet;
 
 const MESSAGE_BYTES: usize = 100;
 const WRITE_BATCH: usize = 1000;
 const WRITES_IN_FLIGHT: usize = 16;
-const ROUNDS: usize = 5;
+const WARM_UP: usize = 10_000;
+
+/// One side's run: how long, and the process CPU time spent meanwhile.
+#[derive(Clone, Copy)]
+struct Run {
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+impl Run {
+    fn rate(&self, messages: usize) -> f64 {
+        messages as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn cpu_per_message(&self, messages: usize) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / messages as f64
+    }
+}
+
+/// User plus system CPU time of this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+async fn timed<F: std::future::Future<Output = ()>>(work: F) -> Run {
+    let (started, cpu_started) = (Instant::now(), cpu_time());
+    work.await;
+    Run {
+        elapsed: started.elapsed(),
+        cpu: cpu_time() - cpu_started,
+    }
+}
 
 /// `kafka_keys` go in `[kafka]`, `producer_keys` in the producer's table.
 fn config(brokers_toml: &str, topic: &str, kafka_keys: &str, producer_keys: &str) -> String {
@@ -31,57 +85,59 @@ fn config(brokers_toml: &str, topic: &str, kafka_keys: &str, producer_keys: &str
     )
 }
 
-/// Raw rdkafka, written the fast way: enqueue without waiting, await the oldest
-/// delivery only when the queue is full, then await the rest.
-/// With `traceparent`, every message carries that header, as ekafka's trace
-/// interceptor adds it by default.
-async fn raw_round(
-    producer: &FutureProducer,
-    topic: &str,
-    messages: usize,
-    traceparent: bool,
-) -> Duration {
+/// Counts deliveries; any failure ends the bench.
+#[derive(Default)]
+struct Deliveries(AtomicUsize);
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            panic!("raw delivery failed: {error}");
+        }
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The raw side: enqueue as fast as the queue takes (polling for deliveries
+/// when it is full), then poll until every message is delivered.
+fn raw_run(producer: &BaseProducer<Deliveries>, topic: &str, messages: usize, trace: bool) {
     let payload = [b'x'; MESSAGE_BYTES];
-    let started = Instant::now();
-    let mut pending = VecDeque::with_capacity(messages);
-    let mut trace_value = ekafka::interceptor::new_traceparent();
+    let delivered_before = producer.context().0.load(Ordering::Relaxed);
+    let mut traceparent = ekafka::interceptor::new_traceparent();
     for i in 0..messages {
-        if traceparent && i % WRITE_BATCH == 0 {
-            trace_value = ekafka::interceptor::new_traceparent();
+        if trace && i % WRITE_BATCH == 0 {
+            traceparent = ekafka::interceptor::new_traceparent();
+        }
+        let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]);
+        if trace {
+            record = record.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
+                key: "traceparent",
+                value: Some(traceparent.as_bytes()),
+            }));
         }
         loop {
-            let mut record = FutureRecord::<(), [u8]>::to(topic).payload(&payload[..]);
-            if traceparent {
-                record = record.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
-                    key: "traceparent",
-                    value: Some(trace_value.as_bytes()),
-                }));
-            }
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    pending.push_back(delivery);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    let oldest = pending
-                        .pop_front()
-                        .expect("a full queue has pending messages");
-                    oldest.await.expect("delivery future").expect("delivered");
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    producer.poll(Duration::from_millis(1));
+                    record = back;
                 }
                 Err((e, _)) => panic!("raw send failed: {e}"),
             }
         }
     }
-    for delivery in pending {
-        delivery.await.expect("delivery future").expect("delivered");
+    while producer.context().0.load(Ordering::Relaxed) - delivered_before < messages {
+        producer.poll(Duration::from_millis(1));
     }
-    started.elapsed()
 }
 
 /// ekafka: synchronous writes of 1000 messages, several in flight at once, each
 /// answered with every message's delivery.
-async fn ekafka_round(producer: &ekafka::Producer, messages: usize) -> Duration {
-    let started = Instant::now();
+async fn ekafka_run(producer: &ekafka::Producer, messages: usize) {
     let mut writes = JoinSet::new();
     let mut remaining = messages;
     while remaining > 0 || !writes.is_empty() {
@@ -102,20 +158,16 @@ async fn ekafka_round(producer: &ekafka::Producer, messages: usize) -> Duration 
         let report = report.expect("write accepted");
         assert!(report.is_success(), "{:?}", report.failures().next());
     }
-    started.elapsed()
 }
 
-fn rate(messages: usize, elapsed: Duration) -> f64 {
-    messages as f64 / elapsed.as_secs_f64()
-}
-
-async fn compare(
-    cluster: &EmbeddedCluster,
-    label: &str,
+/// One repetition on a fresh cluster: (raw, ekafka).
+async fn repetition(
     kafka_keys: &str,
     producer_keys: &str,
     messages: usize,
-) {
+    raw_first: bool,
+) -> (Run, Run) {
+    let cluster = EmbeddedCluster::start().expect("embedded cluster");
     let topic = unique_name("bench");
     cluster.create_topic(&topic).expect("topic");
     let text = config(&cluster.brokers_toml(), &topic, kafka_keys, producer_keys);
@@ -123,57 +175,99 @@ async fn compare(
         .expect("config")
         .build()
         .expect("component");
-    let properties = kafka.producer_properties("bench").expect("properties");
-    let raw: FutureProducer = properties
-        .to_client_config()
-        .create()
-        .expect("raw producer");
-    let actor = kafka.producer("bench").expect("producer actor");
-
-    // Warm up both: connections, metadata, idempotent producer id.
-    let traceparent = kafka.config().interceptors.trace;
-    raw_round(&raw, &topic, 10_000, traceparent).await;
-    ekafka_round(&actor, 10_000).await;
-
-    let (mut best_raw, mut best_ekafka) = (0f64, 0f64);
-    for round in 1..=ROUNDS {
-        let raw_rate = rate(
-            messages,
-            raw_round(&raw, &topic, messages, traceparent).await,
-        );
-        let ekafka_rate = rate(messages, ekafka_round(&actor, messages).await);
-        println!("  round {round}: raw {raw_rate:>10.0} msg/s   ekafka {ekafka_rate:>10.0} msg/s");
-        best_raw = best_raw.max(raw_rate);
-        best_ekafka = best_ekafka.max(ekafka_rate);
-    }
-    println!(
-        "{label:<28} best of {ROUNDS}: raw rdkafka {best_raw:.0} msg/s, ekafka actor {best_ekafka:.0} msg/s, ratio {:.2}",
-        best_ekafka / best_raw
+    let raw: Arc<BaseProducer<Deliveries>> = Arc::new(
+        kafka
+            .producer_properties("bench")
+            .expect("properties")
+            .to_client_config()
+            .create_with_context(Deliveries::default())
+            .expect("raw producer"),
     );
+    let actor = kafka.producer("bench").expect("producer actor");
+    let trace = kafka.config().interceptors.trace;
+    let raw_side = |count: usize| {
+        let (raw, topic) = (Arc::clone(&raw), topic.clone());
+        async move {
+            tokio::task::spawn_blocking(move || raw_run(&raw, &topic, count, trace))
+                .await
+                .expect("raw side");
+        }
+    };
+    // Warm up both: connections, metadata, idempotent producer id.
+    raw_side(WARM_UP).await;
+    ekafka_run(&actor, WARM_UP).await;
+    let (raw_run, ours) = if raw_first {
+        let raw_run = timed(raw_side(messages)).await;
+        (raw_run, timed(ekafka_run(&actor, messages)).await)
+    } else {
+        let ours = timed(ekafka_run(&actor, messages)).await;
+        (timed(raw_side(messages)).await, ours)
+    };
     actor.close().await.expect("close");
+    raw.flush(Duration::from_secs(10)).expect("raw flushed");
+    (raw_run, ours)
+}
+
+fn min_median_max(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        values[0],
+        values[values.len() / 2],
+        values[values.len() - 1],
+    )
 }
 
 #[actix::main]
 async fn main() {
-    let messages: usize = std::env::var("BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let cluster = EmbeddedCluster::start().expect("embedded cluster");
-    println!("producer throughput, {messages} messages of {MESSAGE_BYTES} bytes per round, acks=all, 3 brokers, 3 partitions");
-    // Like for like: librdkafka's own partitioner (`hash`) and no traceparent header,
-    // so both sides send identical messages with identical properties.
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let messages = env("BENCH_MESSAGES", 200_000);
+    let repetitions = env("BENCH_REPETITIONS", 5);
     let no_extras = "enableTraceInterceptor = false\nenableMetricInterceptor = false";
-    compare(
-        &cluster,
-        "like-for-like (hash)",
-        no_extras,
-        "balancer = \"hash\"",
-        messages,
-    )
-    .await;
-    // The roundRobin default: ekafka's partitioner callback runs for every message.
-    compare(&cluster, "roundRobin", no_extras, "", messages).await;
-    // All defaults: a traceparent header per message (raw sends one too) and metrics.
-    compare(&cluster, "defaults (trace + metrics)", "", "", messages).await;
+    let configurations = [
+        // librdkafka's own partitioner and no header: identical messages and properties.
+        ("like for like (hash)", no_extras, "balancer = \"hash\""),
+        // ekafka's default balancer: its partitioner callback runs for every message.
+        ("roundRobin", no_extras, ""),
+        // Every default: a traceparent header per message (raw sends one too) and metrics.
+        ("defaults (trace + metrics)", "", ""),
+    ];
+    println!(
+        "producer throughput: {messages} messages of {MESSAGE_BYTES} B per run, acks = all, \
+         idempotence, 3 brokers, 3 partitions; raw = BaseProducer with a delivery callback"
+    );
+    for (label, kafka_keys, producer_keys) in configurations {
+        println!("{label}:");
+        let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+        for number in 0..repetitions {
+            let raw_first = number % 2 == 0;
+            let (raw, ours) = repetition(kafka_keys, producer_keys, messages, raw_first).await;
+            let ratio = ours.rate(messages) / raw.rate(messages);
+            println!(
+                "  {}: raw {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka {:>8.0} msg/s {:>5.2} µs \
+                 cpu/msg   ratio {ratio:.2}",
+                if raw_first {
+                    "raw first   "
+                } else {
+                    "ekafka first"
+                },
+                raw.rate(messages),
+                raw.cpu_per_message(messages),
+                ours.rate(messages),
+                ours.cpu_per_message(messages),
+            );
+            ratios.push(ratio);
+            cpu_ratios.push(ours.cpu_per_message(messages) / raw.cpu_per_message(messages));
+        }
+        let (min, median, max) = min_median_max(ratios);
+        let (cpu_min, cpu_median, cpu_max) = min_median_max(cpu_ratios);
+        println!(
+            "  throughput ratio ekafka / raw: min {min:.2}, median {median:.2}, max {max:.2}\n  \
+             cpu per message ekafka / raw: min {cpu_min:.2}, median {cpu_median:.2}, max {cpu_max:.2}"
+        );
+    }
 }
