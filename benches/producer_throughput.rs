@@ -11,7 +11,9 @@
 //! Three configurations: like for like (librdkafka's own `hash` partitioner, no
 //! interceptors), ekafka's default `roundRobin` balancer, and all defaults
 //! (trace and metrics interceptors; the raw side then sends the same
-//! `traceparent` header). Each repetition uses a fresh embedded cluster and
+//! `traceparent` header). Then single-message writes from 64 and 1024
+//! concurrent writers, each awaiting its message's delivery, against a raw
+//! `FutureProducer` used the same way (`BENCH_SINGLE_MESSAGES`, default 50000). Each repetition uses a fresh embedded cluster and
 //! topic, runs both sides in an order that alternates between repetitions,
 //! after a warm-up write of each; CPU is the process's user and system time
 //! over each side's run (getrusage), per message.
@@ -30,7 +32,10 @@ use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer,
+    ProducerContext,
+};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use tokio::task::JoinSet;
@@ -208,6 +213,82 @@ async fn repetition(
     (raw_run, ours)
 }
 
+/// Single-message writes: `writers` tasks each write one message at a time
+/// until `messages` are written, through ekafka (`write([message])`) or a raw
+/// `FutureProducer` (`send_result`, then the delivery), with the same
+/// properties. One repetition on a fresh cluster: (raw, ekafka).
+async fn single_message_repetition(writers: usize, messages: usize, raw_first: bool) -> (Run, Run) {
+    let cluster = EmbeddedCluster::start().expect("embedded cluster");
+    let topic = unique_name("bench");
+    cluster.create_topic(&topic).expect("topic");
+    let no_extras = "enableTraceInterceptor = false\nenableMetricInterceptor = false";
+    let text = config(
+        &cluster.brokers_toml(),
+        &topic,
+        no_extras,
+        "balancer = \"hash\"",
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .expect("config")
+        .build()
+        .expect("component");
+    let raw: FutureProducer = kafka
+        .producer_properties("bench")
+        .expect("properties")
+        .to_client_config()
+        .create()
+        .expect("raw producer");
+    let actor = kafka.producer("bench").expect("producer actor");
+    let per_writer = messages / writers;
+    let raw_side = || {
+        let (raw, topic) = (raw.clone(), topic.clone());
+        async move {
+            let mut tasks = JoinSet::new();
+            for _ in 0..writers {
+                let (raw, topic) = (raw.clone(), topic.clone());
+                tasks.spawn_local(async move {
+                    let payload = [b'x'; MESSAGE_BYTES];
+                    for _ in 0..per_writer {
+                        let record = FutureRecord::<(), [u8]>::to(&topic).payload(&payload[..]);
+                        raw.send(record, Duration::from_secs(60))
+                            .await
+                            .expect("raw delivery");
+                    }
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+    };
+    let ekafka_side = || {
+        let actor = actor.clone();
+        async move {
+            let mut tasks = JoinSet::new();
+            for _ in 0..writers {
+                let actor = actor.clone();
+                tasks.spawn_local(async move {
+                    for _ in 0..per_writer {
+                        let message = Message::new(vec![b'x'; MESSAGE_BYTES]);
+                        let report = actor.write([message]).await.expect("write accepted");
+                        assert!(report.is_success(), "{:?}", report.failures().next());
+                    }
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+    };
+    raw_side().await;
+    ekafka_side().await;
+    let pair = if raw_first {
+        let raw_run = timed(raw_side()).await;
+        (raw_run, timed(ekafka_side()).await)
+    } else {
+        let ours = timed(ekafka_side()).await;
+        (timed(raw_side()).await, ours)
+    };
+    actor.close().await.expect("close");
+    pair
+}
+
 fn min_median_max(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
     (
@@ -246,28 +327,61 @@ async fn main() {
         for number in 0..repetitions {
             let raw_first = number % 2 == 0;
             let (raw, ours) = repetition(kafka_keys, producer_keys, messages, raw_first).await;
-            let ratio = ours.rate(messages) / raw.rate(messages);
-            println!(
-                "  {}: raw {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka {:>8.0} msg/s {:>5.2} µs \
-                 cpu/msg   ratio {ratio:.2}",
-                if raw_first {
-                    "raw first   "
-                } else {
-                    "ekafka first"
-                },
-                raw.rate(messages),
-                raw.cpu_per_message(messages),
-                ours.rate(messages),
-                ours.cpu_per_message(messages),
-            );
-            ratios.push(ratio);
-            cpu_ratios.push(ours.cpu_per_message(messages) / raw.cpu_per_message(messages));
+            print_pair(raw, ours, messages, raw_first, &mut ratios, &mut cpu_ratios);
         }
-        let (min, median, max) = min_median_max(ratios);
-        let (cpu_min, cpu_median, cpu_max) = min_median_max(cpu_ratios);
-        println!(
-            "  throughput ratio ekafka / raw: min {min:.2}, median {median:.2}, max {max:.2}\n  \
-             cpu per message ekafka / raw: min {cpu_min:.2}, median {cpu_median:.2}, max {cpu_max:.2}"
-        );
+        report(ratios, cpu_ratios);
     }
+    let single = env("BENCH_SINGLE_MESSAGES", 50_000);
+    for writers in [64, 1024] {
+        // Every writer writes as many.
+        let single = single / writers * writers;
+        println!(
+            "single-message writes, {writers} concurrent writers, {single} messages; raw = \
+             FutureProducer awaiting each delivery:"
+        );
+        let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+        for number in 0..repetitions {
+            let raw_first = number % 2 == 0;
+            let (raw, ours) = single_message_repetition(writers, single, raw_first).await;
+            print_pair(raw, ours, single, raw_first, &mut ratios, &mut cpu_ratios);
+        }
+        report(ratios, cpu_ratios);
+    }
+}
+
+/// Prints one repetition and keeps its ratios.
+fn print_pair(
+    raw: Run,
+    ours: Run,
+    messages: usize,
+    raw_first: bool,
+    ratios: &mut Vec<f64>,
+    cpu_ratios: &mut Vec<f64>,
+) {
+    let ratio = ours.rate(messages) / raw.rate(messages);
+    println!(
+        "  {}: raw {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka {:>8.0} msg/s {:>5.2} µs \
+         cpu/msg   ratio {ratio:.2}",
+        if raw_first {
+            "raw first   "
+        } else {
+            "ekafka first"
+        },
+        raw.rate(messages),
+        raw.cpu_per_message(messages),
+        ours.rate(messages),
+        ours.cpu_per_message(messages),
+    );
+    ratios.push(ratio);
+    cpu_ratios.push(ours.cpu_per_message(messages) / raw.cpu_per_message(messages));
+}
+
+/// Prints the min/median/max of a configuration's ratios.
+fn report(ratios: Vec<f64>, cpu_ratios: Vec<f64>) {
+    let (min, median, max) = min_median_max(ratios);
+    let (cpu_min, cpu_median, cpu_max) = min_median_max(cpu_ratios);
+    println!(
+        "  throughput ratio ekafka / raw: min {min:.2}, median {median:.2}, max {max:.2}\n  \
+         cpu per message ekafka / raw: min {cpu_min:.2}, median {cpu_median:.2}, max {cpu_max:.2}"
+    );
 }
