@@ -361,12 +361,21 @@ async fn with_client<T: Send + 'static>(
     inner: &Arc<Inner>,
     work: impl FnOnce(&Inner, &Client) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    let (_, client) = inner.slot.ready().await?;
+    with_incarnation(inner, work).await.map(|(_, done)| done)
+}
+
+/// [`with_client`], also saying which incarnation of the client did the work.
+async fn with_incarnation<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    work: impl FnOnce(&Inner, &Client) -> Result<T, Error> + Send + 'static,
+) -> Result<(u64, T), Error> {
+    let (incarnation, client) = inner.slot.ready().await?;
     let inner = Arc::clone(inner);
     let name = inner.name.clone();
-    tokio::task::spawn_blocking(move || work(&inner, &client))
+    let done = tokio::task::spawn_blocking(move || work(&inner, &client))
         .await
-        .map_err(|_| Error::ActorStopped { kind: KIND, name })?
+        .map_err(|_| Error::ActorStopped { kind: KIND, name })??;
+    Ok((incarnation, done))
 }
 
 macro_rules! request {
@@ -390,14 +399,7 @@ struct Fetch;
 request!(Fetch, ConsumedMessage, |act, m| {
     let (supervisor, inner) = act;
     loop {
-        let (incarnation, client) = inner.slot.ready().await?;
-        let polling = Arc::clone(&inner);
-        let polled = tokio::task::spawn_blocking(move || polling.poll_once(&client))
-            .await
-            .map_err(|_| Error::ActorStopped {
-                kind: KIND,
-                name: inner.name.clone(),
-            })??;
+        let (incarnation, polled) = with_incarnation(&inner, Inner::poll_once).await?;
         match polled {
             Polled::Message(message) => return Ok(message),
             Polled::Nothing => {}
