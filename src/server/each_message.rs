@@ -37,7 +37,6 @@ pub(crate) struct EachMessageSettings {
     pub(crate) handler: BoxedHandler,
     pub(crate) retry: RetrySettings,
     pub(crate) dead_letter: Option<DeadLetterSink>,
-    pub(crate) dead_letter_limit: (u32, std::time::Duration),
     pub(crate) errors: Option<Recipient<HandlerFailure>>,
     /// How partitions' handling is restarted (the server's restart keys).
     pub(crate) policy: RestartPolicy,
@@ -82,7 +81,11 @@ impl EachMessageActor {
     fn partition(&mut self, partition: &TopicPartition) -> &mut PartitionState {
         let settings = &self.settings;
         self.partitions.entry(partition.clone()).or_insert_with(|| {
-            let (limit, window) = settings.dead_letter_limit;
+            // Without a dead-letter topic the budget is never asked.
+            let (limit, window) = settings
+                .dead_letter
+                .as_ref()
+                .map_or((0, Default::default()), |dl| (dl.limit, dl.window));
             PartitionState::new(
                 RestartTracker::new(
                     settings.policy.clone(),

@@ -28,6 +28,10 @@ pub(crate) type BoxedHandler =
 pub(crate) struct DeadLetterSink {
     pub(crate) producer: Producer,
     pub(crate) topic: Option<String>,
+    /// `deadLetterLimit` and `deadLetterWindow`: how many messages one
+    /// partition may send here within the window (0: no limit).
+    pub(crate) limit: u32,
+    pub(crate) window: std::time::Duration,
 }
 
 /// Header names on dead-lettered messages.

@@ -61,21 +61,18 @@ impl ServerSpec {
             Some(dl) => Some(DeadLetterSink {
                 producer: self.kafka.producer(&dl.producer)?,
                 topic: dl.topic.clone(),
+                limit: dl.limit,
+                window: dl.window,
             }),
             None => None,
         };
         let group = self.kafka.consumer_group(&self.group_name)?;
         let (faults_tx, faults) = mpsc::unbounded_channel();
-        let dead_letter_limit = self
-            .dead_letter
-            .as_ref()
-            .map_or((0, Duration::ZERO), |dl| (dl.limit, dl.window));
         let actor = EachMessageActor::new(EachMessageSettings {
             name: self.name.clone(),
             handler: Rc::clone(&self.handler),
             retry: self.retry.clone(),
             dead_letter,
-            dead_letter_limit,
             errors: self.failures.borrow().clone(),
             policy: self.policy.clone(),
             escalator: self.kafka.escalator().clone(),
