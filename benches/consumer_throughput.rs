@@ -23,10 +23,13 @@
 //! (default 60000: the embedded cluster keeps at most 5 MiB per partition),
 //! `BENCH_REPETITIONS` the repetitions (default 5).
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler};
+use common::{cpu_time, env_usize, Ratios, Run};
 use ekafka::consumer::MessageBatch;
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
@@ -36,35 +39,6 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 const MESSAGE_BYTES: usize = 100;
 const PARTITIONS: usize = 3;
-
-/// One side's run: how long from its first message to its last, and the
-/// process CPU time spent meanwhile.
-#[derive(Clone, Copy)]
-struct Run {
-    elapsed: Duration,
-    cpu: Duration,
-}
-
-impl Run {
-    fn rate(&self, messages: usize) -> f64 {
-        messages as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn cpu_per_message(&self, messages: usize) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / messages as f64
-    }
-}
-
-/// User plus system CPU time of this process so far.
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the struct we own.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let time = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    time(usage.ru_utime) + time(usage.ru_stime)
-}
 
 /// Acknowledges every batch and reports how many messages it got.
 struct Counter(tokio::sync::mpsc::UnboundedSender<usize>);
@@ -160,10 +134,7 @@ fn raw_run(kafka: &Ekafka, messages: usize, commit_interval: Duration) -> Run {
         }
     }
     let (started, cpu_started) = first.expect("messages were read");
-    Run {
-        elapsed: started.elapsed(),
-        cpu: cpu_time() - cpu_started,
-    }
+    Run::since(started, cpu_started)
 }
 
 /// The ekafka side: a group delivering to a subscriber actor that acknowledges.
@@ -179,10 +150,7 @@ async fn ekafka_run(kafka: &Ekafka, messages: usize) -> Run {
     while read < messages {
         read += rx.recv().await.expect("counter alive");
     }
-    let run = Run {
-        elapsed: started.elapsed(),
-        cpu: cpu_time() - cpu_started,
-    };
+    let run = Run::since(started, cpu_started);
     group.close().await.expect("close");
     run
 }
@@ -236,55 +204,21 @@ async fn repetition(messages: usize, commit_interval: &str, raw_first: bool) -> 
     }
 }
 
-fn min_median_max(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    (
-        values[0],
-        values[values.len() / 2],
-        values[values.len() - 1],
-    )
-}
-
 #[actix::main]
 async fn main() {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let messages = env("BENCH_MESSAGES", 60_000);
-    let repetitions = env("BENCH_REPETITIONS", 5);
+    let messages = env_usize("BENCH_MESSAGES", 60_000);
+    let repetitions = env_usize("BENCH_REPETITIONS", 5);
     for commit_interval in ["0", "1s"] {
         println!(
             "consumer throughput, commitInterval = {commit_interval:?}: {messages} messages of \
              {MESSAGE_BYTES} B on {PARTITIONS} partitions per repetition, join excluded"
         );
-        let mut ratios = Vec::new();
-        let mut cpu_ratios = Vec::new();
-        for repetition_number in 0..repetitions {
-            let raw_first = repetition_number % 2 == 0;
+        let mut ratios = Ratios::default();
+        for number in 0..repetitions {
+            let raw_first = number % 2 == 0;
             let (raw, ours) = repetition(messages, commit_interval, raw_first).await;
-            let ratio = ours.rate(messages) / raw.rate(messages);
-            let cpu_ratio = ours.cpu_per_message(messages) / raw.cpu_per_message(messages);
-            println!(
-                "  {}: raw {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka {:>8.0} msg/s {:>5.2} µs cpu/msg   \
-                 ratio {ratio:.2}",
-                if raw_first { "raw first   " } else { "ekafka first" },
-                raw.rate(messages),
-                raw.cpu_per_message(messages),
-                ours.rate(messages),
-                ours.cpu_per_message(messages),
-            );
-            ratios.push(ratio);
-            cpu_ratios.push(cpu_ratio);
+            ratios.record(raw, ours, messages, raw_first);
         }
-        let (min, median, max) = min_median_max(ratios);
-        let (cpu_min, cpu_median, cpu_max) = min_median_max(cpu_ratios);
-        println!(
-            "  throughput ratio ekafka / raw: min {min:.2}, median {median:.2}, max {max:.2} \
-             (goal: median >= 0.9)\n  cpu per message ekafka / raw: min {cpu_min:.2}, median \
-             {cpu_median:.2}, max {cpu_max:.2}"
-        );
+        ratios.report(" (goal: median >= 0.9)");
     }
 }

@@ -24,10 +24,13 @@
 //! min/median/max of the ratios. `BENCH_MESSAGES` sets the messages per run
 //! (default 200000), `BENCH_REPETITIONS` the repetitions (default 5).
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{cpu_time, env_usize, Ratios, Run};
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
 use rdkafka::error::KafkaError;
@@ -45,41 +48,10 @@ const WRITE_BATCH: usize = 1000;
 const WRITES_IN_FLIGHT: usize = 16;
 const WARM_UP: usize = 10_000;
 
-/// One side's run: how long, and the process CPU time spent meanwhile.
-#[derive(Clone, Copy)]
-struct Run {
-    elapsed: Duration,
-    cpu: Duration,
-}
-
-impl Run {
-    fn rate(&self, messages: usize) -> f64 {
-        messages as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn cpu_per_message(&self, messages: usize) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / messages as f64
-    }
-}
-
-/// User plus system CPU time of this process so far.
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the struct we own.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let time = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    time(usage.ru_utime) + time(usage.ru_stime)
-}
-
 async fn timed<F: std::future::Future<Output = ()>>(work: F) -> Run {
     let (started, cpu_started) = (Instant::now(), cpu_time());
     work.await;
-    Run {
-        elapsed: started.elapsed(),
-        cpu: cpu_time() - cpu_started,
-    }
+    Run::since(started, cpu_started)
 }
 
 /// `kafka_keys` go in `[kafka]`, `producer_keys` in the producer's table.
@@ -289,25 +261,10 @@ async fn single_message_repetition(writers: usize, messages: usize, raw_first: b
     pair
 }
 
-fn min_median_max(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    (
-        values[0],
-        values[values.len() / 2],
-        values[values.len() - 1],
-    )
-}
-
 #[actix::main]
 async fn main() {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let messages = env("BENCH_MESSAGES", 200_000);
-    let repetitions = env("BENCH_REPETITIONS", 5);
+    let messages = env_usize("BENCH_MESSAGES", 200_000);
+    let repetitions = env_usize("BENCH_REPETITIONS", 5);
     let no_extras = "enableTraceInterceptor = false\nenableMetricInterceptor = false";
     let configurations = [
         // librdkafka's own partitioner and no header: identical messages and properties.
@@ -323,15 +280,15 @@ async fn main() {
     );
     for (label, kafka_keys, producer_keys) in configurations {
         println!("{label}:");
-        let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+        let mut ratios = Ratios::default();
         for number in 0..repetitions {
             let raw_first = number % 2 == 0;
             let (raw, ours) = repetition(kafka_keys, producer_keys, messages, raw_first).await;
-            print_pair(raw, ours, messages, raw_first, &mut ratios, &mut cpu_ratios);
+            ratios.record(raw, ours, messages, raw_first);
         }
-        report(ratios, cpu_ratios);
+        ratios.report("");
     }
-    let single = env("BENCH_SINGLE_MESSAGES", 50_000);
+    let single = env_usize("BENCH_SINGLE_MESSAGES", 50_000);
     for writers in [64, 1024] {
         // Every writer writes as many.
         let single = single / writers * writers;
@@ -339,49 +296,12 @@ async fn main() {
             "single-message writes, {writers} concurrent writers, {single} messages; raw = \
              FutureProducer awaiting each delivery:"
         );
-        let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+        let mut ratios = Ratios::default();
         for number in 0..repetitions {
             let raw_first = number % 2 == 0;
             let (raw, ours) = single_message_repetition(writers, single, raw_first).await;
-            print_pair(raw, ours, single, raw_first, &mut ratios, &mut cpu_ratios);
+            ratios.record(raw, ours, single, raw_first);
         }
-        report(ratios, cpu_ratios);
+        ratios.report("");
     }
-}
-
-/// Prints one repetition and keeps its ratios.
-fn print_pair(
-    raw: Run,
-    ours: Run,
-    messages: usize,
-    raw_first: bool,
-    ratios: &mut Vec<f64>,
-    cpu_ratios: &mut Vec<f64>,
-) {
-    let ratio = ours.rate(messages) / raw.rate(messages);
-    println!(
-        "  {}: raw {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka {:>8.0} msg/s {:>5.2} µs \
-         cpu/msg   ratio {ratio:.2}",
-        if raw_first {
-            "raw first   "
-        } else {
-            "ekafka first"
-        },
-        raw.rate(messages),
-        raw.cpu_per_message(messages),
-        ours.rate(messages),
-        ours.cpu_per_message(messages),
-    );
-    ratios.push(ratio);
-    cpu_ratios.push(ours.cpu_per_message(messages) / raw.cpu_per_message(messages));
-}
-
-/// Prints the min/median/max of a configuration's ratios.
-fn report(ratios: Vec<f64>, cpu_ratios: Vec<f64>) {
-    let (min, median, max) = min_median_max(ratios);
-    let (cpu_min, cpu_median, cpu_max) = min_median_max(cpu_ratios);
-    println!(
-        "  throughput ratio ekafka / raw: min {min:.2}, median {median:.2}, max {max:.2}\n  \
-         cpu per message ekafka / raw: min {cpu_min:.2}, median {cpu_median:.2}, max {cpu_max:.2}"
-    );
 }
