@@ -66,17 +66,16 @@ pub(crate) struct ManualSpec<C> {
     pub(crate) name: String,
     pub(crate) kafka: Ekafka,
     pub(crate) policy: RestartPolicy,
-    /// The client to hand to the function (the component's running one).
-    pub(crate) acquire: Box<dyn Fn() -> Result<C, Error>>,
-    /// Lets a failed run's client go, so the next run starts clean.
-    pub(crate) release: Box<dyn Fn(C) -> LocalFuture<()>>,
+    pub(crate) runs: ManualRuns<C>,
     pub(crate) run: ManualRun<C>,
 }
 
 /// A manual server's incarnation is the client its function gets.
-struct ManualRuns<C> {
-    acquire: Box<dyn Fn() -> Result<C, Error>>,
-    release: Box<dyn Fn(C) -> LocalFuture<()>>,
+pub(crate) struct ManualRuns<C> {
+    /// The client to hand to the function (the component's running one).
+    pub(crate) acquire: Box<dyn Fn() -> Result<C, Error>>,
+    /// Lets a failed run's client go, so the next run starts clean.
+    pub(crate) release: Box<dyn Fn(C) -> LocalFuture<()>>,
 }
 
 impl<C: Clone + 'static> Incarnations for ManualRuns<C> {
@@ -121,13 +120,10 @@ impl ManualServer {
         spec: ManualSpec<C>,
     ) -> Result<Self, Error> {
         // The first client is taken now, so a misconfigured server fails at start.
-        let first = (spec.acquire)()?;
-        let runs = ManualRuns {
-            acquire: spec.acquire,
-            release: spec.release,
-        };
+        let first = (spec.runs.acquire)()?;
         let escalator = spec.kafka.escalator().clone();
-        let supervisor = Supervisor::new(runs, first, KIND, &spec.name, spec.policy, escalator);
+        let supervisor =
+            Supervisor::new(spec.runs, first, KIND, &spec.name, spec.policy, escalator);
         let slot = Arc::clone(supervisor.slot());
         let (stop, requested) = watch::channel(false);
         let (ended_tx, ended) = watch::channel(None);

@@ -45,7 +45,7 @@ pub use outcome::{FailureAction, HandleMessage, HandlerError, HandlerFailure};
 pub use partition::{ServerStatus, StoppedPartition};
 
 use each_message::SubscribeFailures;
-use manual::ManualSpec;
+use manual::{ManualRuns, ManualSpec};
 use supervisor::ServerSpec;
 
 use crate::component::Ekafka;
@@ -291,8 +291,10 @@ where
         name: server_name(config),
         kafka: kafka.clone(),
         policy: config.restart.apply(kafka.restart_policy()),
-        acquire: Box::new(move || acquire(&acquire_from)),
-        release: Box::new(move |client| Box::pin(release(client))),
+        runs: ManualRuns {
+            acquire: Box::new(move || acquire(&acquire_from)),
+            release: Box::new(move |client| Box::pin(release(client))),
+        },
         run: Box::new(move |client, shutdown| Box::pin(run(client, shutdown))),
     })
 }
