@@ -119,23 +119,17 @@ impl Engine {
             Some(Ok(())) => self.commits.in_flight = Some(in_flight),
             Some(Err(error)) => self.fail_in_flight(in_flight, error),
             // Letting the consumer go: nothing is left to wait on, so wait here.
-            None => match consumer.commit(&list, CommitMode::Sync) {
-                Ok(()) => {
-                    let confirmed = CommitResult {
-                        seq,
-                        error: None,
-                        refused: Vec::new(),
-                    };
-                    let InFlight {
-                        offsets,
-                        started,
-                        replies,
-                        ..
-                    } = in_flight;
-                    self.finish(offsets, confirmed, started, replies);
-                }
-                Err(error) => self.fail_in_flight(in_flight, error.to_string()),
-            },
+            None => {
+                let result = CommitResult {
+                    seq,
+                    error: consumer
+                        .commit(&list, CommitMode::Sync)
+                        .err()
+                        .map(|e| e.to_string()),
+                    refused: Vec::new(),
+                };
+                self.finish(in_flight, result);
+            }
         }
     }
 
@@ -160,12 +154,7 @@ impl Engine {
         {
             wait = Duration::ZERO;
             match self.commits.in_flight.take() {
-                Some(in_flight) if in_flight.seq == result.seq => self.finish(
-                    in_flight.offsets,
-                    result,
-                    in_flight.started,
-                    in_flight.replies,
-                ),
+                Some(in_flight) if in_flight.seq == result.seq => self.finish(in_flight, result),
                 other => {
                     self.commits.in_flight = other;
                     self.late_answer(result);
@@ -193,12 +182,7 @@ impl Engine {
 
     fn fail_in_flight(&mut self, in_flight: InFlight, reason: impl Into<String>) {
         let result = CommitResult::failed(in_flight.seq, reason);
-        self.finish(
-            in_flight.offsets,
-            result,
-            in_flight.started,
-            in_flight.replies,
-        );
+        self.finish(in_flight, result);
     }
 
     /// A commit given up on was answered after all: what it committed counts.
@@ -244,13 +228,13 @@ impl Engine {
 
     /// Records a commit's result: marks what was committed, reports and keeps
     /// what was not, answers explicit commits.
-    fn finish(
-        &mut self,
-        offsets: Vec<PartitionOffset>,
-        result: CommitResult,
-        started: Instant,
-        replies: Vec<CommitReply>,
-    ) {
+    fn finish(&mut self, commit: InFlight, result: CommitResult) {
+        let InFlight {
+            offsets,
+            started,
+            replies,
+            ..
+        } = commit;
         let (failed, committed): (Vec<_>, Vec<_>) = offsets.into_iter().partition(|o| {
             let refused =
                 result.error.is_some() || result.refused.iter().any(|(p, _)| *p == o.partition);
