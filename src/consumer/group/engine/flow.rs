@@ -79,6 +79,16 @@ impl Engine {
         self.partitions.iter().map(|p| p.ledger.held_bytes()).sum()
     }
 
+    /// What librdkafka prefetched for the partitions it still fetches, as
+    /// their queue lengths times their messages' average size.
+    fn prefetched_bytes(&self) -> usize {
+        self.partitions
+            .iter()
+            .filter(|p| !p.paused)
+            .map(|p| p.gauge.as_ref().map_or(0, |g| g.len()) * p.average_size)
+            .sum()
+    }
+
     /// Pauses, in librdkafka, partitions that have sat at their share for
     /// [`PAUSE_AFTER`], or at once when what librdkafka prefetched for the
     /// partitions it still fetches passes `maxBufferedBytes` (pausing makes it
@@ -92,13 +102,14 @@ impl Engine {
         // At its bound with nothing acknowledged for a while: every partition
         // is without room for good, not only those at their share.
         let member_stalled = member_full && self.last_progress.elapsed() >= PAUSE_AFTER;
-        let prefetched: usize = self
+        // Only a full partition is paused for the budget: read the queue
+        // lengths (one librdkafka call per partition) only when there is one,
+        // not on every acknowledgement.
+        let any_full = self
             .partitions
             .iter()
-            .filter(|p| !p.paused)
-            .map(|p| p.gauge.as_ref().map_or(0, |g| g.len()) * p.average_size)
-            .sum();
-        let over_budget = prefetched > self.settings.flow.max_buffered_bytes;
+            .any(|p| !p.paused && p.full_since.is_some());
+        let over_budget = any_full && self.prefetched_bytes() > flow.max_buffered_bytes;
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
         for p in &mut self.partitions {
@@ -123,7 +134,7 @@ impl Engine {
             }
         }
         if pause.count() > 0 {
-            tracing::debug!(group = %self.settings.group_id, partitions = pause.count(), prefetched, "pausing full partitions");
+            tracing::debug!(group = %self.settings.group_id, partitions = pause.count(), over_budget, "pausing full partitions");
             if let Err(e) = consumer.pause(&pause) {
                 tracing::warn!(error = %e, "pausing partitions failed");
             }
