@@ -63,9 +63,15 @@ impl ConsumerClients {
         .map(Arc::new)
     }
 
-    async fn close_off_thread(&self, client: Arc<Client>) {
+    /// Closes `client` on the blocking pool; an error only if closing panicked.
+    async fn close_off_thread(&self, client: Arc<Client>) -> Result<(), Error> {
         let name = self.name.clone();
-        let _ = tokio::task::spawn_blocking(move || close_client(&name, client)).await;
+        tokio::task::spawn_blocking(move || close_client(&name, client))
+            .await
+            .map_err(|_| Error::ActorStopped {
+                kind: KIND,
+                name: self.name.clone(),
+            })
     }
 }
 
@@ -78,14 +84,15 @@ impl Incarnations for ConsumerClients {
     }
 
     async fn discard(&self, client: Arc<Client>, _reason: &str) {
-        self.close_off_thread(client).await;
+        if let Err(error) = self.close_off_thread(client).await {
+            tracing::warn!(consumer = %self.name, %error, "the failed client was not closed");
+        }
     }
 
     async fn close(&self, client: Arc<Client>, _deadline: Duration) -> Result<(), Error> {
         // Leaves the group now, while the member is healthy, not whenever the
         // last handle happens to be dropped; bounded by CLOSE_TIMEOUT.
-        self.close_off_thread(client).await;
-        Ok(())
+        self.close_off_thread(client).await
     }
 }
 

@@ -86,11 +86,16 @@ impl Incarnations for ProducerClients {
     }
 
     async fn close(&self, client: Arc<Client>, deadline: Duration) -> Result<CloseReport, Error> {
-        let _ = tokio::task::spawn_blocking(move || {
+        // A flush that panicked says nothing of what it delivered: not a clean close.
+        tokio::task::spawn_blocking(move || {
             client.flush_or_purge(deadline);
             drop(client);
         })
-        .await;
+        .await
+        .map_err(|_| Error::ActorStopped {
+            kind: KIND,
+            name: self.spec.name.clone(),
+        })?;
         Ok(CloseReport {
             undelivered: self.shared.take_undelivered(),
         })
