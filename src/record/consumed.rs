@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::record::message::{native_bytes, native_headers};
 use crate::record::{Header, Preview};
 
 /// A message read from Kafka, owned, so it can cross actor boundaries.
@@ -74,15 +75,35 @@ pub(crate) fn owned(
     topic: &Arc<str>,
     message: &rdkafka::message::BorrowedMessage<'_>,
 ) -> ConsumedMessage {
-    use rdkafka::message::Message as _;
-    ConsumedMessage {
-        topic: Arc::clone(topic),
-        partition: message.partition(),
-        offset: message.offset(),
-        key: message.key().map(<[u8]>::to_vec),
-        value: message.payload().map(<[u8]>::to_vec),
-        headers: crate::record::owned_headers(message),
-        timestamp: message.timestamp().to_millis(),
+    // SAFETY: the borrowed message is alive for the call.
+    unsafe { owned_native(topic, message.ptr()) }
+}
+
+/// Copies a librdkafka message (of `topic`) into an owned one.
+///
+/// # Safety
+/// `message` must point to a live librdkafka message without an error.
+pub(crate) unsafe fn owned_native(
+    topic: &Arc<str>,
+    message: *const rdkafka::bindings::rd_kafka_message_t,
+) -> ConsumedMessage {
+    use rdkafka::bindings as ffi;
+    // SAFETY: per the contract, for the whole function.
+    unsafe {
+        let m = &*message;
+        let mut kind = ffi::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+        let timestamp = ffi::rd_kafka_message_timestamp(message, &mut kind);
+        ConsumedMessage {
+            topic: Arc::clone(topic),
+            partition: m.partition,
+            offset: m.offset,
+            key: native_bytes(m.key, m.key_len).map(<[u8]>::to_vec),
+            value: native_bytes(m.payload, m.len).map(<[u8]>::to_vec),
+            headers: native_headers(message),
+            timestamp: (kind != ffi::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+                && timestamp >= 0)
+                .then_some(timestamp),
+        }
     }
 }
 

@@ -104,7 +104,9 @@ pub(crate) struct AckSender {
 pub struct MessageBatch {
     pub(crate) generation: i32,
     pub(crate) partition: TopicPartition,
-    pub(crate) messages: Arc<[ConsumedMessage]>,
+    // A `Vec` behind the `Arc`, not a slice: the batch is built as a `Vec`,
+    // and turning it into `Arc<[_]>` would copy every message.
+    pub(crate) messages: Arc<Vec<ConsumedMessage>>,
     pub(crate) ack: AckSender,
 }
 

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use rdkafka::bindings as ffi;
+
 /// A message header. Kafka allows a header without a value, hence the `Option`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Header {
@@ -85,19 +87,61 @@ impl Message {
 
 /// Copies the headers of a librdkafka message.
 pub(crate) fn owned_headers(message: &rdkafka::message::BorrowedMessage<'_>) -> Vec<Header> {
-    use rdkafka::message::{Headers, Message as _};
-    message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| Header {
-                    key: h.key.to_string(),
-                    value: h.value.map(<[u8]>::to_vec),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    // SAFETY: the borrowed message is alive for the call.
+    unsafe { native_headers(message.ptr()) }
+}
+
+/// Copies the headers of a librdkafka message, in order. Reads librdkafka's
+/// list directly: rust-rdkafka's iterator checks every name twice and wraps
+/// each header in a struct of its own.
+///
+/// # Safety
+/// `message` must point to a live librdkafka message.
+pub(crate) unsafe fn native_headers(message: *const ffi::rd_kafka_message_t) -> Vec<Header> {
+    let mut list = std::ptr::null_mut();
+    // SAFETY: per the contract; the list belongs to the message.
+    let found = unsafe { ffi::rd_kafka_message_headers(message, &mut list) };
+    if found != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the list is alive while the message is.
+    let count = unsafe { ffi::rd_kafka_header_cnt(list) };
+    let mut headers = Vec::with_capacity(count);
+    for index in 0..count {
+        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0);
+        // SAFETY: `index` is below the count; the pointers written stay valid
+        // while the message is, and are copied below.
+        let read =
+            unsafe { ffi::rd_kafka_header_get_all(list, index, &mut name, &mut value, &mut size) };
+        if read != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            break;
+        }
+        headers.push(Header {
+            // SAFETY: librdkafka's header names are NUL-terminated.
+            key: unsafe { std::ffi::CStr::from_ptr(name) }
+                .to_string_lossy()
+                .into_owned(),
+            // SAFETY: `value` points to `size` bytes, or is null for Kafka's null.
+            value: unsafe { native_bytes(value, size) }.map(<[u8]>::to_vec),
+        });
+    }
+    headers
+}
+
+/// The `size` bytes at `data`, or `None` when it is null.
+///
+/// # Safety
+/// `data` must be null or point to `size` readable bytes that outlive `'a`.
+pub(crate) unsafe fn native_bytes<'a>(
+    data: *const std::ffi::c_void,
+    size: usize,
+) -> Option<&'a [u8]> {
+    if data.is_null() {
+        None
+    } else {
+        // SAFETY: per the contract.
+        Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size) })
+    }
 }
 
 /// Shows bytes as text when they are UTF-8, cut to a readable length.

@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +11,8 @@ use actix::prelude::*;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use super::engine::Command;
 use super::engine::{self, Engine, EngineSettings, Exit, GroupContext, MessageSink};
+use super::engine::{Command, Commands};
 use crate::config::{librdkafka, ConsumerGroupConfig, FetchSettings, FlowSettings};
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
@@ -45,7 +44,7 @@ pub(crate) struct EngineExited {
 
 /// Where the commands of a running engine go.
 #[derive(Clone)]
-pub(crate) struct EngineHandle(pub(crate) Sender<Command>);
+pub(crate) struct EngineHandle(pub(crate) Commands);
 
 /// How the group's members are started, replaced and closed.
 pub(crate) struct GroupMembers {

@@ -1,8 +1,10 @@
 //! The engine's private protocol: what handles and the actor ask of the
 //! engine thread, what it puts on the pull channel, and what a close reports.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::wake::Waker;
 use super::MessageSink;
 use crate::consumer::GroupStatus;
 use crate::record::{
@@ -36,9 +38,32 @@ pub(crate) enum Command {
     },
 }
 
+/// Where commands for one engine go: its channel, and the waker that tells
+/// the engine thread something arrived.
+#[derive(Clone)]
+pub(crate) struct Commands {
+    sender: std::sync::mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl Commands {
+    pub(super) fn new(sender: std::sync::mpsc::Sender<Command>, waker: Arc<Waker>) -> Self {
+        Commands { sender, waker }
+    }
+
+    /// Hands `command` to the engine and wakes it; gives the command back when
+    /// the engine has ended.
+    pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
+        self.sender.send(command).map_err(|e| e.0)?;
+        self.waker.wake();
+        Ok(())
+    }
+}
+
 /// Acknowledgements of batches reach the engine as commands.
-impl crate::record::AckSink for std::sync::mpsc::Sender<Command> {
+impl crate::record::AckSink for Commands {
     fn acknowledge(&self, ack: Ack) {
+        // An engine that ended delivers these messages again: see `AckSink`.
         let _ = self.send(Command::Ack(ack));
     }
 }

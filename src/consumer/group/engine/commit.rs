@@ -46,6 +46,13 @@ pub(super) struct Commits {
     timed_out: VecDeque<(usize, Vec<PartitionOffset>)>,
 }
 
+impl Commits {
+    /// When the commit in flight, if any, was sent.
+    pub(super) fn in_flight_since(&self) -> Option<Instant> {
+        self.in_flight.as_ref().map(|c| c.started)
+    }
+}
+
 struct InFlight {
     seq: usize,
     offsets: Vec<PartitionOffset>,

@@ -6,6 +6,7 @@
 
 use std::ffi::{c_void, CStr};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::bindings as ffi;
@@ -13,6 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
+use super::wake::{self, Waker};
 use super::GroupContext;
 use crate::record::TopicPartition;
 
@@ -30,6 +32,9 @@ pub(super) struct CommitResult {
 pub(super) struct CommitQueue {
     queue: NonNull<ffi::rd_kafka_queue_t>,
     client: NonNull<ffi::rd_kafka_t>,
+    /// Woken when a result arrives; kept alive here while librdkafka holds a
+    /// pointer to it (until Drop disables the callback).
+    _waker: Arc<Waker>,
 }
 
 // SAFETY: librdkafka queues and clients are thread-safe; the engine's owner
@@ -38,11 +43,19 @@ unsafe impl Send for CommitQueue {}
 unsafe impl Sync for CommitQueue {}
 
 impl CommitQueue {
-    pub(super) fn new(consumer: &BaseConsumer<GroupContext>) -> Option<Self> {
+    /// A queue whose results wake `waker` as they arrive.
+    pub(super) fn new(consumer: &BaseConsumer<GroupContext>, waker: Arc<Waker>) -> Option<Self> {
         let client = NonNull::new(consumer.client().native_ptr())?;
         // SAFETY: the client is alive for this call; the queue is destroyed in Drop.
         let queue = NonNull::new(unsafe { ffi::rd_kafka_queue_new(client.as_ptr()) })?;
-        Some(CommitQueue { queue, client })
+        // SAFETY: the queue is alive; the waker is kept until Drop stops the
+        // wake-ups.
+        unsafe { wake::wake_on_arrival(queue.as_ptr(), &waker) };
+        Some(CommitQueue {
+            queue,
+            client,
+            _waker: waker,
+        })
     }
 
     /// Sends a commit of `offsets` whose result will come back as `seq`.
@@ -126,7 +139,11 @@ unsafe fn read_commit_event(event: *mut ffi::rd_kafka_event_t) -> Option<CommitR
 impl Drop for CommitQueue {
     fn drop(&mut self) {
         // SAFETY: created by rd_kafka_queue_new and destroyed once, while its
-        // client is still alive.
-        unsafe { ffi::rd_kafka_queue_destroy(self.queue.as_ptr()) };
+        // client is still alive; the callback goes first, so librdkafka never
+        // calls it with a waker this queue no longer keeps alive.
+        unsafe {
+            wake::stop_waking(self.queue.as_ptr());
+            ffi::rd_kafka_queue_destroy(self.queue.as_ptr());
+        }
     }
 }

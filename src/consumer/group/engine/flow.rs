@@ -32,26 +32,36 @@ impl Engine {
         let mut read = 0;
         for p in &mut self.partitions {
             let Some(queue) = &p.queue else { continue };
-            while p.ledger.held() < share
-                && self.held < bound
-                && p.ledger.held_bytes() < share_bytes
-                && held_bytes < bound_bytes
-            {
-                match queue.poll(Duration::ZERO) {
-                    Some(Ok(message)) => {
-                        let owned = crate::record::owned_consumed(&p.id.topic, &message);
+            loop {
+                let room = share
+                    .saturating_sub(p.ledger.held())
+                    .min(bound.saturating_sub(self.held));
+                let room_bytes = share_bytes
+                    .saturating_sub(p.ledger.held_bytes())
+                    .min(bound_bytes.saturating_sub(held_bytes));
+                // Whole messages: at most what fits the bytes left at the
+                // partition's average size, and at least one while any fits.
+                let room = room.min(room_bytes.div_ceil(p.average_size.max(1)));
+                if room == 0 {
+                    break;
+                }
+                let mut failed = false;
+                let taken = queue.read(&p.id.topic, room, |fetched| match fetched {
+                    Ok(owned) => {
                         let size = owned.held_bytes();
                         p.average_size = running_average(p.average_size, size);
                         held_bytes += size;
                         p.ledger.push_fetched(owned);
-                        self.held += 1;
-                        read += 1;
                     }
-                    Some(Err(error)) => {
-                        tracing::warn!(partition = %p.id, error = %error, "fetch error");
-                        break;
+                    Err(code) => {
+                        tracing::warn!(partition = %p.id, error = %code, "fetch error");
+                        failed = true;
                     }
-                    None => break,
+                });
+                self.held += taken.messages;
+                read += taken.messages;
+                if taken.emptied || failed {
+                    break;
                 }
             }
             let full = p.ledger.held() >= share || p.ledger.held_bytes() >= share_bytes;
@@ -75,6 +85,12 @@ impl Engine {
         (self.settings.flow.max_buffered_bytes / self.partitions.len().max(1)).max(1)
     }
 
+    /// Whether the member holds its bound in messages or in bytes.
+    pub(super) fn is_full(&self) -> bool {
+        let flow = &self.settings.flow;
+        self.held >= flow.max_buffered || self.held_bytes() >= flow.max_buffered_bytes
+    }
+
     fn held_bytes(&self) -> usize {
         self.partitions.iter().map(|p| p.ledger.held_bytes()).sum()
     }
@@ -85,7 +101,7 @@ impl Engine {
         self.partitions
             .iter()
             .filter(|p| !p.paused)
-            .map(|p| p.gauge.as_ref().map_or(0, |g| g.len()) * p.average_size)
+            .map(|p| p.queue.as_ref().map_or(0, |q| q.len()) * p.average_size)
             .sum()
     }
 
@@ -97,8 +113,7 @@ impl Engine {
     pub(super) fn apply_pauses(&mut self, consumer: &Consumer_) {
         let (share, share_bytes) = (self.share(), self.share_bytes());
         let flow = &self.settings.flow;
-        let member_full =
-            self.held >= flow.max_buffered || self.held_bytes() >= flow.max_buffered_bytes;
+        let member_full = self.is_full();
         // At its bound with nothing acknowledged for a while: every partition
         // is without room for good, not only those at their share.
         let member_stalled = member_full && self.last_progress.elapsed() >= PAUSE_AFTER;
@@ -164,7 +179,7 @@ impl Engine {
                     .take_batch(batch_size, owed_by);
                 self.interceptors
                     .before_deliver(&self.settings.client, &mut messages);
-                let messages: Arc<[ConsumedMessage]> = messages.into();
+                let messages = Arc::new(messages);
                 let partition = self.partitions[index].id.clone();
                 for subscriber in &mut self.subscribers {
                     subscriber.outbox.push_back(PullItem::Batch(MessageBatch {

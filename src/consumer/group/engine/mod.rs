@@ -8,8 +8,10 @@
 //!
 //! This file holds the state and the thread's loop; `command` is the private
 //! protocol handles and the actor speak to it, `flow` reads partitions within
-//! the bounds (messages and bytes) and hands batches out, `prefetch` gauges what
-//! librdkafka prefetched per partition, `commit` commits what was acknowledged
+//! the bounds (messages and bytes) and hands batches out, `split_queue` is a
+//! partition's own queue in librdkafka (read in batches, its length the
+//! prefetch), `wake` lets the thread sleep until there is work, `commit`
+//! commits what was acknowledged
 //! without waiting (results come back on `commit_queue`), `rebalance` takes
 //! partitions on and lets them go.
 
@@ -17,19 +19,19 @@ mod command;
 mod commit;
 mod commit_queue;
 mod flow;
-mod prefetch;
 mod rebalance;
+mod split_queue;
+mod wake;
 
-pub(crate) use command::{Command, PullItem, Uncommitted};
+pub(crate) use command::{Command, Commands, PullItem, Uncommitted};
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use actix::dev::SendError;
 use actix::Recipient;
-use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
@@ -42,13 +44,28 @@ use crate::consumer::context::LastErrorLog;
 use crate::error::Refusal;
 use crate::interceptor::{Chain, ClientInfo};
 use crate::record::{
-    AckKind, AckSender, AckSink, Assigned, ConsumedMessage, GroupError, GroupEvent, MessageBatch,
-    PartitionOffset, Revoked, StartingOffset, SubscriberMask, TopicPartition,
+    AckKind, AckSender, AckSink, Assigned, GroupError, GroupEvent, MessageBatch, PartitionOffset,
+    Revoked, StartingOffset, SubscriberMask, TopicPartition,
 };
 use crate::supervision::{client_failure, AuthorizationScope, ClientFailure};
 
 /// Events taken from the main queue per round.
 const POLL_BURST: usize = 100;
+
+/// The longest the engine sleeps with nothing to do and no deadline sooner.
+/// Everything that brings work wakes it; this only bounds what a missed
+/// wake-up could cost.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+/// How long a close may take beyond its drain (the final commit, leaving)
+/// before the engine ends anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// How soon a batch a subscriber's full mailbox refused is offered again. A
+/// mailbox gives no signal when it gets room, and a subscriber that
+/// acknowledges later (or through commits) would otherwise wait for
+/// [`IDLE_CHECK`].
+const OUTBOX_RETRY: Duration = Duration::from_millis(1);
 
 /// How long a partition may sit at its share of the bound before it is also
 /// paused in librdkafka, which then drops what it prefetched for it. Shorter
@@ -105,12 +122,11 @@ struct Partition {
     /// Where consumption started when it was assigned.
     start: StartingOffset,
     ledger: Ledger,
-    /// This partition's own queue in librdkafka, read only while there is room.
-    queue: Option<PartitionQueue<GroupContext>>,
-    /// How many messages librdkafka holds in that queue.
-    gauge: Option<prefetch::QueueGauge>,
+    /// This partition's own queue in librdkafka, read only while there is
+    /// room; its length tells what librdkafka prefetched.
+    queue: Option<split_queue::SplitQueue>,
     /// The average size (`held_bytes`) of the partition's recent messages, to
-    /// estimate what librdkafka prefetched from the gauge.
+    /// estimate what librdkafka prefetched from the queue's length.
     average_size: usize,
     /// Since when the partition has been at its share of the bound.
     full_since: Option<Instant>,
@@ -132,7 +148,10 @@ pub(crate) struct EngineSettings {
 pub(crate) struct Engine {
     settings: EngineSettings,
     interceptors: Chain,
-    commands_tx: Sender<Command>,
+    /// Wakes this engine's thread; shared with `commands_tx` and the queues'
+    /// non-empty callbacks.
+    waker: Arc<wake::Waker>,
+    commands_tx: Commands,
     commands: Receiver<Command>,
     /// Where the batches handed out send their acknowledgements (`commands`).
     ack_sink: Arc<dyn AckSink>,
@@ -164,6 +183,9 @@ pub(crate) struct Engine {
 /// The librdkafka context: routes logs and rebalance callbacks into the engine.
 pub(crate) struct GroupContext {
     engine: Mutex<Engine>,
+    /// The engine's waker: rebalance and error callbacks change what the next
+    /// pass has to do.
+    waker: Arc<wake::Waker>,
     client_name: String,
     /// A consumer's error events carry only a code; the detail (the broker's
     /// answer to a login) is what librdkafka logs.
@@ -174,6 +196,7 @@ impl GroupContext {
     pub(crate) fn new(engine: Engine) -> Self {
         GroupContext {
             client_name: format!("consumer group {}", engine.settings.client.name),
+            waker: Arc::clone(&engine.waker),
             engine: Mutex::new(engine),
             last_error_log: LastErrorLog::default(),
         }
@@ -204,6 +227,7 @@ impl ClientContext for GroupContext {
                     _ => reason.to_string(),
                 };
                 self.lock().failure = Some(failure.describe(&detail));
+                self.waker.wake();
             }
             None => tracing::warn!(error = %error, reason, "consumer group client error"),
         }
@@ -219,6 +243,7 @@ impl ConsumerContext for GroupContext {
             Rebalance::Assign(list) => self.lock().take_partitions(list),
             Rebalance::Error(_) => {}
         }
+        self.waker.wake();
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -232,6 +257,7 @@ impl ConsumerContext for GroupContext {
             }
             Rebalance::Revoke(_) => {}
         }
+        self.waker.wake();
     }
 }
 
@@ -263,10 +289,13 @@ fn generation_of(consumer: &BaseConsumer<GroupContext>) -> i32 {
 
 impl Engine {
     pub(crate) fn new(settings: EngineSettings, interceptors: Chain) -> Self {
-        let (commands_tx, commands) = std::sync::mpsc::channel();
+        let (sender, commands) = std::sync::mpsc::channel();
+        let waker = Arc::new(wake::Waker::default());
+        let commands_tx = Commands::new(sender, Arc::clone(&waker));
         Engine {
             settings,
             interceptors,
+            waker,
             ack_sink: Arc::new(commands_tx.clone()),
             commands_tx,
             commands,
@@ -290,7 +319,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn commands(&self) -> Sender<Command> {
+    pub(crate) fn commands(&self) -> Commands {
         self.commands_tx.clone()
     }
 
@@ -459,22 +488,49 @@ impl Engine {
         }
     }
 
+    /// When a close gives up on draining and leaves with what it has.
+    fn close_deadline(&self) -> Option<Instant> {
+        let started = self.close_started?;
+        started.checked_add(self.drain_timeout().saturating_add(CLOSE_GRACE))
+    }
+
     fn release(&mut self, by: SubscriberMask, partition: &TopicPartition, from: i64, to: i64) {
         if let Some(index) = self.partition_index(&partition.topic, partition.partition) {
             self.partitions[index].ledger.release(by, from, to);
         }
     }
 
-    /// How long to block on the main queue. Messages arrive on partition queues,
-    /// which do not wake that wait, so it stays short while partitions are held.
-    fn poll_timeout(&self, read: usize) -> Duration {
-        if read > 0 {
-            Duration::ZERO
-        } else if !self.partitions.is_empty() || self.close_started.is_some() {
-            Duration::from_millis(5)
-        } else {
-            Duration::from_millis(100)
+    /// How long the engine may sleep after a pass that found nothing to do:
+    /// until the first thing that is due without anyone waking it (the next
+    /// commit by interval, a commit's timeout, pausing a partition or a
+    /// stalled member, the end of a close's drain, a refused batch's retry),
+    /// and [`IDLE_CHECK`] at most.
+    fn idle_wait(&self) -> Duration {
+        let now = Instant::now();
+        let mut due = now + IDLE_CHECK;
+        let mut at = |deadline: Instant| due = due.min(deadline);
+        let interval = self.settings.commit_interval;
+        if !interval.is_zero() {
+            at(self.last_commit + interval);
         }
+        if let Some(started) = self.commits.in_flight_since() {
+            at(started + self.settings.coordinator_timeout);
+        }
+        for p in self.partitions.iter().filter(|p| !p.paused) {
+            if let Some(since) = p.full_since {
+                at(since + PAUSE_AFTER);
+            }
+        }
+        if self.is_full() {
+            at(self.last_progress + PAUSE_AFTER);
+        }
+        if let Some(deadline) = self.close_deadline() {
+            at(deadline);
+        }
+        if self.subscribers.iter().any(|s| !s.outbox.is_empty()) {
+            at(now + OUTBOX_RETRY);
+        }
+        due.saturating_duration_since(now)
     }
 }
 
@@ -500,18 +556,23 @@ fn raise_fatal_error(consumer: &Consumer_, reason: &str) -> Result<(), String> {
 /// Runs the engine until it is closed or fails; `on_exit` hears why before the
 /// consumer is dropped (leaving the group can take a while, and a restart need
 /// not wait for it).
-pub(crate) fn run(consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce(&Exit)) -> Exit {
+pub(crate) fn run(mut consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce(&Exit)) -> Exit {
+    let waker = Arc::clone(&consumer.context().waker);
+    waker.attach_current_thread();
+    let on_event = Arc::clone(&waker);
+    // Rebalances, errors, and messages of partitions not (yet) split off.
+    consumer.set_nonempty_callback(move || on_event.wake());
     let consumer = Arc::new(consumer);
     let context = Arc::clone(consumer.context());
     {
         let mut engine = context.lock();
         engine.consumer = Arc::downgrade(&consumer);
-        engine.commits.queue = commit_queue::CommitQueue::new(&consumer);
+        engine.commits.queue = commit_queue::CommitQueue::new(&consumer, Arc::clone(&waker));
     }
     // Declared after the consumer, so dropped before it when a panic unwinds:
     // the commit queue must go before its client.
     let _queue_first = CommitQueueGuard(&context);
-    let exit = serve(&consumer, &context);
+    let exit = serve(&consumer, &context, &waker);
     let mut on_exit = Some(on_exit);
     if matches!(exit, Exit::Failed(_)) {
         if let Some(notify) = on_exit.take() {
@@ -565,9 +626,13 @@ impl Drop for CommitQueueGuard<'_> {
     }
 }
 
-fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
+/// The engine's loop: a pass serves commands, reads partitions with room,
+/// hands out batches, commits, pauses and resumes, then serves the consumer's
+/// own queue (rebalances, errors); a pass that found nothing to read sleeps
+/// until woken (see `wake`) or until something is due.
+fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &wake::Waker) -> Exit {
     loop {
-        let timeout = {
+        let (read, idle_wait) = {
             let mut engine = context.lock();
             engine.serve_commands(consumer);
             let read = engine.fill();
@@ -580,7 +645,7 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
                 engine.emit(event);
                 return Exit::Failed(reason);
             }
-            if let Some(started) = engine.close_started {
+            if engine.close_started.is_some() {
                 if !engine.unsubscribed {
                     engine.unsubscribed = true;
                     drop(engine);
@@ -589,25 +654,28 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
                     consumer.unsubscribe();
                     continue;
                 }
-                let drain = engine.drain_timeout();
-                if engine.partitions.is_empty()
-                    || started.elapsed() > drain + Duration::from_secs(5)
-                {
+                let out_of_time = engine
+                    .close_deadline()
+                    .is_some_and(|deadline| Instant::now() > deadline);
+                if engine.partitions.is_empty() || out_of_time {
                     return Exit::Closed;
                 }
             }
-            engine.poll_timeout(read)
+            (read, engine.idle_wait())
         };
-        let mut wait = timeout;
-        for _ in 0..POLL_BURST {
-            match consumer.poll(wait) {
-                None => break,
-                Some(Ok(message)) => context.lock().on_message(&message),
-                Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+        let mut served = 0;
+        while served < POLL_BURST {
+            let Some(polled) = consumer.poll(Duration::ZERO) else {
+                break;
+            };
+            served += 1;
+            match polled {
+                Ok(message) => context.lock().on_message(&message),
+                Err(KafkaError::MessageConsumptionFatal(code)) => {
                     return Exit::Failed(ClientFailure::Fatal.describe(&code.to_string()));
                 }
                 // See GroupContext::error: a refusal fails the member.
-                Some(Err(KafkaError::MessageConsumption(code)))
+                Err(KafkaError::MessageConsumption(code))
                     if client_failure(code, AuthorizationScope::Client).is_some() =>
                 {
                     let refusal = Refusal::of(code).expect("classified as a refusal");
@@ -615,7 +683,7 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
                     context.lock().failure = Some(reason);
                     break;
                 }
-                Some(Err(error)) => {
+                Err(error) => {
                     let mut engine = context.lock();
                     let event =
                         GroupEvent::Error(engine.error_event(format!("fetch error: {error}")));
@@ -623,7 +691,9 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext) -> Exit {
                     break;
                 }
             }
-            wait = Duration::ZERO;
+        }
+        if read == 0 && served == 0 {
+            waker.wait(idle_wait);
         }
     }
 }

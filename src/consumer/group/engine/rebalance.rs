@@ -103,18 +103,14 @@ impl Engine {
             if self.partition_index(&id.topic, id.partition).is_some() {
                 continue;
             }
-            let queue = consumer
-                .as_ref()
-                .and_then(|c| c.split_partition_queue(&id.topic, id.partition));
-            let gauge = consumer
-                .as_ref()
-                .and_then(|c| prefetch::QueueGauge::new(c, &id.topic, id.partition));
+            let queue = consumer.as_ref().and_then(|c| {
+                split_queue::SplitQueue::split(c, &id.topic, id.partition, Arc::clone(&self.waker))
+            });
             self.partitions.push(Partition {
                 id,
                 start: StartingOffset::Reset(self.settings.start_offset),
                 ledger: Ledger::default(),
                 queue,
-                gauge,
                 average_size: 0,
                 full_since: None,
                 paused: false,

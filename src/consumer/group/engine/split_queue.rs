@@ -1,0 +1,128 @@
+//! A partition's own queue in librdkafka, split off from the consumer's queue:
+//! read in batches, measured (how much librdkafka prefetched for the
+//! partition), and waking the engine when messages arrive in it while empty.
+//!
+//! Ours rather than rust-rdkafka's `PartitionQueue`, which reads one message
+//! per call (a lock and two clock readings each) and cannot tell the length.
+
+use std::ffi::CString;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use rdkafka::bindings as ffi;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::wake::{self, Waker};
+use super::GroupContext;
+use crate::record::ConsumedMessage;
+
+/// Messages taken from librdkafka per call.
+const READ_BATCH: usize = 64;
+
+/// What one [`SplitQueue::read`] did.
+pub(super) struct Read {
+    /// Messages handed over.
+    pub(super) messages: usize,
+    /// Whether it took everything the queue held: the next message to arrive
+    /// wakes the engine.
+    pub(super) emptied: bool,
+}
+
+/// One partition's queue, no longer forwarded to the consumer's.
+pub(super) struct SplitQueue {
+    queue: NonNull<ffi::rd_kafka_queue_t>,
+    /// Woken by librdkafka's non-empty callback; kept alive here while
+    /// librdkafka holds a pointer to it (until Drop removes the callback).
+    _waker: Arc<Waker>,
+}
+
+// SAFETY: librdkafka queues are thread-safe; the engine drops its partitions
+// (and so these queues) before the consumer (see `engine::run`).
+unsafe impl Send for SplitQueue {}
+unsafe impl Sync for SplitQueue {}
+
+impl SplitQueue {
+    /// Splits `topic`/`partition` off the consumer's queue; messages arriving
+    /// in it while it is empty wake `waker`.
+    pub(super) fn split(
+        consumer: &BaseConsumer<GroupContext>,
+        topic: &str,
+        partition: i32,
+        waker: Arc<Waker>,
+    ) -> Option<Self> {
+        let topic = CString::new(topic).ok()?;
+        // SAFETY: the client is alive for the call; the handle is released in Drop.
+        let queue = NonNull::new(unsafe {
+            ffi::rd_kafka_queue_get_partition(
+                consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+            )
+        })?;
+        // SAFETY: the queue is alive; the waker is kept until Drop stops the
+        // wake-ups.
+        unsafe {
+            ffi::rd_kafka_queue_forward(queue.as_ptr(), std::ptr::null_mut());
+            wake::wake_on_arrival(queue.as_ptr(), &waker);
+        }
+        Some(SplitQueue {
+            queue,
+            _waker: waker,
+        })
+    }
+
+    /// Messages (and other events) waiting in the queue.
+    pub(super) fn len(&self) -> usize {
+        // SAFETY: the queue is alive.
+        unsafe { ffi::rd_kafka_queue_length(self.queue.as_ptr()) }
+    }
+
+    /// Takes up to `max` messages without waiting, each copied and handed to
+    /// `take` (a fetch error instead, as librdkafka's error code).
+    pub(super) fn read(
+        &self,
+        topic: &Arc<str>,
+        max: usize,
+        mut take: impl FnMut(Result<ConsumedMessage, RDKafkaErrorCode>),
+    ) -> Read {
+        let mut batch = [std::ptr::null_mut::<ffi::rd_kafka_message_t>(); READ_BATCH];
+        let wanted = max.min(READ_BATCH);
+        // SAFETY: the queue is alive; librdkafka fills at most `wanted` slots.
+        let got = unsafe {
+            ffi::rd_kafka_consume_batch_queue(self.queue.as_ptr(), 0, batch.as_mut_ptr(), wanted)
+        };
+        let got = usize::try_from(got).unwrap_or(0);
+        let mut messages = 0;
+        for &message in &batch[..got] {
+            // SAFETY: librdkafka handed over `got` live messages; each is
+            // copied (or its error read) before it is destroyed, once.
+            unsafe {
+                let code = (*message).err;
+                if code == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    take(Ok(crate::record::owned_consumed_native(topic, message)));
+                    messages += 1;
+                } else if code != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    take(Err(code.into()));
+                }
+                ffi::rd_kafka_message_destroy(message);
+            }
+        }
+        Read {
+            messages,
+            emptied: got < wanted,
+        }
+    }
+}
+
+impl Drop for SplitQueue {
+    fn drop(&mut self) {
+        // SAFETY: obtained from rd_kafka_queue_get_partition and released once,
+        // while the client is alive; the callback goes first, so librdkafka
+        // never calls it with a waker this queue no longer keeps alive.
+        unsafe {
+            wake::stop_waking(self.queue.as_ptr());
+            ffi::rd_kafka_queue_destroy(self.queue.as_ptr());
+        }
+    }
+}
