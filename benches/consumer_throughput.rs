@@ -25,17 +25,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler};
-use common::{cpu_time, env_usize, Ratios, Run};
+use common::{cpu_time, env_usize, CommitTracking, Ratios, RawCommits, Run};
 use ekafka::consumer::MessageBatch;
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaResult;
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 const MESSAGE_BYTES: usize = 100;
 const PARTITIONS: usize = 3;
@@ -67,21 +64,6 @@ fn config(brokers_toml: &str, topic: &str, group: &str, commit_interval: &str) -
     )
 }
 
-/// Tells the raw loop when its asynchronous commit was answered, as ekafka's
-/// engine reads its commit results.
-#[derive(Default)]
-struct CommitTracking {
-    in_flight: AtomicBool,
-}
-
-impl ClientContext for CommitTracking {}
-
-impl ConsumerContext for CommitTracking {
-    fn commit_callback(&self, _result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        self.in_flight.store(false, Ordering::Release);
-    }
-}
-
 /// The raw side: a `BaseConsumer` poll loop committing like ekafka does.
 fn raw_run(kafka: &Ekafka, messages: usize, commit_interval: Duration) -> Run {
     let consumer: BaseConsumer<CommitTracking> = kafka
@@ -94,9 +76,7 @@ fn raw_run(kafka: &Ekafka, messages: usize, commit_interval: Duration) -> Run {
     consumer.subscribe(&[&topic]).expect("subscribe");
     let mut first = None;
     let mut read = 0;
-    let mut positions = [None::<i64>; PARTITIONS];
-    let mut committed = positions;
-    let mut last_commit = Instant::now();
+    let mut commits = RawCommits::new(&topic, PARTITIONS, commit_interval);
     while read < messages {
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
             continue;
@@ -106,32 +86,8 @@ fn raw_run(kafka: &Ekafka, messages: usize, commit_interval: Duration) -> Run {
             first = Some((Instant::now(), cpu_time()));
         }
         use rdkafka::message::Message as _;
-        positions[message.partition() as usize] = Some(message.offset() + 1);
         read += 1;
-        // Commit what moved, asynchronously and one commit in flight at a
-        // time: at once (ekafka's default) or every commit_interval.
-        let in_flight = &consumer.context().in_flight;
-        if positions != committed
-            && last_commit.elapsed() >= commit_interval
-            && !in_flight.load(Ordering::Acquire)
-        {
-            let mut list = TopicPartitionList::new();
-            for (partition, offset) in positions.iter().enumerate() {
-                if let Some(offset) = offset {
-                    list.add_partition_offset(
-                        &topic,
-                        partition as i32,
-                        rdkafka::Offset::Offset(*offset),
-                    )
-                    .expect("offset");
-                }
-            }
-            if consumer.commit(&list, CommitMode::Async).is_ok() {
-                in_flight.store(true, Ordering::Release);
-            }
-            committed = positions;
-            last_commit = Instant::now();
-        }
+        commits.handled(&consumer, message.partition(), message.offset());
     }
     let (started, cpu_started) = first.expect("messages were read");
     Run::since(started, cpu_started)

@@ -1,6 +1,9 @@
 //! What both benches measure with and print: a side's run (time and CPU), the
 //! paired ratios of the repetitions, and their min/median/max.
 
+// Each bench uses part of what is here.
+#![allow(dead_code)]
+
 use std::time::{Duration, Instant};
 
 /// One side's run: how long, and the process CPU time spent meanwhile.
@@ -94,4 +97,86 @@ fn min_median_max(mut values: Vec<f64>) -> (f64, f64, f64) {
         values[values.len() / 2],
         values[values.len() - 1],
     )
+}
+
+/// A raw consumer's context that knows whether its asynchronous commit was
+/// answered, as ekafka's engine reads its commit results.
+#[derive(Default)]
+pub struct CommitTracking {
+    in_flight: std::sync::atomic::AtomicBool,
+}
+
+impl rdkafka::ClientContext for CommitTracking {}
+
+impl rdkafka::consumer::ConsumerContext for CommitTracking {
+    fn commit_callback(
+        &self,
+        _result: rdkafka::error::KafkaResult<()>,
+        _offsets: &rdkafka::TopicPartitionList,
+    ) {
+        self.in_flight
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// The raw side's commits, done the way ekafka commits what was
+/// acknowledged: asynchronously, one commit in flight, as soon as a position
+/// moved (or every `interval`).
+pub struct RawCommits {
+    topic: String,
+    interval: Duration,
+    positions: Vec<Option<i64>>,
+    committed: Vec<Option<i64>>,
+    last_commit: Instant,
+}
+
+impl RawCommits {
+    pub fn new(topic: &str, partitions: usize, interval: Duration) -> Self {
+        RawCommits {
+            topic: topic.to_string(),
+            interval,
+            positions: vec![None; partitions],
+            committed: vec![None; partitions],
+            last_commit: Instant::now(),
+        }
+    }
+
+    /// Notes that the message at `offset` of `partition` was handled, and
+    /// commits when one is due.
+    pub fn handled(
+        &mut self,
+        consumer: &rdkafka::consumer::BaseConsumer<CommitTracking>,
+        partition: i32,
+        offset: i64,
+    ) {
+        use rdkafka::consumer::Consumer as _;
+        use std::sync::atomic::Ordering;
+        self.positions[partition as usize] = Some(offset + 1);
+        let in_flight = &consumer.context().in_flight;
+        if self.positions == self.committed
+            || self.last_commit.elapsed() < self.interval
+            || in_flight.load(Ordering::Acquire)
+        {
+            return;
+        }
+        let mut list = rdkafka::TopicPartitionList::new();
+        for (partition, offset) in self.positions.iter().enumerate() {
+            if let Some(offset) = offset {
+                list.add_partition_offset(
+                    &self.topic,
+                    partition as i32,
+                    rdkafka::Offset::Offset(*offset),
+                )
+                .expect("offset");
+            }
+        }
+        if consumer
+            .commit(&list, rdkafka::consumer::CommitMode::Async)
+            .is_ok()
+        {
+            in_flight.store(true, Ordering::Release);
+        }
+        self.committed.clone_from(&self.positions);
+        self.last_commit = Instant::now();
+    }
 }
