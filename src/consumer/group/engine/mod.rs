@@ -631,6 +631,7 @@ impl Drop for CommitQueueGuard<'_> {
 /// own queue (rebalances, errors); a pass that found nothing to read sleeps
 /// until woken (see `wake`) or until something is due.
 fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &wake::Waker) -> Exit {
+    let events = split_queue::ConsumerQueue::new(consumer);
     loop {
         let (read, idle_wait) = {
             let mut engine = context.lock();
@@ -665,10 +666,19 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &wake::Waker)
         };
         let mut served = 0;
         while served < POLL_BURST {
-            let Some(polled) = consumer.poll(Duration::ZERO) else {
+            let polled = consumer.poll(Duration::ZERO);
+            // Nothing returned: the queue was empty, or rust-rdkafka served an
+            // event there (a rebalance, a log line) and more may follow, which
+            // would not wake the engine (the queue never became empty).
+            if polled.is_none()
+                && events
+                    .as_ref()
+                    .map_or(true, split_queue::ConsumerQueue::is_empty)
+            {
                 break;
-            };
+            }
             served += 1;
+            let Some(polled) = polled else { continue };
             match polled {
                 Ok(message) => context.lock().on_message(&message),
                 Err(KafkaError::MessageConsumptionFatal(code)) => {

@@ -126,3 +126,34 @@ impl Drop for SplitQueue {
         }
     }
 }
+
+/// A handle on the consumer's own queue (rebalances, errors, logs, messages
+/// of partitions not split off), used only to read its length: rust-rdkafka's
+/// poll returns nothing both when the queue is empty and when it served an
+/// event there itself, and only the first means there is nothing left.
+pub(super) struct ConsumerQueue(NonNull<ffi::rd_kafka_queue_t>);
+
+// SAFETY: as for SplitQueue; the engine drops it before the consumer.
+unsafe impl Send for ConsumerQueue {}
+
+impl ConsumerQueue {
+    pub(super) fn new(consumer: &BaseConsumer<GroupContext>) -> Option<Self> {
+        // SAFETY: the client is alive for the call; the handle is released in Drop.
+        let queue = unsafe { ffi::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
+        NonNull::new(queue).map(ConsumerQueue)
+    }
+
+    /// Whether events wait in the queue.
+    pub(super) fn is_empty(&self) -> bool {
+        // SAFETY: the queue is alive.
+        unsafe { ffi::rd_kafka_queue_length(self.0.as_ptr()) == 0 }
+    }
+}
+
+impl Drop for ConsumerQueue {
+    fn drop(&mut self) {
+        // SAFETY: obtained from rd_kafka_queue_get_consumer, released once,
+        // while the client is alive.
+        unsafe { ffi::rd_kafka_queue_destroy(self.0.as_ptr()) };
+    }
+}
