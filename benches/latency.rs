@@ -38,7 +38,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler};
-use common::{env_usize, CommitTracking, RawCommits};
+use common::{env_usize, read_message, CommitTracking, RawCommits};
 use ekafka::consumer::MessageBatch;
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
@@ -285,6 +285,7 @@ fn raw_side(kafka: &Ekafka, messages: usize, rate: usize) -> Latencies {
         } else {
             latencies.push(latency);
         }
+        read_message(&message);
         commits.handled(&consumer, message.partition(), message.offset());
     }
     sender.join().expect("raw sender");

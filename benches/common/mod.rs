@@ -180,3 +180,18 @@ impl RawCommits {
         self.last_commit = Instant::now();
     }
 }
+
+/// Reads a raw message the way an application reads what ekafka hands its
+/// subscribers (key, value and every header), so the raw side does the same
+/// work: librdkafka parses a message's headers only when asked, and ekafka
+/// asks for every message. Returns the bytes seen.
+pub fn read_message(message: &rdkafka::message::BorrowedMessage<'_>) -> usize {
+    use rdkafka::message::{Headers as _, Message as _};
+    let mut bytes = message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len);
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            bytes += header.key.len() + header.value.map_or(0, <[u8]>::len);
+        }
+    }
+    std::hint::black_box(bytes)
+}
