@@ -20,7 +20,8 @@
 //! Prints each repetition's rates, the paired ratio ekafka / raw, and the
 //! min/median/max of the ratios, for the default commit mode and for
 //! `commitInterval = "1s"`. `BENCH_MESSAGES` sets the messages per repetition
-//! (default 60000: the embedded cluster keeps at most 5 MiB per partition),
+//! (default 240000, 20000 a partition: the embedded cluster keeps at most
+//! 5 MiB per partition),
 //! `BENCH_REPETITIONS` the repetitions (default 5).
 
 mod common;
@@ -35,7 +36,7 @@ use ekafka::{Ekafka, Message};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 const MESSAGE_BYTES: usize = 100;
-const PARTITIONS: usize = 3;
+const PARTITIONS: usize = 12;
 
 /// Acknowledges every batch and reports how many messages it got.
 struct Counter(tokio::sync::mpsc::UnboundedSender<usize>);
@@ -53,14 +54,18 @@ impl Handler<MessageBatch> for Counter {
 }
 
 fn config(brokers_toml: &str, topic: &str, group: &str, commit_interval: &str) -> String {
+    // What a member sizes librdkafka's prefetch to for this many partitions at
+    // the default maxBufferedBytes (16 MiB: half of it over the partitions,
+    // at most a sixteenth each), set here so that the raw side gets it too.
+    let bound = 16 << 20;
+    let per_partition = (bound / (2 * PARTITIONS)).min(bound / 16);
     format!(
         "[kafka]\n{brokers_toml}\n\
          [kafka.producers.p]\ntopic = {topic:?}\nbatchSize = 10000\nbatchTimeout = \"5ms\"\n\
          [kafka.consumerGroups.bench]\ngroupID = {group:?}\ntopic = {topic:?}\n\
          commitInterval = {commit_interval:?}\n\
-         # What ekafka sizes for 3 partitions at the default maxBufferedBytes, set\n\
-         # here so that the raw side gets it too.\n\
-         librdkafka = {{ \"queued.max.messages.kbytes\" = \"1024\", \"max.partition.fetch.bytes\" = \"1048576\" }}\n"
+         librdkafka = {{ \"queued.max.messages.kbytes\" = \"{}\", \"max.partition.fetch.bytes\" = \"{per_partition}\" }}\n",
+        per_partition / 1024
     )
 }
 
@@ -162,7 +167,7 @@ async fn repetition(messages: usize, commit_interval: &str, raw_first: bool) -> 
 
 #[actix::main]
 async fn main() {
-    let messages = env_usize("BENCH_MESSAGES", 60_000);
+    let messages = env_usize("BENCH_MESSAGES", 240_000);
     let repetitions = env_usize("BENCH_REPETITIONS", 5);
     for commit_interval in ["0", "1s"] {
         println!(

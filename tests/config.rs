@@ -628,9 +628,9 @@ fn consumer_group_keys_become_librdkafka_properties() {
     assert_eq!(props.get("fetch.min.bytes"), Some("1"));
     // maxBytes (1 MiB), capped at maxBufferedBytes / 64 (16 MiB / 64).
     assert_eq!(props.get("max.partition.fetch.bytes"), Some("262144"));
-    // maxWait (10s) capped at 100ms for groups: a long poll holds up the
+    // maxWait (10s) capped at 50ms for groups: a long poll holds up the
     // broker's other partitions.
-    assert_eq!(props.get("fetch.wait.max.ms"), Some("100"));
+    assert_eq!(props.get("fetch.wait.max.ms"), Some("50"));
     // Prefetch sized from maxBufferedBytes and maxBuffered.
     assert_eq!(props.get("queued.max.messages.kbytes"), Some("256"));
     assert_eq!(props.get("queued.min.messages"), Some("10000"));
@@ -856,9 +856,9 @@ fn max_buffered_bytes_sizes_librdkafka_prefetch_and_is_checked() {
     assert_eq!(props.get("queued.max.messages.kbytes"), Some("1024"));
     assert_eq!(props.get("max.partition.fetch.bytes"), Some("1048576"));
     assert_eq!(props.get("fetch.max.bytes"), Some("16777216"));
-    // maxWait left out: librdkafka's 500ms, capped at 100ms for groups.
+    // maxWait left out: librdkafka's 500ms, capped at 50ms for groups.
     assert_eq!(group.fetch.max_wait, std::time::Duration::from_millis(500));
-    assert_eq!(props.get("fetch.wait.max.ms"), Some("100"));
+    assert_eq!(props.get("fetch.wait.max.ms"), Some("50"));
 
     let error = ekafka::Config::from_toml_str(&toml.replace("67108864", "100"), "kafka")
         .expect_err("below 1 KiB");

@@ -50,7 +50,7 @@ pub struct FetchSettings {
     /// `maxWait` (500ms): how long the broker may hold a fetch waiting for
     /// `minBytes`. librdkafka's default, not kafka-go's 10s: librdkafka fetches
     /// all of a broker's partitions in one request, so a long wait on a quiet
-    /// partition holds up the others (groups cap it at 100ms).
+    /// partition holds up the others (groups cap it at 50ms).
     pub max_wait: Duration,
     /// `readLagInterval` (1m): how often lag is refreshed; negative disables it (`None`).
     pub read_lag_interval: Option<Duration>,

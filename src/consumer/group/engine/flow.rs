@@ -13,7 +13,7 @@ impl Engine {
         };
         let owned = crate::record::owned_consumed(&self.partitions[index].id.topic, message);
         let partition = &mut self.partitions[index];
-        partition.average_size = running_average(partition.average_size, owned.held_bytes());
+        partition.sizes.note(&owned);
         partition.ledger.push_fetched(owned);
         self.held += 1;
         self.max_held = self.max_held.max(self.held);
@@ -41,16 +41,15 @@ impl Engine {
                     .min(bound_bytes.saturating_sub(held_bytes));
                 // Whole messages: at most what fits the bytes left at the
                 // partition's average size, and at least one while any fits.
-                let room = room.min(room_bytes.div_ceil(p.average_size.max(1)));
+                let room = room.min(room_bytes.div_ceil(p.sizes.held.max(1)));
                 if room == 0 {
                     break;
                 }
                 let mut failed = false;
                 let taken = queue.read(&p.id.topic, room, |fetched| match fetched {
                     Ok(owned) => {
-                        let size = owned.held_bytes();
-                        p.average_size = running_average(p.average_size, size);
-                        held_bytes += size;
+                        p.sizes.note(&owned);
+                        held_bytes += owned.held_bytes();
                         p.ledger.push_fetched(owned);
                     }
                     Err(code) => {
@@ -96,12 +95,14 @@ impl Engine {
     }
 
     /// What librdkafka prefetched for the partitions it still fetches, as
-    /// their queue lengths times their messages' average size.
+    /// their queue lengths times their messages' average payload: counted as
+    /// librdkafka counts it against `queued.max.messages.kbytes`, so that a
+    /// prefetch within the limits the member sized is never over budget.
     fn prefetched_bytes(&self) -> usize {
         self.partitions
             .iter()
             .filter(|p| !p.paused)
-            .map(|p| p.queue.as_ref().map_or(0, |q| q.len()) * p.average_size)
+            .map(|p| p.queue.as_ref().map_or(0, |q| q.len()) * p.sizes.payload)
             .sum()
     }
 
@@ -244,6 +245,24 @@ impl Engine {
                 .to_string();
         let event = GroupEvent::Error(self.error_event(message));
         self.emit(event);
+    }
+}
+
+/// Running averages of a partition's message sizes.
+#[derive(Default)]
+pub(super) struct AverageSizes {
+    /// What a message holds in memory (`held_bytes`).
+    pub(super) held: usize,
+    /// Its value's length: what librdkafka counts in its queue's size, to
+    /// estimate from the queue's length what librdkafka prefetched.
+    pub(super) payload: usize,
+}
+
+impl AverageSizes {
+    pub(super) fn note(&mut self, message: &ConsumedMessage) {
+        self.held = running_average(self.held, message.held_bytes());
+        let payload = message.value.as_ref().map_or(0, Vec::len);
+        self.payload = running_average(self.payload, payload);
     }
 }
 

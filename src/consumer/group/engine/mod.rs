@@ -44,8 +44,8 @@ use crate::consumer::context::LastErrorLog;
 use crate::error::Refusal;
 use crate::interceptor::{Chain, ClientInfo};
 use crate::record::{
-    AckKind, AckSender, AckSink, Assigned, GroupError, GroupEvent, MessageBatch, PartitionOffset,
-    Revoked, StartingOffset, SubscriberMask, TopicPartition,
+    AckKind, AckSender, AckSink, Assigned, ConsumedMessage, GroupError, GroupEvent, MessageBatch,
+    PartitionOffset, Revoked, StartingOffset, SubscriberMask, TopicPartition,
 };
 use crate::supervision::{client_failure, AuthorizationScope, ClientFailure};
 
@@ -125,9 +125,8 @@ struct Partition {
     /// This partition's own queue in librdkafka, read only while there is
     /// room; its length tells what librdkafka prefetched.
     queue: Option<split_queue::SplitQueue>,
-    /// The average size (`held_bytes`) of the partition's recent messages, to
-    /// estimate what librdkafka prefetched from the queue's length.
-    average_size: usize,
+    /// The average sizes of the partition's recent messages.
+    sizes: flow::AverageSizes,
     /// Since when the partition has been at its share of the bound.
     full_since: Option<Instant>,
     /// Whether librdkafka currently has it paused.

@@ -111,7 +111,7 @@ impl Engine {
                 start: StartingOffset::Reset(self.settings.start_offset),
                 ledger: Ledger::default(),
                 queue,
-                average_size: 0,
+                sizes: Default::default(),
                 full_since: None,
                 paused: false,
             });
