@@ -33,19 +33,18 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler};
-use common::{env_usize, read_message, CommitTracking, RawCommits};
+use common::{env_usize, read_message, CommitTracking, Deliveries, RawCommits};
 use ekafka::consumer::MessageBatch;
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const MESSAGE_BYTES: usize = 100;
 const PARTITIONS: usize = 3;
@@ -202,23 +201,6 @@ async fn ekafka_side(kafka: &Ekafka, messages: usize, rate: usize) -> Latencies 
     producer.close().await.expect("producer closed");
     group.close().await.expect("group closed");
     Latencies(latencies)
-}
-
-/// Counts the raw producer's deliveries; any failure ends the bench.
-#[derive(Default)]
-struct Deliveries(AtomicUsize);
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result {
-            panic!("raw delivery failed: {error}");
-        }
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 fn raw_send(producer: &BaseProducer<Deliveries>, topic: &str, index: u64) {

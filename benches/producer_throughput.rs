@@ -26,21 +26,17 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{cpu_time, env_usize, Ratios, Run};
+use common::{cpu_time, env_usize, Deliveries, Ratios, Run};
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer,
-    ProducerContext,
-};
+use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
 use tokio::task::JoinSet;
 
 const MESSAGE_BYTES: usize = 100;
@@ -60,23 +56,6 @@ fn config(brokers_toml: &str, topic: &str, kafka_keys: &str, producer_keys: &str
         "[kafka]\n{brokers_toml}\n{kafka_keys}\n[kafka.producers.bench]\ntopic = {topic:?}\n\
          batchSize = 10000\nbatchTimeout = \"5ms\"\nwriteTimeout = \"60s\"\n{producer_keys}\n"
     )
-}
-
-/// Counts deliveries; any failure ends the bench.
-#[derive(Default)]
-struct Deliveries(AtomicUsize);
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result {
-            panic!("raw delivery failed: {error}");
-        }
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// The raw side: enqueue as fast as the queue takes (polling for deliveries

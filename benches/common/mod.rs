@@ -195,3 +195,20 @@ pub fn read_message(message: &rdkafka::message::BorrowedMessage<'_>) -> usize {
     }
     std::hint::black_box(bytes)
 }
+
+/// A raw producer's context: counts deliveries; any failure ends the bench.
+#[derive(Default)]
+pub struct Deliveries(pub std::sync::atomic::AtomicUsize);
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            panic!("raw delivery failed: {error}");
+        }
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
