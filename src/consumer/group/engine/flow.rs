@@ -39,9 +39,16 @@ impl Engine {
                 let room_bytes = share_bytes
                     .saturating_sub(p.ledger.held_bytes())
                     .min(bound_bytes.saturating_sub(held_bytes));
-                // Whole messages: at most what fits the bytes left at the
-                // partition's average size, and at least one while any fits.
-                let room = room.min(room_bytes.div_ceil(p.sizes.held.max(1)));
+                // Messages are taken in batches, and every message taken is
+                // held: take only as many as fit the bytes left at the size of
+                // the partition's largest recent message (one at a time before
+                // any was seen), and at least one while any room is left.
+                let fits = match (room_bytes, p.sizes.largest) {
+                    (0, _) => 0,
+                    (_, 0) => 1,
+                    (bytes, largest) => (bytes / largest).max(1),
+                };
+                let room = room.min(fits);
                 if room == 0 {
                     break;
                 }
@@ -248,19 +255,20 @@ impl Engine {
     }
 }
 
-/// Running averages of a partition's message sizes.
+/// The sizes of a partition's recent messages.
 #[derive(Default)]
-pub(super) struct AverageSizes {
-    /// What a message holds in memory (`held_bytes`).
-    pub(super) held: usize,
-    /// Its value's length: what librdkafka counts in its queue's size, to
-    /// estimate from the queue's length what librdkafka prefetched.
+pub(super) struct RecentSizes {
+    /// The largest held size (`held_bytes`) lately: it decays by an eighth
+    /// with each smaller message, so one outlier does not shrink reads for long.
+    pub(super) largest: usize,
+    /// The average value length: what librdkafka counts in its queue's size,
+    /// to estimate from the queue's length what librdkafka prefetched.
     pub(super) payload: usize,
 }
 
-impl AverageSizes {
+impl RecentSizes {
     pub(super) fn note(&mut self, message: &ConsumedMessage) {
-        self.held = running_average(self.held, message.held_bytes());
+        self.largest = message.held_bytes().max(self.largest - self.largest / 8);
         let payload = message.value.as_ref().map_or(0, Vec::len);
         self.payload = running_average(self.payload, payload);
     }

@@ -125,8 +125,8 @@ struct Partition {
     /// This partition's own queue in librdkafka, read only while there is
     /// room; its length tells what librdkafka prefetched.
     queue: Option<split_queue::SplitQueue>,
-    /// The average sizes of the partition's recent messages.
-    sizes: flow::AverageSizes,
+    /// The sizes of the partition's recent messages.
+    sizes: flow::RecentSizes,
     /// Since when the partition has been at its share of the bound.
     full_since: Option<Instant>,
     /// Whether librdkafka currently has it paused.
