@@ -503,31 +503,37 @@ impl Engine {
     /// until the first thing that is due without anyone waking it (the next
     /// commit by interval, a commit's timeout, pausing a partition or a
     /// stalled member, the end of a close's drain, a refused batch's retry),
-    /// and [`IDLE_CHECK`] at most.
+    /// and [`IDLE_CHECK`] at most. Deadlines already passed were dealt with by
+    /// the pass just made (or cannot be yet: an interval commit waits for the
+    /// one in flight); counting them would keep the thread spinning.
     fn idle_wait(&self) -> Duration {
         let now = Instant::now();
         let mut due = now + IDLE_CHECK;
-        let mut at = |deadline: Instant| due = due.min(deadline);
+        let mut at = |since: Instant, after: Duration| {
+            if let Some(deadline) = since.checked_add(after).filter(|d| *d > now) {
+                due = due.min(deadline);
+            }
+        };
         let interval = self.settings.commit_interval;
         if !interval.is_zero() {
-            at(self.last_commit + interval);
+            at(self.last_commit, interval);
         }
         if let Some(started) = self.commits.in_flight_since() {
-            at(started + self.settings.coordinator_timeout);
+            at(started, self.settings.coordinator_timeout);
         }
         for p in self.partitions.iter().filter(|p| !p.paused) {
             if let Some(since) = p.full_since {
-                at(since + PAUSE_AFTER);
+                at(since, PAUSE_AFTER);
             }
         }
         if self.is_full() {
-            at(self.last_progress + PAUSE_AFTER);
+            at(self.last_progress, PAUSE_AFTER);
         }
         if let Some(deadline) = self.close_deadline() {
-            at(deadline);
+            at(deadline, Duration::ZERO);
         }
         if self.subscribers.iter().any(|s| !s.outbox.is_empty()) {
-            at(now + OUTBOX_RETRY);
+            at(now, OUTBOX_RETRY);
         }
         due.saturating_duration_since(now)
     }
