@@ -14,7 +14,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
-use super::wake::{self, Waker};
+use super::queue_handle::QueueHandle;
+use super::wake::Waker;
 use super::GroupContext;
 use crate::record::TopicPartition;
 
@@ -28,17 +29,15 @@ pub(super) struct CommitResult {
     pub(super) refused: Vec<(TopicPartition, String)>,
 }
 
-/// Owns a librdkafka queue; must be dropped before the client it belongs to.
+/// A queue of the consumer's own for commit results; dropped before the
+/// client it belongs to, like every `QueueHandle`.
 pub(super) struct CommitQueue {
-    queue: NonNull<ffi::rd_kafka_queue_t>,
+    queue: QueueHandle,
     client: NonNull<ffi::rd_kafka_t>,
-    /// Woken when a result arrives; kept alive here while librdkafka holds a
-    /// pointer to it (until Drop disables the callback).
-    _waker: Arc<Waker>,
 }
 
-// SAFETY: librdkafka queues and clients are thread-safe; the engine's owner
-// drops this queue before the consumer (see `engine::run`).
+// SAFETY: librdkafka clients are thread-safe, and the engine drops this queue
+// before the consumer (see `engine::run`), so the client outlives it.
 unsafe impl Send for CommitQueue {}
 unsafe impl Sync for CommitQueue {}
 
@@ -46,21 +45,15 @@ impl CommitQueue {
     /// A queue whose results wake `waker` as they arrive.
     pub(super) fn new(consumer: &BaseConsumer<GroupContext>, waker: Arc<Waker>) -> Option<Self> {
         let client = NonNull::new(consumer.client().native_ptr())?;
-        // SAFETY: the client is alive for this call; the queue is destroyed in Drop.
-        let queue = NonNull::new(unsafe { ffi::rd_kafka_queue_new(client.as_ptr()) })?;
-        // SAFETY: the queue is alive; the waker is kept until Drop stops the
-        // wake-ups.
-        unsafe { wake::wake_on_arrival(queue.as_ptr(), &waker) };
-        Some(CommitQueue {
-            queue,
-            client,
-            _waker: waker,
-        })
+        // SAFETY: the client is alive for this call; the queue returned is ours.
+        let mut queue = unsafe { QueueHandle::from_raw(ffi::rd_kafka_queue_new(client.as_ptr())) }?;
+        queue.wake_on_arrival(waker);
+        Some(CommitQueue { queue, client })
     }
 
     /// Sends a commit of `offsets` whose result will come back as `seq`.
     pub(super) fn commit(&self, offsets: &TopicPartitionList, seq: usize) -> Result<(), String> {
-        // SAFETY: client and queue are alive (see Drop); librdkafka copies the
+        // SAFETY: client and queue are alive (see the struct); librdkafka copies the
         // list; with no callback, the result is posted to the queue as an event.
         let code = unsafe {
             ffi::rd_kafka_commit_queue(
@@ -134,16 +127,4 @@ unsafe fn read_commit_event(event: *mut ffi::rd_kafka_event_t) -> Option<CommitR
         error,
         refused,
     })
-}
-
-impl Drop for CommitQueue {
-    fn drop(&mut self) {
-        // SAFETY: created by rd_kafka_queue_new and destroyed once, while its
-        // client is still alive; the callback goes first, so librdkafka never
-        // calls it with a waker this queue no longer keeps alive.
-        unsafe {
-            wake::stop_waking(self.queue.as_ptr());
-            ffi::rd_kafka_queue_destroy(self.queue.as_ptr());
-        }
-    }
 }

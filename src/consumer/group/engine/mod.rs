@@ -10,7 +10,8 @@
 //! protocol handles and the actor speak to it, `flow` reads partitions within
 //! the bounds (messages and bytes) and hands batches out, `split_queue` is a
 //! partition's own queue in librdkafka (read in batches, its length the
-//! prefetch), `wake` lets the thread sleep until there is work, `commit`
+//! prefetch; `queue_handle` the handle it and the commit queue share), `wake`
+//! lets the thread sleep until there is work, `commit`
 //! commits what was acknowledged
 //! without waiting (results come back on `commit_queue`), `rebalance` takes
 //! partitions on and lets them go.
@@ -19,6 +20,7 @@ mod command;
 mod commit;
 mod commit_queue;
 mod flow;
+mod queue_handle;
 mod rebalance;
 mod split_queue;
 mod wake;

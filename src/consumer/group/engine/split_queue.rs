@@ -6,14 +6,14 @@
 //! per call (a lock and two clock readings each) and cannot tell the length.
 
 use std::ffi::CString;
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use rdkafka::bindings as ffi;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::wake::{self, Waker};
+use super::queue_handle::QueueHandle;
+use super::wake::Waker;
 use super::GroupContext;
 use crate::record::ConsumedMessage;
 
@@ -30,17 +30,7 @@ pub(super) struct Read {
 }
 
 /// One partition's queue, no longer forwarded to the consumer's.
-pub(super) struct SplitQueue {
-    queue: NonNull<ffi::rd_kafka_queue_t>,
-    /// Woken by librdkafka's non-empty callback; kept alive here while
-    /// librdkafka holds a pointer to it (until Drop removes the callback).
-    _waker: Arc<Waker>,
-}
-
-// SAFETY: librdkafka queues are thread-safe; the engine drops its partitions
-// (and so these queues) before the consumer (see `engine::run`).
-unsafe impl Send for SplitQueue {}
-unsafe impl Sync for SplitQueue {}
+pub(super) struct SplitQueue(QueueHandle);
 
 impl SplitQueue {
     /// Splits `topic`/`partition` off the consumer's queue; messages arriving
@@ -52,30 +42,23 @@ impl SplitQueue {
         waker: Arc<Waker>,
     ) -> Option<Self> {
         let topic = CString::new(topic).ok()?;
-        // SAFETY: the client is alive for the call; the handle is released in Drop.
-        let queue = NonNull::new(unsafe {
-            ffi::rd_kafka_queue_get_partition(
+        // SAFETY: the client is alive for the call; the handle returned is ours.
+        let mut queue = unsafe {
+            QueueHandle::from_raw(ffi::rd_kafka_queue_get_partition(
                 consumer.client().native_ptr(),
                 topic.as_ptr(),
                 partition,
-            )
-        })?;
-        // SAFETY: the queue is alive; the waker is kept until Drop stops the
-        // wake-ups.
-        unsafe {
-            ffi::rd_kafka_queue_forward(queue.as_ptr(), std::ptr::null_mut());
-            wake::wake_on_arrival(queue.as_ptr(), &waker);
-        }
-        Some(SplitQueue {
-            queue,
-            _waker: waker,
-        })
+            ))
+        }?;
+        // SAFETY: the queue is alive.
+        unsafe { ffi::rd_kafka_queue_forward(queue.as_ptr(), std::ptr::null_mut()) };
+        queue.wake_on_arrival(waker);
+        Some(SplitQueue(queue))
     }
 
     /// Messages (and other events) waiting in the queue.
     pub(super) fn len(&self) -> usize {
-        // SAFETY: the queue is alive.
-        unsafe { ffi::rd_kafka_queue_length(self.queue.as_ptr()) }
+        self.0.len()
     }
 
     /// Takes up to `max` messages without waiting, each copied and handed to
@@ -90,7 +73,7 @@ impl SplitQueue {
         let wanted = max.min(READ_BATCH);
         // SAFETY: the queue is alive; librdkafka fills at most `wanted` slots.
         let got = unsafe {
-            ffi::rd_kafka_consume_batch_queue(self.queue.as_ptr(), 0, batch.as_mut_ptr(), wanted)
+            ffi::rd_kafka_consume_batch_queue(self.0.as_ptr(), 0, batch.as_mut_ptr(), wanted)
         };
         let got = usize::try_from(got).unwrap_or(0);
         let mut messages = 0;
@@ -115,45 +98,25 @@ impl SplitQueue {
     }
 }
 
-impl Drop for SplitQueue {
-    fn drop(&mut self) {
-        // SAFETY: obtained from rd_kafka_queue_get_partition and released once,
-        // while the client is alive; the callback goes first, so librdkafka
-        // never calls it with a waker this queue no longer keeps alive.
-        unsafe {
-            wake::stop_waking(self.queue.as_ptr());
-            ffi::rd_kafka_queue_destroy(self.queue.as_ptr());
-        }
-    }
-}
-
 /// A handle on the consumer's own queue (rebalances, errors, logs, messages
 /// of partitions not split off), used only to read its length: rust-rdkafka's
 /// poll returns nothing both when the queue is empty and when it served an
 /// event there itself, and only the first means there is nothing left.
-pub(super) struct ConsumerQueue(NonNull<ffi::rd_kafka_queue_t>);
-
-// SAFETY: as for SplitQueue; the engine drops it before the consumer.
-unsafe impl Send for ConsumerQueue {}
+pub(super) struct ConsumerQueue(QueueHandle);
 
 impl ConsumerQueue {
     pub(super) fn new(consumer: &BaseConsumer<GroupContext>) -> Option<Self> {
-        // SAFETY: the client is alive for the call; the handle is released in Drop.
-        let queue = unsafe { ffi::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
-        NonNull::new(queue).map(ConsumerQueue)
+        // SAFETY: the client is alive for the call; the handle returned is ours.
+        unsafe {
+            QueueHandle::from_raw(ffi::rd_kafka_queue_get_consumer(
+                consumer.client().native_ptr(),
+            ))
+        }
+        .map(ConsumerQueue)
     }
 
     /// Whether events wait in the queue.
     pub(super) fn is_empty(&self) -> bool {
-        // SAFETY: the queue is alive.
-        unsafe { ffi::rd_kafka_queue_length(self.0.as_ptr()) == 0 }
-    }
-}
-
-impl Drop for ConsumerQueue {
-    fn drop(&mut self) {
-        // SAFETY: obtained from rd_kafka_queue_get_consumer, released once,
-        // while the client is alive.
-        unsafe { ffi::rd_kafka_queue_destroy(self.0.as_ptr()) };
+        self.0.len() == 0
     }
 }
