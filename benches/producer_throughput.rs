@@ -22,7 +22,9 @@
 //!
 //! Prints each repetition's rates, the paired ratio ekafka / raw, and the
 //! min/median/max of the ratios. `BENCH_MESSAGES` sets the messages per run
-//! (default 200000), `BENCH_REPETITIONS` the repetitions (default 5).
+//! (default 200000), `BENCH_REPETITIONS` the repetitions (default 5),
+//! `BENCH_ONLY` runs only the configurations whose label contains it (`hash`,
+//! `roundRobin`, `defaults`, `single`).
 
 mod common;
 
@@ -257,7 +259,11 @@ async fn main() {
         "producer throughput: {messages} messages of {MESSAGE_BYTES} B per run, acks = all, \
          idempotence, 3 brokers, 3 partitions; raw = BaseProducer with a delivery callback"
     );
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for (label, kafka_keys, producer_keys) in configurations {
+        if !label.contains(only.as_str()) {
+            continue;
+        }
         println!("{label}:");
         let mut ratios = Ratios::default();
         for number in 0..repetitions {
@@ -269,6 +275,9 @@ async fn main() {
     }
     let single = env_usize("BENCH_SINGLE_MESSAGES", 50_000);
     for writers in [64, 1024] {
+        if !"single-message writes".contains(only.as_str()) {
+            continue;
+        }
         // Every writer writes as many.
         let single = single / writers * writers;
         println!(

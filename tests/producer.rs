@@ -35,7 +35,7 @@ async fn every_message_is_delivered_once_in_order_per_partition() {
     let mut expected_by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     for (i, outcome) in report.outcomes().iter().enumerate() {
         let d = delivered(outcome);
-        assert_eq!(d.topic, fixture.topic);
+        assert_eq!(&*d.topic, fixture.topic);
         if let Some(previous) = last_offset.insert(d.partition, d.offset) {
             assert!(
                 d.offset > previous,

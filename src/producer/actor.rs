@@ -163,7 +163,7 @@ async fn resume(
 }
 
 fn fail_all(tracker: &Tracker, pending: Pending, kind: ProduceErrorKind, reason: &str) {
-    for (index, message) in pending {
+    for (index, message) in pending.into_rest() {
         tracker.complete(
             index,
             Outcome::Failed(ProduceError {
@@ -179,6 +179,8 @@ fn fail_all(tracker: &Tracker, pending: Pending, kind: ProduceErrorKind, reason:
 pub struct ProducerActor {
     supervisor: Supervisor<ProducerClients>,
     info: ClientInfo,
+    /// `topic` from the config, shared by the deliveries of messages naming none.
+    default_topic: Option<Arc<str>>,
 }
 
 impl ProducerActor {
@@ -195,10 +197,12 @@ impl ProducerActor {
             spec.restart_policy.clone(),
             spec.escalator.clone(),
         );
+        let default_topic = spec.config.topic.as_deref().map(Arc::from);
         let clients = ProducerClients { spec, shared };
         Ok(ProducerActor {
             supervisor: Supervisor::new(clients, first, KIND, &name, policy, escalator),
             info,
+            default_topic,
         })
     }
 
@@ -256,8 +260,8 @@ impl Handler<Write> for ProducerActor {
                 return Box::pin(async move { Ok(report) });
             }
         };
-        let tracker = Arc::new(Tracker::new(messages.len()));
-        let mut pending: Pending = messages.into_iter().enumerate().collect();
+        let tracker = Tracker::new(messages.len(), self.default_topic.clone());
+        let mut pending = Pending::new(messages);
         let config = &self.clients().spec.config;
         if let Err(blocked) = client.enqueue(
             config.topic.as_deref(),

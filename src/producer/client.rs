@@ -1,6 +1,5 @@
 //! One librdkafka producer instance: its callbacks, and putting messages on its queue.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Notify;
 
 use super::balancer::BalancerAdapter;
-use super::tracker::Tracker;
+use super::tracker::{DeliveryTag, Tracker};
 use crate::record::Outcome;
 use crate::record::{Delivery, Message};
 use crate::record::{ProduceError, ProduceErrorKind};
@@ -56,7 +55,6 @@ pub(crate) struct Shared {
     /// to messages that time out so their failure says why.
     last_client_error: Mutex<Option<String>>,
     has_client_error: AtomicBool,
-    /// Why the client is being replaced, added to the messages it purges.
     /// Why the messages librdkafka reports purged were purged: set before
     /// each purge and kept, because a ThreadedProducer may serve the purge's
     /// delivery reports after the purge call returned.
@@ -167,12 +165,6 @@ impl Shared {
     }
 }
 
-/// Which write a queued message belongs to.
-pub(crate) enum Tag {
-    Sync { tracker: Arc<Tracker>, index: usize },
-    Async,
-}
-
 pub(crate) struct Context {
     generation: u64,
     balancer: BalancerAdapter,
@@ -220,17 +212,21 @@ impl ClientContext for Context {
 }
 
 impl ProducerContext<BalancerAdapter> for Context {
-    type DeliveryOpaque = Box<Tag>;
+    type DeliveryOpaque = DeliveryTag;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: DeliveryTag) {
         if self.shared.space_waiters.load(Ordering::Relaxed) > 0 {
             self.shared.queue_space.notify_waiters();
         }
+        let slot = tag.slot();
         let outcome = match result {
             Ok(m) => {
                 self.shared.clear_client_error();
+                let topic = slot
+                    .and_then(|(tracker, _)| tracker.shared_topic())
+                    .map_or_else(|| Arc::from(m.topic()), Arc::clone);
                 Outcome::Delivered(Delivery {
-                    topic: m.topic().to_string(),
+                    topic,
                     partition: m.partition(),
                     offset: m.offset(),
                     timestamp: m.timestamp().to_millis(),
@@ -249,9 +245,9 @@ impl ProducerContext<BalancerAdapter> for Context {
                 Outcome::Failed(failure)
             }
         };
-        match *tag {
-            Tag::Sync { tracker, index } => tracker.complete(index, outcome),
-            Tag::Async => {
+        match slot {
+            Some((tracker, index)) => tracker.complete(index, outcome),
+            None => {
                 if let Outcome::Failed(error) = outcome {
                     self.shared.report_async_failure(error);
                 }
@@ -276,6 +272,40 @@ fn connection_failure(line: &str) -> &str {
         .unwrap_or(line)
 }
 
+/// The record librdkafka copies `message` from.
+fn record_of<'a>(
+    message: &'a Message,
+    topic: &'a str,
+    tag: DeliveryTag,
+) -> BaseRecord<'a, [u8], [u8], DeliveryTag> {
+    let mut record = BaseRecord::with_opaque_to(topic, tag);
+    if let Some(key) = &message.key {
+        record = record.key(key.as_slice());
+    }
+    if let Some(value) = &message.value {
+        record = record.payload(value.as_slice());
+    }
+    if let Some(partition) = message.partition {
+        record = record.partition(partition);
+    }
+    if let Some(timestamp) = message.timestamp {
+        record = record.timestamp(timestamp);
+    }
+    if !message.headers.is_empty() {
+        let headers = message.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(message.headers.len()),
+            |headers, h| {
+                headers.insert(RdHeader {
+                    key: &h.key,
+                    value: h.value.as_deref(),
+                })
+            },
+        );
+        record = record.headers(headers);
+    }
+    record
+}
+
 /// Copies a reported message back into an owned one, so a failure returns the data.
 fn message_from(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
     Message {
@@ -297,10 +327,30 @@ pub(crate) enum Blocked {
     Fatal(u64),
 }
 
-/// Messages of one write still to be enqueued, with their position in the write.
-pub(crate) type Pending = VecDeque<(usize, Message)>;
+/// The messages of one write, of which `messages[next..]` are still to be
+/// enqueued. Messages stay here until the whole write is queued: librdkafka
+/// copies what it sends, and only a failure needs a message back.
+pub(crate) struct Pending {
+    messages: Vec<Message>,
+    next: usize,
+}
 
-/// A running librdkafka producer.
+impl Pending {
+    pub(crate) fn new(messages: Vec<Message>) -> Self {
+        Pending { messages, next: 0 }
+    }
+
+    /// The messages not enqueued, with their index in the write.
+    pub(crate) fn into_rest(self) -> impl Iterator<Item = (usize, Message)> {
+        let next = self.next;
+        self.messages.into_iter().enumerate().skip(next)
+    }
+}
+
+/// A running librdkafka producer. Its delivery reports are served on a thread
+/// of its own (rdkafka's `ThreadedProducer`), beside the actor's: with many
+/// concurrent small writes the actor's thread is the limit, and completing
+/// deliveries there too cost a third of the throughput.
 pub(crate) struct Client {
     producer: ThreadedProducer<Context, BalancerAdapter>,
 }
@@ -331,8 +381,14 @@ impl Client {
         async_writes: bool,
         pending: &mut Pending,
     ) -> Result<(), Blocked> {
-        while let Some((index, message)) = pending.pop_front() {
+        while let Some(message) = pending.messages.get_mut(pending.next) {
+            let index = pending.next;
+            pending.next += 1;
+            if message.topic.is_some() {
+                tracker.note_own_topic();
+            }
             let Some(topic) = message.topic.as_deref().or(default_topic) else {
+                let message = std::mem::take(message);
                 tracker.complete(
                     index,
                     Outcome::Failed(ProduceError {
@@ -344,41 +400,12 @@ impl Client {
                 );
                 continue;
             };
-            let tag = Box::new(if async_writes {
-                Tag::Async
+            let tag = if async_writes {
+                DeliveryTag::ASYNC
             } else {
-                Tag::Sync {
-                    tracker: Arc::clone(tracker),
-                    index,
-                }
-            });
-            let mut record: BaseRecord<'_, [u8], [u8], Box<Tag>> =
-                BaseRecord::with_opaque_to(topic, tag);
-            if let Some(key) = &message.key {
-                record = record.key(key.as_slice());
-            }
-            if let Some(value) = &message.value {
-                record = record.payload(value.as_slice());
-            }
-            if let Some(partition) = message.partition {
-                record = record.partition(partition);
-            }
-            if let Some(timestamp) = message.timestamp {
-                record = record.timestamp(timestamp);
-            }
-            if !message.headers.is_empty() {
-                let headers = message.headers.iter().fold(
-                    OwnedHeaders::new_with_capacity(message.headers.len()),
-                    |headers, h| {
-                        headers.insert(RdHeader {
-                            key: &h.key,
-                            value: h.value.as_deref(),
-                        })
-                    },
-                );
-                record = record.headers(headers);
-            }
-            match self.producer.send(record) {
+                DeliveryTag::new(tracker, index)
+            };
+            match self.producer.send(record_of(message, topic, tag)) {
                 Ok(()) => {
                     if async_writes {
                         tracker.complete(index, Outcome::Enqueued);
@@ -393,9 +420,10 @@ impl Client {
                         _ => None,
                     };
                     if let Some(blocked) = blocked {
-                        pending.push_front((index, message));
+                        pending.next = index;
                         return Err(blocked);
                     }
+                    let message = std::mem::take(message);
                     tracker.complete(index, Outcome::Failed(ProduceError::kafka(&error, message)));
                 }
             }
@@ -418,8 +446,17 @@ impl Client {
         self.producer.context().shared.set_purge_reason(why);
         self.producer
             .purge(PurgeConfig::default().queue().inflight());
-        // Serve the delivery reports the purge produced.
-        let _ = self.producer.flush(Duration::from_millis(500));
+        // Serve the delivery reports the purge produced. Purged messages are
+        // reported at once; one still unreported past this is left to its
+        // writer's outcome deadline, which calls it lost.
+        if let Err(error) = self.producer.flush(Duration::from_millis(500)) {
+            tracing::warn!(
+                producer = %self.producer.context().shared.name,
+                error = %error,
+                unreported = self.producer.in_flight_count(),
+                "purged messages not all reported; their writers will see them as lost"
+            );
+        }
     }
 
     /// librdkafka's description of the fatal error this client is in, if any.

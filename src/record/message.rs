@@ -1,6 +1,7 @@
 //! Owned message types that cross actor boundaries.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rdkafka::bindings as ffi;
 
@@ -187,8 +188,8 @@ impl fmt::Debug for Message {
 /// Where the broker stored a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    /// Topic.
-    pub topic: String,
+    /// Topic (shared by the deliveries of a write's messages to one topic).
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Offset within the partition.
