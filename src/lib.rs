@@ -51,11 +51,13 @@ pub mod consumer;
 mod error;
 pub mod interceptor;
 pub mod producer;
+mod queue;
 mod record;
 pub mod server;
 mod supervision;
 mod telemetry;
 pub mod testing;
+mod wake;
 
 pub use app::{App, AppHandle, FORCED_EXIT_STATUS};
 pub use component::{Ekafka, EkafkaBuilder};

@@ -9,6 +9,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::balancer::BalancerAdapter;
 use super::client::{Blocked, Client, ClientError, DeliveryFailed, Pending, Shared};
+use super::reports::{self, WriteSizes};
 use super::tracker::Tracker;
 use crate::config::ProducerConfig;
 use crate::error::Error;
@@ -41,7 +42,7 @@ impl ProducerSpec {
         self.config.write_timeout * 2 + self.restart_policy.backoff_max + Duration::from_secs(5)
     }
 
-    fn create_client(&self, generation: u64, shared: &Arc<Shared>) -> Result<Client, Error> {
+    fn create_client(&self, generation: u64, shared: &Arc<Shared>) -> Result<Arc<Client>, Error> {
         Client::create(
             &self.client_config,
             generation,
@@ -68,15 +69,14 @@ impl Incarnations for ProducerClients {
     type Closed = CloseReport;
 
     async fn start(&self, incarnation: u64) -> Result<Arc<Client>, Error> {
-        self.spec
-            .create_client(incarnation, &self.shared)
-            .map(Arc::new)
+        self.spec.create_client(incarnation, &self.shared)
     }
 
     async fn discard(&self, client: Arc<Client>, reason: &str) {
         // Fail what the dead client still holds, so its writers hear now, and
         // why. Purging and dropping join librdkafka threads: keep them off the
         // actor.
+        client.retire();
         let why = format!("the client was replaced: {reason}");
         let _ = tokio::task::spawn_blocking(move || {
             client.purge(why);
@@ -87,6 +87,7 @@ impl Incarnations for ProducerClients {
 
     async fn close(&self, client: Arc<Client>, deadline: Duration) -> Result<CloseReport, Error> {
         // A flush that panicked says nothing of what it delivered: not a clean close.
+        client.retire();
         tokio::task::spawn_blocking(move || {
             client.flush_or_purge(deadline);
             drop(client);
@@ -178,7 +179,12 @@ fn fail_all(tracker: &Tracker, pending: Pending, kind: ProduceErrorKind, reason:
 /// The supervised producer actor. Users hold a [`Producer`](super::Producer) handle.
 pub struct ProducerActor {
     supervisor: Supervisor<ProducerClients>,
-    info: ClientInfo,
+    /// Shared with every write's completion, which outlives the handler.
+    info: Arc<ClientInfo>,
+    /// The task serving delivery reports on this thread, from `started` to
+    /// `stopped`, while the writes are batches (see `reports`).
+    serving: Option<tokio::task::JoinHandle<()>>,
+    write_sizes: WriteSizes,
     /// `topic` from the config, shared by the deliveries of messages naming none.
     default_topic: Option<Arc<str>>,
 }
@@ -186,12 +192,12 @@ pub struct ProducerActor {
 impl ProducerActor {
     pub(crate) fn new(spec: ProducerSpec) -> Result<Self, Error> {
         let shared = Arc::new(Shared::new(spec.name.clone()));
-        let first = Arc::new(spec.create_client(0, &shared)?);
-        let info = ClientInfo {
+        let first = spec.create_client(0, &shared)?;
+        let info = Arc::new(ClientInfo {
             kind: crate::interceptor::ClientKind::Producer,
             name: spec.name.clone(),
             topic: spec.config.topic.clone(),
-        };
+        });
         let (name, policy, escalator) = (
             spec.name.clone(),
             spec.restart_policy.clone(),
@@ -202,6 +208,8 @@ impl ProducerActor {
         Ok(ProducerActor {
             supervisor: Supervisor::new(clients, first, KIND, &name, policy, escalator),
             info,
+            serving: None,
+            write_sizes: WriteSizes::default(),
             default_topic,
         })
     }
@@ -220,17 +228,22 @@ impl Actor for ProducerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        *self
-            .clients()
-            .shared
+        let shared = &self.clients().shared;
+        *shared
             .failure_sink
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(ctx.address().recipient());
+        let serving = reports::serve_on_actor(self.slot(), Arc::clone(&shared.serving));
+        self.serving = Some(actix::spawn(serving));
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Some(serving) = self.serving.take() {
+            serving.abort();
+        }
         // Dropped without `close`: still deliver what is queued, off this thread.
         if let Some(client) = self.supervisor.slot().abandon() {
+            client.retire();
             let timeout = self.clients().spec.config.write_timeout;
             std::thread::spawn(move || client.flush_or_purge(timeout));
         }
@@ -252,7 +265,7 @@ impl Handler<Write> for ProducerActor {
         };
         let started = Instant::now();
         let chain = self.clients().spec.interceptors.clone();
-        let info = self.info.clone();
+        let info = Arc::clone(&self.info);
         let messages = match chain.before_write(&info, messages) {
             Admitted::Pass(messages) => messages,
             Admitted::Rejected { depth, report } => {
@@ -260,6 +273,9 @@ impl Handler<Write> for ProducerActor {
                 return Box::pin(async move { Ok(report) });
             }
         };
+        let shared = &self.supervisor.spec().shared;
+        self.write_sizes
+            .record(messages.len(), &shared.serving, &client);
         let tracker = Tracker::new(messages.len(), self.default_topic.clone());
         let mut pending = Pending::new(messages);
         let config = &self.clients().spec.config;

@@ -1,22 +1,26 @@
-//! One librdkafka producer instance: its callbacks, and putting messages on its queue.
+//! One librdkafka producer instance: its callbacks, putting messages on its
+//! queue, and serving its delivery reports.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Recipient;
+use rdkafka::bindings as ffi;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header as RdHeader, Message as _, OwnedHeaders};
 use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig, ThreadedProducer,
+    BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
 };
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Notify;
 
 use super::balancer::BalancerAdapter;
+use super::reports::{self, Bell, ReportServing};
 use super::tracker::{DeliveryTag, Tracker};
+use crate::queue::{QueueHandle, Wake};
 use crate::record::Outcome;
 use crate::record::{Delivery, Message};
 use crate::record::{ProduceError, ProduceErrorKind};
@@ -56,9 +60,11 @@ pub(crate) struct Shared {
     last_client_error: Mutex<Option<String>>,
     has_client_error: AtomicBool,
     /// Why the messages librdkafka reports purged were purged: set before
-    /// each purge and kept, because a ThreadedProducer may serve the purge's
-    /// delivery reports after the purge call returned.
+    /// each purge and kept, because the actor's serving task may serve the
+    /// purge's delivery reports after the purge call returned.
     purge_reason: Mutex<Option<String>>,
+    /// Which side serves the clients' delivery reports (see `reports`).
+    pub(crate) serving: Arc<ReportServing>,
 }
 
 impl Shared {
@@ -74,6 +80,7 @@ impl Shared {
             last_client_error: Mutex::new(None),
             has_client_error: AtomicBool::new(false),
             purge_reason: Mutex::new(None),
+            serving: Arc::default(),
         }
     }
 
@@ -150,8 +157,8 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         match subscriber {
-            // do_send: this runs on librdkafka's thread and must not block; failures
-            // are bounded by the messages that were queued, never more.
+            // do_send: this runs while serving delivery reports and must not
+            // block; failures are bounded by the messages that were queued.
             Some(recipient) => recipient.do_send(DeliveryFailed {
                 producer: self.name.clone(),
                 error,
@@ -306,6 +313,13 @@ fn record_of<'a>(
     record
 }
 
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Lets the helper thread see the client is gone now, not at its next check.
+        self.bell.ring_both();
+    }
+}
+
 /// Copies a reported message back into an owned one, so a failure returns the data.
 fn message_from(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
     Message {
@@ -347,28 +361,94 @@ impl Pending {
     }
 }
 
-/// A running librdkafka producer. Its delivery reports are served on a thread
-/// of its own (rdkafka's `ThreadedProducer`), beside the actor's: with many
-/// concurrent small writes the actor's thread is the limit, and completing
-/// deliveries there too cost a third of the throughput.
+/// Events (delivery reports mostly) served per turn of the actor's serving
+/// task before it lets the actor's other work run; each report event carries
+/// the messages of one produce response.
+const EVENTS_PER_TURN: usize = 4;
+
+/// A running librdkafka producer. Its delivery reports are served on the
+/// actor's thread or on a helper thread of its own, see `reports`.
 pub(crate) struct Client {
-    producer: ThreadedProducer<Context, BalancerAdapter>,
+    /// The client's event queue, ringing `bell`. Declared before `producer`:
+    /// a queue handle must be released before its client.
+    reports: QueueHandle,
+    producer: BaseProducer<Context, BalancerAdapter>,
+    bell: Arc<Bell>,
+    /// Set on the actor's thread when the client is handed to another thread
+    /// to be flushed or purged and dropped: the actor's serving task leaves
+    /// it alone from then on, so it never holds the last reference and never
+    /// drops the client (joining librdkafka's threads) on the actor's thread.
+    retired: AtomicBool,
 }
 
 impl Client {
+    /// Creates the client and starts its helper thread.
     pub(crate) fn create(
         config: &rdkafka::ClientConfig,
         generation: u64,
         balancer: BalancerAdapter,
         shared: Arc<Shared>,
-    ) -> Result<Self, KafkaError> {
+    ) -> Result<Arc<Self>, KafkaError> {
+        let bell = Arc::new(Bell::new(Arc::clone(&shared.serving)));
         let context = Context {
             generation,
             balancer,
             shared,
         };
-        let producer = ThreadedProducer::from_config_and_context(config, context)?;
-        Ok(Client { producer })
+        let producer: BaseProducer<Context, BalancerAdapter> =
+            BaseProducer::from_config_and_context(config, context)?;
+        // SAFETY: a new reference on the live client's main queue, released by
+        // the handle, which the struct drops before the client.
+        let reports = unsafe {
+            QueueHandle::from_raw(ffi::rd_kafka_queue_get_main(producer.client().native_ptr()))
+        };
+        let Some(mut reports) = reports else {
+            return Err(KafkaError::ClientCreation(
+                "librdkafka gave no event queue for the producer".to_string(),
+            ));
+        };
+        reports.wake_on_arrival(Arc::clone(&bell));
+        let client = Arc::new(Client {
+            reports,
+            producer,
+            bell,
+            retired: AtomicBool::new(false),
+        });
+        reports::start_helper(&client).map_err(|e| {
+            KafkaError::ClientCreation(format!(
+                "could not start the producer's delivery-report thread: {e}"
+            ))
+        })?;
+        // Events that arrived before the callback was set rang no bell.
+        client.bell.wake();
+        Ok(client)
+    }
+
+    pub(crate) fn bell(&self) -> &Arc<Bell> {
+        &self.bell
+    }
+
+    /// Serves up to [`EVENTS_PER_TURN`] events of the client's queue: delivery
+    /// reports (completing writes), errors and log lines. True when more wait.
+    pub(crate) fn serve_reports(&self) -> bool {
+        for _ in 0..EVENTS_PER_TURN {
+            if self.reports.len() == 0 {
+                return false;
+            }
+            self.producer.poll(Duration::ZERO);
+        }
+        self.reports.len() > 0
+    }
+
+    /// Takes the client out of the actor's serving task's hands; see
+    /// `retired`. Call on the actor's thread before handing the client to
+    /// another.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Puts messages on librdkafka's queue until done or blocked. Messages that

@@ -14,6 +14,7 @@
 mod actor;
 mod balancer;
 mod client;
+mod reports;
 mod tracker;
 
 use std::sync::Arc;

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::wake::Waker;
 use super::MessageSink;
 use crate::consumer::GroupStatus;
 use crate::record::{
     Ack, GroupEvent, MessageBatch, PartitionOffset, SubscriberMask, TopicPartition,
 };
+use crate::wake::Waker;
 
 /// A command from a handle, a batch or the actor to the engine thread.
 pub(crate) enum Command {

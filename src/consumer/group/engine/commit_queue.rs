@@ -14,10 +14,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
-use super::queue_handle::QueueHandle;
-use super::wake::Waker;
 use super::GroupContext;
+use crate::queue::QueueHandle;
 use crate::record::TopicPartition;
+use crate::wake::Waker;
 
 /// The result of one commit, matched to it by its sequence number.
 #[derive(Debug)]

@@ -10,7 +10,7 @@
 //! protocol handles and the actor speak to it, `flow` reads partitions within
 //! the bounds (messages and bytes) and hands batches out, `split_queue` is a
 //! partition's own queue in librdkafka (read in batches, its length the
-//! prefetch; `queue_handle` the handle it and the commit queue share), `wake`
+//! prefetch; `crate::queue` the handle it and the commit queue share), `crate::wake`
 //! lets the thread sleep until there is work, `commit`
 //! commits what was acknowledged
 //! without waiting (results come back on `commit_queue`), `rebalance` takes
@@ -20,10 +20,8 @@ mod command;
 mod commit;
 mod commit_queue;
 mod flow;
-mod queue_handle;
 mod rebalance;
 mod split_queue;
-mod wake;
 
 pub(crate) use command::{Command, Commands, PullItem, Uncommitted};
 
@@ -151,7 +149,7 @@ pub(crate) struct Engine {
     interceptors: Chain,
     /// Wakes this engine's thread; shared with `commands_tx` and the queues'
     /// non-empty callbacks.
-    waker: Arc<wake::Waker>,
+    waker: Arc<crate::wake::Waker>,
     commands_tx: Commands,
     commands: Receiver<Command>,
     /// Where the batches handed out send their acknowledgements (`commands`).
@@ -186,7 +184,7 @@ pub(crate) struct GroupContext {
     engine: Mutex<Engine>,
     /// The engine's waker: rebalance and error callbacks change what the next
     /// pass has to do.
-    waker: Arc<wake::Waker>,
+    waker: Arc<crate::wake::Waker>,
     client_name: String,
     /// A consumer's error events carry only a code; the detail (the broker's
     /// answer to a login) is what librdkafka logs.
@@ -291,7 +289,7 @@ fn generation_of(consumer: &BaseConsumer<GroupContext>) -> i32 {
 impl Engine {
     pub(crate) fn new(settings: EngineSettings, interceptors: Chain) -> Self {
         let (sender, commands) = std::sync::mpsc::channel();
-        let waker = Arc::new(wake::Waker::default());
+        let waker = Arc::new(crate::wake::Waker::default());
         let commands_tx = Commands::new(sender, Arc::clone(&waker));
         Engine {
             settings,
@@ -637,7 +635,7 @@ impl Drop for CommitQueueGuard<'_> {
 /// hands out batches, commits, pauses and resumes, then serves the consumer's
 /// own queue (rebalances, errors); a pass that found nothing to read sleeps
 /// until woken (see `wake`) or until something is due.
-fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &wake::Waker) -> Exit {
+fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake::Waker) -> Exit {
     let events = split_queue::ConsumerQueue::new(consumer);
     loop {
         let (read, idle_wait) = {

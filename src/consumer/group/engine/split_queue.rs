@@ -12,10 +12,10 @@ use rdkafka::bindings as ffi;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::queue_handle::QueueHandle;
-use super::wake::Waker;
 use super::GroupContext;
+use crate::queue::QueueHandle;
 use crate::record::ConsumedMessage;
+use crate::wake::Waker;
 
 /// Messages taken from librdkafka per call.
 const READ_BATCH: usize = 64;

@@ -1,6 +1,7 @@
-//! How the engine thread sleeps only while there is nothing to do.
+//! How a thread of ours (a group's engine, a producer's report server) sleeps
+//! only while there is nothing to do.
 //!
-//! Work reaches the engine from several places: librdkafka's threads put
+//! Work reaches the group engine from several places: librdkafka's threads put
 //! messages on partition queues and events on the consumer and commit queues,
 //! subscribers acknowledge from actor threads, handles send commands. Each of
 //! them calls [`Waker::wake`] after handing its work over (librdkafka through a
@@ -9,8 +10,8 @@
 //! commit interval, a timeout).
 //!
 //! A flag in front of the thread's park token keeps a burst of wake-ups (one
-//! per acknowledgement) to one atomic operation each while the engine is busy:
-//! only the first wake-up after the engine looked at the flag unparks it.
+//! per acknowledgement) to one atomic operation each while the thread is busy:
+//! only the first wake-up after the thread looked at the flag unparks it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -28,8 +29,8 @@ pub(crate) struct Waker {
 
 impl Waker {
     /// Makes the calling thread the one woken.
-    pub(super) fn attach_current_thread(&self) {
-        // A member's engine runs on one thread for its whole life.
+    pub(crate) fn attach_current_thread(&self) {
+        // A waker serves one thread for its whole life.
         let _ = self.thread.set(std::thread::current());
     }
 
@@ -44,13 +45,19 @@ impl Waker {
 
     /// Parks the engine thread until woken or `timeout` passes; returns at once
     /// when a wake-up came since the last call.
-    pub(super) fn wait(&self, timeout: Duration) {
+    pub(crate) fn wait(&self, timeout: Duration) {
         if self.pending.swap(false, Ordering::AcqRel) {
             return;
         }
         // A wake-up between the swap and here finds `pending` clear and
         // unparks: the park token makes this return at once.
         std::thread::park_timeout(timeout);
+    }
+}
+
+impl crate::queue::Wake for Waker {
+    fn wake(&self) {
+        Waker::wake(self)
     }
 }
 

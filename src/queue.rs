@@ -1,6 +1,7 @@
-//! An owned handle on a librdkafka queue, optionally waking the engine when
-//! something arrives in it while empty: what the split partition queues, the
-//! commit queue and the consumer-queue gauge share.
+//! An owned handle on a librdkafka queue, optionally waking whoever serves it
+//! when something arrives in it while empty: what the group engine's split
+//! partition queues, commit queue and consumer-queue gauge, and the producer's
+//! event queue share.
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
@@ -8,16 +9,24 @@ use std::sync::Arc;
 
 use rdkafka::bindings as ffi;
 
-use super::wake::Waker;
+/// Told by librdkafka that a queue it watches is no longer empty.
+///
+/// `wake` runs on librdkafka's threads with the queue locked: it must only hand
+/// the news over (set a flag, unpark a thread, notify a task), never block or
+/// call librdkafka.
+pub(crate) trait Wake: Send + Sync + 'static {
+    fn wake(&self);
+}
 
 /// A librdkafka queue handle, released on drop. Must be dropped before the
-/// client it belongs to (the engine lets its queues go before the consumer,
-/// see `engine::run`).
-pub(super) struct QueueHandle {
+/// client it belongs to (the group engine lets its queues go before the
+/// consumer, see `engine::run`; the producer's client declares its queue
+/// first).
+pub(crate) struct QueueHandle {
     queue: NonNull<ffi::rd_kafka_queue_t>,
     /// Woken by librdkafka's non-empty callback; kept alive here while
     /// librdkafka holds a pointer to it (until Drop removes the callback).
-    waker: Option<Arc<Waker>>,
+    waker: Option<Arc<dyn Wake>>,
 }
 
 // SAFETY: librdkafka queues are thread-safe; see the struct's drop-order rule.
@@ -29,42 +38,45 @@ impl QueueHandle {
     ///
     /// # Safety
     /// `queue` must be null or a handle not released elsewhere.
-    pub(super) unsafe fn from_raw(queue: *mut ffi::rd_kafka_queue_t) -> Option<Self> {
+    pub(crate) unsafe fn from_raw(queue: *mut ffi::rd_kafka_queue_t) -> Option<Self> {
         NonNull::new(queue).map(|queue| QueueHandle { queue, waker: None })
     }
 
     /// Makes librdkafka wake `waker` whenever an element arrives in the queue
     /// while it is empty.
-    pub(super) fn wake_on_arrival(&mut self, waker: Arc<Waker>) {
+    pub(crate) fn wake_on_arrival<W: Wake>(&mut self, waker: Arc<W>) {
         // SAFETY: the queue is alive; the waker is kept in `self` until Drop
         // removes the callback; the callback only wakes, which is thread-safe
         // and does not block, as librdkafka's threads require.
         unsafe {
             ffi::rd_kafka_queue_cb_event_enable(
                 self.queue.as_ptr(),
-                Some(wake_from_librdkafka),
+                Some(wake_from_librdkafka::<W>),
                 Arc::as_ptr(&waker) as *mut c_void,
             )
         };
         self.waker = Some(waker);
     }
 
-    pub(super) fn as_ptr(&self) -> *mut ffi::rd_kafka_queue_t {
+    pub(crate) fn as_ptr(&self) -> *mut ffi::rd_kafka_queue_t {
         self.queue.as_ptr()
     }
 
     /// Messages (and other events) waiting in the queue.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         // SAFETY: the queue is alive.
         unsafe { ffi::rd_kafka_queue_length(self.queue.as_ptr()) }
     }
 }
 
 /// librdkafka's non-empty callback: the opaque pointer is the waker.
-unsafe extern "C" fn wake_from_librdkafka(_client: *mut ffi::rd_kafka_t, waker: *mut c_void) {
-    // SAFETY: registered by `wake_on_arrival`, whose handle keeps the waker
-    // alive until the registration is removed.
-    let waker = unsafe { &*(waker as *const Waker) };
+unsafe extern "C" fn wake_from_librdkafka<W: Wake>(
+    _client: *mut ffi::rd_kafka_t,
+    waker: *mut c_void,
+) {
+    // SAFETY: registered by `wake_on_arrival` with a `W`, whose handle keeps
+    // the waker alive until the registration is removed.
+    let waker = unsafe { &*(waker as *const W) };
     waker.wake();
 }
 

@@ -1,0 +1,160 @@
+//! Where a producer's delivery reports are served: on the actor's own thread
+//! while its writes are batches, on a helper thread of the client's while
+//! they are single messages.
+//!
+//! librdkafka allocates each message on the thread that enqueues it (the
+//! actor's) and frees it on the thread that serves its report. For batched
+//! writes, serving reports on the actor's thread keeps every allocation on one
+//! thread; freeing them on another thread contended on the allocator's locks
+//! and cost a fifth to a third of the throughput. For many concurrent
+//! single-message writes the actor's thread is the limit, busy with the
+//! per-write work, and completing the reports on another thread in parallel is
+//! what keeps up with raw librdkafka. The actor follows the average size of
+//! its writes and moves the serving between the two.
+//!
+//! librdkafka rings the client's [`Bell`] when its event queue goes from empty
+//! to not empty; the bell wakes whichever side serves now, and a move rings
+//! both, so a report is never left without a server.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::client::Client;
+use crate::queue::Wake;
+use crate::supervision::Slot;
+use crate::wake::Waker;
+
+/// Writes averaging at least this many messages have their reports served on
+/// the actor's thread: from there on enqueueing, not the per-write work,
+/// dominates the actor's time.
+const ACTOR_SERVES_FROM: f64 = 16.0;
+
+/// How much one write moves the average (1/8: a burst of a few writes of
+/// another size does not move the serving back and forth).
+const AVERAGE_WEIGHT: f64 = 1.0 / 8.0;
+
+/// How long a helper thread sleeps without a ring before it checks that its
+/// client is still there; the client's drop wakes it anyway.
+const HELPER_IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Which side serves a producer's reports, shared by its clients.
+#[derive(Default)]
+pub(crate) struct ReportServing {
+    on_actor: AtomicBool,
+    /// Wakes the actor's serving task.
+    actor: Notify,
+}
+
+impl ReportServing {
+    fn on_actor(&self) -> bool {
+        self.on_actor.load(Ordering::Acquire)
+    }
+}
+
+/// The actor's running average of its writes' sizes, deciding the side.
+pub(crate) struct WriteSizes {
+    average: f64,
+}
+
+impl Default for WriteSizes {
+    fn default() -> Self {
+        // Start with the helper: a producer's first writes are often single.
+        WriteSizes { average: 1.0 }
+    }
+}
+
+impl WriteSizes {
+    /// Counts a write of `messages` and moves the serving when the average
+    /// crosses [`ACTOR_SERVES_FROM`]; a move rings `client`'s bell on both sides.
+    pub(crate) fn record(&mut self, messages: usize, serving: &ReportServing, client: &Client) {
+        self.average += (messages as f64 - self.average) * AVERAGE_WEIGHT;
+        let on_actor = self.average >= ACTOR_SERVES_FROM;
+        if serving.on_actor.swap(on_actor, Ordering::AcqRel) != on_actor {
+            client.bell().ring_both();
+        }
+    }
+}
+
+/// A client's queue bell (see the module's doc).
+pub(crate) struct Bell {
+    serving: Arc<ReportServing>,
+    helper: Waker,
+}
+
+impl Bell {
+    pub(crate) fn new(serving: Arc<ReportServing>) -> Self {
+        Bell {
+            serving,
+            helper: Waker::default(),
+        }
+    }
+
+    /// Wakes both sides: after a move, and when the client goes.
+    pub(crate) fn ring_both(&self) {
+        self.serving.actor.notify_one();
+        self.helper.wake();
+    }
+}
+
+impl Wake for Bell {
+    fn wake(&self) {
+        if self.serving.on_actor() {
+            // Keeps a permit while the task is busy, so a ring is never lost.
+            self.serving.actor.notify_one();
+        } else {
+            self.helper.wake();
+        }
+    }
+}
+
+/// Starts `client`'s helper thread, which serves its reports while the
+/// serving is not on the actor, until the client is retired or dropped.
+pub(crate) fn start_helper(client: &Arc<Client>) -> std::io::Result<()> {
+    let (weak, bell) = (Arc::downgrade(client), Arc::clone(client.bell()));
+    std::thread::Builder::new()
+        .name("ekafka:reports".to_string())
+        .spawn(move || serve_on_helper(weak, bell))
+        .map(drop)
+}
+
+fn serve_on_helper(client: Weak<Client>, bell: Arc<Bell>) {
+    bell.helper.attach_current_thread();
+    loop {
+        bell.helper.wait(HELPER_IDLE_CHECK);
+        let Some(client) = client.upgrade() else {
+            return;
+        };
+        if client.is_retired() {
+            // Its flush or purge serves what is left.
+            return;
+        }
+        while !bell.serving.on_actor() && client.serve_reports() {}
+        // If this was the last reference, the client is dropped here, off the
+        // actor's thread, as dropping must be.
+    }
+}
+
+/// Serves the running client's reports on the actor's thread while the
+/// serving is there, a turn at a time, for the actor's life. Runs beside the
+/// actor, not in its context, so a write waiting for queue space (which holds
+/// the actor's mailbox) still gets the reports that free it.
+pub(crate) async fn serve_on_actor(slot: Arc<Slot<Arc<Client>>>, serving: Arc<ReportServing>) {
+    loop {
+        // The client is let go before every await, so a client retired on
+        // this thread is never held here (see `Client::retire`).
+        let more = match slot.current() {
+            Ok((_, client)) if serving.on_actor() && !client.is_retired() => client.serve_reports(),
+            // The helper serves; or closing or restarting, where the flush or
+            // purge serves.
+            _ => false,
+        };
+        if more {
+            tokio::task::yield_now().await;
+        } else {
+            serving.actor.notified().await;
+        }
+    }
+}
