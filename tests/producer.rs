@@ -502,3 +502,71 @@ async fn past_the_restart_limit_the_producer_gives_up_with_the_reason() {
     }
     assert!(producer.status().await.unwrap().gave_up.is_some());
 }
+
+/// Runs `writes` concurrently; returns each report, asserting every message
+/// of each was delivered.
+async fn concurrently(producer: &ekafka::Producer, writes: Vec<Vec<String>>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for values in writes {
+        let producer = producer.clone();
+        tasks.spawn_local(async move {
+            let count = values.len();
+            let report = producer
+                .write(values.into_iter().map(Message::new))
+                .await
+                .unwrap();
+            assert!(report.is_success(), "{:?}", report.failures().next());
+            assert_eq!(report.deliveries().count(), count);
+        });
+    }
+    while let Some(task) = tasks.join_next().await {
+        task.unwrap();
+    }
+}
+
+/// `count` writes of `size` messages labelled `label`.
+fn writes(label: &str, count: usize, size: usize) -> Vec<Vec<String>> {
+    (0..count)
+        .map(|w| (0..size).map(|i| format!("{label}-{w}-{i}")).collect())
+        .collect()
+}
+
+#[actix::test]
+async fn every_write_gets_its_deliveries_as_the_serving_moves_between_threads() {
+    // Single-message writes have their reports served on a helper thread,
+    // batches on the actor's: this moves the serving there and back, and
+    // through a client restart while the actor serves.
+    let fixture = Fixture::new();
+    let producer = fixture.kafka("").producer("p1").unwrap();
+    let phases = [
+        writes("single-a", 40, 1),
+        writes("batch-a", 12, 200),
+        writes("single-b", 60, 1),
+        writes("batch-b", 12, 200),
+    ];
+    let mut expected: Vec<String> = Vec::new();
+    for (number, phase) in phases.into_iter().enumerate() {
+        expected.extend(phase.iter().flatten().cloned());
+        for chunk in phase.chunks(8) {
+            concurrently(&producer, chunk.to_vec()).await;
+        }
+        if number == 1 {
+            producer
+                .simulate_fatal_error("test-induced failure")
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(producer.status().await.unwrap().restarts, 1);
+    assert!(producer.close().await.unwrap().is_clean());
+
+    let mut read: Vec<String> = fixture
+        .read_back(expected.len())
+        .await
+        .into_iter()
+        .map(|m| String::from_utf8(m.value.unwrap()).unwrap())
+        .collect();
+    read.sort();
+    expected.sort();
+    assert_eq!(read, expected, "every message once");
+}

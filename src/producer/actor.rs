@@ -274,8 +274,9 @@ impl Handler<Write> for ProducerActor {
             }
         };
         let shared = &self.supervisor.spec().shared;
-        self.write_sizes
-            .record(messages.len(), &shared.serving, &client);
+        if self.write_sizes.record(messages.len(), &shared.serving) {
+            client.bell().ring_both();
+        }
         let tracker = Tracker::new(messages.len(), self.default_topic.clone());
         let mut pending = Pending::new(messages);
         let config = &self.clients().spec.config;

@@ -68,13 +68,13 @@ impl Default for WriteSizes {
 
 impl WriteSizes {
     /// Counts a write of `messages` and moves the serving when the average
-    /// crosses [`ACTOR_SERVES_FROM`]; a move rings `client`'s bell on both sides.
-    pub(crate) fn record(&mut self, messages: usize, serving: &ReportServing, client: &Client) {
+    /// crosses [`ACTOR_SERVES_FROM`]. True when it moved: the caller then
+    /// rings the client's bell on both sides.
+    #[must_use]
+    pub(crate) fn record(&mut self, messages: usize, serving: &ReportServing) -> bool {
         self.average += (messages as f64 - self.average) * AVERAGE_WEIGHT;
         let on_actor = self.average >= ACTOR_SERVES_FROM;
-        if serving.on_actor.swap(on_actor, Ordering::AcqRel) != on_actor {
-            client.bell().ring_both();
-        }
+        serving.on_actor.swap(on_actor, Ordering::AcqRel) != on_actor
     }
 }
 
@@ -156,5 +156,28 @@ pub(crate) async fn serve_on_actor(slot: Arc<Slot<Arc<Client>>>, serving: Arc<Re
         } else {
             serving.actor.notified().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_move_the_serving_to_the_actor_and_single_messages_move_it_back() {
+        let (mut sizes, serving) = (WriteSizes::default(), ReportServing::default());
+        assert!(!sizes.record(1, &serving), "singles stay on the helper");
+        assert!(!serving.on_actor());
+        assert!(sizes.record(1000, &serving), "one batch moves it");
+        assert!(serving.on_actor());
+        // A few singles between batches do not move it back...
+        for _ in 0..3 {
+            assert!(!sizes.record(1, &serving));
+        }
+        assert!(serving.on_actor());
+        // ...a run of them does, once.
+        let moves = (0..60).filter(|_| sizes.record(1, &serving)).count();
+        assert_eq!(moves, 1);
+        assert!(!serving.on_actor());
     }
 }
