@@ -22,7 +22,7 @@
 //!
 //! Prints each repetition's rates, the paired ratio ekafka / raw, and the
 //! min/median/max of the ratios. `BENCH_MESSAGES` sets the messages per run
-//! (default 200000), `BENCH_REPETITIONS` the repetitions (default 5),
+//! (default 500000), `BENCH_REPETITIONS` the repetitions (default 5),
 //! `BENCH_ONLY` runs only the configurations whose label contains it (`hash`,
 //! `roundRobin`, `defaults`, `single`).
 
@@ -244,7 +244,7 @@ async fn single_message_repetition(writers: usize, messages: usize, raw_first: b
 
 #[actix::main]
 async fn main() {
-    let messages = env_usize("BENCH_MESSAGES", 200_000);
+    let messages = env_usize("BENCH_MESSAGES", 500_000);
     let repetitions = env_usize("BENCH_REPETITIONS", 5);
     let no_extras = "enableTraceInterceptor = false\nenableMetricInterceptor = false";
     let configurations = [

@@ -277,6 +277,13 @@ impl Handler<Write> for ProducerActor {
         if self.write_sizes.record(messages.len(), &shared.serving) {
             client.bell().ring_both();
         }
+        if shared.serving.on_actor() {
+            // Reports waiting are served before more is queued, so that a busy
+            // mailbox cannot starve the serving task (a wake from librdkafka's
+            // thread waits behind the thread's own tasks), which would shrink
+            // what is in flight and with it librdkafka's batches.
+            client.serve_reports();
+        }
         let tracker = Tracker::new(messages.len(), self.default_topic.clone());
         let mut pending = Pending::new(messages);
         let config = &self.clients().spec.config;

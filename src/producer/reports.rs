@@ -49,7 +49,7 @@ pub(crate) struct ReportServing {
 }
 
 impl ReportServing {
-    fn on_actor(&self) -> bool {
+    pub(crate) fn on_actor(&self) -> bool {
         self.on_actor.load(Ordering::Acquire)
     }
 }
