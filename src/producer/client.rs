@@ -60,8 +60,9 @@ pub(crate) struct Shared {
     last_client_error: Mutex<Option<String>>,
     has_client_error: AtomicBool,
     /// Why the messages librdkafka reports purged were purged: set before
-    /// each purge and kept, because the actor's serving task may serve the
-    /// purge's delivery reports after the purge call returned.
+    /// each purge and kept, because the actor's serving task or the client's
+    /// helper thread may serve the purge's delivery reports after the purge
+    /// call returned.
     purge_reason: Mutex<Option<String>>,
     /// Which side serves the clients' delivery reports (see `reports`).
     pub(crate) serving: Arc<ReportServing>,
@@ -313,13 +314,6 @@ fn record_of<'a>(
     record
 }
 
-impl Drop for Client {
-    fn drop(&mut self) {
-        // Lets the helper thread see the client is gone now, not at its next check.
-        self.bell.ring_both();
-    }
-}
-
 /// Copies a reported message back into an owned one, so a failure returns the data.
 fn message_from(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
     Message {
@@ -554,6 +548,13 @@ impl Client {
             rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
             reason,
         )
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Lets the helper thread see the client is gone now, not at its next check.
+        self.bell.ring_both();
     }
 }
 
