@@ -81,6 +81,14 @@ pub(crate) trait AckSink: Send + Sync {
     /// its messages are then delivered again from the last commit, so a lost
     /// acknowledgement is safe.
     fn acknowledge(&self, ack: Ack);
+
+    /// Takes back a batch's messages once nobody holds them. The group engine
+    /// frees them on its own thread, where it allocated them: freed on the
+    /// subscriber's thread instead, they contend on the allocator's locks with
+    /// the engine's next copies.
+    fn recycle(&self, messages: Vec<ConsumedMessage>) {
+        drop(messages);
+    }
 }
 
 /// Where acknowledgements go, and on whose behalf.
@@ -117,6 +125,16 @@ impl std::fmt::Debug for MessageBatch {
             .field("partition", &self.partition)
             .field("messages", &self.messages.len())
             .finish()
+    }
+}
+
+impl Drop for MessageBatch {
+    fn drop(&mut self) {
+        // The last of a batch's holders (one per subscriber) sends its messages
+        // home to be freed.
+        if let Some(messages) = Arc::get_mut(&mut self.messages) {
+            self.ack.sink.recycle(std::mem::take(messages));
+        }
     }
 }
 
@@ -196,5 +214,63 @@ impl From<GroupEvent> for Event {
             GroupEvent::Revoked(r) => Event::Revoked(r),
             GroupEvent::Error(e) => Event::Error(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Keeps what is recycled; ignores acknowledgements.
+    #[derive(Default)]
+    struct Recycler(Mutex<Vec<Vec<ConsumedMessage>>>);
+
+    impl AckSink for Recycler {
+        fn acknowledge(&self, _: Ack) {}
+
+        fn recycle(&self, messages: Vec<ConsumedMessage>) {
+            self.0.lock().unwrap().push(messages);
+        }
+    }
+
+    fn message(offset: i64) -> ConsumedMessage {
+        ConsumedMessage {
+            topic: Arc::from("t"),
+            partition: 0,
+            offset,
+            key: None,
+            value: Some(vec![1, 2, 3]),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    #[test]
+    fn the_last_holder_of_a_batch_sends_its_messages_home() {
+        let sink = Arc::new(Recycler::default());
+        let messages = Arc::new(vec![message(7), message(8)]);
+        // One batch per subscriber, sharing the messages.
+        let batch = |by| MessageBatch {
+            generation: 1,
+            partition: TopicPartition {
+                topic: Arc::from("t"),
+                partition: 0,
+            },
+            messages: Arc::clone(&messages),
+            ack: AckSender {
+                sink: Arc::clone(&sink) as Arc<dyn AckSink>,
+                by,
+            },
+        };
+        let (first, second) = (batch(1), batch(2));
+        drop(messages);
+        drop(first);
+        assert!(sink.0.lock().unwrap().is_empty(), "another holder is left");
+        drop(second);
+        let recycled = sink.0.lock().unwrap();
+        assert_eq!(recycled.len(), 1);
+        assert_eq!(recycled[0], vec![message(7), message(8)]);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::MessageSink;
 use crate::consumer::GroupStatus;
 use crate::record::{
-    Ack, GroupEvent, MessageBatch, PartitionOffset, SubscriberMask, TopicPartition,
+    Ack, ConsumedMessage, GroupEvent, MessageBatch, PartitionOffset, SubscriberMask, TopicPartition,
 };
 use crate::wake::Waker;
 
@@ -36,6 +36,9 @@ pub(crate) enum Command {
         reason: String,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// A delivered batch's messages, every holder done with them, to be freed
+    /// on the engine's thread, which allocated them (see `AckSink::recycle`).
+    Recycle(Vec<ConsumedMessage>),
 }
 
 /// Where commands for one engine go: its channel, and the waker that tells
@@ -65,6 +68,14 @@ impl crate::record::AckSink for Commands {
     fn acknowledge(&self, ack: Ack) {
         // An engine that ended delivers these messages again: see `AckSink`.
         let _ = self.send(Command::Ack(ack));
+    }
+
+    fn recycle(&self, messages: Vec<ConsumedMessage>) {
+        // No wake-up: freeing can wait for the engine's next pass. An engine
+        // that ended hands them back, and they are freed here.
+        if let Err(returned) = self.sender.send(Command::Recycle(messages)) {
+            drop(returned);
+        }
     }
 }
 

@@ -396,6 +396,7 @@ impl Engine {
                 self.closers.push(reply);
                 self.close_started.get_or_insert_with(Instant::now);
             }
+            Command::Recycle(messages) => drop(messages),
             Command::SimulateFatalError { reason, reply } => {
                 let _ = reply.send(raise_fatal_error(consumer, &reason));
             }
