@@ -78,11 +78,19 @@ impl Incarnations for ProducerClients {
         // actor.
         client.retire();
         let why = format!("the client was replaced: {reason}");
-        let _ = tokio::task::spawn_blocking(move || {
+        let purged = tokio::task::spawn_blocking(move || {
             client.purge(why);
             drop(client);
         })
         .await;
+        if let Err(panic) = purged {
+            // Its writers still hear, as lost, at their outcome deadline.
+            tracing::error!(
+                producer = %self.spec.name,
+                error = %panic,
+                "purging a replaced client failed; its queued messages will be reported lost"
+            );
+        }
     }
 
     async fn close(&self, client: Arc<Client>, deadline: Duration) -> Result<CloseReport, Error> {
