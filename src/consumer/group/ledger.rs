@@ -61,9 +61,12 @@ impl Ledger {
         self.in_flight.iter().filter(|m| m.pending != 0).count()
     }
 
-    pub(crate) fn push_fetched(&mut self, message: ConsumedMessage) {
-        self.held_bytes += message.held_bytes();
+    /// Holds a fetched message; returns the bytes it counts for.
+    pub(crate) fn push_fetched(&mut self, message: ConsumedMessage) -> usize {
+        let bytes = message.held_bytes();
+        self.held_bytes += bytes;
         self.fetched.push_back(message);
+        bytes
     }
 
     /// Hands out up to `max` fetched messages, each now owed by `owed_by`.

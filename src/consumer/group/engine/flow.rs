@@ -13,8 +13,7 @@ impl Engine {
         };
         let owned = crate::record::owned_consumed(&self.partitions[index].id.topic, message);
         let partition = &mut self.partitions[index];
-        partition.sizes.note(&owned);
-        partition.ledger.push_fetched(owned);
+        hold(&mut partition.ledger, &mut partition.sizes, owned);
         self.held += 1;
         self.max_held = self.max_held.max(self.held);
     }
@@ -54,11 +53,7 @@ impl Engine {
                 }
                 let mut failed = false;
                 let taken = queue.read(&p.id.topic, room, |fetched| match fetched {
-                    Ok(owned) => {
-                        p.sizes.note(&owned);
-                        held_bytes += owned.held_bytes();
-                        p.ledger.push_fetched(owned);
-                    }
+                    Ok(owned) => held_bytes += hold(&mut p.ledger, &mut p.sizes, owned),
                     Err(code) => {
                         tracing::warn!(partition = %p.id, error = %code, "fetch error");
                         failed = true;
@@ -267,11 +262,21 @@ pub(super) struct RecentSizes {
 }
 
 impl RecentSizes {
-    pub(super) fn note(&mut self, message: &ConsumedMessage) {
-        self.largest = message.held_bytes().max(self.largest - self.largest / 8);
-        let payload = message.value.as_ref().map_or(0, Vec::len);
+    /// Notes a message holding `held` bytes, `payload` of them its value.
+    fn note(&mut self, held: usize, payload: usize) {
+        self.largest = held.max(self.largest - self.largest / 8);
         self.payload = running_average(self.payload, payload);
     }
+}
+
+/// Holds a partition's fetched message in its `ledger` until it is handed out
+/// and acknowledged, and notes its size in `sizes`; returns the bytes it counts
+/// for. (Fields, not the partition: reading its queue borrows the partition.)
+fn hold(ledger: &mut Ledger, sizes: &mut RecentSizes, message: ConsumedMessage) -> usize {
+    let payload = message.value.as_ref().map_or(0, Vec::len);
+    let held = ledger.push_fetched(message);
+    sizes.note(held, payload);
+    held
 }
 
 /// `average` with one more `size` folded in (the first size is the average).

@@ -10,11 +10,10 @@
 //! protocol handles and the actor speak to it, `flow` reads partitions within
 //! the bounds (messages and bytes) and hands batches out, `split_queue` is a
 //! partition's own queue in librdkafka (read in batches, its length the
-//! prefetch; `crate::queue` the handle it and the commit queue share), `crate::wake`
-//! lets the thread sleep until there is work, `commit`
-//! commits what was acknowledged
-//! without waiting (results come back on `commit_queue`), `rebalance` takes
-//! partitions on and lets them go.
+//! prefetch; `crate::queue` the handle it and the commit queue share),
+//! `crate::wake` lets the thread sleep until there is work, `commit` commits
+//! what was acknowledged without waiting (results come back on
+//! `commit_queue`), `rebalance` takes partitions on and lets them go.
 
 mod command;
 mod commit;
