@@ -5,9 +5,10 @@
 //!   acknowledges each batch; ekafka commits what was acknowledged (its default
 //!   commit mode, or every `commitInterval`);
 //! - raw: an rdkafka `BaseConsumer` poll loop, with the same librdkafka
-//!   properties (ekafka's own mapping of the same config), committing the same
-//!   way: asynchronously, one commit in flight, as soon as something new was
-//!   read (or every `commitInterval`).
+//!   properties (ekafka's own mapping of the same config), reading each
+//!   message's key, value and headers as an application reads what ekafka hands
+//!   it, and committing the same way: asynchronously, one commit in flight, as
+//!   soon as something new was read (or every `commitInterval`).
 //!
 //! Each repetition makes a fresh embedded cluster and topic, writes the
 //! messages, then runs both sides on them with fresh group ids, in an order
@@ -29,7 +30,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler};
-use common::{cpu_time, env_usize, CommitTracking, Ratios, RawCommits, Run};
+use common::{cpu_time, env_usize, read_message, CommitTracking, Ratios, RawCommits, Run};
 use ekafka::consumer::MessageBatch;
 use ekafka::testing::{unique_name, EmbeddedCluster};
 use ekafka::{Ekafka, Message};
@@ -91,6 +92,7 @@ fn raw_run(kafka: &Ekafka, messages: usize, commit_interval: Duration) -> Run {
             first = Some((Instant::now(), cpu_time()));
         }
         use rdkafka::message::Message as _;
+        read_message(&message);
         read += 1;
         commits.handled(&consumer, message.partition(), message.offset());
     }
