@@ -121,9 +121,7 @@ impl Handler<MessageBatch> for Receiver {
     type Result = ();
     fn handle(&mut self, batch: MessageBatch, _: &mut Context<Self>) {
         for message in batch.messages() {
-            let _ = self
-                .0
-                .send(arrival(message.value.as_deref().expect("a value")));
+            let _ = self.0.send(arrival(message.value().expect("a value")));
         }
         batch.ack();
     }

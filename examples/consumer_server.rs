@@ -120,7 +120,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 println!(
                     "handled {text:?} (partition {}, offset {})",
-                    message.partition, message.offset
+                    message.partition(),
+                    message.offset()
                 );
                 done();
                 Ok(())

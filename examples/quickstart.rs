@@ -52,12 +52,12 @@ impl Handler<MessageBatch> for Printer {
         for m in batch.messages() {
             println!(
                 "consumed {}/{} at offset {}: {:?}",
-                m.topic,
-                m.partition,
-                m.offset,
+                m.topic(),
+                m.partition(),
+                m.offset(),
                 m.value_str().unwrap_or("<binary>")
             );
-            let _ = self.0.send((m.partition, m.offset));
+            let _ = self.0.send((m.partition(), m.offset()));
         }
         batch.ack();
     }

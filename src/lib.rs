@@ -68,8 +68,8 @@ pub use error::Error;
 pub use producer::{Balancer, DeliveryFailed, Producer};
 pub use rdkafka::types::RDKafkaErrorCode as KafkaCode;
 pub use record::{
-    CloseReport, ConsumedMessage, Delivery, Event, GroupEvent, Header, Message, MessageBatch,
-    Outcome, ProduceError, ProduceErrorKind, WriteReport,
+    CloseReport, ConsumedHeaders, ConsumedMessage, Delivery, Event, GroupEvent, Header, HeaderRef,
+    Message, MessageBatch, Outcome, ProduceError, ProduceErrorKind, WriteReport,
 };
 pub use supervision::Escalation;
 

@@ -252,7 +252,7 @@ async fn a_shutdown_that_cannot_commit_fails_naming_what_was_left_uncommitted() 
         .each_message(config, move |message: ConsumedMessage| {
             let handled = handled_tx.clone();
             async move {
-                let _ = handled.send(message.partition);
+                let _ = handled.send(message.partition());
                 Ok(())
             }
         });

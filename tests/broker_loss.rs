@@ -362,7 +362,10 @@ fn killing_the_group_coordinator_loses_nothing_and_the_group_goes_on() -> Result
                 let handled = Arc::clone(&handled);
                 async move {
                     let value = m.value_str().unwrap().to_string();
-                    handled.lock().unwrap().push((m.partition, m.offset, value));
+                    handled
+                        .lock()
+                        .unwrap()
+                        .push((m.partition(), m.offset(), value));
                     Ok(())
                 }
             }
@@ -667,8 +670,8 @@ fn scale_out_worker(config: &str) {
         .each_message(server, |m: ConsumedMessage| async move {
             println!(
                 "HANDLED {} {} {}",
-                m.partition,
-                m.offset,
+                m.partition(),
+                m.offset(),
                 m.value_str().unwrap()
             );
             Ok(())

@@ -43,7 +43,7 @@ async fn one_partition_fetch_seek_and_lag() {
     for i in 0..10 {
         let m = fetch(&consumer).await;
         assert_eq!(
-            (m.partition, m.offset, m.value_str()),
+            (m.partition(), m.offset(), m.value_str()),
             (1, i, Some(format!("v{i}").as_str()))
         );
     }
@@ -52,7 +52,7 @@ async fn one_partition_fetch_seek_and_lag() {
 
     consumer.seek(4).await.unwrap();
     assert_eq!(consumer.lag().await.unwrap(), 6);
-    assert_eq!(fetch(&consumer).await.offset, 4);
+    assert_eq!(fetch(&consumer).await.offset(), 4);
 
     if fixture.cluster.embedded().is_none() {
         // Kafka finds the first message at or after the time. (librdkafka's
@@ -70,7 +70,7 @@ async fn one_partition_fetch_seek_and_lag() {
         .with_timestamp(base + 61_000);
     common::write_all(&kafka, [later]).await;
     let m = fetch(&consumer).await;
-    assert_eq!((m.offset, m.value_str()), (10, Some("v10")));
+    assert_eq!((m.offset(), m.value_str()), (10, Some("v10")));
 
     match consumer.commit(&[m]).await {
         Err(Error::Unsupported { reason, .. }) => assert!(reason.contains("groupID"), "{reason}"),
@@ -108,7 +108,7 @@ async fn group_member_reads_commits_and_resumes() {
         "resumes after the committed message"
     );
     let committed = again.commit(std::slice::from_ref(&next)).await.unwrap();
-    assert_eq!(committed[0].offset, next.offset + 1);
+    assert_eq!(committed[0].offset, next.offset() + 1);
     match again.seek(0).await {
         Err(Error::Unsupported { .. }) => {}
         other => panic!("a group member's position is the group's: {other:?}"),
@@ -128,7 +128,7 @@ async fn a_fatally_failed_client_is_replaced_and_reading_continues_where_it_stop
 
     let consumer = kafka.consumer("c1").unwrap();
     for i in 0..3 {
-        assert_eq!(fetch(&consumer).await.offset, i);
+        assert_eq!(fetch(&consumer).await.offset(), i);
     }
     consumer
         .simulate_fatal_error("test-induced failure")
@@ -136,7 +136,7 @@ async fn a_fatally_failed_client_is_replaced_and_reading_continues_where_it_stop
         .unwrap();
     for i in 3..6 {
         assert_eq!(
-            fetch(&consumer).await.offset,
+            fetch(&consumer).await.offset(),
             i,
             "no message lost or repeated"
         );

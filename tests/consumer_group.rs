@@ -255,7 +255,7 @@ async fn the_pull_api_returns_events_and_messages_and_commits() {
     // the highest committed message per partition.
     let mut by_partition: BTreeMap<i32, Vec<ekafka::ConsumedMessage>> = BTreeMap::new();
     for m in messages {
-        by_partition.entry(m.partition).or_default().push(m);
+        by_partition.entry(m.partition()).or_default().push(m);
     }
     let first_halves: Vec<ekafka::ConsumedMessage> = by_partition
         .values()
@@ -269,7 +269,7 @@ async fn the_pull_api_returns_events_and_messages_and_commits() {
     let expected: BTreeMap<i32, i64> = by_partition
         .iter()
         .filter(|(_, ms)| ms.len() >= 2)
-        .map(|(p, ms)| (*p, ms[ms.len() / 2 - 1].offset + 1))
+        .map(|(p, ms)| (*p, ms[ms.len() / 2 - 1].offset() + 1))
         .collect();
     assert_eq!(committed, expected);
 
@@ -322,7 +322,7 @@ async fn close_never_hangs_on_unacknowledged_messages() {
         redelivered
             .messages()
             .iter()
-            .any(|m| m.offset <= first.offset)
+            .any(|m| m.offset() <= first.offset())
             || redelivered.partition() != batch.partition(),
         "delivery restarts at or before the unacknowledged message"
     );
@@ -336,7 +336,7 @@ async fn close_never_hangs_on_unacknowledged_messages() {
         seen_again = b
             .messages()
             .iter()
-            .any(|m| m.partition == first.partition && m.offset == first.offset);
+            .any(|m| m.partition() == first.partition() && m.offset() == first.offset());
         b.ack();
     }
     again.close().await.unwrap();
@@ -351,9 +351,11 @@ impl Interceptor for Hooks {
     }
     fn before_deliver(&self, client: &ClientInfo, messages: &mut [ekafka::ConsumedMessage]) {
         for m in messages.iter_mut() {
-            m.headers.push(ekafka::Header {
-                key: "seen".into(),
-                value: Some(client.name.as_bytes().to_vec()),
+            m.edit(|m| {
+                m.headers.push(ekafka::Header {
+                    key: "seen".into(),
+                    value: Some(client.name.as_bytes().to_vec()),
+                })
             });
         }
         self.0

@@ -79,7 +79,13 @@ impl Handler<MessageBatch> for Member {
         let messages = batch
             .messages()
             .iter()
-            .map(|m| (m.partition, m.offset, m.value_str().unwrap().to_string()))
+            .map(|m| {
+                (
+                    m.partition(),
+                    m.offset(),
+                    m.value_str().unwrap().to_string(),
+                )
+            })
             .collect();
         let _ = self.seen.send(Seen::Batch {
             member: self.name,

@@ -83,7 +83,7 @@ async fn a_recoverable_failure_is_retried_with_growing_delays_while_other_partit
     let others_meanwhile = handled
         .iter()
         .filter(|(m, at)| {
-            m.partition != poisoned.0.partition && *at > attempts[0] && *at < attempts[3]
+            m.partition() != poisoned.0.partition() && *at > attempts[0] && *at < attempts[3]
         })
         .count();
     assert!(
@@ -97,10 +97,10 @@ async fn a_recoverable_failure_is_retried_with_growing_delays_while_other_partit
     let offset = status
         .committed
         .iter()
-        .find(|c| c.partition.partition == poisoned.0.partition)
+        .find(|c| c.partition.partition == poisoned.0.partition())
         .map(|c| c.offset);
     assert!(
-        offset > Some(poisoned.0.offset),
+        offset > Some(poisoned.0.offset()),
         "{committed:?} / {status:?}"
     );
     let reported = next(&mut failures, "a failure report").await;
@@ -272,8 +272,10 @@ async fn a_handler_panic_without_dead_letter_topic_restarts_its_partition_which_
     );
     let partition_of_m3: Vec<_> = handled
         .iter()
-        .filter(|m| m.partition == failure.message.partition && m.topic == failure.message.topic)
-        .map(|m| m.offset)
+        .filter(|m| {
+            m.partition() == failure.message.partition() && m.topic() == failure.message.topic()
+        })
+        .map(|m| m.offset())
         .collect();
     assert!(
         partition_of_m3.windows(2).all(|w| w[0] < w[1]),
@@ -306,7 +308,7 @@ async fn past_the_restart_limit_the_server_escalates_leaving_the_message_uncommi
     let failure = next(&mut failures, "the first failure").await;
     let again = next(&mut failures, "the failure after the restart").await;
     assert_eq!(
-        (failure.message.offset, again.message.offset),
+        (failure.message.offset(), again.message.offset()),
         (1, 1),
         "m-3 twice"
     );
@@ -339,7 +341,7 @@ async fn past_the_restart_limit_the_server_escalates_leaving_the_message_uncommi
     )
     .await;
     assert_eq!(
-        committed[failure.message.partition as usize],
+        committed[failure.message.partition() as usize],
         Some(1),
         "{committed:?}"
     );

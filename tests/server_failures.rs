@@ -179,7 +179,7 @@ async fn past_the_dead_letter_limit_the_partition_stops_and_escalates() {
     let mut by_partition: BTreeMap<i32, Vec<FailureAction>> = BTreeMap::new();
     while let Ok(failure) = failures.try_recv() {
         by_partition
-            .entry(failure.message.partition)
+            .entry(failure.message.partition())
             .or_default()
             .push(failure.action);
     }

@@ -6,8 +6,8 @@ mod group;
 mod single;
 
 pub use crate::record::{
-    Assigned, ConsumedMessage, Event, GroupError, GroupEvent, MessageBatch, PartitionOffset,
-    Revoked, StartingOffset, TopicPartition,
+    Assigned, ConsumedHeaders, ConsumedMessage, Event, GroupError, GroupEvent, HeaderRef,
+    MessageBatch, PartitionOffset, Revoked, StartingOffset, TopicPartition,
 };
 pub use group::{ConsumerGroup, ConsumerGroupActor, GroupStatus};
 pub use single::{Consumer, ConsumerActor};

@@ -199,7 +199,7 @@ impl Inner {
                 let message = crate::record::owned_consumed(&self.topic, &m);
                 if self.partition.is_some() {
                     *self.position.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(message.offset + 1);
+                        Some(message.offset() + 1);
                 }
                 Ok(Polled::Message(message))
             }
@@ -223,11 +223,11 @@ impl Inner {
             std::collections::BTreeMap::new();
         for m in messages {
             let key = TopicPartition {
-                topic: Arc::clone(&m.topic),
-                partition: m.partition,
+                topic: Arc::clone(m.shared_topic()),
+                partition: m.partition(),
             };
-            let entry = highest.entry(key).or_insert(m.offset);
-            *entry = (*entry).max(m.offset);
+            let entry = highest.entry(key).or_insert(m.offset());
+            *entry = (*entry).max(m.offset());
         }
         let mut list = TopicPartitionList::new();
         let mut committed = Vec::with_capacity(highest.len());
@@ -499,7 +499,7 @@ impl Handler<Close> for ConsumerActor {
 /// # async fn run(kafka: ekafka::Ekafka) -> Result<(), ekafka::Error> {
 /// let consumer = kafka.consumer("c1")?;
 /// let message = consumer.fetch().await?;
-/// println!("{:?} at offset {}", message.value_str(), message.offset);
+/// println!("{:?} at offset {}", message.value_str(), message.offset());
 /// consumer.commit(&[message]).await?; // with a groupID
 /// println!("{} messages behind", consumer.lag().await?);
 /// consumer.close().await?;

@@ -124,7 +124,8 @@ pub trait Interceptor: Send + Sync + 'static {
     }
 
     /// Before consumed messages are handed to subscribers (or to `poll`): may
-    /// change them, in place. Runs on the group's own thread: keep it quick.
+    /// change them, in place, with [`ConsumedMessage::edit`]. Runs on the
+    /// group's own thread: keep it quick.
     fn before_deliver(&self, client: &ClientInfo, messages: &mut [ConsumedMessage]) {
         let _ = (client, messages);
     }

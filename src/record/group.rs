@@ -167,20 +167,20 @@ impl MessageBatch {
     /// Acknowledges every message of the batch.
     pub fn ack(&self) {
         if let (Some(first), Some(last)) = (self.messages.first(), self.messages.last()) {
-            self.send_ack(first.offset, last.offset, AckKind::Handled);
+            self.send_ack(first.offset(), last.offset(), AckKind::Handled);
         }
     }
 
     /// Acknowledges the messages up to and including `offset`.
     pub fn ack_through(&self, offset: i64) {
         if let Some(first) = self.messages.first() {
-            self.send_ack(first.offset, offset, AckKind::Handled);
+            self.send_ack(first.offset(), offset, AckKind::Handled);
         }
     }
 
     /// Acknowledges one message of the batch.
     pub fn ack_message(&self, message: &ConsumedMessage) {
-        self.send_ack(message.offset, message.offset, AckKind::Handled);
+        self.send_ack(message.offset(), message.offset(), AckKind::Handled);
     }
 
     /// Gives up, unhandled, the messages from `offset` to the end of the batch:
@@ -188,7 +188,7 @@ impl MessageBatch {
     /// past them, so they are delivered again to the partition's next owner.
     pub(crate) fn release_from(&self, offset: i64) {
         if let Some(last) = self.messages.last() {
-            self.send_ack(offset, last.offset, AckKind::Released);
+            self.send_ack(offset, last.offset(), AckKind::Released);
         }
     }
 }
@@ -236,15 +236,7 @@ mod tests {
     }
 
     fn message(offset: i64) -> ConsumedMessage {
-        ConsumedMessage {
-            topic: Arc::from("t"),
-            partition: 0,
-            offset,
-            key: None,
-            value: Some(vec![1, 2, 3]),
-            headers: Vec::new(),
-            timestamp: None,
-        }
+        ConsumedMessage::new("t", 0, offset, &crate::Message::new([1, 2, 3]))
     }
 
     #[test]

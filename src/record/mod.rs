@@ -4,11 +4,13 @@
 //! modules, which all use them and none of which they use, so no two of those
 //! modules depend on each other through them.
 
+mod body;
 mod consumed;
 mod delivery;
 mod group;
 mod message;
 
+pub use body::{ConsumedHeaders, HeaderRef};
 pub use consumed::{ConsumedMessage, PartitionOffset, StartingOffset, TopicPartition};
 pub use delivery::{CloseReport, Outcome, ProduceError, ProduceErrorKind, WriteReport};
 pub use group::{Assigned, Event, GroupError, GroupEvent, MessageBatch, Revoked};

@@ -16,7 +16,7 @@ use super::outcome::{FailureAction, HandlerError, HandlerFailure};
 use super::partition::{DeadLetterBudget, Queued};
 use crate::config::{RestartPolicy, RetrySettings};
 use crate::producer::Producer;
-use crate::record::{ConsumedMessage, Message as OutgoingMessage, MessageBatch, TopicPartition};
+use crate::record::{ConsumedMessage, MessageBatch, TopicPartition};
 use crate::supervision::backoff_with_jitter;
 
 /// The handler, boxed: any async function of a message.
@@ -112,9 +112,13 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
     };
     let batch = &queued.batch;
     let end = 'batch: {
-        for message in batch.messages().iter().filter(|m| m.offset >= queued.from) {
+        for message in batch
+            .messages()
+            .iter()
+            .filter(|m| m.offset() >= queued.from)
+        {
             if *quiescing.borrow() || is_stale(&revoked, batch) {
-                batch.release_from(message.offset);
+                batch.release_from(message.offset());
                 break 'batch BatchEnd::Interrupted;
             }
             let mut attempts = 0;
@@ -135,7 +139,7 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
                         error: error.clone(),
                         action,
                     };
-                    tracing::warn!(server = %server, partition = message.partition, offset = message.offset, attempts, error = %failure.error, action = ?failure.action, "handler failed");
+                    tracing::warn!(server = %server, partition = message.partition(), offset = message.offset(), attempts, error = %failure.error, action = ?failure.action, "handler failed");
                     if let Some(errors) = &errors {
                         // Never block consumption on the error subscriber.
                         let _ = errors.try_send(failure);
@@ -152,12 +156,12 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
                             // Shutting down, or the partition was revoked: the message
                             // is given back and comes again to the partition's next owner.
                             _ = quiescing.wait_for(|q| *q) => {
-                                batch.release_from(message.offset);
+                                batch.release_from(message.offset());
                                 break 'batch BatchEnd::Interrupted;
                             }
                             _ = revocations.notified() => {
                                 if is_stale(&revoked, batch) {
-                                    batch.release_from(message.offset);
+                                    batch.release_from(message.offset());
                                     break 'batch BatchEnd::Interrupted;
                                 }
                             }
@@ -179,7 +183,7 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
                 };
                 report(FailureAction::Stopped);
                 break 'batch BatchEnd::Stopped {
-                    offset: message.offset,
+                    offset: message.offset(),
                     error,
                     limit,
                 };
@@ -236,18 +240,12 @@ async fn dead_letter_write(
     error: &HandlerError,
     attempts: u32,
 ) -> bool {
-    let mut out = OutgoingMessage {
-        topic: sink.topic.clone(),
-        partition: None,
-        key: message.key.clone(),
-        value: message.value.clone(),
-        headers: message.headers.clone(),
-        timestamp: message.timestamp,
-    };
+    let mut out = message.to_message();
+    out.topic.clone_from(&sink.topic);
     out = out
-        .with_header(headers::ORIGINAL_TOPIC, message.topic.as_bytes())
-        .with_header(headers::ORIGINAL_PARTITION, message.partition.to_string())
-        .with_header(headers::ORIGINAL_OFFSET, message.offset.to_string())
+        .with_header(headers::ORIGINAL_TOPIC, message.topic().as_bytes())
+        .with_header(headers::ORIGINAL_PARTITION, message.partition().to_string())
+        .with_header(headers::ORIGINAL_OFFSET, message.offset().to_string())
         .with_header(headers::ERROR, error.reason())
         .with_header(headers::ATTEMPTS, attempts.to_string());
     match sink.producer.write([out]).await {

@@ -177,10 +177,10 @@ where
         Box::pin(async move {
             let shown = format!(
                 "{}/{}@{} value={}",
-                message.topic,
-                message.partition,
-                message.offset,
-                crate::record::Preview(message.value.as_deref())
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                crate::record::Preview(message.value())
             );
             let result = handler(message).await;
             let outcome = match &result {

@@ -21,7 +21,7 @@ pub(crate) struct Queued {
 
 impl Queued {
     pub(crate) fn new(batch: MessageBatch) -> Self {
-        let from = batch.messages().first().map_or(0, |m| m.offset);
+        let from = batch.messages().first().map_or(0, |m| m.offset());
         Queued { batch, from }
     }
 

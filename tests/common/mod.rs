@@ -143,9 +143,9 @@ pub async fn receive(
         let batch = next(batches, &format!("message {} of {count}", received + 1)).await;
         for m in batch.messages() {
             by_partition
-                .entry(m.partition)
+                .entry(m.partition())
                 .or_default()
-                .push((m.offset, m.value_str().unwrap().to_string()));
+                .push((m.offset(), m.value_str().unwrap().to_string()));
         }
         received += batch.messages().len();
         batch.ack();

@@ -78,7 +78,7 @@ impl Ledger {
         let count = max.min(self.fetched.len());
         let batch: Vec<ConsumedMessage> = self.fetched.drain(..count).collect();
         self.in_flight.extend(batch.iter().map(|m| InFlight {
-            offset: m.offset,
+            offset: m.offset(),
             bytes: m.held_bytes(),
             pending: owed_by,
             released: false,
@@ -157,15 +157,7 @@ mod tests {
     use super::*;
 
     fn message(offset: i64) -> ConsumedMessage {
-        ConsumedMessage {
-            topic: "t".into(),
-            partition: 0,
-            offset,
-            key: None,
-            value: None,
-            headers: Vec::new(),
-            timestamp: None,
-        }
+        ConsumedMessage::new("t", 0, offset, &crate::Message::default())
     }
 
     fn ledger_with(offsets: std::ops::Range<i64>) -> Ledger {

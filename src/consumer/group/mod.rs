@@ -394,11 +394,11 @@ impl ConsumerGroup {
         self.shared.send(Command::Ack(Ack {
             by: ack.by,
             partition: TopicPartition {
-                topic: Arc::clone(&message.topic),
-                partition: message.partition,
+                topic: Arc::clone(message.shared_topic()),
+                partition: message.partition(),
             },
-            from: message.offset,
-            to: message.offset,
+            from: message.offset(),
+            to: message.offset(),
             kind: AckKind::Handled,
         }))
     }
@@ -416,10 +416,10 @@ impl ConsumerGroup {
             .iter()
             .map(|m| {
                 let partition = TopicPartition {
-                    topic: Arc::clone(&m.topic),
-                    partition: m.partition,
+                    topic: Arc::clone(m.shared_topic()),
+                    partition: m.partition(),
                 };
-                (partition, m.offset, m.offset)
+                (partition, m.offset(), m.offset())
             })
             .collect();
         self.shared

@@ -238,7 +238,12 @@ impl Engine {
         for item in subscriber.outbox {
             if let PullItem::Batch(batch) = item {
                 if let (Some(first), Some(last)) = (batch.messages.first(), batch.messages.last()) {
-                    self.acknowledge(subscriber.bit, &batch.partition, first.offset, last.offset);
+                    self.acknowledge(
+                        subscriber.bit,
+                        &batch.partition,
+                        first.offset(),
+                        last.offset(),
+                    );
                 }
             }
         }
@@ -273,7 +278,7 @@ impl RecentSizes {
 /// and acknowledged, and notes its size in `sizes`; returns the bytes it counts
 /// for. (Fields, not the partition: reading its queue borrows the partition.)
 fn hold(ledger: &mut Ledger, sizes: &mut RecentSizes, message: ConsumedMessage) -> usize {
-    let payload = message.value.as_ref().map_or(0, Vec::len);
+    let payload = message.value().map_or(0, <[u8]>::len);
     let held = ledger.push_fetched(message);
     sizes.note(held, payload);
     held

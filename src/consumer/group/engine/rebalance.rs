@@ -33,8 +33,8 @@ impl Engine {
                         undelivered.push((
                             subscriber.bit,
                             batch.partition.clone(),
-                            first.offset,
-                            last.offset,
+                            first.offset(),
+                            last.offset(),
                         ));
                     }
                     false
