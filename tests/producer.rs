@@ -123,6 +123,48 @@ async fn messages_carry_topic_partition_headers_and_timestamp() {
 }
 
 #[actix::test]
+async fn tombstones_null_headers_and_bad_topic_names_are_written_or_refused_one_by_one() {
+    let fixture = Fixture::new();
+    let producer = fixture.kafka("").producer("p1").unwrap();
+    let mut tombstone = Message::default().with_key("gone");
+    tombstone.headers.push(ekafka::Header {
+        key: "null-valued".into(),
+        value: None,
+    });
+    let report = producer
+        .write([
+            Message::new("a NUL").with_topic("bad\0name"),
+            tombstone,
+            Message::new("too long").with_topic("t".repeat(600)),
+        ])
+        .await
+        .unwrap();
+    let outcomes = report.outcomes();
+    for (outcome, says) in [
+        (&outcomes[0], "NUL byte"),
+        (&outcomes[2], "refused the topic"),
+    ] {
+        match outcome {
+            Outcome::Failed(e) => {
+                assert_eq!(
+                    e.kind,
+                    ProduceErrorKind::Kafka(ekafka::KafkaCode::InvalidArgument)
+                );
+                assert!(e.reason.contains(says), "{}", e.reason);
+                assert!(e.message.value.is_some(), "the message is handed back");
+            }
+            other => panic!("a bad topic name must fail its message, got {other:?}"),
+        }
+    }
+    delivered(&outcomes[1]);
+
+    let read = fixture.read_back(1).await;
+    assert_eq!(read[0].key.as_deref(), Some(&b"gone"[..]));
+    assert_eq!(read[0].value, None, "a tombstone stays one");
+    assert_eq!(read[0].headers[0], ("null-valued".to_string(), None));
+}
+
+#[actix::test]
 async fn hash_balancer_puts_equal_keys_on_the_same_partition() {
     let fixture = Fixture::new();
     let producer = fixture.kafka("balancer = \"hash\"").producer("p1").unwrap();

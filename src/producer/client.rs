@@ -10,14 +10,15 @@ use rdkafka::bindings as ffi;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header as RdHeader, Message as _, OwnedHeaders};
+use rdkafka::message::Message as _;
 use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
+    BaseProducer, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
 };
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Notify;
 
 use super::balancer::BalancerAdapter;
+use super::produce::{produce, Topics};
 use super::reports::{self, Bell, ReportServing};
 use super::tracker::{DeliveryTag, Tracker};
 use crate::queue::{QueueHandle, Wake};
@@ -280,40 +281,6 @@ fn connection_failure(line: &str) -> &str {
         .unwrap_or(line)
 }
 
-/// The record librdkafka copies `message` from.
-fn record_of<'a>(
-    message: &'a Message,
-    topic: &'a str,
-    tag: DeliveryTag,
-) -> BaseRecord<'a, [u8], [u8], DeliveryTag> {
-    let mut record = BaseRecord::with_opaque_to(topic, tag);
-    if let Some(key) = &message.key {
-        record = record.key(key.as_slice());
-    }
-    if let Some(value) = &message.value {
-        record = record.payload(value.as_slice());
-    }
-    if let Some(partition) = message.partition {
-        record = record.partition(partition);
-    }
-    if let Some(timestamp) = message.timestamp {
-        record = record.timestamp(timestamp);
-    }
-    if !message.headers.is_empty() {
-        let headers = message.headers.iter().fold(
-            OwnedHeaders::new_with_capacity(message.headers.len()),
-            |headers, h| {
-                headers.insert(RdHeader {
-                    key: &h.key,
-                    value: h.value.as_deref(),
-                })
-            },
-        );
-        record = record.headers(headers);
-    }
-    record
-}
-
 /// Copies a reported message back into an owned one, so a failure returns the data.
 fn message_from(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
     Message {
@@ -366,6 +333,9 @@ pub(crate) struct Client {
     /// The client's event queue, ringing `bell`. Declared before `producer`:
     /// a queue handle must be released before its client.
     reports: QueueHandle,
+    /// Handles of the topics written to, by name; declared before `producer`
+    /// for the same reason. Locked once per enqueue call, on the actor's thread.
+    topics: Mutex<Topics>,
     producer: BaseProducer<Context, BalancerAdapter>,
     bell: Arc<Bell>,
     /// Set on the actor's thread when the client is handed to another thread
@@ -404,6 +374,7 @@ impl Client {
         reports.wake_on_arrival(Arc::clone(&bell));
         let client = Arc::new(Client {
             reports,
+            topics: Mutex::default(),
             producer,
             bell,
             retired: AtomicBool::new(false),
@@ -455,6 +426,10 @@ impl Client {
         async_writes: bool,
         pending: &mut Pending,
     ) -> Result<(), Blocked> {
+        let client = self.producer.client().native_ptr();
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        // Most messages go to the producer's topic: its handle is looked up once.
+        let mut default_handle = None;
         while let Some(message) = pending.messages.get_mut(pending.next) {
             let index = pending.next;
             pending.next += 1;
@@ -474,21 +449,48 @@ impl Client {
                 );
                 continue;
             };
+            let own_topic = message.topic.is_some();
+            let handle = match default_handle {
+                Some(handle) if !own_topic => Ok(handle),
+                // SAFETY: `client` is this live producer, whose handles these are.
+                _ => unsafe { topics.handle(client, topic) },
+            };
+            let handle = match handle {
+                Ok(handle) => {
+                    if !own_topic {
+                        default_handle = Some(handle);
+                    }
+                    handle
+                }
+                Err(reason) => {
+                    let message = std::mem::take(message);
+                    tracker.complete(
+                        index,
+                        Outcome::Failed(ProduceError {
+                            kind: ProduceErrorKind::Kafka(RDKafkaErrorCode::InvalidArgument),
+                            reason,
+                            message: Box::new(message),
+                        }),
+                    );
+                    continue;
+                }
+            };
             let tag = if async_writes {
                 DeliveryTag::ASYNC
             } else {
                 DeliveryTag::new(tracker, index)
             };
-            match self.producer.send(record_of(message, topic, tag)) {
+            // SAFETY: `handle` is a live handle of the live `client`.
+            match unsafe { produce(client, handle, message, tag) } {
                 Ok(()) => {
                     if async_writes {
                         tracker.complete(index, Outcome::Enqueued);
                     }
                 }
-                Err((error, _record)) => {
-                    let blocked = match error.rdkafka_error_code() {
-                        Some(RDKafkaErrorCode::QueueFull) => Some(Blocked::QueueFull),
-                        Some(RDKafkaErrorCode::Fatal) => {
+                Err(code) => {
+                    let blocked = match code {
+                        RDKafkaErrorCode::QueueFull => Some(Blocked::QueueFull),
+                        RDKafkaErrorCode::Fatal => {
                             Some(Blocked::Fatal(self.producer.context().generation))
                         }
                         _ => None,
@@ -498,6 +500,7 @@ impl Client {
                         return Err(blocked);
                     }
                     let message = std::mem::take(message);
+                    let error = KafkaError::MessageProduction(code);
                     tracker.complete(index, Outcome::Failed(ProduceError::kafka(&error, message)));
                 }
             }

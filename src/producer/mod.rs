@@ -14,6 +14,7 @@
 mod actor;
 mod balancer;
 mod client;
+mod produce;
 mod reports;
 mod tracker;
 
