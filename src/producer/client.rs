@@ -281,6 +281,24 @@ fn connection_failure(line: &str) -> &str {
         .unwrap_or(line)
 }
 
+/// Completes message `index` of a write as failed before it reached
+/// librdkafka, handing the message back.
+fn fail_now(
+    tracker: &Tracker,
+    index: usize,
+    message: &mut Message,
+    kind: ProduceErrorKind,
+    reason: String,
+) {
+    let message = Box::new(std::mem::take(message));
+    let failure = ProduceError {
+        kind,
+        reason,
+        message,
+    };
+    tracker.complete(index, Outcome::Failed(failure));
+}
+
 /// Copies a reported message back into an owned one, so a failure returns the data.
 fn message_from(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
     Message {
@@ -437,15 +455,13 @@ impl Client {
                 tracker.note_own_topic();
             }
             let Some(topic) = message.topic.as_deref().or(default_topic) else {
-                let message = std::mem::take(message);
-                tracker.complete(
+                let reason = "no topic: set `topic` in the producer's config or on the message";
+                fail_now(
+                    tracker,
                     index,
-                    Outcome::Failed(ProduceError {
-                        kind: ProduceErrorKind::NoTopic,
-                        reason: "no topic: set `topic` in the producer's config or on the message"
-                            .to_string(),
-                        message: Box::new(message),
-                    }),
+                    message,
+                    ProduceErrorKind::NoTopic,
+                    reason.into(),
                 );
                 continue;
             };
@@ -463,15 +479,8 @@ impl Client {
                     handle
                 }
                 Err(reason) => {
-                    let message = std::mem::take(message);
-                    tracker.complete(
-                        index,
-                        Outcome::Failed(ProduceError {
-                            kind: ProduceErrorKind::Kafka(RDKafkaErrorCode::InvalidArgument),
-                            reason,
-                            message: Box::new(message),
-                        }),
-                    );
+                    let kind = ProduceErrorKind::Kafka(RDKafkaErrorCode::InvalidArgument);
+                    fail_now(tracker, index, message, kind, reason);
                     continue;
                 }
             };
