@@ -144,7 +144,10 @@ async fn repetition(messages: usize, commit_interval: &str, raw_first: bool) -> 
         assert!(producer.write(batch).await.expect("written").is_success());
         written += count;
     }
-    producer.close().await.expect("flushed");
+    assert!(
+        producer.close().await.expect("closed").is_clean(),
+        "every message flushed"
+    );
 
     let interval = match commit_interval {
         "0" => Duration::ZERO,

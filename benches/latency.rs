@@ -196,7 +196,7 @@ async fn ekafka_side(kafka: &Ekafka, messages: usize, rate: usize) -> Latencies 
         let report = report.expect("write task").expect("write accepted");
         assert!(report.is_success(), "a write failed");
     }
-    producer.close().await.expect("producer closed");
+    assert!(producer.close().await.expect("producer closed").is_clean());
     group.close().await.expect("group closed");
     Latencies(latencies)
 }

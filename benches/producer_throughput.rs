@@ -161,7 +161,7 @@ async fn repetition(
         let ours = timed(ekafka_run(&actor, messages)).await;
         (timed(raw_side(messages)).await, ours)
     };
-    actor.close().await.expect("close");
+    assert!(actor.close().await.expect("close").is_clean());
     raw.flush(Duration::from_secs(10)).expect("raw flushed");
     (raw_run, ours)
 }
@@ -238,7 +238,7 @@ async fn single_message_repetition(writers: usize, messages: usize, raw_first: b
         let ours = timed(ekafka_side()).await;
         (timed(raw_side()).await, ours)
     };
-    actor.close().await.expect("close");
+    assert!(actor.close().await.expect("close").is_clean());
     pair
 }
 

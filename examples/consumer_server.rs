@@ -56,6 +56,7 @@ impl Handler<HandlerFailure> for Reporter {
             FailureAction::Retrying(delay) => format!("retrying in {delay:?}"),
             FailureAction::DeadLettered => "sent to the dead-letter topic".to_string(),
             FailureAction::Stopped => "partition stopped".to_string(),
+            other => format!("{other:?}"),
         };
         println!(
             "  {:?} failed (attempt {}): {} -> {what}",

@@ -75,6 +75,7 @@ impl Handler<GroupEvent> for Printer {
             ),
             GroupEvent::Revoked(r) => println!("revoked {} partition(s)", r.partitions.len()),
             GroupEvent::Error(e) => println!("group error: {}", e.message),
+            other => println!("{other:?}"),
         }
     }
 }
@@ -126,6 +127,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             Outcome::Enqueued => println!("enqueued"),
             Outcome::Failed(e) => println!("failed: {e}"),
+            other => println!("{other:?}"),
         }
     }
     if !report.is_success() {

@@ -31,6 +31,7 @@ use crate::supervision::{Escalation, Escalator, RestartPolicy};
 /// assert_eq!(kafka.config().brokers, ["127.0.0.1:19092"]);
 /// # Ok::<(), ekafka::Error>(())
 /// ```
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct EkafkaBuilder {
     config: Config,
     interceptors: Vec<Arc<dyn Interceptor>>,
@@ -201,6 +202,20 @@ pub struct Ekafka {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for EkafkaBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let interceptors: Vec<&str> = self.interceptors.iter().map(|i| i.name()).collect();
+        let balancers: Vec<&String> = self.balancers.keys().collect();
+        f.debug_struct("EkafkaBuilder")
+            .field("config", &self.config)
+            .field("interceptors", &interceptors)
+            .field("balancers", &balancers)
+            .field("restart_policy", &self.restart_policy)
+            .field("debug", &self.debug_interceptor.is_some())
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for Ekafka {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ekafka")
@@ -237,6 +252,7 @@ impl Ekafka {
     }
 
     /// The config the component was built from.
+    #[must_use]
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -263,6 +279,7 @@ impl Ekafka {
 
     /// Operation counts and timings per client, while `enableMetricInterceptor`
     /// is on (the default); empty otherwise.
+    #[must_use]
     pub fn metrics(&self) -> Vec<OperationMetrics> {
         self.inner
             .metrics
@@ -272,12 +289,14 @@ impl Ekafka {
     }
 
     /// The restart policy clients fall back on for the restart keys they do not set.
+    #[must_use]
     pub fn restart_policy(&self) -> &RestartPolicy {
         &self.inner.restart_policy
     }
 
     /// The first client or server of this component that failed past its restart
     /// limit, if one did.
+    #[must_use]
     pub fn escalation(&self) -> Option<Escalation> {
         self.inner.escalator.current()
     }

@@ -188,7 +188,7 @@ fn spawn_writer(kafka: &Ekafka, stream: Arc<Stream>) -> tokio::task::JoinHandle<
                         println!("  failed and handed back: {error}");
                         outcomes.failed.push(value);
                     }
-                    Outcome::Enqueued => panic!("synchronous writes report delivery"),
+                    other => panic!("synchronous writes report delivery, got {other:?}"),
                 }
             }
         }

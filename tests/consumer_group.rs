@@ -380,6 +380,7 @@ impl Interceptor for Hooks {
             GroupEvent::Assigned(_) => "assigned",
             GroupEvent::Revoked(_) => "revoked",
             GroupEvent::Error(_) => "error",
+            _ => "other",
         };
         self.0.lock().unwrap().push(name.to_string());
     }

@@ -199,7 +199,9 @@ async fn debug_prints_each_request_and_its_response() {
         .unwrap()
         .write([Message::new("x")])
         .await
-        .unwrap();
+        .unwrap()
+        .into_result()
+        .expect("written");
     assert!(silent.0.lock().unwrap().is_empty());
 }
 
@@ -256,7 +258,9 @@ async fn trace_gives_each_message_a_traceparent_unless_it_has_one() {
         .unwrap()
         .write([Message::new("zzz-plain")])
         .await
-        .unwrap();
+        .unwrap()
+        .into_result()
+        .expect("written");
     let read = fixture.read_back(3).await;
     let plain = read
         .iter()
@@ -270,14 +274,16 @@ async fn metrics_count_operations_and_messages() {
     let fixture = Fixture::new();
     let kafka = fixture.kafka("");
     let producer = kafka.producer("p1").unwrap();
-    producer
+    let report = producer
         .write([Message::new("a"), Message::new("b")])
         .await
         .unwrap();
-    producer
+    assert!(report.is_success());
+    let report = producer
         .write([Message::new("c"), Message::new("bad").with_partition(42)])
         .await
         .unwrap();
+    assert_eq!(report.failures().count(), 1, "partition 42 does not exist");
     let metrics = kafka.metrics();
     assert_eq!(metrics.len(), 1, "{metrics:?}");
     let m = &metrics[0];
@@ -303,7 +309,9 @@ async fn metrics_count_operations_and_messages() {
         .unwrap()
         .write([Message::new("x")])
         .await
-        .unwrap();
+        .unwrap()
+        .into_result()
+        .expect("written");
     assert!(quiet.metrics().is_empty());
 }
 

@@ -120,7 +120,10 @@ fn produce(cluster: &TestCluster, topic: &str) {
             let report = producer.write(messages).await.expect("written");
             assert!(report.is_success(), "{:?}", report.failures().next());
         }
-        producer.close().await.expect("flushed");
+        assert!(
+            producer.close().await.expect("closed").is_clean(),
+            "every message flushed"
+        );
     });
 }
 

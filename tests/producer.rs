@@ -261,7 +261,7 @@ async fn every_compression_codec_round_trips() {
         let mut expected = values.clone();
         expected.sort();
         assert_eq!(read, expected, "{name} round trip");
-        producer.close().await.unwrap();
+        assert!(producer.close().await.unwrap().is_clean());
     }
 }
 
@@ -453,7 +453,7 @@ async fn the_component_reuses_running_producers_and_replaces_closed_ones() {
         "the running instance is reused"
     );
 
-    first.close().await.unwrap();
+    assert!(first.close().await.unwrap().is_clean());
     assert!(first.is_closed());
     assert!(matches!(
         first.write([Message::new("x")]).await,
@@ -496,10 +496,7 @@ async fn past_the_restart_limit_the_producer_gives_up_with_the_reason() {
     let fixture = Fixture::new();
     let kafka = Ekafka::from_toml_str(&fixture.config(""), "kafka")
         .unwrap()
-        .with_restart_policy(ekafka::RestartPolicy {
-            max_restarts: 1,
-            ..ekafka::RestartPolicy::default()
-        })
+        .with_restart_policy(ekafka::RestartPolicy::default().with_max_restarts(1))
         .build()
         .unwrap();
     let producer = kafka.producer("p1").unwrap();

@@ -125,7 +125,7 @@ impl Handler<GroupEvent> for Member {
                     unacknowledged,
                 }
             }
-            GroupEvent::Error(_) => return,
+            _ => return,
         };
         let _ = self.seen.send(seen);
     }

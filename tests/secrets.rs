@@ -35,7 +35,10 @@ async fn the_password_appears_in_no_log_line() {
         1,
         "no SASL on the embedded cluster: the write times out"
     );
-    producer.close().await.unwrap();
+    assert!(
+        producer.close().await.unwrap().is_clean(),
+        "nothing left to flush"
+    );
 
     let text = logs.text();
     assert!(

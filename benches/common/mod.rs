@@ -8,31 +8,31 @@ use std::time::{Duration, Instant};
 
 /// One side's run: how long, and the process CPU time spent meanwhile.
 #[derive(Clone, Copy)]
-pub struct Run {
+pub(crate) struct Run {
     pub elapsed: Duration,
     pub cpu: Duration,
 }
 
 impl Run {
     /// A run that started at `started`, with `cpu_started` of CPU time spent then.
-    pub fn since(started: Instant, cpu_started: Duration) -> Self {
+    pub(crate) fn since(started: Instant, cpu_started: Duration) -> Self {
         Run {
             elapsed: started.elapsed(),
             cpu: cpu_time() - cpu_started,
         }
     }
 
-    pub fn rate(&self, messages: usize) -> f64 {
+    pub(crate) fn rate(&self, messages: usize) -> f64 {
         messages as f64 / self.elapsed.as_secs_f64()
     }
 
-    pub fn cpu_per_message(&self, messages: usize) -> f64 {
+    pub(crate) fn cpu_per_message(&self, messages: usize) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / messages as f64
     }
 }
 
 /// User plus system CPU time of this process so far.
-pub fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     // SAFETY: getrusage writes into the struct we own.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
@@ -43,7 +43,7 @@ pub fn cpu_time() -> Duration {
 }
 
 /// `name` from the environment, or `default`.
-pub fn env_usize(name: &str, default: usize) -> usize {
+pub(crate) fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -52,14 +52,14 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 
 /// The paired ratios ekafka / raw of one configuration's repetitions.
 #[derive(Default)]
-pub struct Ratios {
+pub(crate) struct Ratios {
     throughput: Vec<f64>,
     cpu: Vec<f64>,
 }
 
 impl Ratios {
     /// Prints one repetition and keeps its ratios.
-    pub fn record(&mut self, raw: Run, ours: Run, messages: usize, raw_first: bool) {
+    pub(crate) fn record(&mut self, raw: Run, ours: Run, messages: usize, raw_first: bool) {
         let ratio = ours.rate(messages) / raw.rate(messages);
         println!(
             "  {}: raw {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka {:>8.0} msg/s {:>5.2} µs \
@@ -80,7 +80,7 @@ impl Ratios {
     }
 
     /// Prints the min/median/max of the ratios, and `goal` after them.
-    pub fn report(self, goal: &str) {
+    pub(crate) fn report(self, goal: &str) {
         let (min, median, max) = min_median_max(self.throughput);
         let (cpu_min, cpu_median, cpu_max) = min_median_max(self.cpu);
         println!(
@@ -102,7 +102,7 @@ fn min_median_max(mut values: Vec<f64>) -> (f64, f64, f64) {
 /// A raw consumer's context that knows whether its asynchronous commit was
 /// answered, as ekafka's engine reads its commit results.
 #[derive(Default)]
-pub struct CommitTracking {
+pub(crate) struct CommitTracking {
     in_flight: std::sync::atomic::AtomicBool,
 }
 
@@ -122,7 +122,7 @@ impl rdkafka::consumer::ConsumerContext for CommitTracking {
 /// The raw side's commits, done the way ekafka commits what was
 /// acknowledged: asynchronously, one commit in flight, as soon as a position
 /// moved (or every `interval`).
-pub struct RawCommits {
+pub(crate) struct RawCommits {
     topic: String,
     interval: Duration,
     positions: Vec<Option<i64>>,
@@ -131,7 +131,7 @@ pub struct RawCommits {
 }
 
 impl RawCommits {
-    pub fn new(topic: &str, partitions: usize, interval: Duration) -> Self {
+    pub(crate) fn new(topic: &str, partitions: usize, interval: Duration) -> Self {
         RawCommits {
             topic: topic.to_string(),
             interval,
@@ -143,7 +143,7 @@ impl RawCommits {
 
     /// Notes that the message at `offset` of `partition` was handled, and
     /// commits when one is due.
-    pub fn handled(
+    pub(crate) fn handled(
         &mut self,
         consumer: &rdkafka::consumer::BaseConsumer<CommitTracking>,
         partition: i32,
@@ -185,7 +185,7 @@ impl RawCommits {
 /// subscribers (key, value and every header), so the raw side does the same
 /// work: librdkafka parses a message's headers only when asked, and ekafka
 /// asks for every message. Returns the bytes seen.
-pub fn read_message(message: &rdkafka::message::BorrowedMessage<'_>) -> usize {
+pub(crate) fn read_message(message: &rdkafka::message::BorrowedMessage<'_>) -> usize {
     use rdkafka::message::{Headers as _, Message as _};
     let mut bytes = message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len);
     if let Some(headers) = message.headers() {
@@ -198,7 +198,7 @@ pub fn read_message(message: &rdkafka::message::BorrowedMessage<'_>) -> usize {
 
 /// A raw producer's context: counts deliveries; any failure ends the bench.
 #[derive(Default)]
-pub struct Deliveries(pub std::sync::atomic::AtomicUsize);
+pub(crate) struct Deliveries(pub std::sync::atomic::AtomicUsize);
 
 impl rdkafka::ClientContext for Deliveries {}
 

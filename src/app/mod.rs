@@ -72,7 +72,7 @@ type Starter = Box<
 
 /// Asks a running [`App`] to shut down gracefully, as SIGTERM does. Cheap to
 /// clone and usable from any thread.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppHandle(Arc<watch::Sender<bool>>);
 
 impl AppHandle {
@@ -109,6 +109,7 @@ impl AppHandle {
 ///         .run()
 /// }
 /// ```
+#[must_use = "an App does nothing until `run` is called"]
 pub struct App {
     kafka: Ekafka,
     starters: Vec<Starter>,
@@ -116,6 +117,17 @@ pub struct App {
     shutdown: Arc<watch::Sender<bool>>,
     signals: bool,
     failures: Option<Recipient<HandlerFailure>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("kafka", &self.kafka)
+            .field("servers", &self.starters.len())
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("signals", &self.signals)
+            .finish_non_exhaustive()
+    }
 }
 
 impl App {
@@ -211,11 +223,13 @@ impl App {
     }
 
     /// A handle that starts the graceful shutdown from anywhere.
+    #[must_use]
     pub fn handle(&self) -> AppHandle {
         AppHandle(Arc::clone(&self.shutdown))
     }
 
     /// The component the servers use.
+    #[must_use]
     pub fn kafka(&self) -> &Ekafka {
         &self.kafka
     }

@@ -10,6 +10,7 @@ use super::restart::RestartSettings;
 
 /// Where a consumer without a committed offset starts (`startOffset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StartOffset {
     /// `-2`: the oldest message still stored (the default).
     First,
@@ -20,6 +21,7 @@ pub enum StartOffset {
 /// Partition assignment strategy of a group (`groupBalancers`; ignored by the Go
 /// library, honoured here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupBalancer {
     /// `range`: contiguous partition ranges per member.
     Range,
@@ -31,6 +33,7 @@ pub enum GroupBalancer {
 
 impl GroupBalancer {
     /// The librdkafka `partition.assignment.strategy` name.
+    #[must_use]
     pub fn strategy_name(self) -> &'static str {
         match self {
             GroupBalancer::Range => "range",
@@ -42,6 +45,7 @@ impl GroupBalancer {
 
 /// Fetch and commit settings shared by consumers and consumer groups.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct FetchSettings {
     /// `minBytes` (1): the least data a fetch waits for.
     pub min_bytes: u32,
@@ -81,6 +85,7 @@ impl Default for FetchSettings {
 
 /// The consumer group protocol (`groupProtocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupProtocol {
     /// `classic` (the default): members join, the leader member assigns.
     Classic,
@@ -93,6 +98,7 @@ pub enum GroupProtocol {
 
 impl GroupProtocol {
     /// librdkafka's `group.protocol` value.
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             GroupProtocol::Classic => "classic",
@@ -107,6 +113,7 @@ const CLASSIC_ONLY_REASON: &str =
 
 /// Group membership settings shared by consumers (with `groupID`) and consumer groups.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct GroupSettings {
     /// `groupProtocol` (`"classic"`): `"consumer"` selects KIP-848.
     pub protocol: GroupProtocol,
@@ -144,6 +151,7 @@ impl GroupSettings {
 
 /// What a `[kafka.consumers.NAME]` reads: one partition, or a share of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConsumerAssignment {
     /// `partition = N` (no `groupID`): reads that partition alone, no commits.
     Partition(i32),
@@ -153,6 +161,7 @@ pub enum ConsumerAssignment {
 
 /// One consumer: `[kafka.consumers.NAME]`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ConsumerConfig {
     /// `topic` (required).
     pub topic: String,
@@ -171,6 +180,7 @@ pub struct ConsumerConfig {
 
 /// One consumer group member: `[kafka.consumerGroups.NAME]`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ConsumerGroupConfig {
     /// `groupID` (required).
     pub group_id: String,
@@ -196,6 +206,7 @@ pub struct ConsumerGroupConfig {
 
 /// Flow control of a consumer group (keys ekafka adds to the Go ones).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FlowSettings {
     /// `maxBuffered` (10000): the most messages held at once, from fetch until
     /// acknowledged. At the bound the group pauses its partitions and resumes them

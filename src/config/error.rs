@@ -73,11 +73,13 @@ impl ConfigError {
     }
 
     /// The full key path, e.g. `kafka.consumerGroups.cg1.startOffset`.
+    #[must_use]
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// What was wrong.
+    #[must_use]
     pub fn problem(&self) -> &ConfigProblem {
         &self.problem
     }

@@ -14,6 +14,7 @@ use super::tls::{read_tls, Tls};
 
 /// SASL mechanism (`saslMechanism`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SaslMechanism {
     /// `PLAIN`
     Plain,
@@ -25,6 +26,7 @@ pub enum SaslMechanism {
 
 impl SaslMechanism {
     /// The librdkafka `sasl.mechanism` value.
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             SaslMechanism::Plain => "PLAIN",
@@ -36,6 +38,7 @@ impl SaslMechanism {
 
 /// SASL credentials (`saslMechanism`, `saslUserName`, `saslPassword`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Sasl {
     /// The mechanism.
     pub mechanism: SaslMechanism,
@@ -47,6 +50,7 @@ pub struct Sasl {
 
 /// `[kafka.client]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClientSettings {
     /// `timeout` (10s): how long connecting to a broker, and each admin or metadata
     /// request, may take.
@@ -63,6 +67,7 @@ impl Default for ClientSettings {
 
 /// The switches for the Go library's built-in interceptors.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InterceptorSwitches {
     /// `enableTraceInterceptor` (true).
     pub trace: bool,
@@ -109,6 +114,7 @@ impl Default for InterceptorSwitches {
 /// # Ok::<(), ekafka::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// The section's path, e.g. `kafka`, used in error messages.
     pub section: String,

@@ -65,6 +65,7 @@ fn millis(duration: Duration) -> String {
 }
 
 /// Properties every client of this config shares (brokers, timeouts, SASL).
+#[must_use]
 pub fn common(config: &Config) -> Properties {
     let mut props = Properties::default();
     props.set("bootstrap.servers", config.brokers.join(","));
@@ -111,6 +112,7 @@ fn tls_properties(props: &mut Properties, tls: &Tls) {
 }
 
 /// The properties of the producer named `name` (raw tables applied last).
+#[must_use]
 pub fn producer(config: &Config, name: &str, producer: &ProducerConfig) -> Properties {
     let mut props = common(config);
     props.set("client.id", format!("ekafka-producer-{name}"));
@@ -256,6 +258,7 @@ pub(crate) fn prefetch_properties(
 }
 
 /// The properties of the consumer named `name` (raw tables applied last).
+#[must_use]
 pub fn consumer(config: &Config, name: &str, consumer: &ConsumerConfig) -> Properties {
     let mut props = common(config);
     props.set("client.id", format!("ekafka-consumer-{name}"));
@@ -269,6 +272,7 @@ pub fn consumer(config: &Config, name: &str, consumer: &ConsumerConfig) -> Prope
 }
 
 /// The properties of the consumer group member named `name` (raw tables applied last).
+#[must_use]
 pub fn consumer_group(config: &Config, name: &str, group: &ConsumerGroupConfig) -> Properties {
     let mut props = common(config);
     props.set("client.id", format!("ekafka-group-{name}"));

@@ -10,6 +10,7 @@ use super::restart::RestartSettings;
 
 /// How many broker acknowledgements a write waits for (`requiredAcks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequiredAcks {
     /// `0`: fire-and-forget; a write succeeds before any broker has the data.
     None,
@@ -21,6 +22,7 @@ pub enum RequiredAcks {
 
 /// Batch compression codec (`compression`, numbered as in the Go guide).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Compression {
     /// `0`: no compression (the default).
     None,
@@ -36,6 +38,7 @@ pub enum Compression {
 
 impl Compression {
     /// The librdkafka `compression.codec` value.
+    #[must_use]
     pub fn codec_name(self) -> &'static str {
         match self {
             Compression::None => "none",
@@ -59,6 +62,7 @@ pub const BALANCER_HASH: &str = "hash";
 /// broker may never have received the data, so a crash or a leader change loses it
 /// without any error reaching the caller.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ProducerConfig {
     /// `topic`: where messages go when they name no topic of their own.
     pub topic: Option<String>,

@@ -38,11 +38,13 @@ impl Properties {
     }
 
     /// Number of properties.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// True when no property is set.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -56,6 +58,7 @@ impl Properties {
 
     /// Builds the rdkafka client configuration. librdkafka's log level follows
     /// what the current `tracing` subscriber keeps for the `librdkafka` target.
+    #[must_use]
     pub fn to_client_config(&self) -> rdkafka::ClientConfig {
         let mut config = rdkafka::ClientConfig::new();
         config.set_log_level(crate::telemetry::librdkafka_log_level());

@@ -25,6 +25,7 @@ use super::reader::Section;
 /// # Ok::<(), ekafka::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RestartSettings {
     /// `maxRestarts`: restarts allowed within `restartWindow`; the next failure
     /// is final and escalates (0: never restart).
@@ -67,6 +68,7 @@ impl RestartSettings {
 
     /// `base` with the keys this section sets. A `restartBackoff` above the
     /// base's largest delay raises that too, so the first delay is the one asked for.
+    #[must_use]
     pub fn apply(&self, base: &RestartPolicy) -> RestartPolicy {
         let backoff_min = self.backoff.unwrap_or(base.backoff_min);
         RestartPolicy {
@@ -85,14 +87,14 @@ impl RestartSettings {
 ///
 /// ```
 /// use std::time::Duration;
-/// let policy = ekafka::RestartPolicy {
-///     max_restarts: 3,
-///     window: Duration::from_secs(30),
-///     ..ekafka::RestartPolicy::default()
-/// };
+/// let policy = ekafka::RestartPolicy::default()
+///     .with_max_restarts(3)
+///     .with_window(Duration::from_secs(30));
+/// assert_eq!(policy.max_restarts, 3);
 /// assert!(policy.backoff_min <= policy.backoff_max);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RestartPolicy {
     /// Restarts allowed within `window`; one more is a final failure.
     pub max_restarts: u32,
@@ -102,6 +104,32 @@ pub struct RestartPolicy {
     pub backoff_min: Duration,
     /// Largest delay between restarts.
     pub backoff_max: Duration,
+}
+
+impl RestartPolicy {
+    /// With `max_restarts` restarts allowed within the window.
+    #[must_use]
+    pub fn with_max_restarts(mut self, max_restarts: u32) -> Self {
+        self.max_restarts = max_restarts;
+        self
+    }
+
+    /// With `window` as the sliding window restarts are counted over.
+    #[must_use]
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// With restarts delayed from `min` (the first) growing to `max` (at
+    /// least `min`).
+    #[must_use]
+    pub fn with_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        // The largest delay is never below the first, as when read from config.
+        self.backoff_max = max.max(min);
+        self
+    }
 }
 
 impl Default for RestartPolicy {

@@ -23,11 +23,13 @@ impl Secret {
     }
 
     /// The secret itself; only for handing it to the Kafka client.
+    #[must_use]
     pub fn expose(&self) -> &str {
         &self.0
     }
 
     /// True when no value was given.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -8,6 +8,7 @@ use super::restart::RestartSettings;
 
 /// How a failed handler is retried (`retries`, `retryBackoff`, `retryBackoffMax`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetrySettings {
     /// `retries` (3, like Go): further attempts after a recoverable failure.
     pub retries: u32,
@@ -31,6 +32,7 @@ impl Default for RetrySettings {
 /// Where messages go that failed for good (`deadLetterProducer`, `deadLetterTopic`),
 /// and how many may go there (`deadLetterLimit`, `deadLetterWindow`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeadLetter {
     /// `deadLetterProducer`: a `[kafka.producers.NAME]` to write with.
     pub producer: String,
@@ -64,6 +66,7 @@ impl DeadLetter {
 /// # Ok::<(), ekafka::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerServerConfig {
     /// The section's path, e.g. `kafkaConsumerServers.s1`.
     pub section: String,

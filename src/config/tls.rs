@@ -24,6 +24,7 @@ use super::secret::Secret;
 /// # Ok::<(), ekafka::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Tls {
     /// `caFile`: PEM file of the CA certificates that sign the brokers'
     /// certificates (`ssl.ca.location`). Without it, the system's CA store.

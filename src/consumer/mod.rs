@@ -9,7 +9,7 @@ pub use crate::record::{
     Assigned, ConsumedHeaders, ConsumedMessage, Event, GroupError, GroupEvent, HeaderRef,
     MessageBatch, PartitionOffset, Revoked, StartingOffset, TopicPartition,
 };
-pub use group::{ConsumerGroup, ConsumerGroupActor, GroupStatus};
-pub use single::{Consumer, ConsumerActor};
+pub use group::{ConsumerGroup, GroupStatus};
+pub use single::Consumer;
 
 pub(crate) use group::GroupSpec;

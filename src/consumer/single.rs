@@ -346,7 +346,7 @@ fn close_client(name: &str, mut consumer: Arc<Client>) {
 
 /// The actor behind a [`Consumer`]. Blocking librdkafka calls run on tokio's
 /// blocking pool, never on the actor's thread.
-pub struct ConsumerActor {
+pub(crate) struct ConsumerActor {
     supervisor: Supervisor<ConsumerClients>,
     inner: Arc<Inner>,
 }
@@ -582,11 +582,13 @@ impl Consumer {
     }
 
     /// The configured name.
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// True once closed.
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         self.inner.slot.is_closed() || !self.addr.connected()
     }
@@ -641,6 +643,7 @@ impl Consumer {
     }
 
     /// The next offset this consumer will read (partition mode), once known.
+    #[must_use]
     pub fn offset(&self) -> Option<i64> {
         *self
             .inner

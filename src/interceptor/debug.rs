@@ -19,8 +19,15 @@ pub struct DebugInterceptor {
     out: Mutex<Box<dyn Write + Send>>,
 }
 
+impl std::fmt::Debug for DebugInterceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DebugInterceptor").finish_non_exhaustive()
+    }
+}
+
 impl DebugInterceptor {
     /// Prints to the process's standard error.
+    #[must_use]
     pub fn stderr() -> Self {
         Self::to_writer(std::io::stderr())
     }

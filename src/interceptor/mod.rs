@@ -52,6 +52,7 @@ pub enum ClientKind {
 
 impl ClientKind {
     /// "producer", "consumer group" or "consumer".
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             ClientKind::Producer => "producer",

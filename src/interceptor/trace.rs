@@ -22,6 +22,7 @@ fn random_u64() -> u64 {
 }
 
 /// A new `traceparent` value: version 00, random trace and span ids, sampled.
+#[must_use]
 pub fn new_traceparent() -> String {
     // All-zero ids are invalid in W3C Trace Context; `| 1` rules them out.
     let trace_id = (u128::from(random_u64()) << 64 | u128::from(random_u64())) | 1;

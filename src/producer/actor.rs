@@ -185,7 +185,7 @@ fn fail_all(tracker: &Tracker, pending: Pending, kind: ProduceErrorKind, reason:
 }
 
 /// The supervised producer actor. Users hold a [`Producer`](super::Producer) handle.
-pub struct ProducerActor {
+pub(crate) struct ProducerActor {
     supervisor: Supervisor<ProducerClients>,
     /// Shared with every write's completion, which outlives the handler.
     info: Arc<ClientInfo>,

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use actix::{Actor, Addr, MailboxError, Recipient};
 
 pub use crate::record::{CloseReport, Outcome, WriteReport};
-pub use actor::{ProducerActor, ProducerStatus};
+use actor::ProducerActor;
+pub use actor::ProducerStatus;
 pub use balancer::{Balancer, RoundRobin};
 pub use client::DeliveryFailed;
 
@@ -89,11 +90,13 @@ impl Producer {
     }
 
     /// The producer's configured name.
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// True once [`close`](Self::close) was called or the actor stopped.
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         self.slot.is_closed() || !self.addr.connected()
     }

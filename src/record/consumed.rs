@@ -56,6 +56,7 @@ impl ConsumedMessage {
     }
 
     /// The topic it was read from.
+    #[must_use]
     pub fn topic(&self) -> &str {
         &self.topic
     }
@@ -66,41 +67,49 @@ impl ConsumedMessage {
     }
 
     /// The partition it was read from.
+    #[must_use]
     pub fn partition(&self) -> i32 {
         self.partition
     }
 
     /// Its offset within the partition.
+    #[must_use]
     pub fn offset(&self) -> i64 {
         self.offset
     }
 
     /// Its timestamp in milliseconds since the Unix epoch, when it has one.
+    #[must_use]
     pub fn timestamp(&self) -> Option<i64> {
         self.timestamp
     }
 
     /// Its key; `None` when it has none.
+    #[must_use]
     pub fn key(&self) -> Option<&[u8]> {
         self.body.key()
     }
 
     /// Its value; `None` for a tombstone.
+    #[must_use]
     pub fn value(&self) -> Option<&[u8]> {
         self.body.value()
     }
 
     /// The value as UTF-8 text, when it is.
+    #[must_use]
     pub fn value_str(&self) -> Option<&str> {
         self.value().and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// Its headers, in order.
+    #[must_use]
     pub fn headers(&self) -> ConsumedHeaders<'_> {
         self.body.headers()
     }
 
     /// The value of the first header named `key`.
+    #[must_use]
     pub fn header(&self, key: &str) -> Option<&[u8]> {
         self.headers().find(|h| h.key == key).and_then(|h| h.value)
     }
@@ -215,6 +224,7 @@ impl fmt::Display for TopicPartition {
 
 /// Where consumption of an assigned partition starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StartingOffset {
     /// The group's committed offset: the next message to read.
     Committed(i64),

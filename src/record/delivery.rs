@@ -8,6 +8,7 @@ use super::message::{Delivery, Message};
 
 /// The fate of one message of a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The broker acknowledged it (synchronous producers).
     Delivered(Delivery),
@@ -32,6 +33,7 @@ pub enum Outcome {
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a write report holds each message's outcome: ignored, failures go unseen"]
 pub struct WriteReport {
     outcomes: Vec<Outcome>,
 }
@@ -42,11 +44,13 @@ impl WriteReport {
     }
 
     /// One outcome per message, in write order.
+    #[must_use]
     pub fn outcomes(&self) -> &[Outcome] {
         &self.outcomes
     }
 
     /// The outcomes, owned.
+    #[must_use]
     pub fn into_outcomes(self) -> Vec<Outcome> {
         self.outcomes
     }
@@ -68,6 +72,7 @@ impl WriteReport {
     }
 
     /// True when no message failed.
+    #[must_use]
     pub fn is_success(&self) -> bool {
         self.failures().next().is_none()
     }
@@ -90,6 +95,7 @@ impl WriteReport {
 /// What `close` could not deliver: every message still pending when the flush
 /// deadline (`writeTimeout`) passed, or failing during the flush, handed back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use = "a close report hands back the messages that were not delivered"]
 pub struct CloseReport {
     /// Messages not delivered, with why.
     pub undelivered: Vec<ProduceError>,
@@ -97,6 +103,7 @@ pub struct CloseReport {
 
 impl CloseReport {
     /// True when everything written was delivered.
+    #[must_use]
     pub fn is_clean(&self) -> bool {
         self.undelivered.is_empty()
     }
@@ -138,6 +145,7 @@ pub struct ProduceError {
 impl ProduceError {
     /// True when sending the same message again may succeed (timeouts, leader
     /// changes, full queues, a producer restart).
+    #[must_use]
     pub fn is_retriable(&self) -> bool {
         use RDKafkaErrorCode as C;
         match &self.kind {

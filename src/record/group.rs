@@ -44,6 +44,7 @@ pub struct GroupError {
 /// A group event, as sent to event subscribers.
 #[derive(Debug, Clone, PartialEq, Eq, actix::Message)]
 #[rtype(result = "()")]
+#[non_exhaustive]
 pub enum GroupEvent {
     /// Partitions assigned.
     Assigned(Assigned),
@@ -109,6 +110,7 @@ pub(crate) struct AckSender {
 /// those messages go to the next owner again.
 #[derive(actix::Message)]
 #[rtype(result = "()")]
+#[must_use = "an unacknowledged batch holds its partition back"]
 pub struct MessageBatch {
     pub(crate) generation: i32,
     pub(crate) partition: TopicPartition,
@@ -140,16 +142,19 @@ impl Drop for MessageBatch {
 
 impl MessageBatch {
     /// The group generation the messages were fetched in.
+    #[must_use]
     pub fn generation(&self) -> i32 {
         self.generation
     }
 
     /// The partition all messages belong to.
+    #[must_use]
     pub fn partition(&self) -> &TopicPartition {
         &self.partition
     }
 
     /// The messages, in offset order.
+    #[must_use]
     pub fn messages(&self) -> &[ConsumedMessage] {
         &self.messages
     }
@@ -195,6 +200,7 @@ impl MessageBatch {
 
 /// One item of the pull API ([`ConsumerGroup::poll`](crate::consumer::ConsumerGroup::poll)).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A message; acknowledge it with [`ConsumerGroup::ack`](crate::consumer::ConsumerGroup::ack)
     /// or commit it with [`ConsumerGroup::commit`](crate::consumer::ConsumerGroup::commit).

@@ -66,6 +66,7 @@ impl Message {
     }
 
     /// Pins the partition, bypassing the balancer.
+    #[must_use]
     pub fn with_partition(mut self, partition: i32) -> Self {
         self.partition = Some(partition);
         self
@@ -81,6 +82,7 @@ impl Message {
     }
 
     /// Sets the timestamp (milliseconds since the Unix epoch).
+    #[must_use]
     pub fn with_timestamp(mut self, millis: i64) -> Self {
         self.timestamp = Some(millis);
         self

@@ -31,7 +31,7 @@ use super::supervisor::KIND;
 /// }
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Shutdown(watch::Receiver<bool>);
 
 impl Shutdown {
@@ -42,6 +42,7 @@ impl Shutdown {
     }
 
     /// True once shutdown was requested.
+    #[must_use]
     pub fn is_requested(&self) -> bool {
         *self.0.borrow()
     }
@@ -99,6 +100,7 @@ impl<C: Clone + 'static> Incarnations for ManualRuns<C> {
 
 /// A running manual-mode server: the user's function, supervised, with its
 /// shutdown switch.
+#[must_use = "the handle is how the server is shut down and its end observed"]
 pub struct ManualServer {
     name: String,
     stop: watch::Sender<bool>,
@@ -142,6 +144,7 @@ impl ManualServer {
     }
 
     /// The server's name.
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.name
     }

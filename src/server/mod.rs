@@ -55,6 +55,7 @@ use crate::error::Error;
 use crate::supervision::Supervisor;
 
 /// Starts consumer servers.
+#[derive(Debug)]
 pub struct ConsumerServer;
 
 impl ConsumerServer {
@@ -322,6 +323,7 @@ fn server_name(config: &ConsumerServerConfig) -> String {
 
 /// A running each-message server, supervised: when it fails it is restarted
 /// behind this same handle.
+#[must_use = "the handle is how the server is shut down and its end observed"]
 pub struct RunningServer {
     name: String,
     drain_timeout: Duration,
@@ -330,8 +332,18 @@ pub struct RunningServer {
     done: watch::Receiver<Option<Result<(), supervisor::ServerEnd>>>,
 }
 
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("name", &self.name)
+            .field("drain_timeout", &self.drain_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RunningServer {
     /// The server's name (`s1` for `[kafkaConsumerServers.s1]`).
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -350,6 +362,7 @@ impl RunningServer {
     }
 
     /// The consumer group the server drives now (a new member after each restart).
+    #[must_use]
     pub fn group(&self) -> ConsumerGroup {
         self.supervisor
             .spec()
@@ -362,6 +375,7 @@ impl RunningServer {
     /// How often the whole server was restarted (a new group member) after
     /// its consumer group or handler actor failed. A message that fails for
     /// good restarts only its partition's handling: see [`status`](Self::status).
+    #[must_use]
     pub fn restarts(&self) -> u32 {
         self.supervisor.slot().status().restarts as u32
     }

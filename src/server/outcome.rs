@@ -20,6 +20,7 @@ use crate::consumer::ConsumedMessage;
 /// assert!(save(false).unwrap_err().is_recoverable());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandlerError {
     /// Worth trying again (a timeout, a busy dependency).
     Recoverable(String),
@@ -39,11 +40,13 @@ impl HandlerError {
     }
 
     /// True for [`HandlerError::Recoverable`].
+    #[must_use]
     pub fn is_recoverable(&self) -> bool {
         matches!(self, HandlerError::Recoverable(_))
     }
 
     /// The reason given.
+    #[must_use]
     pub fn reason(&self) -> &str {
         match self {
             HandlerError::Recoverable(r) | HandlerError::Fatal(r) => r,
@@ -66,6 +69,7 @@ impl std::error::Error for HandlerError {}
 
 /// What happened to a message the handler failed on, for the error subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FailureAction {
     /// It will be tried again after this delay.
     Retrying(std::time::Duration),

@@ -29,6 +29,7 @@ const TOPIC_TIMEOUT: Duration = Duration::from_secs(30);
 /// println!("testing on {}", cluster.bootstrap_servers());
 /// # Ok::<(), ekafka::Error>(())
 /// ```
+#[derive(Debug)]
 pub enum TestCluster {
     /// librdkafka's in-process cluster, started for this test.
     Embedded(EmbeddedCluster),
@@ -57,6 +58,7 @@ impl TestCluster {
     }
 
     /// The embedded cluster, for tests that inject faults only it can.
+    #[must_use]
     pub fn embedded(&self) -> Option<&EmbeddedCluster> {
         match self {
             TestCluster::Embedded(cluster) => Some(cluster),
@@ -65,6 +67,7 @@ impl TestCluster {
     }
 
     /// The `host:port,...` list to use as `bootstrap.servers`.
+    #[must_use]
     pub fn bootstrap_servers(&self) -> &str {
         match self {
             TestCluster::Embedded(cluster) => cluster.bootstrap_servers(),
@@ -73,6 +76,7 @@ impl TestCluster {
     }
 
     /// The brokers as a list.
+    #[must_use]
     pub fn brokers(&self) -> Vec<String> {
         self.bootstrap_servers()
             .split(',')
@@ -81,6 +85,7 @@ impl TestCluster {
     }
 
     /// `brokers = ["...", ...]`, ready to paste into a TOML `[kafka]` section.
+    #[must_use]
     pub fn brokers_toml(&self) -> String {
         let quoted: Vec<String> = self.brokers().iter().map(|b| format!("{b:?}")).collect();
         format!("brokers = [{}]", quoted.join(", "))

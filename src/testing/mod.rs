@@ -41,6 +41,14 @@ pub struct EmbeddedCluster {
     _host: BaseProducer,
 }
 
+impl std::fmt::Debug for EmbeddedCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedCluster")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .finish_non_exhaustive()
+    }
+}
+
 // SAFETY: every rd_kafka_mock_* call posts an operation to the mock cluster's own
 // thread and waits for it, so the handle may be used from any thread.
 unsafe impl Send for EmbeddedCluster {}
@@ -103,6 +111,7 @@ impl EmbeddedCluster {
     }
 
     /// The `host:port,host:port,...` list to use as `bootstrap.servers`.
+    #[must_use]
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap_servers
     }
@@ -117,6 +126,7 @@ impl EmbeddedCluster {
     }
 
     /// `brokers = ["...", ...]`, ready to paste into a TOML `[kafka]` section.
+    #[must_use]
     pub fn brokers_toml(&self) -> String {
         let quoted: Vec<String> = self.brokers().iter().map(|b| format!("{b:?}")).collect();
         format!("brokers = [{}]", quoted.join(", "))
@@ -187,6 +197,7 @@ impl Drop for EmbeddedCluster {
 /// let b = ekafka::testing::unique_name("topic");
 /// assert!(a.starts_with("topic-") && a != b);
 /// ```
+#[must_use]
 pub fn unique_name(prefix: &str) -> String {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(

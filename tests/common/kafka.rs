@@ -18,12 +18,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::ClientConfig;
 
 /// The directory of the cluster `./e2e.sh` runs for the whole tier.
-pub const SHARED_VARIABLE: &str = "EKAFKA_TEST_KAFKA";
+pub(crate) const SHARED_VARIABLE: &str = "EKAFKA_TEST_KAFKA";
 /// Where `./e2e.sh` wants clusters of tests to live.
-pub const RUN_DIR_VARIABLE: &str = "EKAFKA_E2E_DIR";
+pub(crate) const RUN_DIR_VARIABLE: &str = "EKAFKA_E2E_DIR";
 
 /// A running Apache Kafka cluster, described by the launcher's `cluster.env`.
-pub struct KafkaCluster {
+pub(crate) struct KafkaCluster {
     dir: PathBuf,
     env: HashMap<String, String>,
     /// Whether dropping this stops the cluster (false for the shared one).
@@ -33,12 +33,12 @@ pub struct KafkaCluster {
 impl KafkaCluster {
     /// Starts `nodes` nodes (each broker and controller): with 3, topics get 3
     /// replicas and `min.insync.replicas = 2`.
-    pub fn start(nodes: usize) -> Self {
+    pub(crate) fn start(nodes: usize) -> Self {
         Self::launch(&["--nodes", &nodes.to_string()])
     }
 
     /// The cluster with SASL, TLS and ACL listeners: `./e2e.sh`'s, or a new one.
-    pub fn secured() -> Self {
+    pub(crate) fn secured() -> Self {
         match std::env::var_os(SHARED_VARIABLE) {
             Some(dir) => KafkaCluster {
                 env: read_env(Path::new(&dir)),
@@ -72,43 +72,43 @@ impl KafkaCluster {
     }
 
     /// `host:port,...` of the PLAINTEXT listeners.
-    pub fn bootstrap_servers(&self) -> String {
+    pub(crate) fn bootstrap_servers(&self) -> String {
         self.listener("PLAINTEXT")
     }
 
     /// `host:port,...` of one listener: PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL.
-    pub fn listener(&self, name: &str) -> String {
+    pub(crate) fn listener(&self, name: &str) -> String {
         self.value(name)
     }
 
     /// A file the launcher made: `CA`, `CLIENT_CERT` or `CLIENT_KEY`.
-    pub fn file(&self, name: &str) -> String {
+    pub(crate) fn file(&self, name: &str) -> String {
         self.value(name)
     }
 
     /// The password the launcher gave `user` (admin, alice, mallory).
-    pub fn password(&self, user: &str) -> String {
+    pub(crate) fn password(&self, user: &str) -> String {
         format!("{user}{}", self.value("PASSWORD_SUFFIX"))
     }
 
     /// This cluster as a test cluster (topics made through the admin API).
-    pub fn cluster(&self) -> TestCluster {
+    pub(crate) fn cluster(&self) -> TestCluster {
         TestCluster::external(self.bootstrap_servers())
     }
 
     /// Kills node `node` (1-based) at once: SIGKILL, nothing flushed.
-    pub fn kill(&self, node: i32) {
+    pub(crate) fn kill(&self, node: i32) {
         self.run(&["kill", &node.to_string()]);
     }
 
     /// Starts a killed node again, on its ports and storage, and waits until
     /// it serves.
-    pub fn restart(&self, node: i32) {
+    pub(crate) fn restart(&self, node: i32) {
         self.run(&["start-node", &node.to_string()]);
     }
 
     /// The node leading `partition` of `topic`, from the cluster's metadata.
-    pub fn leader(&self, topic: &str, partition: i32) -> i32 {
+    pub(crate) fn leader(&self, topic: &str, partition: i32) -> i32 {
         self.metadata_client()
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .expect("metadata")
@@ -121,7 +121,7 @@ impl KafkaCluster {
     }
 
     /// The node coordinating `group`.
-    pub fn coordinator(&self, group: &str) -> i32 {
+    pub(crate) fn coordinator(&self, group: &str) -> i32 {
         // librdkafka has no FindCoordinator call of its own: the coordinator
         // leads the group's partition of __consumer_offsets, which the launcher
         // gives 10 partitions; Kafka picks it by the group id's Java hash.

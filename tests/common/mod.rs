@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-pub mod kafka;
+pub(crate) mod kafka;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -14,23 +14,23 @@ use rdkafka::message::{Headers, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// How long any wait in a test may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// A cluster (embedded, or the broker `EKAFKA_TEST_BROKERS` names) with one
 /// fresh 3-partition topic.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub cluster: TestCluster,
     pub topic: String,
 }
 
 impl Fixture {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         // The embedded cluster, or the broker EKAFKA_TEST_BROKERS names.
         Fixture::on(TestCluster::from_env().expect("test cluster available"))
     }
 
     /// A fresh topic on `cluster`.
-    pub fn on(cluster: TestCluster) -> Self {
+    pub(crate) fn on(cluster: TestCluster) -> Self {
         let topic = unique_name("topic");
         cluster.create_topic(&topic).expect("topic created");
         Fixture { cluster, topic }
@@ -38,7 +38,7 @@ impl Fixture {
 
     /// A `[kafka]` config with producer `p1` on the topic plus `extra` producer keys
     /// (a 5ms batch timeout unless `extra` sets one: tests should not wait 1s per write).
-    pub fn config(&self, extra_producer_keys: &str) -> String {
+    pub(crate) fn config(&self, extra_producer_keys: &str) -> String {
         let batch_timeout = if extra_producer_keys.contains("batchTimeout") {
             ""
         } else {
@@ -51,7 +51,7 @@ impl Fixture {
         )
     }
 
-    pub fn kafka(&self, extra_producer_keys: &str) -> ekafka::Ekafka {
+    pub(crate) fn kafka(&self, extra_producer_keys: &str) -> ekafka::Ekafka {
         ekafka::Ekafka::from_toml_str(&self.config(extra_producer_keys), "kafka")
             .expect("valid config")
             .build()
@@ -59,7 +59,7 @@ impl Fixture {
     }
 
     /// Reads `count` messages of the topic from the beginning of every partition.
-    pub async fn read_back(&self, count: usize) -> Vec<ReadMessage> {
+    pub(crate) async fn read_back(&self, count: usize) -> Vec<ReadMessage> {
         read_back(
             self.cluster.bootstrap_servers().to_string(),
             self.topic.clone(),
@@ -71,7 +71,7 @@ impl Fixture {
 
 /// A message as read back from the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadMessage {
+pub(crate) struct ReadMessage {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -82,7 +82,7 @@ pub struct ReadMessage {
 
 /// Reads `count` messages of `topic` (3 partitions) from the beginning, or fails
 /// the test after [`WAIT`].
-pub async fn read_back(bootstrap: String, topic: String, count: usize) -> Vec<ReadMessage> {
+pub(crate) async fn read_back(bootstrap: String, topic: String, count: usize) -> Vec<ReadMessage> {
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
@@ -133,7 +133,7 @@ pub async fn read_back(bootstrap: String, topic: String, count: usize) -> Vec<Re
 
 /// Receives batches until `count` messages arrived; acks each batch. Returns the
 /// values per partition, in arrival order.
-pub async fn receive(
+pub(crate) async fn receive(
     batches: &mut tokio::sync::mpsc::UnboundedReceiver<ekafka::MessageBatch>,
     count: usize,
 ) -> BTreeMap<i32, Vec<(i64, String)>> {
@@ -155,7 +155,7 @@ pub async fn receive(
 
 /// Per partition, the offset an [`ekafka::Error::Uncommitted`] names; panics
 /// on any other error.
-pub fn uncommitted_offsets(error: &ekafka::Error) -> BTreeMap<i32, i64> {
+pub(crate) fn uncommitted_offsets(error: &ekafka::Error) -> BTreeMap<i32, i64> {
     let ekafka::Error::Uncommitted { offsets, .. } = error else {
         panic!("expected Error::Uncommitted, got {error}");
     };
@@ -166,7 +166,7 @@ pub fn uncommitted_offsets(error: &ekafka::Error) -> BTreeMap<i32, i64> {
 }
 
 /// Polls `check` until it returns `Some`, or panics after [`WAIT`].
-pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let started = Instant::now();
     loop {
         if let Some(value) = check() {
@@ -182,7 +182,7 @@ pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> 
 
 /// An actor that forwards every message it receives to a channel, for tests
 /// that subscribe actors to events.
-pub struct Forward<M: Send + 'static>(pub tokio::sync::mpsc::UnboundedSender<M>);
+pub(crate) struct Forward<M: Send + 'static>(pub tokio::sync::mpsc::UnboundedSender<M>);
 
 impl<M: Send + 'static> actix::Actor for Forward<M> {
     type Context = actix::Context<Self>;
@@ -200,7 +200,7 @@ where
 }
 
 /// Starts a [`Forward`] actor; returns its recipient and the receiving end.
-pub fn forwarder<M>() -> (actix::Recipient<M>, tokio::sync::mpsc::UnboundedReceiver<M>)
+pub(crate) fn forwarder<M>() -> (actix::Recipient<M>, tokio::sync::mpsc::UnboundedReceiver<M>)
 where
     M: actix::Message<Result = ()> + Send + 'static,
 {
@@ -210,7 +210,7 @@ where
 }
 
 /// Receives the next value or fails the test after [`WAIT`].
-pub async fn next<M>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<M>, what: &str) -> M {
+pub(crate) async fn next<M>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<M>, what: &str) -> M {
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
@@ -219,10 +219,10 @@ pub async fn next<M>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<M>, what: &st
 
 /// A writer whose output the test can read back (log and debug capture).
 #[derive(Clone, Default)]
-pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl Captured {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).expect("UTF-8 output")
     }
 }
@@ -241,7 +241,7 @@ impl std::io::Write for Captured {
 /// `groupProtocol = "consumer"` (KIP-848, whose timings the broker sets) when
 /// `EKAFKA_TEST_GROUP_PROTOCOL=consumer`, as `./e2e.sh` runs the group
 /// scenarios a second time.
-pub fn group_protocol_keys() -> &'static str {
+pub(crate) fn group_protocol_keys() -> &'static str {
     match std::env::var("EKAFKA_TEST_GROUP_PROTOCOL").as_deref() {
         Ok("consumer") => "groupProtocol = \"consumer\"\n",
         Ok("classic") | Err(_) => "heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\n",
@@ -250,7 +250,7 @@ pub fn group_protocol_keys() -> &'static str {
 }
 
 /// Whether the tests run their groups under KIP-848 (see [`group_protocol_keys`]).
-pub fn consumer_protocol() -> bool {
+pub(crate) fn consumer_protocol() -> bool {
     group_protocol_keys().contains("consumer")
 }
 
@@ -261,12 +261,12 @@ pub fn consumer_protocol() -> bool {
 /// The timings (1s heartbeats, 6s sessions) suit both backends: with 300ms and
 /// 3s, tansu 0.6.0's coordinator never settles a two-member rebalance (the
 /// members leapfrog each other's generations).
-pub fn group_config(fixture: &Fixture, group: &str, group_keys: &str) -> String {
+pub(crate) fn group_config(fixture: &Fixture, group: &str, group_keys: &str) -> String {
     group_and_producer_config(fixture, group, group_keys, "")
 }
 
 /// [`group_config`] with extra keys for producer `p1` too.
-pub fn group_and_producer_config(
+pub(crate) fn group_and_producer_config(
     fixture: &Fixture,
     group: &str,
     group_keys: &str,
@@ -283,14 +283,14 @@ pub fn group_and_producer_config(
 
 /// Writes `count` messages `prefix-0`, `prefix-1`, ... through producer `p1`,
 /// keyed so they spread over the partitions, and checks they were all delivered.
-pub async fn produce(kafka: &ekafka::Ekafka, prefix: &str, count: usize) {
+pub(crate) async fn produce(kafka: &ekafka::Ekafka, prefix: &str, count: usize) {
     let messages =
         (0..count).map(|i| ekafka::Message::new(format!("{prefix}-{i}")).with_key(format!("{i}")));
     write_all(kafka, messages).await;
 }
 
 /// Writes `messages` through producer `p1` and checks they were all delivered.
-pub async fn write_all(
+pub(crate) async fn write_all(
     kafka: &ekafka::Ekafka,
     messages: impl IntoIterator<Item = ekafka::Message>,
 ) {
@@ -301,7 +301,7 @@ pub async fn write_all(
 
 /// Starts an each-message server whose handler sends each message's value to
 /// the returned channel.
-pub async fn value_reporting_server(
+pub(crate) async fn value_reporting_server(
     kafka: &ekafka::Ekafka,
     config: &ekafka::config::ConsumerServerConfig,
 ) -> (
@@ -327,7 +327,7 @@ pub async fn value_reporting_server(
 
 /// Captures everything logged in this test binary, at every level, librdkafka's
 /// own lines included (one global subscriber per binary).
-pub fn capture_all_logs() -> &'static Captured {
+pub(crate) fn capture_all_logs() -> &'static Captured {
     static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Captured::default();
@@ -343,7 +343,7 @@ pub fn capture_all_logs() -> &'static Captured {
 
 /// The offsets group `group_id` committed on the 3 partitions of `topic`, read
 /// from outside the group (`None` where nothing is committed).
-pub async fn committed_offsets(
+pub(crate) async fn committed_offsets(
     bootstrap: String,
     group_id: String,
     topic: String,
@@ -379,7 +379,7 @@ pub async fn committed_offsets(
 
 /// A component and server `s1` (each-message on group `cg1`, fresh group id,
 /// 500ms drain) on the fixture, with extra keys for the server and producer `p1`.
-pub fn server_setup(
+pub(crate) fn server_setup(
     fixture: &Fixture,
     server_keys: &str,
     producer_keys: &str,

@@ -120,7 +120,7 @@ struct Pull {
 }
 
 /// The supervised actor of one group member. Users hold a [`ConsumerGroup`].
-pub struct ConsumerGroupActor {
+pub(crate) struct ConsumerGroupActor {
     supervisor: Supervisor<GroupMembers>,
     shared: Arc<Shared>,
 }
@@ -245,6 +245,7 @@ impl Handler<Close> for ConsumerGroupActor {
 ///         Event::Assigned(assigned) => println!("assigned {:?}", assigned.partitions),
 ///         Event::Revoked(revoked) => println!("revoked {:?}", revoked.partitions),
 ///         Event::Error(error) => eprintln!("{}", error.message),
+///         _ => {} // events added in later versions
 ///     }
 /// #   break;
 /// }
@@ -303,11 +304,13 @@ impl ConsumerGroup {
     }
 
     /// The configured name.
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.shared.name
     }
 
     /// True once closed (or stopped).
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         self.shared.slot.is_closed() || !self.addr.connected()
     }
