@@ -418,6 +418,26 @@ fn unknown_keys_suggest_the_closest() {
 }
 
 #[test]
+fn a_misspelled_required_key_is_named_with_the_key_it_should_be() {
+    let e = fail("[kafka]\nbrokres = [\"b:1\"]\n");
+    assert_error(&e, "kafka.brokres", &["unknown key", "brokers"]);
+    assert_eq!(
+        e.problem(),
+        &ConfigProblem::UnknownKey {
+            suggestion: Some("brokers".into())
+        }
+    );
+    let e = fail(
+        "[kafka]\nbrokers=[\"b:1\"]\n[kafka.consumerGroups.cg1]\ngroupID=\"g\"\ntopci=\"t\"\n",
+    );
+    assert_error(&e, "kafka.consumerGroups.cg1.topci", &["topic"]);
+    // Absent without a look-alike, it is reported missing, as before.
+    let e = fail("[kafka]\nproducers = {}\n");
+    assert_error(&e, "kafka.brokers", &["missing"]);
+    assert_eq!(e.problem(), &ConfigProblem::Missing);
+}
+
+#[test]
 fn invalid_enum_values() {
     let e = fail("[kafka]\nbrokers=[\"b:1\"]\n[kafka.producers.p1]\ncompression = 7\n");
     assert_error(&e, "kafka.producers.p1.compression", &["7", "4 (zstd)"]);

@@ -326,10 +326,7 @@ fn read_flow(section: &Section<'_>) -> Result<FlowSettings, ConfigError> {
 fn required_string(section: &Section<'_>, name: &'static str) -> Result<String, ConfigError> {
     match section.string(name)? {
         Some(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(ConfigError::new(
-            section.key_path(name),
-            ConfigProblem::Missing,
-        )),
+        _ => Err(section.missing(name)),
     }
 }
 
@@ -346,10 +343,7 @@ fn read_topics(section: &Section<'_>) -> Result<Vec<String>, ConfigError> {
         )),
         (Some(topic), true) => Ok(vec![topic]),
         (None, false) => Ok(several),
-        (None, true) => Err(ConfigError::new(
-            section.key_path("topic"),
-            ConfigProblem::Missing,
-        )),
+        (None, true) => Err(section.missing("topic")),
     }
 }
 

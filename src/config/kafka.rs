@@ -195,10 +195,7 @@ fn read_named<T>(
 
 fn read_brokers(section: &Section<'_>) -> Result<Vec<String>, ConfigError> {
     let Some(brokers) = section.string_list("brokers")? else {
-        return Err(ConfigError::new(
-            section.key_path("brokers"),
-            ConfigProblem::Missing,
-        ));
+        return Err(section.missing("brokers"));
     };
     let raw = section.value("brokers").expect("present: just read");
     if brokers.is_empty() {

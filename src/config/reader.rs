@@ -98,6 +98,27 @@ impl<'a> Section<'a> {
         Some(entry.value)
     }
 
+    /// The error for a required key that is absent. When a key nobody asked
+    /// for looks like a typo of it (`brokres` for `brokers`), that key is
+    /// named with the suggestion instead: it is what the user has to fix.
+    pub(crate) fn missing(&self, name: &'static str) -> ConfigError {
+        let wanted = normalize_key(name);
+        let typo = self
+            .entries
+            .iter()
+            .filter(|e| !e.used.get())
+            .find(|e| closest(&e.normalized, &[name]).is_some() && e.normalized != wanted);
+        match typo {
+            Some(entry) => ConfigError::new(
+                join_path(&self.path, entry.key),
+                ConfigProblem::UnknownKey {
+                    suggestion: Some(name.to_string()),
+                },
+            ),
+            None => ConfigError::new(self.key_path(name), ConfigProblem::Missing),
+        }
+    }
+
     pub(crate) fn wrong_type(
         &self,
         name: &'static str,

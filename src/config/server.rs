@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::error::{ConfigError, ConfigProblem};
+use super::error::ConfigError;
 use super::reader::Section;
 use super::restart::RestartSettings;
 
@@ -99,10 +99,7 @@ impl ConsumerServerConfig {
             restart: RestartSettings::read(section)?,
         };
         if config.consumer_name.is_none() && config.consumer_group_name.is_none() {
-            return Err(ConfigError::new(
-                section.key_path("consumerGroupName"),
-                ConfigProblem::Missing,
-            ));
+            return Err(section.missing("consumerGroupName"));
         }
         Ok(config)
     }
@@ -145,10 +142,9 @@ fn read_dead_letter(section: &Section<'_>) -> Result<Option<DeadLetter>, ConfigE
             window: window.unwrap_or(DeadLetter::DEFAULT_WINDOW),
         })),
         // The other dead-letter keys mean nothing without a producer.
-        None if topic.is_some() || limit.is_some() || window.is_some() => Err(ConfigError::new(
-            section.key_path("deadLetterProducer"),
-            ConfigProblem::Missing,
-        )),
+        None if topic.is_some() || limit.is_some() || window.is_some() => {
+            Err(section.missing("deadLetterProducer"))
+        }
         None => Ok(None),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::error::{ConfigError, ConfigProblem};
+use super::error::ConfigError;
 use super::reader::Section;
 use super::secret::Secret;
 
@@ -57,18 +57,8 @@ pub(crate) fn read_tls(section: &Section<'_>) -> Result<Option<Tls>, ConfigError
     };
     // A certificate is useless without its key, and the reverse.
     match (&tls.cert_file, &tls.key_file) {
-        (Some(_), None) => {
-            return Err(ConfigError::new(
-                table.key_path("keyFile"),
-                ConfigProblem::Missing,
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(ConfigError::new(
-                table.key_path("certFile"),
-                ConfigProblem::Missing,
-            ))
-        }
+        (Some(_), None) => return Err(table.missing("keyFile")),
+        (None, Some(_)) => return Err(table.missing("certFile")),
         _ => {}
     }
     table.finish()?;
