@@ -54,14 +54,14 @@ impl Handler<MessageBatch> for Counter {
     }
 }
 
-fn config(brokers_toml: &str, topic: &str, group: &str, commit_interval: &str) -> String {
+fn config(brokers_line: &str, topic: &str, group: &str, commit_interval: &str) -> String {
     // What a member sizes librdkafka's prefetch to for this many partitions at
     // the default maxBufferedBytes (16 MiB: half of it over the partitions,
     // at most a sixteenth each), set here so that the raw side gets it too.
     let bound = 16 << 20;
     let per_partition = (bound / (2 * PARTITIONS)).min(bound / 16);
     format!(
-        "[kafka]\n{brokers_toml}\n\
+        "[kafka]\n{brokers_line}\n\
          [kafka.producers.p]\ntopic = {topic:?}\nbatchSize = 10000\nbatchTimeout = \"5ms\"\n\
          [kafka.consumerGroups.bench]\ngroupID = {group:?}\ntopic = {topic:?}\n\
          commitInterval = {commit_interval:?}\n\
@@ -127,7 +127,7 @@ async fn repetition(messages: usize, commit_interval: &str, raw_first: bool) -> 
         .expect("topic");
     let kafka = |group: &str| {
         Ekafka::from_toml_str(
-            &config(&cluster.brokers_toml(), &topic, group, commit_interval),
+            &config(&cluster.brokers_line(), &topic, group, commit_interval),
             "kafka",
         )
         .expect("config")

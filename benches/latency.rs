@@ -102,9 +102,9 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
-fn config(brokers_toml: &str, topic: &str, group: &str) -> String {
+fn config(brokers_line: &str, topic: &str, group: &str) -> String {
     format!(
-        "[kafka]\n{brokers_toml}\nenableTraceInterceptor = false\nenableMetricInterceptor = false\n\
+        "[kafka]\n{brokers_line}\nenableTraceInterceptor = false\nenableMetricInterceptor = false\n\
          [kafka.producers.p]\ntopic = {topic:?}\nbalancer = \"hash\"\nbatchTimeout = \"5ms\"\n\
          [kafka.consumerGroups.g]\ngroupID = {group:?}\ntopic = {topic:?}\nmaxWait = \"5ms\"\n"
     )
@@ -281,7 +281,7 @@ async fn repetition(messages: usize, rate: usize, raw_first: bool) -> (Latencies
             .create_topic_with(&topic, PARTITIONS as i32, 3)
             .expect("topic");
         Ekafka::from_toml_str(
-            &config(&cluster.brokers_toml(), &topic, &unique_name("group")),
+            &config(&cluster.brokers_line(), &topic, &unique_name("group")),
             "kafka",
         )
         .expect("config")

@@ -53,9 +53,9 @@ async fn timed<F: std::future::Future<Output = ()>>(work: F) -> Run {
 }
 
 /// `kafka_keys` go in `[kafka]`, `producer_keys` in the producer's table.
-fn config(brokers_toml: &str, topic: &str, kafka_keys: &str, producer_keys: &str) -> String {
+fn config(brokers_line: &str, topic: &str, kafka_keys: &str, producer_keys: &str) -> String {
     format!(
-        "[kafka]\n{brokers_toml}\n{kafka_keys}\n[kafka.producers.bench]\ntopic = {topic:?}\n\
+        "[kafka]\n{brokers_line}\n{kafka_keys}\n[kafka.producers.bench]\ntopic = {topic:?}\n\
          batchSize = 10000\nbatchTimeout = \"5ms\"\nwriteTimeout = \"60s\"\n{producer_keys}\n"
     )
 }
@@ -128,7 +128,7 @@ async fn repetition(
     let cluster = EmbeddedCluster::start().expect("embedded cluster");
     let topic = unique_name("bench");
     cluster.create_topic(&topic).expect("topic");
-    let text = config(&cluster.brokers_toml(), &topic, kafka_keys, producer_keys);
+    let text = config(&cluster.brokers_line(), &topic, kafka_keys, producer_keys);
     let kafka = Ekafka::from_toml_str(&text, "kafka")
         .expect("config")
         .build()
@@ -176,7 +176,7 @@ async fn single_message_repetition(writers: usize, messages: usize, raw_first: b
     cluster.create_topic(&topic).expect("topic");
     let no_extras = "enableTraceInterceptor = false\nenableMetricInterceptor = false";
     let text = config(
-        &cluster.brokers_toml(),
+        &cluster.brokers_line(),
         &topic,
         no_extras,
         "balancer = \"hash\"",

@@ -200,7 +200,7 @@ fn child(mode: &str) {
          [kafka.consumerGroups.cg1]\ngroupID = {:?}\ntopic = {topic:?}\nmaxWait = \"100ms\"\n\
          heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\n\
          [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n",
-        cluster.brokers_toml(),
+        cluster.brokers_line(),
         unique_name("group"),
     );
     let kafka = Ekafka::from_toml_str(&text, "kafka")

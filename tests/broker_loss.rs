@@ -476,7 +476,7 @@ fn a_killed_server_process_hands_its_partitions_to_the_others() -> Result<(), St
              [kafka.consumerGroups.cg1]\ngroupID = {group:?}\ntopic = {:?}\n\
              heartbeatInterval = \"1s\"\nsessionTimeout = \"6s\"\nmaxWait = \"100ms\"\n\
              [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n",
-            fixture.cluster.brokers_toml(),
+            fixture.cluster.brokers_line(),
             fixture.topic,
         );
         (text, group)

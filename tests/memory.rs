@@ -103,7 +103,7 @@ fn produce(cluster: &TestCluster, topic: &str) {
     system.block_on(async {
         let toml = format!(
             "[kafka]\n{}\n[kafka.producers.p1]\ntopic = {topic:?}\nbatchTimeout = \"5ms\"\n",
-            cluster.brokers_toml()
+            cluster.brokers_line()
         );
         let kafka = Ekafka::from_toml_str(&toml, "kafka")
             .expect("valid config")

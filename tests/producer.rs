@@ -74,7 +74,7 @@ async fn messages_carry_topic_partition_headers_and_timestamp() {
     let fixture = Fixture::new();
     let text = format!(
         "[kafka]\n{}\n[kafka.producers.untargeted]\nbatchTimeout = \"5ms\"\n",
-        fixture.cluster.brokers_toml()
+        fixture.cluster.brokers_line()
     );
     let kafka = Ekafka::from_toml_str(&text, "kafka")
         .unwrap()
@@ -368,7 +368,7 @@ async fn close_hands_back_what_could_not_be_delivered() {
                 .and_then(|l| l.local_addr())
                 .unwrap();
             fixture.config(keys).replace(
-                &fixture.cluster.brokers_toml(),
+                &fixture.cluster.brokers_line(),
                 &format!("brokers = [\"{closed}\"]"),
             )
         }

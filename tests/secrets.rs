@@ -20,7 +20,7 @@ async fn the_password_appears_in_no_log_line() {
          enableAccessInterceptor = true\nenableAccessInterceptorReq = true\nenableAccessInterceptorRes = true\n\
          [kafka.librdkafka]\ndebug = \"security,broker,conf,generic\"\n\
          [kafka.producers.p1]\ntopic = {:?}\nbatchTimeout = \"5ms\"\nwriteTimeout = \"2s\"\n",
-        fixture.cluster.brokers_toml(),
+        fixture.cluster.brokers_line(),
         fixture.topic
     );
     let kafka = Ekafka::from_toml_str(&text, "kafka")

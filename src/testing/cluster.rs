@@ -84,11 +84,11 @@ impl TestCluster {
             .collect()
     }
 
-    /// `brokers = ["...", ...]`, ready to paste into a TOML `[kafka]` section.
+    /// The whole TOML line `brokers = ["host:port", ...]`, to put in a
+    /// config's `[kafka]` table.
     #[must_use]
-    pub fn brokers_toml(&self) -> String {
-        let quoted: Vec<String> = self.brokers().iter().map(|b| format!("{b:?}")).collect();
-        format!("brokers = [{}]", quoted.join(", "))
+    pub fn brokers_line(&self) -> String {
+        super::brokers_line(&self.brokers())
     }
 
     /// Creates a topic with 3 partitions and waits until the broker reports it.

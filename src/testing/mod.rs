@@ -125,11 +125,18 @@ impl EmbeddedCluster {
             .collect()
     }
 
-    /// `brokers = ["...", ...]`, ready to paste into a TOML `[kafka]` section.
+    /// The whole TOML line `brokers = ["127.0.0.1:...", ...]`, to put in a
+    /// config's `[kafka]` table.
+    ///
+    /// ```
+    /// let cluster = ekafka::testing::EmbeddedCluster::start()?;
+    /// let config = format!("[kafka]\n{}\n", cluster.brokers_line());
+    /// assert!(config.starts_with("[kafka]\nbrokers = [\"127.0.0.1:"));
+    /// # Ok::<(), ekafka::Error>(())
+    /// ```
     #[must_use]
-    pub fn brokers_toml(&self) -> String {
-        let quoted: Vec<String> = self.brokers().iter().map(|b| format!("{b:?}")).collect();
-        format!("brokers = [{}]", quoted.join(", "))
+    pub fn brokers_line(&self) -> String {
+        brokers_line(&self.brokers())
     }
 
     /// Creates a topic with 3 partitions, each replicated on every broker (up to 3).
@@ -206,4 +213,10 @@ pub fn unique_name(prefix: &str) -> String {
             .map_or(0, |d| d.as_nanos()),
     );
     format!("{prefix}-{:016x}", hasher.finish())
+}
+
+/// `brokers = ["a:1", "b:2"]` for these addresses.
+fn brokers_line(brokers: &[String]) -> String {
+    let quoted: Vec<String> = brokers.iter().map(|b| format!("{b:?}")).collect();
+    format!("brokers = [{}]", quoted.join(", "))
 }

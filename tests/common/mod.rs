@@ -46,7 +46,7 @@ impl Fixture {
         };
         format!(
             "[kafka]\n{}\n[kafka.producers.p1]\ntopic = {:?}\n{batch_timeout}\n{extra_producer_keys}\n",
-            self.cluster.brokers_toml(),
+            self.cluster.brokers_line(),
             self.topic,
         )
     }
