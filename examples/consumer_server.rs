@@ -34,6 +34,8 @@ batchTimeout = "5ms"
 groupID = "billing"
 topic = "orders"
 maxWait = "100ms"
+sessionTimeout = "6s"     # a quick takeover after a member leaves (see the README's embedded-cluster limits)
+heartbeatInterval = "1s"
 
 [kafkaConsumerServers.billing]
 consumerGroupName = "billing"

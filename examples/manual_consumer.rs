@@ -27,6 +27,8 @@ maxWait = "100ms"
 topic = "events"
 groupID = "manual-group"
 maxWait = "100ms"
+sessionTimeout = "6s"     # a quick takeover after a member leaves (see the README's embedded-cluster limits)
+heartbeatInterval = "1s"
 
 [kafkaConsumerServers.s1]
 consumerName = "c1"

@@ -36,6 +36,8 @@ groupID = "ekafka-quickstart"
 topic = "ekafka-quickstart"
 startOffset = -2         # a new group starts from the first message
 maxWait = "100ms"
+sessionTimeout = "6s"     # a quick takeover after a member leaves (see the README's embedded-cluster limits)
+heartbeatInterval = "1s"
 "#;
 
 /// Prints every message it is handed, acknowledges it, and reports where it was.
