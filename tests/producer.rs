@@ -165,6 +165,47 @@ async fn tombstones_null_headers_and_bad_topic_names_are_written_or_refused_one_
 }
 
 #[actix::test]
+async fn a_write_to_a_missing_topic_fails_naming_it_not_as_a_timeout() {
+    let fixture = Fixture::new();
+    // The client may not create topics; writeTimeout is well past librdkafka's
+    // own 30 s wait for a missing topic only if ekafka did not shorten it.
+    let producer = fixture
+        .kafka("writeTimeout = \"20s\"\nlibrdkafka = { \"allow.auto.create.topics\" = \"false\" }")
+        .producer("p1")
+        .unwrap();
+    let missing = ekafka::testing::unique_name("missing");
+    for attempt in ["first", "later"] {
+        let report = producer
+            .write([Message::new(attempt).with_topic(&missing)])
+            .await
+            .unwrap();
+        let failure = report.failures().next().expect("the write fails");
+        assert!(
+            matches!(
+                failure.kind,
+                ProduceErrorKind::Kafka(
+                    ekafka::KafkaCode::UnknownTopicOrPartition | ekafka::KafkaCode::UnknownTopic
+                )
+            ),
+            "{attempt}: {failure}"
+        );
+        assert!(
+            failure
+                .reason
+                .starts_with(&format!("topic {missing:?} does not exist")),
+            "{attempt}: the cause comes first: {}",
+            failure.reason
+        );
+    }
+    // The producer's own topic is unaffected.
+    assert!(producer
+        .write([Message::new("fine")])
+        .await
+        .unwrap()
+        .is_success());
+}
+
+#[actix::test]
 async fn hash_balancer_puts_equal_keys_on_the_same_partition() {
     let fixture = Fixture::new();
     let producer = fixture.kafka("balancer = \"hash\"").producer("p1").unwrap();

@@ -21,7 +21,7 @@
 //! | `producers.*.batchBytes` | `batch.size` |
 //! | `producers.*.batchTimeout` | `linger.ms` |
 //! | `producers.*.readTimeout` | `request.timeout.ms` |
-//! | `producers.*.writeTimeout` | `message.timeout.ms` |
+//! | `producers.*.writeTimeout` | `message.timeout.ms`; also caps `topic.metadata.propagation.max.ms` (1 s), so a write to a topic the cluster lacks fails naming it instead of timing out |
 //! | `producers.*.compression` | `compression.codec` (1 gzip, 2 snappy, 3 lz4, 4 zstd) |
 //! | `producers.*.balancer` | `hash` → `partitioner = murmur2_random`; `roundRobin` and registered balancers → ekafka's partitioner callback with `sticky.partitioning.linger.ms = 0` |
 //! | `*.groupID` | `group.id` |
@@ -111,6 +111,9 @@ fn tls_properties(props: &mut Properties, tls: &Tls) {
     props.set("ssl.endpoint.identification.algorithm", identification);
 }
 
+/// How long a producer waits for a topic the cluster says it lacks to appear.
+const MISSING_TOPIC_GRACE: Duration = Duration::from_secs(1);
+
 /// The properties of the producer named `name` (raw tables applied last).
 #[must_use]
 pub fn producer(config: &Config, name: &str, producer: &ProducerConfig) -> Properties {
@@ -135,6 +138,16 @@ pub fn producer(config: &Config, name: &str, producer: &ProducerConfig) -> Prope
     props.set("linger.ms", linger_millis(producer.batch_timeout));
     props.set("request.timeout.ms", millis(producer.read_timeout));
     props.set("message.timeout.ms", millis(producer.write_timeout));
+    // librdkafka gives a topic the cluster says it lacks 30 s to appear (for
+    // metadata still spreading after its creation) before failing its
+    // messages, so with writeTimeout below that a write to a missing topic
+    // could only ever time out. A second covers propagation on a healthy
+    // cluster; past it the write fails naming the topic, and later writes to
+    // it fail at once until it exists.
+    props.set(
+        "topic.metadata.propagation.max.ms",
+        millis(MISSING_TOPIC_GRACE.min(producer.write_timeout)),
+    );
     props.set("compression.codec", producer.compression.codec_name());
     if producer.balancer == BALANCER_HASH {
         props.set("partitioner", "murmur2_random");

@@ -242,7 +242,7 @@ impl ProducerContext<BalancerAdapter> for Context {
                 })
             }
             Err((error, m)) => {
-                let mut failure = ProduceError::kafka(error, message_from(m));
+                let mut failure = ProduceError::kafka(error, message_from(m), m.topic());
                 self.shared.explain(&mut failure);
                 if self.shared.closing.load(Ordering::Relaxed) {
                     self.shared
@@ -508,9 +508,12 @@ impl Client {
                         pending.next = index;
                         return Err(blocked);
                     }
+                    // The message's own topic moves out with it; keep a copy.
+                    let topic = topic.to_owned();
                     let message = std::mem::take(message);
                     let error = KafkaError::MessageProduction(code);
-                    tracker.complete(index, Outcome::Failed(ProduceError::kafka(&error, message)));
+                    let failure = ProduceError::kafka(&error, message, &topic);
+                    tracker.complete(index, Outcome::Failed(failure));
                 }
             }
         }

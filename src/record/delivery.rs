@@ -171,11 +171,24 @@ impl ProduceError {
         }
     }
 
-    pub(crate) fn kafka(error: &KafkaError, message: Message) -> Self {
+    /// A failure librdkafka reported for `message`, written to `topic`. The
+    /// reason leads with the cause when the code names one: a topic or
+    /// partition the cluster does not have.
+    pub(crate) fn kafka(error: &KafkaError, message: Message, topic: &str) -> Self {
         let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        let reason = match code {
+            RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition => {
+                let what = match message.partition {
+                    Some(partition) => format!("partition {partition} of topic {topic:?}"),
+                    None => format!("topic {topic:?}"),
+                };
+                format!("{what} does not exist on the cluster ({error})")
+            }
+            _ => error.to_string(),
+        };
         ProduceError {
             kind: ProduceErrorKind::Kafka(code),
-            reason: error.to_string(),
+            reason,
             message: Box::new(message),
         }
     }
