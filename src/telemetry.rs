@@ -39,3 +39,34 @@ pub(crate) fn librdkafka_log(client: &str, level: RDKafkaLogLevel, facility: &st
         }
     }
 }
+
+/// The cause in a librdkafka log line, without its thread tag
+/// (`[thrd:host:port/id]: `) or its note on suppressed repeats: what an
+/// error message built from the line should say.
+pub(crate) fn log_cause(line: &str) -> &str {
+    let line = line
+        .strip_prefix("[thrd:")
+        .and_then(|rest| rest.split_once("]: "))
+        .map_or(line, |(_, cause)| cause);
+    line.split(": identical to last error")
+        .next()
+        .unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_cause;
+
+    #[test]
+    fn a_fail_line_keeps_only_its_cause() {
+        let line = "[thrd:127.0.0.1:45459/bootstrap]: 127.0.0.1:45459/bootstrap: Disconnected: \
+                    connection reset by peer (after 0ms in state UP) (_TRANSPORT): identical to \
+                    last error: error log suppressed";
+        assert_eq!(
+            log_cause(line),
+            "127.0.0.1:45459/bootstrap: Disconnected: connection reset by peer (after 0ms in \
+             state UP) (_TRANSPORT)"
+        );
+        assert_eq!(log_cause("plain cause"), "plain cause");
+    }
+}

@@ -22,7 +22,8 @@ impl LastErrorLog {
     pub(crate) fn note(&self, level: RDKafkaLogLevel, message: &str) {
         use RDKafkaLogLevel as L;
         if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error) {
-            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.to_string());
+            let cause = crate::telemetry::log_cause(message);
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(cause.to_string());
         }
     }
 
@@ -63,3 +64,27 @@ impl ClientContext for LoggingContext {
 }
 
 impl ConsumerContext for LoggingContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_login_is_explained_without_librdkafkas_thread_tag() {
+        let log = LastErrorLog::default();
+        log.note(
+            RDKafkaLogLevel::Error,
+            "[thrd:sasl_plaintext://127.0.0.1:9092/bootstrap]: sasl_plaintext://127.0.0.1:9092/\
+             bootstrap: SASL authentication error: Authentication failed",
+        );
+        let reason = log.refusal_reason(
+            Refusal::Authentication,
+            RDKafkaErrorCode::SaslAuthenticationFailed,
+        );
+        assert_eq!(
+            reason,
+            "SASL authentication failed: sasl_plaintext://127.0.0.1:9092/bootstrap: SASL \
+             authentication error: Authentication failed"
+        );
+    }
+}

@@ -77,7 +77,7 @@ impl Incarnations for ProducerClients {
         // why. Purging and dropping join librdkafka threads: keep them off the
         // actor.
         client.retire();
-        let why = format!("the client was replaced: {reason}");
+        let why = format!("{reason} (the client was replaced)");
         let purged = tokio::task::spawn_blocking(move || {
             client.purge(why);
             drop(client);

@@ -113,8 +113,9 @@ impl Shared {
         }
     }
 
-    /// Adds what the client knows to a failure librdkafka describes only by its
-    /// code: a timeout gets the last client error, a purge why it was purged.
+    /// Puts what the client knows in front of a failure librdkafka describes
+    /// only by its code, so the reason leads with the cause: a timeout gets the
+    /// last client error, a purge why it was purged.
     fn explain(&self, failure: &mut ProduceError) {
         let context = match &failure.kind {
             ProduceErrorKind::Kafka(RDKafkaErrorCode::MessageTimedOut) => self
@@ -132,8 +133,8 @@ impl Shared {
                 .clone(),
             _ => None,
         };
-        if let Some(context) = context {
-            failure.reason = format!("{} ({context})", failure.reason);
+        if let Some(cause) = context {
+            failure.reason = format!("{cause} ({})", failure.reason);
         }
     }
 
@@ -186,7 +187,7 @@ impl ClientContext for Context {
         // event that follows may only count the brokers down.
         if facility == "FAIL" {
             self.shared
-                .record_client_error(None, connection_failure(message));
+                .record_client_error(None, crate::telemetry::log_cause(message));
         }
         crate::telemetry::librdkafka_log(
             &format!("producer {}", self.shared.name),
@@ -267,18 +268,6 @@ impl ProducerContext<BalancerAdapter> for Context {
     fn get_custom_partitioner(&self) -> Option<&BalancerAdapter> {
         self.balancer.balancer.as_ref().map(|_| &self.balancer)
     }
-}
-
-/// The cause in a librdkafka FAIL line, without its thread tag
-/// (`[thrd:host:port/id]: `) or its note on suppressed repeats.
-fn connection_failure(line: &str) -> &str {
-    let line = line
-        .strip_prefix("[thrd:")
-        .and_then(|rest| rest.split_once("]: "))
-        .map_or(line, |(_, cause)| cause);
-    line.split(": identical to last error")
-        .next()
-        .unwrap_or(line)
 }
 
 /// Completes message `index` of a write as failed before it reached
@@ -575,18 +564,44 @@ impl Drop for Client {
 
 #[cfg(test)]
 mod tests {
-    use super::connection_failure;
+    use super::*;
+
+    fn failed(code: RDKafkaErrorCode) -> ProduceError {
+        let error = KafkaError::MessageProduction(code);
+        ProduceError::kafka(&error, Message::new("v"), "t")
+    }
 
     #[test]
-    fn a_fail_line_keeps_only_its_cause() {
-        let line = "[thrd:127.0.0.1:45459/bootstrap]: 127.0.0.1:45459/bootstrap: Disconnected: \
-                    connection reset by peer (after 0ms in state UP) (_TRANSPORT): identical to \
-                    last error: error log suppressed";
-        assert_eq!(
-            connection_failure(line),
-            "127.0.0.1:45459/bootstrap: Disconnected: connection reset by peer (after 0ms in \
-             state UP) (_TRANSPORT)"
+    fn a_purged_message_leads_with_why_it_was_purged() {
+        let shared = Shared::new("p".into());
+        shared.set_purge_reason("SASL authentication failed: bad password".into());
+        let mut failure = failed(RDKafkaErrorCode::PurgeQueue);
+        shared.explain(&mut failure);
+        assert!(
+            failure
+                .reason
+                .starts_with("SASL authentication failed: bad password (Message production"),
+            "{}",
+            failure.reason
         );
-        assert_eq!(connection_failure("plain cause"), "plain cause");
+        assert!(failure.reason.contains("PurgeQueue"), "{}", failure.reason);
+    }
+
+    #[test]
+    fn a_timed_out_message_leads_with_the_last_client_error() {
+        let shared = Shared::new("p".into());
+        let mut failure = failed(RDKafkaErrorCode::MessageTimedOut);
+        shared.explain(&mut failure);
+        assert!(failure.reason.starts_with("Message production error"));
+        shared.record_client_error(None, "127.0.0.1:1/bootstrap: Connection refused");
+        let mut failure = failed(RDKafkaErrorCode::MessageTimedOut);
+        shared.explain(&mut failure);
+        assert!(
+            failure
+                .reason
+                .starts_with("last client error: 127.0.0.1:1/bootstrap: Connection refused ("),
+            "{}",
+            failure.reason
+        );
     }
 }
