@@ -58,6 +58,21 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+    /// A request of a running client failed: reading its position, the
+    /// partitions' watermarks or the group's offsets, seeking, polling.
+    #[error("{kind} {name:?}: {operation} failed: {source}")]
+    Request {
+        /// "consumer", ...
+        kind: &'static str,
+        /// Its configured name.
+        name: String,
+        /// What was asked, e.g. "reading the watermarks".
+        operation: &'static str,
+        /// librdkafka's error (boxed: errors travel in `Result`s and should
+        /// stay small).
+        #[source]
+        source: Box<KafkaError>,
+    },
     /// The broker refused the client's SASL credentials (`saslMechanism`,
     /// `saslUserName`, `saslPassword`) or its mechanism, or the TLS handshake
     /// failed (the broker's certificate was not trusted, or it wanted a client

@@ -83,6 +83,28 @@ async fn one_partition_fetch_seek_and_lag() {
 /// The Go suite's first scenario: produce a random message with p1, read it back
 /// with c1 (a group member), then a new member continues after the commit.
 #[actix::test]
+async fn lag_fails_when_the_cluster_cannot_be_reached() {
+    // Nothing listens on port 1: no assignment, no metadata, no offsets.
+    let text = format!(
+        "[kafka]\nbrokers = [\"127.0.0.1:1\"]\n[kafka.client]\ntimeout = \"1s\"\n\
+         [kafka.consumers.c1]\ntopic = \"t\"\ngroupID = {:?}\n",
+        unique_name("group")
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let consumer = kafka.consumer("c1").unwrap();
+    match consumer.lag().await {
+        Err(error @ Error::Request { .. }) => {
+            assert!(error.to_string().contains("failed"), "{error}");
+        }
+        other => panic!("an unreachable cluster is an error, not a lag: {other:?}"),
+    }
+    consumer.close().await.unwrap();
+}
+
+#[actix::test]
 async fn group_member_reads_commits_and_resumes() {
     let fixture = Fixture::new();
     let kafka = kafka(&fixture, &format!("groupID = {:?}", unique_name("group")));

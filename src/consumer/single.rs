@@ -120,11 +120,13 @@ struct Inner {
 }
 
 impl Inner {
-    fn kafka_error(&self, source: KafkaError) -> Error {
-        Error::Client {
+    /// A failed request of the running client: `operation` names what it was.
+    fn request_error(&self, operation: &'static str) -> impl Fn(KafkaError) -> Error + '_ {
+        move |source| Error::Request {
             kind: KIND,
             name: self.name.clone(),
-            source,
+            operation,
+            source: Box::new(source),
         }
     }
 
@@ -148,8 +150,10 @@ impl Inner {
         let partition = self.partition.ok_or_else(|| self.unsupported("seeking"))?;
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(&self.topic, partition, offset)
-            .map_err(|e| self.kafka_error(e))?;
-        consumer.assign(&list).map_err(|e| self.kafka_error(e))?;
+            .map_err(self.request_error("seeking"))?;
+        consumer
+            .assign(&list)
+            .map_err(self.request_error("seeking"))?;
         *self.position.lock().unwrap_or_else(|e| e.into_inner()) = match offset {
             Offset::Offset(o) => Some(o),
             _ => None,
@@ -191,10 +195,12 @@ impl Inner {
                             .last_error_log
                             .refusal_reason(refusal, code),
                     }),
-                    _ => Err(self.kafka_error(KafkaError::MessageConsumption(code))),
+                    _ => Err(self.request_error("reading")(
+                        KafkaError::MessageConsumption(code),
+                    )),
                 }
             }
-            Some(Err(e)) => Err(self.kafka_error(e)),
+            Some(Err(e)) => Err(self.request_error("reading")(e)),
             Some(Ok(m)) => {
                 let message = crate::record::owned_consumed(&self.topic, &m);
                 if self.partition.is_some() {
@@ -237,7 +243,7 @@ impl Inner {
                 partition.partition,
                 Offset::Offset(offset + 1),
             )
-            .map_err(|e| self.kafka_error(e))?;
+            .map_err(self.request_error("committing"))?;
             committed.push(PartitionOffset {
                 partition,
                 offset: offset + 1,
@@ -259,7 +265,14 @@ impl Inner {
         let partitions: Vec<(i32, Option<i64>)> = match self.partition {
             Some(p) => vec![(p, *self.position.lock().unwrap_or_else(|e| e.into_inner()))],
             None => {
-                let positions = consumer.position().map_err(|e| self.kafka_error(e))?;
+                let positions = consumer
+                    .position()
+                    .map_err(self.request_error("reading the position"))?;
+                if positions.count() == 0 {
+                    // Nothing assigned yet (or the cluster is out of reach):
+                    // the group's committed offsets over the whole topic.
+                    return self.group_lag(consumer);
+                }
                 positions
                     .elements()
                     .iter()
@@ -267,11 +280,48 @@ impl Inner {
                     .collect()
             }
         };
+        self.lag_from(consumer, partitions)
+    }
+
+    /// The lag of a group member that has no partitions: the topic's messages
+    /// past the group's committed offsets. Fails when the cluster cannot be
+    /// asked, rather than saying nothing is behind.
+    fn group_lag(&self, consumer: &Client) -> Result<i64, Error> {
+        let metadata = consumer
+            .fetch_metadata(Some(&self.topic), self.timeout)
+            .map_err(self.request_error("reading the topic's partitions"))?;
+        let mut list = TopicPartitionList::new();
+        for topic in metadata.topics() {
+            if let Some(code) = topic.error() {
+                let error = KafkaError::MetadataFetch(code.into());
+                return Err(self.request_error("reading the topic's partitions")(error));
+            }
+            for partition in topic.partitions() {
+                list.add_partition(&self.topic, partition.id());
+            }
+        }
+        let committed = consumer
+            .committed_offsets(list, self.timeout)
+            .map_err(self.request_error("reading the group's committed offsets"))?;
+        let partitions = committed
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset().to_raw()))
+            .collect();
+        self.lag_from(consumer, partitions)
+    }
+
+    /// The messages past each partition's `position` (its first when none).
+    fn lag_from(
+        &self,
+        consumer: &Client,
+        partitions: Vec<(i32, Option<i64>)>,
+    ) -> Result<i64, Error> {
         let mut lag = 0;
         for (partition, position) in partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&self.topic, partition, self.timeout)
-                .map_err(|e| self.kafka_error(e))?;
+                .map_err(self.request_error("reading the watermarks"))?;
             let next = position.filter(|p| *p >= 0).unwrap_or(low);
             lag += (high - next).max(0);
         }
@@ -447,10 +497,10 @@ request!(SeekToTime, i64, |act, m| {
             .ok_or_else(|| i.unsupported("seeking to a time"))?;
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(&i.topic, partition, Offset::Offset(m.0))
-            .map_err(|e| i.kafka_error(e))?;
+            .map_err(i.request_error("seeking to a time"))?;
         let found = consumer
             .offsets_for_times(list, i.timeout)
-            .map_err(|e| i.kafka_error(e))?;
+            .map_err(i.request_error("seeking to a time"))?;
         let offset = match found
             .find_partition(&i.topic, partition)
             .map(|e| e.offset())
@@ -460,7 +510,7 @@ request!(SeekToTime, i64, |act, m| {
             _ => {
                 consumer
                     .fetch_watermarks(&i.topic, partition, i.timeout)
-                    .map_err(|e| i.kafka_error(e))?
+                    .map_err(i.request_error("reading the watermarks"))?
                     .1
             }
         };
