@@ -496,3 +496,36 @@ async fn debug_prints_each_handled_message_and_its_result() {
         "the failure printed with its reason:\n{printed}"
     );
 }
+
+#[actix::test]
+async fn failures_subscribed_before_the_start_include_the_first_message() {
+    let fixture = Fixture::new();
+    let (kafka, config) = common::server_setup(&fixture, "retryBackoff = \"10ms\"", "");
+    // Already there when the server starts: its first handling may fail
+    // before a subscription made after the start would be in place.
+    produce(&kafka, "early", 1).await;
+    let (failures_tx, mut failures) = forwarder::<HandlerFailure>();
+    let attempts = std::rc::Rc::new(std::cell::Cell::new(0));
+    let server = ConsumerServer::builder(&kafka, &config)
+        .subscribe_failures(failures_tx)
+        .on_each_message(move |_message| {
+            let attempts = std::rc::Rc::clone(&attempts);
+            async move {
+                attempts.set(attempts.get() + 1);
+                match attempts.get() {
+                    1 => Err(HandlerError::recoverable("not yet")),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .await
+        .unwrap();
+    let failure = next(&mut failures, "the first message's failure").await;
+    assert_eq!(failure.message.value_str(), Some("early-0"));
+    assert_eq!(failure.attempts, 1);
+    assert!(
+        matches!(failure.action, FailureAction::Retrying(_)),
+        "{failure:?}"
+    );
+    server.close().await.unwrap();
+}

@@ -151,10 +151,12 @@ impl App {
     {
         self.starters.push(Box::new(move |kafka, failures| {
             Box::pin(async move {
-                let server = ConsumerServer::on_each_message(&kafka, &config, handler).await?;
+                let mut builder = ConsumerServer::builder(&kafka, &config);
                 if let Some(failures) = failures {
-                    server.subscribe_failures(failures).await?;
+                    // Subscribed before the start: no early failure is missed.
+                    builder = builder.subscribe_failures(failures);
                 }
+                let server = builder.on_each_message(handler).await?;
                 Ok(Box::new(Rc::new(server)) as Box<dyn Served>)
             })
         }));

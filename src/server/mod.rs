@@ -23,6 +23,7 @@
 //! to an optional subscriber, never blocking; [`RunningServer::status`] lists
 //! the partitions stopped.
 
+mod builder;
 mod each_message;
 mod handling;
 mod manual;
@@ -30,7 +31,6 @@ mod outcome;
 mod partition;
 mod supervisor;
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -39,6 +39,7 @@ use std::time::Duration;
 use actix::Recipient;
 use tokio::sync::watch;
 
+pub use builder::ServerBuilder;
 pub use handling::headers;
 pub use manual::{ManualServer, Shutdown};
 pub use outcome::{FailureAction, HandleMessage, HandlerError, HandlerFailure};
@@ -89,48 +90,36 @@ impl ConsumerServer {
         F: Fn(ConsumedMessage) -> Fut + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
-        let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
-        let handler: handling::BoxedHandler = if config.debug {
-            debug_output(kafka.clone(), server_name(config), handler)
-        } else {
-            Rc::new(move |message| Box::pin(handler(message)))
-        };
-        let drain_timeout = kafka
-            .config()
-            .consumer_groups
-            .get(group_name)
-            .map_or(Duration::from_secs(10), |g| g.flow.drain_timeout);
-        let name = server_name(config);
-        let policy = config.restart.apply(kafka.restart_policy());
-        let spec = ServerSpec {
-            name: name.clone(),
-            kafka: kafka.clone(),
-            group_name: group_name.to_string(),
-            handler,
-            retry: config.retry.clone(),
-            dead_letter: config.dead_letter.clone(),
-            policy: policy.clone(),
-            drain_timeout,
-            failures: RefCell::new(None),
-            group: RefCell::new(None),
-        };
-        let first = spec.start_instance().await?;
-        let escalator = kafka.escalator().clone();
-        let supervisor = Supervisor::new(spec, first, supervisor::KIND, &name, policy, escalator);
-        let (shutdown, requested) = watch::channel(None);
-        let (finished, done) = watch::channel(None);
-        let supervised = supervisor::supervise(supervisor.clone(), requested);
-        actix::spawn(async move {
-            let outcome = supervised.await;
-            finished.send_replace(Some(outcome));
-        });
-        Ok(RunningServer {
-            name,
-            drain_timeout,
-            supervisor,
-            shutdown,
-            done,
-        })
+        Self::builder(kafka, config).on_each_message(handler).await
+    }
+
+    /// A server to set up before it starts: to hear of handler failures from
+    /// the first message on, say.
+    ///
+    /// ```no_run
+    /// # async fn run(
+    /// #     kafka: ekafka::Ekafka,
+    /// #     config: ekafka::config::ConsumerServerConfig,
+    /// #     failures: actix::Recipient<ekafka::server::HandlerFailure>,
+    /// # ) -> Result<(), ekafka::Error> {
+    /// use ekafka::server::ConsumerServer;
+    /// let server = ConsumerServer::builder(&kafka, &config)
+    ///     .subscribe_failures(failures)
+    ///     .on_each_message(|message| async move {
+    ///         println!("{:?}", message.value_str());
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    /// # server.close().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder<'a>(kafka: &'a Ekafka, config: &'a ConsumerServerConfig) -> ServerBuilder<'a> {
+        ServerBuilder {
+            kafka,
+            config,
+            failures: None,
+        }
     }
 }
 

@@ -1,0 +1,111 @@
+//! Setting up an each-message server before it starts.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix::Recipient;
+use tokio::sync::watch;
+
+use super::supervisor::{self, ServerSpec};
+use super::{
+    actor_handler, debug_output, handling, required, server_name, HandleMessage, HandlerError,
+    HandlerFailure, RunningServer,
+};
+use crate::component::Ekafka;
+use crate::config::ConsumerServerConfig;
+use crate::consumer::ConsumedMessage;
+use crate::error::Error;
+use crate::supervision::Supervisor;
+
+/// An each-message server being set up; from
+/// [`ConsumerServer::builder`](super::ConsumerServer::builder). Nothing runs
+/// until [`on_each_message`](Self::on_each_message) or
+/// [`on_each_message_actor`](Self::on_each_message_actor).
+#[must_use = "a server builder does nothing until on_each_message is called"]
+pub struct ServerBuilder<'a> {
+    pub(super) kafka: &'a Ekafka,
+    pub(super) config: &'a ConsumerServerConfig,
+    pub(super) failures: Option<Recipient<HandlerFailure>>,
+}
+
+impl std::fmt::Debug for ServerBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("server", &self.config.section)
+            .field("failures", &self.failures.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder<'_> {
+    /// Sends every handler failure to `subscriber`, from the server's first
+    /// message on and across restarts.
+    pub fn subscribe_failures(mut self, subscriber: Recipient<HandlerFailure>) -> Self {
+        self.failures = Some(subscriber);
+        self
+    }
+
+    /// Starts the server with `handler` run for every message of its consumer
+    /// group (see [`ConsumerServer::on_each_message`](super::ConsumerServer::on_each_message)).
+    pub async fn on_each_message<F, Fut>(self, handler: F) -> Result<RunningServer, Error>
+    where
+        F: Fn(ConsumedMessage) -> Fut + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + 'static,
+    {
+        let (kafka, config) = (self.kafka, self.config);
+        let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
+        let handler: handling::BoxedHandler = if config.debug {
+            debug_output(kafka.clone(), server_name(config), handler)
+        } else {
+            Rc::new(move |message| Box::pin(handler(message)))
+        };
+        let drain_timeout = kafka
+            .config()
+            .consumer_groups
+            .get(group_name)
+            .map_or(Duration::from_secs(10), |g| g.flow.drain_timeout);
+        let name = server_name(config);
+        let policy = config.restart.apply(kafka.restart_policy());
+        let spec = ServerSpec {
+            name: name.clone(),
+            kafka: kafka.clone(),
+            group_name: group_name.to_string(),
+            handler,
+            retry: config.retry.clone(),
+            dead_letter: config.dead_letter.clone(),
+            policy: policy.clone(),
+            drain_timeout,
+            failures: RefCell::new(self.failures),
+            group: RefCell::new(None),
+        };
+        let first = spec.start_instance().await?;
+        let escalator = kafka.escalator().clone();
+        let supervisor = Supervisor::new(spec, first, supervisor::KIND, &name, policy, escalator);
+        let (shutdown, requested) = watch::channel(None);
+        let (finished, done) = watch::channel(None);
+        let supervised = supervisor::supervise(supervisor.clone(), requested);
+        actix::spawn(async move {
+            let outcome = supervised.await;
+            finished.send_replace(Some(outcome));
+        });
+        Ok(RunningServer {
+            name,
+            drain_timeout,
+            supervisor,
+            shutdown,
+            done,
+        })
+    }
+
+    /// Like [`on_each_message`](Self::on_each_message), with an actor as the
+    /// handler (see
+    /// [`ConsumerServer::on_each_message_actor`](super::ConsumerServer::on_each_message_actor)).
+    pub async fn on_each_message_actor(
+        self,
+        handler: Recipient<HandleMessage>,
+    ) -> Result<RunningServer, Error> {
+        self.on_each_message(actor_handler(handler)).await
+    }
+}
