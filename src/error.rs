@@ -194,6 +194,95 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// True when the same request may succeed if made again: the client is
+    /// restarting, or a request failed in a way that passes (a timeout, a
+    /// broker out of reach, a leader moving). False for a closed client, bad
+    /// configuration, a refusal by the broker, or a client that gave up.
+    #[must_use]
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Restarting { .. } => true,
+            Error::Request { source, .. } => {
+                source.rdkafka_error_code().is_some_and(is_retriable_code)
+            }
+            Error::Commit { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// True when the client was closed: ask the component for a new one.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::Closed { .. })
+    }
+
+    /// True when the broker refused the client's credentials, its TLS
+    /// handshake, or an operation its ACLs do not allow.
+    #[must_use]
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            Error::Authentication { .. } | Error::Authorization { .. }
+        )
+    }
+
+    /// True when a client or server failed more often than its restart
+    /// policy allows and stopped for good.
+    #[must_use]
+    pub fn gave_up(&self) -> bool {
+        matches!(self, Error::GaveUp { .. })
+    }
+
+    /// True when the configuration is at fault: invalid, or naming no such
+    /// client.
+    #[must_use]
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::Config(_) | Error::UnknownClient { .. })
+    }
+
+    /// librdkafka's or the broker's error code, when the error carries one.
+    #[must_use]
+    pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
+        match self {
+            Error::Client { source, .. } => source.rdkafka_error_code(),
+            Error::Request { source, .. } => source.rdkafka_error_code(),
+            _ => None,
+        }
+    }
+}
+
+/// What a failed request to a client's actor means, the same for every handle:
+/// a closed mailbox is a closed client; a timed-out one (no handle sets a
+/// timeout, so the actor went away mid-request) stopped without answering.
+pub(crate) fn mailbox_error(kind: &'static str, name: &str, error: actix::MailboxError) -> Error {
+    let name = name.to_string();
+    match error {
+        actix::MailboxError::Closed => Error::Closed { kind, name },
+        actix::MailboxError::Timeout => Error::ActorStopped { kind, name },
+    }
+}
+
+/// Codes of failures that pass: timeouts, unreachable brokers, leadership
+/// and coordinator moves.
+fn is_retriable_code(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::RequestTimedOut
+            | C::OperationTimedOut
+            | C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::NotLeaderForPartition
+            | C::LeaderNotAvailable
+            | C::NotCoordinator
+            | C::CoordinatorLoadInProgress
+            | C::CoordinatorNotAvailable
+            | C::NetworkException
+            | C::RebalanceInProgress
+    )
+}
+
 /// How the broker refused a client, when it did: librdkafka would retry these
 /// forever, each attempt failing the same way, so ekafka fails the client
 /// instead (restarts count against its policy, and past it the failure
@@ -236,5 +325,53 @@ impl Refusal {
             Refusal::Authentication | Refusal::Tls => Error::Authentication { kind, name, reason },
             Refusal::Authorization => Error::Authorization { kind, name, reason },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed() -> Error {
+        Error::Closed {
+            kind: "producer",
+            name: "p".into(),
+        }
+    }
+
+    fn request(code: RDKafkaErrorCode) -> Error {
+        Error::Request {
+            kind: "consumer",
+            name: "c".into(),
+            operation: "reading the watermarks",
+            source: Box::new(KafkaError::MetadataFetch(code)),
+        }
+    }
+
+    #[test]
+    fn predicates_sort_errors_by_what_the_caller_can_do() {
+        assert!(closed().is_closed() && !closed().is_retriable());
+        assert!(request(RDKafkaErrorCode::OperationTimedOut).is_retriable());
+        assert!(!request(RDKafkaErrorCode::UnknownTopicOrPartition).is_retriable());
+        assert_eq!(
+            request(RDKafkaErrorCode::AllBrokersDown).kafka_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        );
+        let refused = Refusal::Authentication.error("consumer", "c".into(), "bad".into());
+        assert!(refused.is_auth() && !refused.is_retriable());
+        let gave_up = Error::GaveUp {
+            kind: "producer",
+            name: "p".into(),
+            restarts: 5,
+            reason: "down".into(),
+        };
+        assert!(gave_up.gave_up() && !gave_up.is_retriable());
+        let unknown = Error::UnknownClient {
+            kind: "producer",
+            name: "x".into(),
+            section: "kafka.producers".into(),
+            known: "p".into(),
+        };
+        assert!(unknown.is_config() && unknown.kafka_code().is_none());
     }
 }

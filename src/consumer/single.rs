@@ -130,13 +130,6 @@ impl Inner {
         }
     }
 
-    fn closed_error(&self) -> Error {
-        Error::Closed {
-            kind: KIND,
-            name: self.name.clone(),
-        }
-    }
-
     fn unsupported(&self, what: &str) -> Error {
         Error::Unsupported {
             name: self.name.clone(),
@@ -652,7 +645,7 @@ impl Consumer {
         self.addr
             .send(message)
             .await
-            .map_err(|_| self.inner.closed_error())
+            .map_err(|e| crate::error::mailbox_error(KIND, &self.inner.name, e))
     }
 
     /// The next message (waits until there is one; wrap it in a timeout to bound

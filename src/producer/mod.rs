@@ -102,16 +102,7 @@ impl Producer {
     }
 
     fn mailbox_error(&self, error: MailboxError) -> Error {
-        match error {
-            MailboxError::Closed => Error::Closed {
-                kind: "producer",
-                name: self.name.to_string(),
-            },
-            MailboxError::Timeout => Error::ActorStopped {
-                kind: "producer",
-                name: self.name.to_string(),
-            },
-        }
+        crate::error::mailbox_error("producer", &self.name, error)
     }
 
     /// Writes messages, in order, and reports each one's fate.

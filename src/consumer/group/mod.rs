@@ -315,8 +315,8 @@ impl ConsumerGroup {
         self.shared.slot.is_closed() || !self.addr.connected()
     }
 
-    fn mailbox_error(&self, _: MailboxError) -> Error {
-        self.shared.closed_error()
+    fn mailbox_error(&self, error: MailboxError) -> Error {
+        crate::error::mailbox_error(KIND, &self.shared.name, error)
     }
 
     /// Sends every message, in batches, to `subscriber`, which acknowledges them
