@@ -16,6 +16,8 @@ pub mod librdkafka;
 mod producer;
 mod properties;
 mod reader;
+#[cfg(test)]
+mod readme_keys;
 mod restart;
 mod secret;
 mod server;

@@ -92,6 +92,8 @@ impl<'a> Section<'a> {
     /// The raw value of a key, marking it understood.
     pub(crate) fn value(&self, name: &'static str) -> Option<&'a Value> {
         self.asked_for.borrow_mut().push(name);
+        #[cfg(test)]
+        asked::note(&self.path, name);
         let normalized = normalize_key(name);
         let entry = self.entries.iter().find(|e| e.normalized == normalized)?;
         entry.used.set(true);
@@ -395,6 +397,35 @@ pub(crate) fn describe(value: &Value) -> String {
         Value::Table(_) => "a table".to_string(),
         Value::Array(items) if items.len() > 8 => format!("a list of {} items", items.len()),
         other => other.to_string(),
+    }
+}
+
+/// Test-only: every key any section asked for on this thread, by table, so
+/// the README's config tables can be checked against what is really read.
+#[cfg(test)]
+pub(crate) mod asked {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    thread_local! {
+        static ASKED: RefCell<BTreeSet<(String, String)>> = RefCell::default();
+    }
+
+    /// Records `name` as asked for in the table at `path`, its client name
+    /// (`kafka.producers.p1`) written as `NAME`.
+    pub(crate) fn note(path: &str, name: &str) {
+        let parts: Vec<&str> = path.split('.').collect();
+        let table = match parts.as_slice() {
+            ["kafka", kind, _] if *kind != "librdkafka" => format!("kafka.{kind}.NAME"),
+            [servers, _] if *servers == "kafkaConsumerServers" => format!("{servers}.NAME"),
+            _ => path.to_string(),
+        };
+        ASKED.with(|asked| asked.borrow_mut().insert((table, name.to_string())));
+    }
+
+    /// What was recorded, and forgets it.
+    pub(crate) fn take() -> BTreeSet<(String, String)> {
+        ASKED.with(|asked| std::mem::take(&mut *asked.borrow_mut()))
     }
 }
 
