@@ -56,6 +56,7 @@ mod record;
 pub mod server;
 mod supervision;
 mod telemetry;
+mod unique;
 pub mod testing;
 mod wake;
 

@@ -276,9 +276,15 @@ pub fn consumer(config: &Config, name: &str, consumer: &ConsumerConfig) -> Prope
     let mut props = common(config);
     props.set("client.id", format!("ekafka-consumer-{name}"));
     fetch_and_group(&mut props, &consumer.fetch, &consumer.group);
-    if let ConsumerAssignment::Group(group_id) = &consumer.assignment {
-        props.set("group.id", group_id);
-    }
+    let group_id = match &consumer.assignment {
+        ConsumerAssignment::Group(group_id) => group_id.clone(),
+        // librdkafka wants a group id even for a manual assignment; this one
+        // is never joined or committed to.
+        ConsumerAssignment::Partition(_) => {
+            crate::unique::unique_name(&format!("ekafka-{name}-unused"))
+        }
+    };
+    props.set("group.id", group_id);
     props.extend(&config.librdkafka);
     props.extend(&consumer.librdkafka);
     props

@@ -580,17 +580,8 @@ impl Consumer {
         restart_policy: RestartPolicy,
         escalator: Escalator,
     ) -> Result<Self, Error> {
-        let mut client_config = client_config.clone();
         let partition = match &config.assignment {
-            ConsumerAssignment::Partition(p) => {
-                // librdkafka wants a group id even for manual assignment; this one
-                // is never committed to.
-                client_config.set(
-                    "group.id",
-                    format!("ekafka-{name}-{}", crate::testing::unique_name("unused")),
-                );
-                Some(*p)
-            }
+            ConsumerAssignment::Partition(p) => Some(*p),
             ConsumerAssignment::Group(_) => None,
         };
         let start = match config.fetch.start_offset {
@@ -602,7 +593,7 @@ impl Consumer {
             topic: config.topic.as_str().into(),
             partition,
             start,
-            client_config,
+            client_config: client_config.clone(),
             position: Arc::new(Mutex::new(None)),
         };
         let first = clients.connect()?;

@@ -7,7 +7,6 @@
 //! idempotence, transactions), but no SASL or TLS.
 
 use std::ffi::{CStr, CString};
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use rdkafka::bindings as ffi;
@@ -206,13 +205,7 @@ impl Drop for EmbeddedCluster {
 /// ```
 #[must_use]
 pub fn unique_name(prefix: &str) -> String {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    format!("{prefix}-{:016x}", hasher.finish())
+    crate::unique::unique_name(prefix)
 }
 
 /// `brokers = ["a:1", "b:2"]` for these addresses.
