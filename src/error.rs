@@ -180,6 +180,7 @@ pub enum Error {
     #[error("shutdown forced by a second signal; work in flight was abandoned")]
     ShutdownForced,
     /// A simulated fault could not be injected.
+    #[cfg(feature = "testing")]
     #[error("cannot inject the fault: {reason}")]
     FaultInjection {
         /// Why.
@@ -187,6 +188,7 @@ pub enum Error {
     },
     /// A test cluster (embedded, or the broker `EKAFKA_TEST_BROKERS` names)
     /// could not be started, reached or changed.
+    #[cfg(feature = "testing")]
     #[error("test cluster: {reason}")]
     TestCluster {
         /// What failed.

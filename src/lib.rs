@@ -57,6 +57,7 @@ pub mod server;
 mod supervision;
 mod telemetry;
 mod unique;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod wake;
 

@@ -692,6 +692,7 @@ impl Consumer {
         self.ask(Lag).await?
     }
 
+    #[cfg(feature = "testing")]
     /// Makes the librdkafka client fail fatally, so tests can watch the
     /// consumer replace it: the next fetch continues where this one stopped
     /// (partition mode) or from the committed offsets (group mode).

@@ -395,10 +395,12 @@ impl Handler<ClientError> for ProducerActor {
 }
 
 /// Raise a fatal error in the current client (for testing supervision).
+#[cfg(feature = "testing")]
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
 pub(crate) struct SimulateFatalError(pub(crate) String);
 
+#[cfg(feature = "testing")]
 impl Handler<SimulateFatalError> for ProducerActor {
     type Result = Result<(), Error>;
 

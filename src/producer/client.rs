@@ -546,6 +546,7 @@ impl Client {
     }
 
     /// Makes librdkafka raise a fatal error, as a broken idempotent producer would.
+    #[cfg(feature = "testing")]
     pub(crate) fn trigger_fatal_error(&self, reason: &str) -> Result<(), String> {
         crate::supervision::inject_fatal_error(
             self.producer.client().native_ptr(),

@@ -152,6 +152,7 @@ impl Producer {
             .map_err(|e| self.mailbox_error(e))
     }
 
+    #[cfg(feature = "testing")]
     /// Makes the librdkafka client fail fatally, as an idempotent producer does on
     /// an unrecoverable sequence error, so tests can watch the actor replace it.
     pub async fn simulate_fatal_error(&self, reason: &str) -> Result<(), Error> {

@@ -18,6 +18,7 @@
 //! - [`fault`]: fault injection for tests.
 
 mod escalation;
+#[cfg(feature = "testing")]
 mod fault;
 mod policy;
 mod supervisor;
@@ -27,6 +28,7 @@ pub use escalation::Escalation;
 
 pub(crate) use crate::config::RestartPolicy;
 pub(crate) use escalation::Escalator;
+#[cfg(feature = "testing")]
 pub(crate) use fault::inject_fatal_error;
 pub(crate) use policy::{backoff_with_jitter, RestartTracker};
 pub(crate) use supervisor::{Incarnations, Slot, Supervisor};

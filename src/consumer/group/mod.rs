@@ -439,6 +439,7 @@ impl ConsumerGroup {
         self.commit(&[]).await
     }
 
+    #[cfg(feature = "testing")]
     /// Makes the underlying librdkafka consumer fail fatally, as a fenced member
     /// does, so tests can watch the actor restart it; subscribers stay attached
     /// and consumption resumes from the last commit.

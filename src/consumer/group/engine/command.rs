@@ -32,6 +32,7 @@ pub(crate) enum Command {
         drain: Duration,
         reply: tokio::sync::oneshot::Sender<Result<(), Uncommitted>>,
     },
+    #[cfg(feature = "testing")]
     SimulateFatalError {
         reason: String,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,

@@ -396,6 +396,7 @@ impl Engine {
                 self.close_started.get_or_insert_with(Instant::now);
             }
             Command::Recycle(messages) => drop(messages),
+            #[cfg(feature = "testing")]
             Command::SimulateFatalError { reason, reply } => {
                 let _ = reply.send(raise_fatal_error(consumer, &reason));
             }
@@ -550,6 +551,7 @@ pub(crate) enum Exit {
 
 /// Makes librdkafka raise a fatal error in this consumer, as a fenced static
 /// member would see, so tests can watch the group restart.
+#[cfg(feature = "testing")]
 fn raise_fatal_error(consumer: &Consumer_, reason: &str) -> Result<(), String> {
     crate::supervision::inject_fatal_error(
         consumer.client().native_ptr(),
