@@ -49,6 +49,7 @@ mod component;
 pub mod config;
 pub mod consumer;
 mod error;
+mod handle;
 pub mod interceptor;
 pub mod producer;
 mod queue;
@@ -56,9 +57,9 @@ mod record;
 pub mod server;
 mod supervision;
 mod telemetry;
-mod unique;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod unique;
 mod wake;
 
 pub use app::{App, AppHandle, FORCED_EXIT_STATUS};

@@ -21,6 +21,7 @@ use super::context::LoggingContext;
 use super::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
 use crate::error::Error;
+use crate::handle::ActorHandle;
 use crate::supervision::{
     client_failure, AuthorizationScope, ClientFailure, Escalator, Incarnations, RestartPolicy,
     Slot, Supervisor,
@@ -551,21 +552,20 @@ impl Handler<Close> for ConsumerActor {
 /// ```
 #[derive(Clone)]
 pub struct Consumer {
-    addr: Addr<ConsumerActor>,
+    handle: ActorHandle<ConsumerActor, Arc<Client>>,
     inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("name", &self.inner.name)
-            .finish()
+        self.handle.debug(f, "Consumer")
     }
 }
 
+/// Two handles are equal when they talk to the same actor.
 impl PartialEq for Consumer {
     fn eq(&self, other: &Self) -> bool {
-        self.addr == other.addr
+        self.handle == other.handle
     }
 }
 
@@ -612,19 +612,20 @@ impl Consumer {
             inner: Arc::clone(&inner),
         }
         .start();
-        Ok(Consumer { addr, inner })
+        let handle = ActorHandle::new(KIND, name, addr, Arc::clone(&inner.slot));
+        Ok(Consumer { handle, inner })
     }
 
     /// The configured name.
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.handle.name()
     }
 
     /// True once closed.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.inner.slot.is_closed() || !self.addr.connected()
+        self.handle.is_closed()
     }
 
     async fn ask<M>(&self, message: M) -> Result<M::Result, Error>
@@ -633,10 +634,7 @@ impl Consumer {
         M::Result: Send,
         ConsumerActor: Handler<M>,
     {
-        self.addr
-            .send(message)
-            .await
-            .map_err(|e| crate::error::mailbox_error(KIND, &self.inner.name, e))
+        self.handle.ask(message).await
     }
 
     /// The next message (waits until there is one; wrap it in a timeout to bound
@@ -710,7 +708,7 @@ impl Consumer {
     /// leaves the group.
     pub async fn close(&self) -> Result<(), Error> {
         // A waiting fetch ends, and a restart under way stops.
-        self.inner.slot.request_close();
+        self.handle.request_close();
         self.ask(Close).await?
     }
 }

@@ -20,7 +20,7 @@ mod tracker;
 
 use std::sync::Arc;
 
-use actix::{Actor, Addr, MailboxError, Recipient};
+use actix::{Actor, Recipient};
 
 pub use crate::record::{CloseReport, Outcome, WriteReport};
 use actor::ProducerActor;
@@ -32,8 +32,8 @@ pub(crate) use actor::ProducerSpec;
 pub(crate) use balancer::BalancerAdapter;
 
 use crate::error::Error;
+use crate::handle::ActorHandle;
 use crate::record::Message;
-use crate::supervision::Slot;
 
 /// A handle to a running producer actor. Cheap to clone; all clones talk to the
 /// same actor.
@@ -52,57 +52,39 @@ use crate::supervision::Slot;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
-pub struct Producer {
-    name: Arc<str>,
-    addr: Addr<ProducerActor>,
-    slot: Arc<Slot<Arc<client::Client>>>,
-}
-
+///
 /// Two handles are equal when they talk to the same actor.
-impl PartialEq for Producer {
-    fn eq(&self, other: &Self) -> bool {
-        self.addr == other.addr
-    }
+#[derive(Clone, PartialEq, Eq)]
+pub struct Producer {
+    handle: ActorHandle<ProducerActor, Arc<client::Client>>,
 }
-
-impl Eq for Producer {}
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer")
-            .field("name", &self.name)
-            .field("closed", &self.is_closed())
-            .finish()
+        self.handle.debug(f, "Producer")
     }
 }
 
 impl Producer {
     pub(crate) fn start(spec: ProducerSpec) -> Result<Self, Error> {
-        let name: Arc<str> = spec.name.as_str().into();
+        let name = spec.name.clone();
         let actor = ProducerActor::new(spec)?;
         let slot = actor.slot();
         Ok(Producer {
-            name,
-            addr: actor.start(),
-            slot,
+            handle: ActorHandle::new("producer", &name, actor.start(), slot),
         })
     }
 
     /// The producer's configured name.
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.name
+        self.handle.name()
     }
 
     /// True once [`close`](Self::close) was called or the actor stopped.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.slot.is_closed() || !self.addr.connected()
-    }
-
-    fn mailbox_error(&self, error: MailboxError) -> Error {
-        crate::error::mailbox_error("producer", &self.name, error)
+        self.handle.is_closed()
     }
 
     /// Writes messages, in order, and reports each one's fate.
@@ -114,10 +96,7 @@ impl Producer {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteReport, Error> {
         let messages: Vec<Message> = messages.into_iter().collect();
-        self.addr
-            .send(actor::Write(messages))
-            .await
-            .map_err(|e| self.mailbox_error(e))?
+        self.handle.ask(actor::Write(messages)).await?
     }
 
     /// Sends async delivery failures to `subscriber` from now on.
@@ -125,10 +104,7 @@ impl Producer {
         &self,
         subscriber: Recipient<DeliveryFailed>,
     ) -> Result<(), Error> {
-        self.addr
-            .send(actor::SubscribeErrors(subscriber))
-            .await
-            .map_err(|e| self.mailbox_error(e))
+        self.handle.ask(actor::SubscribeErrors(subscriber)).await
     }
 
     /// Delivers everything queued (waiting up to `writeTimeout`), then stops the
@@ -137,28 +113,21 @@ impl Producer {
     /// [`Ekafka::producer`](crate::Ekafka::producer) call.
     pub async fn close(&self) -> Result<CloseReport, Error> {
         // New writes are refused at once, and a restart under way stops.
-        self.slot.request_close();
-        self.addr
-            .send(actor::Close)
-            .await
-            .map_err(|e| self.mailbox_error(e))?
+        self.handle.request_close();
+        self.handle.ask(actor::Close).await?
     }
 
     /// Restarts and health.
     pub async fn status(&self) -> Result<ProducerStatus, Error> {
-        self.addr
-            .send(actor::Status)
-            .await
-            .map_err(|e| self.mailbox_error(e))
+        self.handle.ask(actor::Status).await
     }
 
     #[cfg(feature = "testing")]
     /// Makes the librdkafka client fail fatally, as an idempotent producer does on
     /// an unrecoverable sequence error, so tests can watch the actor replace it.
     pub async fn simulate_fatal_error(&self, reason: &str) -> Result<(), Error> {
-        self.addr
-            .send(actor::SimulateFatalError(reason.to_string()))
-            .await
-            .map_err(|e| self.mailbox_error(e))?
+        self.handle
+            .ask(actor::SimulateFatalError(reason.to_string()))
+            .await?
     }
 }

@@ -49,6 +49,7 @@ use member::{EngineExited, EngineHandle, GroupMembers, COMMIT_AND_LEAVE, KIND};
 
 use crate::consumer::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::error::Error;
+use crate::handle::ActorHandle;
 use crate::supervision::{Slot, Supervisor};
 
 /// A snapshot of a group member's state.
@@ -255,13 +256,14 @@ impl Handler<Close> for ConsumerGroupActor {
 /// ```
 #[derive(Clone)]
 pub struct ConsumerGroup {
-    addr: Addr<ConsumerGroupActor>,
+    handle: ActorHandle<ConsumerGroupActor, EngineHandle>,
     shared: Arc<Shared>,
 }
 
+/// Two handles are equal when they talk to the same actor.
 impl PartialEq for ConsumerGroup {
     fn eq(&self, other: &Self) -> bool {
-        self.addr == other.addr
+        self.handle == other.handle
     }
 }
 
@@ -269,10 +271,7 @@ impl Eq for ConsumerGroup {}
 
 impl std::fmt::Debug for ConsumerGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsumerGroup")
-            .field("name", &self.shared.name)
-            .field("closed", &self.is_closed())
-            .finish()
+        self.handle.debug(f, "ConsumerGroup")
     }
 }
 
@@ -297,43 +296,32 @@ impl ConsumerGroup {
             supervisor,
             shared: Arc::clone(&shared),
         };
-        Ok(ConsumerGroup {
-            addr: context.run(actor),
-            shared,
-        })
+        let addr = context.run(actor);
+        let handle = ActorHandle::new(KIND, &shared.name, addr, Arc::clone(&shared.slot));
+        Ok(ConsumerGroup { handle, shared })
     }
 
     /// The configured name.
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.shared.name
+        self.handle.name()
     }
 
     /// True once closed (or stopped).
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.shared.slot.is_closed() || !self.addr.connected()
-    }
-
-    fn mailbox_error(&self, error: MailboxError) -> Error {
-        crate::error::mailbox_error(KIND, &self.shared.name, error)
+        self.handle.is_closed()
     }
 
     /// Sends every message, in batches, to `subscriber`, which acknowledges them
     /// with [`MessageBatch::ack`]. Several subscribers each get every message.
     pub async fn subscribe(&self, subscriber: Recipient<MessageBatch>) -> Result<(), Error> {
-        self.addr
-            .send(Subscribe(subscriber))
-            .await
-            .map_err(|e| self.mailbox_error(e))?
+        self.handle.ask(Subscribe(subscriber)).await?
     }
 
     /// Sends every group event (assigned, revoked, error) to `subscriber`.
     pub async fn subscribe_events(&self, subscriber: Recipient<GroupEvent>) -> Result<(), Error> {
-        self.addr
-            .send(SubscribeEvents(subscriber))
-            .await
-            .map_err(|e| self.mailbox_error(e))?
+        self.handle.ask(SubscribeEvents(subscriber)).await?
     }
 
     /// The next event: a message, an assignment, a revocation or an error. The
@@ -470,11 +458,8 @@ impl ConsumerGroup {
     /// use this once their in-flight handlers are done.
     pub async fn close_within(&self, drain: Duration) -> Result<(), Error> {
         // Requests are refused from now on, and a restart under way stops.
-        self.shared.slot.request_close();
-        self.addr
-            .send(Close { drain })
-            .await
-            .map_err(|e| self.mailbox_error(e))?
+        self.handle.request_close();
+        self.handle.ask(Close { drain }).await?
     }
 
     /// Waits until the member has stopped for good: closed, or failed past its
