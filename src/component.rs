@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::config::{
-    self, Config, ConfigError, ConfigProblem, Properties, BALANCER_HASH, BALANCER_ROUND_ROBIN,
-};
+use crate::config::{self, Config, ConfigError, Properties, BALANCER_HASH, BALANCER_ROUND_ROBIN};
 use crate::consumer::{Consumer, ConsumerGroup, GroupSpec};
 use crate::error::Error;
 use crate::interceptor::{
@@ -86,49 +84,8 @@ impl EkafkaBuilder {
     /// Checks the options against the config and builds the component. No client
     /// is started until asked for.
     pub fn build(self) -> Result<Ekafka, Error> {
-        let section = self.config.section.clone();
-        if self.config.brokers.is_empty() || self.config.brokers.iter().any(|b| b.trim().is_empty())
-        {
-            return Err(ConfigError::new(
-                format!("{section}.brokers"),
-                ConfigProblem::InvalidValue {
-                    found: format!("{:?}", self.config.brokers),
-                    expected: "at least one \"host:port\"".into(),
-                },
-            )
-            .into());
-        }
-        for name in self.balancers.keys() {
-            if name == BALANCER_HASH || name == BALANCER_ROUND_ROBIN {
-                return Err(ConfigError::new(
-                    format!("{section}.producers.*.balancer"),
-                    ConfigProblem::InvalidValue {
-                        found: format!("{name:?} (registered with with_balancer)"),
-                        expected: "a name other than the built-in \"hash\" and \"roundRobin\""
-                            .into(),
-                    },
-                )
-                .into());
-            }
-        }
-        for (name, producer) in &self.config.producers {
-            let balancer = &producer.balancer;
-            let known = balancer == BALANCER_HASH
-                || balancer == BALANCER_ROUND_ROBIN
-                || self.balancers.contains_key(balancer);
-            if !known {
-                let mut names: Vec<&str> = vec![BALANCER_ROUND_ROBIN, BALANCER_HASH];
-                names.extend(self.balancers.keys().map(String::as_str));
-                return Err(ConfigError::new(
-                    format!("{section}.producers.{name}.balancer"),
-                    ConfigProblem::InvalidValue {
-                        found: format!("{balancer:?}"),
-                        expected: format!("one of {}", names.join(", ")),
-                    },
-                )
-                .into());
-            }
-        }
+        let registered: Vec<&str> = self.balancers.keys().map(String::as_str).collect();
+        self.config.check(&registered)?;
         let mut layers = self.interceptors;
         let switches = &self.config.interceptors;
         let metrics = switches
@@ -402,18 +359,31 @@ impl Ekafka {
         )
     }
 
-    /// The librdkafka properties consumer group member `name` is created with.
-    pub fn consumer_group_properties(&self, name: &str) -> Result<Properties, Error> {
+    /// The config of consumer group `name`, or the error naming the groups
+    /// there are.
+    pub(crate) fn consumer_group_config(
+        &self,
+        name: &str,
+    ) -> Result<&config::ConsumerGroupConfig, Error> {
         let config = &self.inner.config;
-        let group = config.consumer_groups.get(name).ok_or_else(|| {
+        config.consumer_groups.get(name).ok_or_else(|| {
             self.unknown(
                 "consumer group",
                 "consumerGroups",
                 name,
                 config.consumer_groups.keys().cloned(),
             )
-        })?;
-        Ok(config::librdkafka::consumer_group(config, name, group))
+        })
+    }
+
+    /// The librdkafka properties consumer group member `name` is created with.
+    pub fn consumer_group_properties(&self, name: &str) -> Result<Properties, Error> {
+        let group = self.consumer_group_config(name)?;
+        Ok(config::librdkafka::consumer_group(
+            &self.inner.config,
+            name,
+            group,
+        ))
     }
 
     /// The consumer group member `name` (`[kafka.consumerGroups.NAME]`), started

@@ -529,3 +529,22 @@ async fn failures_subscribed_before_the_start_include_the_first_message() {
     );
     server.close().await.unwrap();
 }
+
+#[actix::test]
+async fn a_server_of_a_group_not_configured_fails_naming_the_groups_there_are() {
+    let fixture = Fixture::new();
+    let (kafka, _) = setup(&fixture, "");
+    let config = ConsumerServerConfig::from_toml_str(
+        "[kafkaConsumerServers.s2]\nconsumerGroupName = \"nope\"\n",
+        "kafkaConsumerServers.s2",
+    )
+    .unwrap();
+    match ConsumerServer::on_each_message(&kafka, &config, |_| async { Ok(()) }).await {
+        Err(error @ ekafka::Error::UnknownClient { .. }) => {
+            assert!(error.is_config(), "{error}");
+            assert!(error.to_string().contains("\"nope\""), "{error}");
+            assert!(error.to_string().contains("cg1"), "{error}");
+        }
+        other => panic!("expected an unknown group, got {other:?}"),
+    }
+}

@@ -142,6 +142,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// Checks what can change after reading: brokers set in code
+    /// (`with_brokers`), and each producer's `balancer` against the built-in
+    /// ones and those `registered` in code (`with_balancer`).
+    pub(crate) fn check(&self, registered: &[&str]) -> Result<(), ConfigError> {
+        let section = &self.section;
+        if self.brokers.is_empty() || self.brokers.iter().any(|b| b.trim().is_empty()) {
+            return Err(ConfigError::new(
+                format!("{section}.brokers"),
+                ConfigProblem::InvalidValue {
+                    found: format!("{:?}", self.brokers),
+                    expected: "at least one \"host:port\"".into(),
+                },
+            ));
+        }
+        super::producer::check_balancers(self, registered)
+    }
+
     pub(crate) fn read(section: &Section<'_>) -> Result<Self, ConfigError> {
         let switches = InterceptorSwitches::default();
         let config = Config {

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::duration::format_go_duration;
-use super::error::ConfigError;
+use super::error::{ConfigError, ConfigProblem};
+use super::kafka::Config;
 use super::properties::Properties;
 use super::reader::Section;
 use super::restart::RestartSettings;
@@ -223,4 +224,39 @@ fn read_compression(section: &Section<'_>) -> Result<Option<Compression>, Config
     codec
         .map(Some)
         .ok_or_else(|| section.invalid("compression", raw, EXPECTED))
+}
+
+/// Checks names `registered` in code (`with_balancer`) against the built-in
+/// balancers, and every producer's `balancer` against both.
+pub(crate) fn check_balancers(config: &Config, registered: &[&str]) -> Result<(), ConfigError> {
+    let section = &config.section;
+    if let Some(name) = registered
+        .iter()
+        .find(|name| [BALANCER_HASH, BALANCER_ROUND_ROBIN].contains(name))
+    {
+        return Err(ConfigError::new(
+            format!("{section}.producers.*.balancer"),
+            ConfigProblem::InvalidValue {
+                found: format!("{name:?} (registered with with_balancer)"),
+                expected: "a name other than the built-in \"hash\" and \"roundRobin\"".into(),
+            },
+        ));
+    }
+    for (name, producer) in &config.producers {
+        let balancer = producer.balancer.as_str();
+        let known = [BALANCER_HASH, BALANCER_ROUND_ROBIN].contains(&balancer)
+            || registered.contains(&balancer);
+        if !known {
+            let mut names = vec![BALANCER_ROUND_ROBIN, BALANCER_HASH];
+            names.extend(registered);
+            return Err(ConfigError::new(
+                format!("{section}.producers.{name}.balancer"),
+                ConfigProblem::InvalidValue {
+                    found: format!("{balancer:?}"),
+                    expected: format!("one of {}", names.join(", ")),
+                },
+            ));
+        }
+    }
+    Ok(())
 }

@@ -3,7 +3,6 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
-use std::time::Duration;
 
 use actix::Recipient;
 use tokio::sync::watch;
@@ -61,11 +60,7 @@ impl ServerBuilder<'_> {
         } else {
             Rc::new(move |message| Box::pin(handler(message)))
         };
-        let drain_timeout = kafka
-            .config()
-            .consumer_groups
-            .get(group_name)
-            .map_or(Duration::from_secs(10), |g| g.flow.drain_timeout);
+        let drain_timeout = kafka.consumer_group_config(group_name)?.flow.drain_timeout;
         let name = server_name(config);
         let policy = config.restart.apply(kafka.restart_policy());
         let spec = ServerSpec {
