@@ -397,7 +397,7 @@ impl Ekafka {
             "Ekafka::consumer_group",
             ConsumerGroup::is_closed,
             || {
-                let config = self.inner.config.consumer_groups[name].clone();
+                let config = Arc::new(self.inner.config.consumer_groups[name].clone());
                 ConsumerGroup::start(GroupSpec {
                     name: name.to_string(),
                     restart_policy: config.restart.apply(&self.inner.restart_policy),

@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::engine::{self, Engine, EngineSettings, Exit, GroupContext, MessageSink};
 use super::engine::{Command, Commands};
-use crate::config::{librdkafka, ConsumerGroupConfig, FetchSettings, FlowSettings};
+use crate::config::{librdkafka, ConsumerGroupConfig};
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
 use crate::record::{GroupEvent, MessageBatch};
@@ -27,7 +27,8 @@ pub(crate) const COMMIT_AND_LEAVE: Duration = Duration::from_secs(15);
 /// Everything needed to (re)start the member.
 pub(crate) struct GroupSpec {
     pub(crate) name: String,
-    pub(crate) config: ConsumerGroupConfig,
+    /// Shared with every incarnation's engine, as read.
+    pub(crate) config: Arc<ConsumerGroupConfig>,
     pub(crate) client_config: rdkafka::ClientConfig,
     pub(crate) interceptors: Chain,
     pub(crate) restart_policy: RestartPolicy,
@@ -88,14 +89,9 @@ impl GroupMembers {
     /// of the group's topics, creates and subscribes the consumer, and
     /// reports its end.
     pub(crate) fn launch(&self, incarnation: u64) -> Result<EngineHandle, Error> {
-        let config = &self.spec.config;
         let settings = EngineSettings {
-            group_id: config.group_id.clone(),
             client: self.client_info(),
-            flow: config.flow.clone(),
-            commit_interval: config.fetch.commit_interval,
-            coordinator_timeout: config.timeout,
-            start_offset: config.fetch.start_offset,
+            config: Arc::clone(&self.spec.config),
         };
         let engine = Engine::new(settings, self.spec.interceptors.clone());
         let commands = engine.commands();
@@ -115,10 +111,7 @@ impl GroupMembers {
         let start = EngineStart {
             probe,
             client_config: self.spec.client_config.clone(),
-            topics: config.topics.clone(),
-            flow: config.flow.clone(),
-            fetch: config.fetch.clone(),
-            metadata_timeout: config.timeout,
+            config: Arc::clone(&self.spec.config),
         };
         let exits = self.exits.clone();
         std::thread::Builder::new()
@@ -155,10 +148,7 @@ struct EngineStart {
     /// A client of the same config, never subscribed: reads the metadata.
     probe: BaseConsumer,
     client_config: rdkafka::ClientConfig,
-    topics: Vec<String>,
-    flow: FlowSettings,
-    fetch: FetchSettings,
-    metadata_timeout: Duration,
+    config: Arc<ConsumerGroupConfig>,
 }
 
 impl EngineStart {
@@ -167,8 +157,9 @@ impl EngineStart {
         let partitions = self.partitions();
         drop(self.probe);
         let mut client_config = self.client_config;
-        let ekafka_sizing = librdkafka::prefetch_properties(&self.flow, &self.fetch, None);
-        let sized = librdkafka::prefetch_properties(&self.flow, &self.fetch, partitions);
+        let (flow, fetch) = (&self.config.flow, &self.config.fetch);
+        let ekafka_sizing = librdkafka::prefetch_properties(flow, fetch, None);
+        let sized = librdkafka::prefetch_properties(flow, fetch, partitions);
         for ((key, default), (_, value)) in ekafka_sizing.iter().zip(sized) {
             // A value set in a raw librdkafka table is the user's: keep it.
             if client_config.get(key) == Some(default.as_str()) {
@@ -178,7 +169,7 @@ impl EngineStart {
         let consumer =
             BaseConsumer::from_config_and_context(&client_config, GroupContext::new(engine))
                 .map_err(|e| format!("cannot create the consumer: {e}"))?;
-        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
             .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
@@ -188,10 +179,10 @@ impl EngineStart {
     /// The partitions of the group's topics, when the metadata says.
     fn partitions(&self) -> Option<usize> {
         let mut count = 0;
-        for topic in &self.topics {
+        for topic in &self.config.topics {
             let metadata = self
                 .probe
-                .fetch_metadata(Some(topic), self.metadata_timeout)
+                .fetch_metadata(Some(topic), self.config.timeout)
                 .ok()?;
             count += metadata.topics().first()?.partitions().len();
         }

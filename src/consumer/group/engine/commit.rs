@@ -168,7 +168,7 @@ impl Engine {
                 }
             }
         }
-        let timeout = self.settings.coordinator_timeout;
+        let timeout = self.settings.config.timeout;
         if self
             .commits
             .in_flight
@@ -294,7 +294,7 @@ impl Engine {
     /// `commitInterval`.
     pub(super) fn commit_due(&mut self, consumer: &BaseConsumer<GroupContext>) {
         self.read_commit_results(Duration::ZERO);
-        let interval = self.settings.commit_interval;
+        let interval = self.settings.config.fetch.commit_interval;
         if interval.is_zero()
             || !self.commits.waiting.is_empty()
             || self.last_commit.elapsed() >= interval

@@ -25,7 +25,7 @@ impl Engine {
     /// them is full, and `apply_pauses` pauses them when that costs too much.
     pub(super) fn fill(&mut self) -> usize {
         let (share, share_bytes) = (self.share(), self.share_bytes());
-        let flow = &self.settings.flow;
+        let flow = &self.settings.config.flow;
         let (bound, bound_bytes) = (flow.max_buffered, flow.max_buffered_bytes);
         let mut held_bytes = self.held_bytes();
         let mut read = 0;
@@ -78,17 +78,17 @@ impl Engine {
 
     /// Each partition's share of the bound.
     pub(super) fn share(&self) -> usize {
-        (self.settings.flow.max_buffered / self.partitions.len().max(1)).max(1)
+        (self.settings.config.flow.max_buffered / self.partitions.len().max(1)).max(1)
     }
 
     /// Each partition's share of `maxBufferedBytes`.
     fn share_bytes(&self) -> usize {
-        (self.settings.flow.max_buffered_bytes / self.partitions.len().max(1)).max(1)
+        (self.settings.config.flow.max_buffered_bytes / self.partitions.len().max(1)).max(1)
     }
 
     /// Whether the member holds its bound in messages or in bytes.
     pub(super) fn is_full(&self) -> bool {
-        let flow = &self.settings.flow;
+        let flow = &self.settings.config.flow;
         self.held >= flow.max_buffered || self.held_bytes() >= flow.max_buffered_bytes
     }
 
@@ -115,7 +115,7 @@ impl Engine {
     /// half of their share and the member is under its bounds.
     pub(super) fn apply_pauses(&mut self, consumer: &Consumer_) {
         let (share, share_bytes) = (self.share(), self.share_bytes());
-        let flow = &self.settings.flow;
+        let flow = &self.settings.config.flow;
         let member_full = self.is_full();
         // At its bound with nothing acknowledged for a while: every partition
         // is without room for good, not only those at their share.
@@ -152,7 +152,7 @@ impl Engine {
             }
         }
         if pause.count() > 0 {
-            tracing::debug!(group = %self.settings.group_id, partitions = pause.count(), over_budget, "pausing full partitions");
+            tracing::debug!(group = %self.settings.config.group_id, partitions = pause.count(), over_budget, "pausing full partitions");
             if let Err(e) = consumer.pause(&pause) {
                 tracing::warn!(error = %e, "pausing partitions failed");
             }
@@ -176,7 +176,7 @@ impl Engine {
         for step in 0..count {
             let index = (self.rotation + step) % count;
             while self.partitions[index].ledger.has_fetched() {
-                let batch_size = self.settings.flow.delivery_batch;
+                let batch_size = self.settings.config.flow.delivery_batch;
                 let mut messages = self.partitions[index]
                     .ledger
                     .take_batch(batch_size, owed_by);

@@ -38,7 +38,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::ledger::{Ledger, MAX_SUBSCRIBERS};
 use super::GroupStatus;
-use crate::config::{FlowSettings, StartOffset};
+use crate::config::ConsumerGroupConfig;
 use crate::consumer::context::LastErrorLog;
 use crate::error::Refusal;
 use crate::interceptor::{Chain, ClientInfo};
@@ -132,14 +132,11 @@ struct Partition {
     paused: bool,
 }
 
-/// Fixed settings of one group member.
+/// Fixed settings of one group member: who it is to interceptors, and its
+/// group's config as read.
 pub(crate) struct EngineSettings {
-    pub(crate) group_id: String,
     pub(crate) client: ClientInfo,
-    pub(crate) flow: FlowSettings,
-    pub(crate) commit_interval: Duration,
-    pub(crate) coordinator_timeout: Duration,
-    pub(crate) start_offset: StartOffset,
+    pub(crate) config: Arc<ConsumerGroupConfig>,
 }
 
 /// All mutable state of the member, behind the context's lock.
@@ -323,7 +320,7 @@ impl Engine {
 
     fn error_event(&self, message: String) -> GroupError {
         GroupError {
-            group_id: self.settings.group_id.clone(),
+            group_id: self.settings.config.group_id.clone(),
             generation: self.generation,
             message,
         }
@@ -332,7 +329,7 @@ impl Engine {
     /// Sends an event to every event subscriber and every pull subscriber.
     fn emit(&mut self, event: GroupEvent) {
         if let GroupEvent::Error(error) = &event {
-            tracing::warn!(group = %self.settings.group_id, error = %error.message, "consumer group error");
+            tracing::warn!(group = %self.settings.config.group_id, error = %error.message, "consumer group error");
         }
         self.interceptors
             .on_group_event(&self.settings.client, &event);
@@ -429,7 +426,7 @@ impl Engine {
     /// made, so that every subscriber learns which partitions the member holds.
     fn current_assignment(&self) -> Option<Assigned> {
         (!self.partitions.is_empty()).then(|| Assigned {
-            group_id: self.settings.group_id.clone(),
+            group_id: self.settings.config.group_id.clone(),
             generation: self.generation,
             partitions: self
                 .partitions
@@ -480,7 +477,7 @@ impl Engine {
     /// How long the revoke barrier waits for acknowledgements: `drainTimeout`,
     /// or less when a close asked for a shorter drain.
     fn drain_timeout(&self) -> Duration {
-        let drain = self.settings.flow.drain_timeout;
+        let drain = self.settings.config.flow.drain_timeout;
         if self.close_started.is_some() {
             drain.min(self.close_drain)
         } else {
@@ -515,12 +512,12 @@ impl Engine {
                 due = due.min(deadline);
             }
         };
-        let interval = self.settings.commit_interval;
+        let interval = self.settings.config.fetch.commit_interval;
         if !interval.is_zero() {
             at(self.last_commit, interval);
         }
         if let Some(started) = self.commits.in_flight_since() {
-            at(started, self.settings.coordinator_timeout);
+            at(started, self.settings.config.timeout);
         }
         for p in self.partitions.iter().filter(|p| !p.paused) {
             if let Some(since) = p.full_since {

@@ -47,7 +47,7 @@ impl Engine {
             self.release(bit, &partition, from, to);
         }
         self.emit(GroupEvent::Revoked(Revoked {
-            group_id: self.settings.group_id.clone(),
+            group_id: self.settings.config.group_id.clone(),
             generation: self.generation,
             partitions: revoked.clone(),
         }));
@@ -64,7 +64,7 @@ impl Engine {
             if owed == 0 || now >= deadline {
                 if owed > 0 {
                     tracing::warn!(
-                        group = %self.settings.group_id,
+                        group = %self.settings.config.group_id,
                         unacknowledged = owed,
                         "revoke: drain timeout passed; unacknowledged messages will be delivered again to the next owner"
                     );
@@ -93,7 +93,7 @@ impl Engine {
             keep
         });
         self.held -= released;
-        tracing::debug!(group = %self.settings.group_id, revoked = before - self.partitions.len(), "partitions released");
+        tracing::debug!(group = %self.settings.config.group_id, revoked = before - self.partitions.len(), "partitions released");
     }
 
     /// Takes on newly assigned partitions, each with its own queue.
@@ -108,7 +108,7 @@ impl Engine {
             });
             self.partitions.push(Partition {
                 id,
-                start: StartingOffset::Reset(self.settings.start_offset),
+                start: StartingOffset::Reset(self.settings.config.fetch.start_offset),
                 ledger: Ledger::default(),
                 queue,
                 sizes: Default::default(),
@@ -138,7 +138,7 @@ impl Engine {
         self.take_partitions(list);
         self.generation = generation_of(consumer);
         let assigned = partitions_of(list);
-        let committed = consumer.committed_offsets(list.clone(), self.settings.coordinator_timeout);
+        let committed = consumer.committed_offsets(list.clone(), self.settings.config.timeout);
         let mut partitions = Vec::with_capacity(assigned.len());
         for id in assigned {
             let start = committed
@@ -149,7 +149,9 @@ impl Engine {
                     Offset::Offset(o) => Some(StartingOffset::Committed(o)),
                     _ => None,
                 })
-                .unwrap_or(StartingOffset::Reset(self.settings.start_offset));
+                .unwrap_or(StartingOffset::Reset(
+                    self.settings.config.fetch.start_offset,
+                ));
             partitions.push((id.clone(), start));
             if let Some(i) = self.partition_index(&id.topic, id.partition) {
                 self.partitions[i].start = start;
@@ -162,7 +164,7 @@ impl Engine {
         }
         self.apply_pauses(consumer);
         self.emit(GroupEvent::Assigned(Assigned {
-            group_id: self.settings.group_id.clone(),
+            group_id: self.settings.config.group_id.clone(),
             generation: self.generation,
             partitions,
         }));
