@@ -12,12 +12,12 @@ mod consumer;
 mod duration;
 mod error;
 mod kafka;
+#[cfg(test)]
+mod keys;
 pub mod librdkafka;
 mod producer;
 mod properties;
 mod reader;
-#[cfg(test)]
-mod readme_keys;
 mod restart;
 mod secret;
 mod server;
