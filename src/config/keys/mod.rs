@@ -1,0 +1,283 @@
+//! Every config key, described once: its table, spelling, default and what it
+//! does (the librdkafka property it sets, or ekafka's own use), as the
+//! README's config tables show them.
+//!
+//! Tests hold everything else to this description:
+//! - the README's config tables are rendered from it (run the tests with
+//!   `EKAFKA_BLESS=1` to rewrite them after changing a row);
+//! - the reader asks for exactly the keys described, table by table;
+//! - every default written as a TOML value is the real default: a config
+//!   that sets the key to it reads the same as one that leaves it out.
+
+use std::collections::BTreeSet;
+
+mod rows;
+
+use super::reader::asked;
+use super::{Config, ConsumerServerConfig, RestartPolicy, RestartSettings};
+use rows::ROWS;
+
+/// A README config table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Table {
+    Kafka,
+    Producer,
+    Consumers,
+    Server,
+    Restart,
+}
+
+/// A row of the consumers' table that applies to one kind only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Only {
+    Groups,
+    Consumers,
+}
+
+/// One row of a README config table: one key, or several described together.
+pub(super) struct Row {
+    pub(super) section: Table,
+    /// `x.y` is key `y` of the nested table `x`.
+    pub(super) keys: &'static [&'static str],
+    pub(super) only: Option<Only>,
+    /// Per key, its default as a TOML value, when it has one to write.
+    pub(super) literals: &'static [Option<&'static str>],
+    pub(super) default: &'static str,
+    pub(super) meaning: &'static str,
+}
+
+const ALL: [Table; 5] = [
+    Table::Kafka,
+    Table::Producer,
+    Table::Consumers,
+    Table::Server,
+    Table::Restart,
+];
+
+impl Table {
+    fn heading(self) -> &'static str {
+        match self {
+            Table::Kafka => "### `[kafka]`",
+            Table::Producer => "### `[kafka.producers.NAME]`",
+            Table::Consumers => "### `[kafka.consumers.NAME]` and `[kafka.consumerGroups.NAME]`",
+            Table::Server => "### `[kafkaConsumerServers.NAME]`",
+            Table::Restart => {
+                "### Restart keys (producers, consumers, consumer groups, consumer servers)"
+            }
+        }
+    }
+
+    fn columns(self) -> &'static str {
+        match self {
+            Table::Kafka => "| key | default | meaning / librdkafka property |",
+            Table::Producer => "| key | default | librdkafka property |",
+            Table::Consumers => "| key | default | librdkafka property / use |",
+            Table::Server | Table::Restart => "| key | default | meaning |",
+        }
+    }
+
+    /// The config tables the keys of this README table belong to.
+    fn tables(self, only: Option<Only>) -> Vec<&'static str> {
+        const CONSUMERS: &str = "kafka.consumers.NAME";
+        const GROUPS: &str = "kafka.consumerGroups.NAME";
+        match (self, only) {
+            (Table::Kafka, _) => vec!["kafka"],
+            (Table::Producer, _) => vec!["kafka.producers.NAME"],
+            (Table::Consumers, None) => vec![CONSUMERS, GROUPS],
+            (Table::Consumers, Some(Only::Consumers)) => vec![CONSUMERS],
+            (Table::Consumers, Some(Only::Groups)) => vec![GROUPS],
+            (Table::Server, _) => vec!["kafkaConsumerServers.NAME"],
+            (Table::Restart, _) => vec![
+                "kafka.producers.NAME",
+                CONSUMERS,
+                GROUPS,
+                "kafkaConsumerServers.NAME",
+            ],
+        }
+    }
+}
+
+/// The README table of `section`, from its header to its last row.
+fn render(section: Table) -> String {
+    let mut text = format!("{}\n|---|---|---|\n", section.columns());
+    for row in ROWS.iter().filter(|r| r.section == section) {
+        let keys: Vec<String> = row.keys.iter().map(|k| format!("`{k}`")).collect();
+        let only = match row.only {
+            Some(Only::Groups) => " (groups)",
+            Some(Only::Consumers) => " (consumers)",
+            None => "",
+        };
+        let meaning = if row.meaning.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", row.meaning)
+        };
+        text.push_str(&format!(
+            "| {}{only} | {} |{meaning} |\n",
+            keys.join(" / "),
+            row.default
+        ));
+    }
+    text
+}
+
+/// (table, key) of every key described; `x.y` also describes key `x`.
+fn described() -> BTreeSet<(String, String)> {
+    let mut keys = BTreeSet::new();
+    for row in ROWS {
+        for table in row.section.tables(row.only) {
+            for key in row.keys {
+                match key.split_once('.') {
+                    Some((nested, key)) => {
+                        keys.insert((table.to_string(), nested.to_string()));
+                        keys.insert((format!("{table}.{nested}"), key.to_string()));
+                    }
+                    None => {
+                        keys.insert((table.to_string(), key.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// A config with every table present, so every key is asked for; `extra`
+/// goes into the tables `table` names (`kafka.producers.NAME` and so on).
+fn config_with(table: &str, extra: &str) -> String {
+    let mut text = String::new();
+    let tables: [(&str, &str, &str); 7] = [
+        ("kafka", "[kafka]", "brokers = [\"b:1\"]"),
+        ("kafka.client", "[kafka.client]", ""),
+        ("kafka.tls", "[kafka.tls]", ""),
+        ("kafka.producers.NAME", "[kafka.producers.p]", ""),
+        (
+            "kafka.consumers.NAME",
+            "[kafka.consumers.c]",
+            "topic = \"t\"",
+        ),
+        (
+            "kafka.consumerGroups.NAME",
+            "[kafka.consumerGroups.g]",
+            "topic = \"t\"\ngroupID = \"g\"",
+        ),
+        (
+            "kafkaConsumerServers.NAME",
+            "[kafkaConsumerServers.s]",
+            "consumerGroupName = \"g\"\ndeadLetterProducer = \"p\"",
+        ),
+    ];
+    for (name, header, keys) in tables {
+        text.push_str(&format!("{header}\n{keys}\n"));
+        if name == table {
+            text.push_str(&format!("{extra}\n"));
+        }
+    }
+    text
+}
+
+/// The config and server config of `text`, each client's restart keys
+/// resolved against the default policy: an unset key and one set to its
+/// default mean the same.
+fn read(text: &str) -> (Config, ConsumerServerConfig) {
+    let mut config = Config::from_toml_str(text, "kafka").expect("the config reads");
+    let mut server = ConsumerServerConfig::from_toml_str(text, "kafkaConsumerServers.s")
+        .expect("the server config reads");
+    let default = RestartPolicy::default();
+    let resolve = |settings: &mut RestartSettings| {
+        let policy = settings.apply(&default);
+        *settings = RestartSettings {
+            max_restarts: Some(policy.max_restarts),
+            window: Some(policy.window),
+            backoff: Some(policy.backoff_min),
+            backoff_max: Some(policy.backoff_max),
+        };
+    };
+    config
+        .producers
+        .values_mut()
+        .for_each(|p| resolve(&mut p.restart));
+    config
+        .consumers
+        .values_mut()
+        .for_each(|c| resolve(&mut c.restart));
+    config
+        .consumer_groups
+        .values_mut()
+        .for_each(|g| resolve(&mut g.restart));
+    resolve(&mut server.restart);
+    (config, server)
+}
+
+#[test]
+fn the_reader_asks_for_every_key_described_and_no_other() {
+    asked::take();
+    read(&config_with("", ""));
+    let read: BTreeSet<(String, String)> = asked::take()
+        .into_iter()
+        // The tables of named clients are described by tables of their own.
+        .filter(|(table, key)| {
+            !(table == "kafka" && ["producers", "consumers", "consumerGroups"].contains(&&**key))
+        })
+        .collect();
+    let described = described();
+    let undescribed: Vec<_> = read.difference(&described).collect();
+    let unread: Vec<_> = described.difference(&read).collect();
+    assert!(
+        undescribed.is_empty() && unread.is_empty(),
+        "read but not described in config::keys: {undescribed:?}\n\
+         described but never read: {unread:?}"
+    );
+}
+
+#[test]
+fn every_default_described_is_the_real_default() {
+    let plain = read(&config_with("", ""));
+    for row in ROWS {
+        for (key, literal) in row.keys.iter().zip(row.literals) {
+            let Some(literal) = literal else { continue };
+            for table in row.section.tables(row.only) {
+                let (table, key) = match key.split_once('.') {
+                    Some((nested, key)) => (format!("{table}.{nested}"), key),
+                    None => (table.to_string(), *key),
+                };
+                let text = config_with(&table, &format!("{key} = {literal}"));
+                assert_eq!(
+                    read(&text),
+                    plain,
+                    "{table}.{key} = {literal} is not the default the README gives"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_readme_config_tables_are_rendered_from_the_description() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md readable");
+    let mut blessed = readme.clone();
+    let mut stale = Vec::new();
+    for section in ALL {
+        let start = readme
+            .find(section.heading())
+            .expect("the section's heading");
+        let table_start = start + readme[start..].find("\n| key |").expect("its table") + 1;
+        let table_end = table_start + readme[table_start..].find("\n\n").expect("its end") + 1;
+        let shown = &readme[table_start..table_end];
+        let rendered = render(section);
+        if shown != rendered {
+            stale.push(section.heading());
+            blessed = blessed.replacen(shown, &rendered, 1);
+        }
+    }
+    if !stale.is_empty() && std::env::var_os("EKAFKA_BLESS").is_some() {
+        std::fs::write(path, blessed).expect("README.md written");
+        return;
+    }
+    assert!(
+        stale.is_empty(),
+        "README config tables differ from src/config/keys.rs: {stale:?}; \
+         run `EKAFKA_BLESS=1 cargo test --lib config::keys` to rewrite them"
+    );
+}
