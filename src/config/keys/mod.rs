@@ -7,7 +7,9 @@
 //!   `EKAFKA_BLESS=1` to rewrite them after changing a row);
 //! - the reader asks for exactly the keys described, table by table;
 //! - every default written as a TOML value is the real default: a config
-//!   that sets the key to it reads the same as one that leaves it out.
+//!   that sets the key to it reads the same as one that leaves it out;
+//! - every librdkafka property a row names up front is set by the mapping
+//!   (`config::librdkafka`) when its key is.
 
 use std::collections::BTreeSet;
 
@@ -145,7 +147,11 @@ fn described() -> BTreeSet<(String, String)> {
 /// A config with every table present, so every key is asked for; `extra`
 /// goes into the tables `table` names (`kafka.producers.NAME` and so on).
 fn config_with(table: &str, extra: &str) -> String {
-    let mut text = String::new();
+    config_with_all(&[(table, extra.to_string())])
+}
+
+/// Like [`config_with`], with lines added to several tables.
+fn config_with_all(extras: &[(&str, String)]) -> String {
     let tables: [(&str, &str, &str); 7] = [
         ("kafka", "[kafka]", "brokers = [\"b:1\"]"),
         ("kafka.client", "[kafka.client]", ""),
@@ -167,9 +173,10 @@ fn config_with(table: &str, extra: &str) -> String {
             "consumerGroupName = \"g\"\ndeadLetterProducer = \"p\"",
         ),
     ];
+    let mut text = String::new();
     for (name, header, keys) in tables {
         text.push_str(&format!("{header}\n{keys}\n"));
-        if name == table {
+        for (_, extra) in extras.iter().filter(|(table, _)| *table == name) {
             text.push_str(&format!("{extra}\n"));
         }
     }
@@ -280,4 +287,100 @@ fn the_readme_config_tables_are_rendered_from_the_description() {
         "README config tables differ from src/config/keys.rs: {stale:?}; \
          run `EKAFKA_BLESS=1 cargo test --lib config::keys` to rewrite them"
     );
+}
+
+/// The librdkafka properties a row's meaning names, in order: the dotted
+/// lowercase names that open the backticked parts of its lead, before any
+/// `;` or `(` (what follows is commentary: a broker setting, a side effect).
+fn properties_named(meaning: &str) -> Vec<&str> {
+    let lead = meaning.split([';', '(']).next().unwrap_or_default();
+    lead.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter_map(|part| part.split([' ', '=']).next())
+        .filter(|name| {
+            name.contains('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.')
+        })
+        .collect()
+}
+
+/// A value to set `key` to so that its mapping shows: the opposite of a
+/// boolean default, the default otherwise, or a value of the right shape.
+fn sample(key: &str, literal: Option<&str>) -> String {
+    let readable_file = format!("{:?}", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    match (key, literal) {
+        (_, Some("false")) => "true".into(),
+        (_, Some("true")) => "false".into(),
+        (_, Some(literal)) => literal.into(),
+        ("saslMechanism", None) => "\"PLAIN\"".into(),
+        ("tls.caFile" | "tls.certFile" | "tls.keyFile", None) => readable_file,
+        ("groupID", None) => "\"g\"".into(),
+        (_, None) => "\"x\"".into(),
+    }
+}
+
+#[test]
+fn every_librdkafka_property_described_is_set_by_the_mapping() {
+    use super::librdkafka;
+    // One config setting every key that names a property, so that the
+    // properties set only when asked for (SASL, TLS, a group id) show.
+    let mut set: Vec<(String, String, String)> = Vec::new();
+    let mut expected: Vec<(String, String, &str)> = Vec::new();
+    for row in ROWS
+        .iter()
+        .filter(|r| matches!(r.section, Table::Kafka | Table::Producer | Table::Consumers))
+    {
+        let named = properties_named(row.meaning);
+        if named.is_empty() {
+            continue;
+        }
+        for (index, (key, literal)) in row.keys.iter().zip(row.literals).enumerate() {
+            // A row of several keys names one property per key, in order.
+            let property = if row.keys.len() == named.len() {
+                named[index]
+            } else {
+                named[0]
+            };
+            for table in row.section.tables(row.only) {
+                let (table, name) = match key.split_once('.') {
+                    Some((nested, name)) => (format!("{table}.{nested}"), name),
+                    None => (table.to_string(), *key),
+                };
+                // Keys (and tables) every test config has already are left as they are.
+                let in_base = matches!(
+                    (table.as_str(), name),
+                    ("kafka", "brokers" | "tls")
+                        | (_, "topic")
+                        | ("kafka.consumerGroups.NAME", "groupID")
+                );
+                if !in_base {
+                    set.push((table.clone(), name.to_string(), sample(key, *literal)));
+                }
+                expected.push((table, key.to_string(), property));
+            }
+        }
+    }
+    let extras: Vec<(&str, String)> = set
+        .iter()
+        .map(|(table, key, value)| (table.as_str(), format!("{key} = {value}")))
+        .collect();
+    let text = config_with_all(&extras);
+    let config = Config::from_toml_str(&text, "kafka").expect("the config reads");
+    let properties = |table: &str| match table.split('.').take(2).collect::<Vec<_>>()[..] {
+        ["kafka", "producers"] => librdkafka::producer(&config, "p", &config.producers["p"]),
+        ["kafka", "consumers"] => librdkafka::consumer(&config, "c", &config.consumers["c"]),
+        ["kafka", "consumerGroups"] => {
+            librdkafka::consumer_group(&config, "g", &config.consumer_groups["g"])
+        }
+        _ => librdkafka::common(&config),
+    };
+    for (table, key, property) in expected {
+        assert!(
+            properties(&table).get(property).is_some(),
+            "{table}.{key} is described as setting {property}, which the mapping does not set"
+        );
+    }
 }

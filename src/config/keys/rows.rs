@@ -297,7 +297,7 @@ pub(super) const ROWS: &[Row] = &[
         only: None,
         literals: &[Some("\"classic\"")],
         default: "`\"classic\"`",
-        meaning: "`group.protocol`; `\"consumer\"` selects KIP-848 (Kafka 4), where the broker assigns partitions and sets the timings, so `heartbeatInterval`, `sessionTimeout` and `groupBalancers` are errors with it",
+        meaning: "`\"consumer\"` selects KIP-848 (Kafka 4; `group.protocol = consumer`), where the broker assigns partitions and sets the timings, so `heartbeatInterval`, `sessionTimeout` and `groupBalancers` are errors with it; `\"classic\"` leaves librdkafka's default",
     },
     Row {
         section: Table::Consumers,
