@@ -199,8 +199,12 @@ async fn supervise<C: Clone + Send + 'static>(
         // Its own task, so that a panic ends the run, not the supervisor.
         let reason = match actix::spawn(running).await {
             Ok(Ok(())) => {
-                let _ = supervisor.close(Duration::ZERO).await;
-                return Ended::Finished;
+                // The run ended well; a client that then fails to close (what
+                // it acknowledged left uncommitted, say) ends the server failed.
+                return match supervisor.close(Duration::ZERO).await {
+                    Ok(_) => Ended::Finished,
+                    Err(error) => Ended::Failed(format!("closing its client failed: {error}")),
+                };
             }
             Ok(Err(error)) => error.to_string(),
             Err(join) => format!("the function panicked or was cancelled: {join}"),

@@ -226,7 +226,9 @@ impl ConsumerServer {
             config,
             move |kafka| kafka.consumer(&name),
             |consumer: Consumer| async move {
-                let _ = consumer.close().await;
+                if let Err(error) = consumer.close().await {
+                    tracing::warn!(consumer = %consumer.name(), %error, "closing the server's consumer");
+                }
             },
             run,
         )
@@ -253,7 +255,11 @@ impl ConsumerServer {
             move |kafka| kafka.consumer_group(&name),
             // Commits what was acknowledged and lets the partitions go at once.
             |group: ConsumerGroup| async move {
-                let _ = group.close_within(Duration::ZERO).await;
+                // What it could not commit is handed to the partitions' next
+                // owner again; say so rather than drop the report.
+                if let Err(error) = group.close_within(Duration::ZERO).await {
+                    tracing::warn!(group = %group.name(), %error, "closing the server's consumer group");
+                }
             },
             run,
         )

@@ -86,7 +86,11 @@ impl ServerSpec {
         };
         if let Err(e) = subscribed {
             actor.do_send(Terminate);
-            let _ = group.close_within(Duration::ZERO).await;
+            // The subscribe failure is the error returned; a failed close of
+            // the member (nothing was handed out yet) is only logged.
+            if let Err(close) = group.close_within(Duration::ZERO).await {
+                tracing::warn!(server = %self.name, error = %close, "closing the group member after a failed start");
+            }
             return Err(e);
         }
         *self.group.borrow_mut() = Some(group.clone());
