@@ -440,7 +440,8 @@ impl Client {
         while let Some(message) = pending.messages.get_mut(pending.next) {
             let index = pending.next;
             pending.next += 1;
-            if message.topic.is_some() {
+            let own_topic = message.topic.is_some();
+            if own_topic {
                 tracker.note_own_topic();
             }
             let Some(topic) = message.topic.as_deref().or(default_topic) else {
@@ -454,7 +455,6 @@ impl Client {
                 );
                 continue;
             };
-            let own_topic = message.topic.is_some();
             let handle = match default_handle {
                 Some(handle) if !own_topic => Ok(handle),
                 // SAFETY: `client` is this live producer, whose handles these are.

@@ -123,21 +123,26 @@ fn render(section: Table) -> String {
     text
 }
 
+/// Where key `key` of a README row for `table` lives: `x.y` is key `y` of the
+/// nested table `table.x`.
+fn locate<'k>(table: &str, key: &'k str) -> (String, &'k str) {
+    match key.split_once('.') {
+        Some((nested, key)) => (format!("{table}.{nested}"), key),
+        None => (table.to_string(), key),
+    }
+}
+
 /// (table, key) of every key described; `x.y` also describes key `x`.
 fn described() -> BTreeSet<(String, String)> {
     let mut keys = BTreeSet::new();
     for row in ROWS {
         for table in row.section.tables(row.only) {
             for key in row.keys {
-                match key.split_once('.') {
-                    Some((nested, key)) => {
-                        keys.insert((table.to_string(), nested.to_string()));
-                        keys.insert((format!("{table}.{nested}"), key.to_string()));
-                    }
-                    None => {
-                        keys.insert((table.to_string(), key.to_string()));
-                    }
+                if let Some((nested, _)) = key.split_once('.') {
+                    keys.insert((table.to_string(), nested.to_string()));
                 }
+                let (table, key) = locate(table, key);
+                keys.insert((table, key.to_string()));
             }
         }
     }
@@ -244,10 +249,7 @@ fn every_default_described_is_the_real_default() {
         for (key, literal) in row.keys.iter().zip(row.literals) {
             let Some(literal) = literal else { continue };
             for table in row.section.tables(row.only) {
-                let (table, key) = match key.split_once('.') {
-                    Some((nested, key)) => (format!("{table}.{nested}"), key),
-                    None => (table.to_string(), *key),
-                };
+                let (table, key) = locate(table, key);
                 let text = config_with(&table, &format!("{key} = {literal}"));
                 assert_eq!(
                     read(&text),
@@ -345,10 +347,7 @@ fn every_librdkafka_property_described_is_set_by_the_mapping() {
                 named[0]
             };
             for table in row.section.tables(row.only) {
-                let (table, name) = match key.split_once('.') {
-                    Some((nested, name)) => (format!("{table}.{nested}"), name),
-                    None => (table.to_string(), *key),
-                };
+                let (table, name) = locate(table, key);
                 // Keys (and tables) every test config has already are left as they are.
                 let in_base = matches!(
                     (table.as_str(), name),
