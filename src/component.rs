@@ -390,14 +390,15 @@ impl Ekafka {
     /// (and joining its group) on first use; the same running actor afterwards,
     /// a new one after it was closed. Must be called inside a running actix System.
     pub fn consumer_group(&self, name: &str) -> Result<ConsumerGroup, Error> {
-        let properties = self.consumer_group_properties(name)?;
+        let group = self.consumer_group_config(name)?;
+        let properties = config::librdkafka::consumer_group(&self.inner.config, name, group);
         running_or_start(
             &self.inner.groups,
             name,
             "Ekafka::consumer_group",
             ConsumerGroup::is_closed,
             || {
-                let config = Arc::new(self.inner.config.consumer_groups[name].clone());
+                let config = Arc::new(group.clone());
                 ConsumerGroup::start(GroupSpec {
                     name: name.to_string(),
                     restart_policy: config.restart.apply(&self.inner.restart_policy),

@@ -132,7 +132,9 @@ impl ConsumerServer {
         config: &ConsumerServerConfig,
         handler: Recipient<HandleMessage>,
     ) -> Result<RunningServer, Error> {
-        Self::on_each_message(kafka, config, actor_handler(handler)).await
+        Self::builder(kafka, config)
+            .on_each_message_actor(handler)
+            .await
     }
 }
 
