@@ -182,10 +182,9 @@ fn consumer_server_block_with_numeric_start_offset() {
     assert_eq!(c1.assignment, ConsumerAssignment::Group("group-1".into()));
     assert_eq!(c1.fetch.start_offset, StartOffset::Last);
     assert_eq!(c1.fetch.commit_interval, Duration::from_secs(1));
-    assert_eq!(
-        c1.group.retention_time,
-        Some(Duration::from_secs(24 * 3600))
-    );
+    // Accepted, but without effect since Kafka 2.1: unset, it is the
+    // broker's retention for consumers and groups alike.
+    assert_eq!(c1.group.retention_time, None);
     assert_eq!(
         config.consumer_groups["cg1"].fetch.start_offset,
         StartOffset::Last

@@ -12,6 +12,7 @@ mod consumer;
 mod duration;
 mod error;
 mod kafka;
+mod key;
 #[cfg(test)]
 mod keys;
 pub mod librdkafka;
@@ -19,6 +20,7 @@ mod producer;
 mod properties;
 mod reader;
 mod restart;
+mod sasl;
 mod secret;
 mod server;
 mod tls;
@@ -30,33 +32,38 @@ pub use consumer::{
     GroupBalancer, GroupProtocol, GroupSettings, StartOffset,
 };
 pub use error::{ConfigError, ConfigProblem};
-pub use kafka::{ClientSettings, Config, InterceptorSwitches, Sasl, SaslMechanism};
+pub use kafka::{ClientSettings, Config, InterceptorSwitches};
 pub use producer::{
     Compression, ProducerConfig, RequiredAcks, BALANCER_HASH, BALANCER_ROUND_ROBIN,
 };
 pub use properties::Properties;
 pub use restart::{RestartPolicy, RestartSettings};
+pub use sasl::{Sasl, SaslMechanism};
 pub use secret::Secret;
 pub use server::{ConsumerServerConfig, DeadLetter, RetrySettings};
 pub use tls::Tls;
 
 use reader::{normalize_key, Section};
 
-/// A config type read from one named TOML section.
-trait FromSection: Sized {
-    fn read(section: &Section<'_>) -> Result<Self, ConfigError>;
-}
+/// The path of the table a settings struct is read from, kept for error
+/// messages: a field of its own, with no key.
+struct SectionPath;
 
-impl FromSection for Config {
-    fn read(section: &Section<'_>) -> Result<Self, ConfigError> {
-        Config::read(section)
+impl key::Field<String> for SectionPath {
+    fn read(&self, section: &Section<'_>) -> Result<String, ConfigError> {
+        Ok(section.path().to_string())
     }
-}
 
-impl FromSection for ConsumerServerConfig {
-    fn read(section: &Section<'_>) -> Result<Self, ConfigError> {
-        ConsumerServerConfig::read(section)
+    fn default_value(&self) -> Option<String> {
+        None
     }
+
+    fn set_properties(&self, _value: &String, _props: &mut Properties) {}
+
+    fn keys(&self, _keys: &mut Vec<&'static str>) {}
+
+    #[cfg(test)]
+    fn describe(&self, _doc: key::Doc, _rows: &mut Vec<key::Row>) {}
 }
 
 macro_rules! loaders {
@@ -101,7 +108,10 @@ loaders!(
     "a `[kafkaConsumerServers.NAME]` section"
 );
 
-fn load_section<T: FromSection>(root: &toml::Table, section_path: &str) -> Result<T, ConfigError> {
+fn load_section<T: key::Settings>(
+    root: &toml::Table,
+    section_path: &str,
+) -> Result<T, ConfigError> {
     let mut table = root;
     let mut walked = String::new();
     for part in section_path.split('.') {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::duration::format_go_duration;
 use super::error::{ConfigError, ConfigProblem};
 use super::kafka::Config;
+use super::key::{settings, PropertyText, Rules, Value};
 use super::properties::Properties;
 use super::reader::Section;
 use super::restart::RestartSettings;
@@ -56,174 +57,198 @@ pub const BALANCER_ROUND_ROBIN: &str = "roundRobin";
 /// Equal keys go to the same partition (murmur2, as the Java client does).
 pub const BALANCER_HASH: &str = "hash";
 
-/// One producer: `[kafka.producers.NAME]`.
-///
-/// Defaults follow the Go library except `requiredAcks`, which is `-1` (all
-/// in-sync replicas) here instead of Go's `0`: with `0` a write "succeeds" while the
-/// broker may never have received the data, so a crash or a leader change loses it
-/// without any error reaching the caller.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ProducerConfig {
-    /// `topic`: where messages go when they name no topic of their own.
-    pub topic: Option<String>,
-    /// `balancer`: `roundRobin` (default), `hash`, or a name registered with
-    /// [`EkafkaBuilder::with_balancer`](crate::EkafkaBuilder::with_balancer).
-    pub balancer: String,
-    /// `maxAttempts` (10): attempts per message, the first send included.
-    pub max_attempts: u32,
-    /// `batchSize` (100): messages per batch.
-    pub batch_size: u32,
-    /// `batchBytes` (1 MiB): bytes per batch.
-    pub batch_bytes: u32,
-    /// `batchTimeout` (1s): how long a batch may wait to fill before it is sent.
-    pub batch_timeout: Duration,
-    /// `readTimeout` (10s): how long to wait for the broker's answer to one request.
-    pub read_timeout: Duration,
-    /// `writeTimeout` (10s): how long a message may take to be delivered, retries included.
-    pub write_timeout: Duration,
-    /// `requiredAcks` (-1).
-    pub required_acks: RequiredAcks,
-    /// `async` (false): when true, a write returns once the messages are queued and
-    /// delivery failures go to the error subscriber.
-    pub async_writes: bool,
-    /// `compression` (0).
-    pub compression: Compression,
-    /// `librdkafka`: raw properties for this producer, applied last.
-    pub librdkafka: Properties,
-    /// `maxRestarts`, `restartWindow`, `restartBackoff`, `restartBackoffMax`: how
-    /// the client is restarted after a fatal error.
-    pub restart: RestartSettings,
-}
-
-impl Default for ProducerConfig {
-    fn default() -> Self {
-        ProducerConfig {
-            topic: None,
-            balancer: BALANCER_ROUND_ROBIN.to_string(),
-            max_attempts: 10,
-            batch_size: 100,
-            batch_bytes: 1024 * 1024,
-            batch_timeout: Duration::from_secs(1),
-            read_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            required_acks: RequiredAcks::All,
-            async_writes: false,
-            compression: Compression::None,
-            librdkafka: Properties::default(),
-            restart: RestartSettings::default(),
-        }
+settings! {
+    /// One producer: `[kafka.producers.NAME]`.
+    ///
+    /// Defaults follow the Go library except `requiredAcks`, which is `-1` (all
+    /// in-sync replicas) here instead of Go's `0`: with `0` a write "succeeds" while the
+    /// broker may never have received the data, so a crash or a leader change loses it
+    /// without any error reaching the caller.
+    #[derive(Debug, Clone, PartialEq)]
+    #[non_exhaustive]
+    pub struct ProducerConfig with Default {
+        /// where messages go that name no topic of their own.
+        pub topic: Option<String> = optional("topic")
+            .shown("none (then each message names its topic)"),
+        /// `roundRobin`, `hash`, or a name registered with
+        /// `EkafkaBuilder::with_balancer`. `hash` is librdkafka's
+        /// `partitioner = murmur2_random` (Java-compatible: equal keys, same
+        /// partition); the others are ekafka's partitioner callback, with
+        /// sticky partitioning off so keyless messages reach it too.
+        pub balancer: String = key("balancer", "\"roundRobin\"")
+            .sets("sticky.partitioning.linger.ms"),
+        /// attempts per message, the first send included; librdkafka's
+        /// retries are one fewer.
+        pub max_attempts: u32 = key("maxAttempts", "10")
+            .range(1, i64::from(i32::MAX))
+            .property_with("message.send.max.retries", |attempts: &u32| (attempts - 1).to_string()),
+        /// messages per batch.
+        pub batch_size: u32 = key("batchSize", "100")
+            .range(1, i64::from(i32::MAX))
+            .property("batch.num.messages"),
+        /// bytes per batch.
+        pub batch_bytes: u32 = key("batchBytes", "1048576")
+            .range(1, i64::from(i32::MAX))
+            .property("batch.size"),
+        /// how long a batch may wait to fill before it is sent; shorter than
+        /// `writeTimeout`.
+        pub batch_timeout: Duration = key("batchTimeout", "\"1s\"")
+            .property_with("linger.ms", linger_millis),
+        /// how long to wait for the broker's answer to one request.
+        pub read_timeout: Duration = key("readTimeout", "\"10s\"")
+            .above_zero()
+            .property("request.timeout.ms"),
+        /// how long a message may take to be delivered, retries included; also
+        /// the `close` flush deadline. A write to a topic the cluster does not
+        /// have (and may not create) fails after at most a second
+        /// (`topic.metadata.propagation.max.ms`, librdkafka's 30 s otherwise)
+        /// with `UnknownTopicOrPartition`, the reason naming the topic; later
+        /// writes to it fail at once.
+        pub write_timeout: Duration = key("writeTimeout", "\"10s\"")
+            .above_zero()
+            .property("message.timeout.ms"),
+        /// `-1` all in-sync replicas, `1` the leader, `0` none; with `-1` and
+        /// `maxAttempts` above 1 also `enable.idempotence = true`.
+        pub required_acks: RequiredAcks = key("requiredAcks", "-1")
+            .shown("`-1` (all)")
+            .property("acks"),
+        /// when true, a write answers once its messages are queued, and
+        /// delivery failures go to the error subscriber.
+        pub async_writes: bool = key("async", "false"),
+        /// 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+        pub compression: Compression = key("compression", "0").property("compression.codec"),
+        /// raw properties for this client, applied last.
+        pub librdkafka: Properties = key("librdkafka", "{}").shown("empty"),
+        /// How the client is restarted after a fatal error.
+        pub restart: RestartSettings = flatten(),
     }
 }
 
-impl ProducerConfig {
-    pub(crate) fn read(section: &Section<'_>) -> Result<Self, ConfigError> {
-        let defaults = ProducerConfig::default();
-        let config = ProducerConfig {
-            topic: section.string("topic")?.filter(|t| !t.is_empty()),
-            balancer: section
-                .string("balancer")?
-                .filter(|b| !b.is_empty())
-                .unwrap_or(defaults.balancer),
-            max_attempts: positive_u32(section, "maxAttempts")?.unwrap_or(defaults.max_attempts),
-            batch_size: positive_u32(section, "batchSize")?.unwrap_or(defaults.batch_size),
-            batch_bytes: positive_u32(section, "batchBytes")?.unwrap_or(defaults.batch_bytes),
-            batch_timeout: section
-                .duration("batchTimeout")?
-                .unwrap_or(defaults.batch_timeout),
-            read_timeout: section
-                .duration("readTimeout")?
-                .unwrap_or(defaults.read_timeout),
-            write_timeout: section
-                .duration("writeTimeout")?
-                .unwrap_or(defaults.write_timeout),
-            required_acks: read_acks(section)?.unwrap_or(defaults.required_acks),
-            async_writes: section.bool("async")?.unwrap_or(defaults.async_writes),
-            compression: read_compression(section)?.unwrap_or(defaults.compression),
-            librdkafka: section.properties("librdkafka")?.into_iter().collect(),
-            restart: RestartSettings::read(section)?,
-        };
+impl Rules for ProducerConfig {
+    fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
         section.check_order(
             "batchTimeout",
             "writeTimeout",
-            config.batch_timeout < config.write_timeout,
+            self.batch_timeout < self.write_timeout,
             format!(
                 "batchTimeout ({}) shorter than writeTimeout ({}): a message must leave its batch before its delivery deadline",
-                format_go_duration(config.batch_timeout),
-                format_go_duration(config.write_timeout)
+                format_go_duration(self.batch_timeout),
+                format_go_duration(self.write_timeout)
             ),
-        )?;
-        if config.read_timeout.is_zero() || config.write_timeout.is_zero() {
-            let key = if config.read_timeout.is_zero() {
-                "readTimeout"
-            } else {
-                "writeTimeout"
-            };
-            return Err(section.invalid(
-                key,
-                section.value(key).expect("zero only when set"),
-                "a duration above zero",
-            ));
+        )
+    }
+
+    fn derive_properties(&self, props: &mut Properties) {
+        // Idempotence keeps per-partition order and avoids duplicates when a retried
+        // request had in fact succeeded; librdkafka requires acks=all and retries for it.
+        let idempotent = self.required_acks == RequiredAcks::All && self.max_attempts > 1;
+        props.set("enable.idempotence", idempotent.to_string());
+        // librdkafka gives a topic the cluster says it lacks 30 s to appear (for
+        // metadata still spreading after its creation) before failing its
+        // messages, so with writeTimeout below that a write to a missing topic
+        // could only ever time out. A second covers propagation on a healthy
+        // cluster; past it the write fails naming the topic, and later writes to
+        // it fail at once until it exists.
+        props.set(
+            "topic.metadata.propagation.max.ms",
+            MISSING_TOPIC_GRACE
+                .min(self.write_timeout)
+                .as_millis()
+                .to_string(),
+        );
+        if self.balancer == BALANCER_HASH {
+            props.set("partitioner", "murmur2_random");
+        } else {
+            // ekafka's partitioner callback decides; librdkafka skips the callback for
+            // keyless messages unless sticky partitioning is off.
+            props.set("sticky.partitioning.linger.ms", "0");
         }
-        Ok(config)
     }
 }
 
-fn positive_u32(section: &Section<'_>, name: &'static str) -> Result<Option<u32>, ConfigError> {
-    Ok(section
-        .integer_in(name, 1, i64::from(i32::MAX))?
-        .map(|v| v as u32))
+/// How long a producer waits for a topic the cluster says it lacks to appear.
+const MISSING_TOPIC_GRACE: Duration = Duration::from_secs(1);
+
+/// `linger.ms` takes fractions of a millisecond.
+fn linger_millis(duration: &Duration) -> String {
+    let micros = duration.as_micros();
+    if micros % 1000 == 0 {
+        (micros / 1000).to_string()
+    } else {
+        format!("{}", micros as f64 / 1000.0)
+    }
 }
 
-fn read_acks(section: &Section<'_>) -> Result<Option<RequiredAcks>, ConfigError> {
-    const EXPECTED: &str = "-1 (all replicas), 1 (leader) or 0 (none)";
-    let Some(raw) = section.value("requiredAcks") else {
-        return Ok(None);
-    };
-    let acks = match raw {
-        toml::Value::Integer(-1) => RequiredAcks::All,
-        toml::Value::Integer(1) => RequiredAcks::Leader,
-        toml::Value::Integer(0) => RequiredAcks::None,
-        toml::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "-1" | "all" => RequiredAcks::All,
-            "1" | "one" | "leader" => RequiredAcks::Leader,
-            "0" | "none" => RequiredAcks::None,
-            _ => return Err(section.invalid("requiredAcks", raw, EXPECTED)),
-        },
-        toml::Value::Integer(_) => return Err(section.invalid("requiredAcks", raw, EXPECTED)),
-        other => return Err(section.wrong_type("requiredAcks", "an integer", other)),
-    };
-    Ok(Some(acks))
+impl Value for RequiredAcks {
+    fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
+        const EXPECTED: &str = "-1 (all replicas), 1 (leader) or 0 (none)";
+        let Some(raw) = section.value(name) else {
+            return Ok(None);
+        };
+        let acks = match raw {
+            toml::Value::Integer(-1) => RequiredAcks::All,
+            toml::Value::Integer(1) => RequiredAcks::Leader,
+            toml::Value::Integer(0) => RequiredAcks::None,
+            toml::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "-1" | "all" => RequiredAcks::All,
+                "1" | "one" | "leader" => RequiredAcks::Leader,
+                "0" | "none" => RequiredAcks::None,
+                _ => return Err(section.invalid(name, raw, EXPECTED)),
+            },
+            toml::Value::Integer(_) => return Err(section.invalid(name, raw, EXPECTED)),
+            other => return Err(section.wrong_type(name, "an integer", other)),
+        };
+        Ok(Some(acks))
+    }
 }
 
-fn read_compression(section: &Section<'_>) -> Result<Option<Compression>, ConfigError> {
-    const EXPECTED: &str = "0 (none), 1 (gzip), 2 (snappy), 3 (lz4) or 4 (zstd)";
-    let Some(raw) = section.value("compression") else {
-        return Ok(None);
-    };
-    let by_number = |n: i64| match n {
-        0 => Some(Compression::None),
-        1 => Some(Compression::Gzip),
-        2 => Some(Compression::Snappy),
-        3 => Some(Compression::Lz4),
-        4 => Some(Compression::Zstd),
-        _ => None,
-    };
-    let codec = match raw {
-        toml::Value::Integer(n) => by_number(*n),
-        toml::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "none" | "" => Some(Compression::None),
-            "gzip" => Some(Compression::Gzip),
-            "snappy" => Some(Compression::Snappy),
-            "lz4" => Some(Compression::Lz4),
-            "zstd" => Some(Compression::Zstd),
-            other => other.parse().ok().and_then(by_number),
-        },
-        other => return Err(section.wrong_type("compression", "an integer from 0 to 4", other)),
-    };
-    codec
-        .map(Some)
-        .ok_or_else(|| section.invalid("compression", raw, EXPECTED))
+impl PropertyText for RequiredAcks {
+    fn property_text(&self) -> String {
+        match self {
+            RequiredAcks::All => "all",
+            RequiredAcks::Leader => "1",
+            RequiredAcks::None => "0",
+        }
+        .to_string()
+    }
+}
+
+impl Value for Compression {
+    fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
+        const EXPECTED: &str = "0 (none), 1 (gzip), 2 (snappy), 3 (lz4) or 4 (zstd)";
+        let Some(raw) = section.value(name) else {
+            return Ok(None);
+        };
+        let by_number = |n: i64| match n {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Gzip),
+            2 => Some(Compression::Snappy),
+            3 => Some(Compression::Lz4),
+            4 => Some(Compression::Zstd),
+            _ => None,
+        };
+        let codec = match raw {
+            toml::Value::Integer(n) => by_number(*n),
+            toml::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "none" | "" => Some(Compression::None),
+                "gzip" => Some(Compression::Gzip),
+                "snappy" => Some(Compression::Snappy),
+                "lz4" => Some(Compression::Lz4),
+                "zstd" => Some(Compression::Zstd),
+                other => other.parse().ok().and_then(by_number),
+            },
+            other => return Err(section.wrong_type(name, "an integer from 0 to 4", other)),
+        };
+        codec
+            .map(Some)
+            .ok_or_else(|| section.invalid(name, raw, EXPECTED))
+    }
+}
+
+impl PropertyText for Compression {
+    fn property_text(&self) -> String {
+        self.codec_name().to_string()
+    }
 }
 
 /// Checks names `registered` in code (`with_balancer`) against the built-in

@@ -5,55 +5,46 @@
 use std::time::Duration;
 
 use super::error::ConfigError;
+use super::key::{settings, Rules};
 use super::reader::Section;
 
-/// A client's own restart keys. Keys left out take the component's
-/// [`RestartPolicy`] (see
-/// [`EkafkaBuilder::with_restart_policy`](crate::EkafkaBuilder::with_restart_policy)),
-/// whose defaults are 5 restarts in 60s, backing off from 100ms to 10s.
-///
-/// ```
-/// use std::time::Duration;
-/// let server = ekafka::config::ConsumerServerConfig::from_toml_str(
-///     "[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\nmaxRestarts = 2\nrestartWindow = \"30s\"\n",
-///     "kafkaConsumerServers.s1",
-/// )?;
-/// let policy = server.restart.apply(&ekafka::RestartPolicy::default());
-/// assert_eq!(policy.max_restarts, 2);
-/// assert_eq!(policy.window, Duration::from_secs(30));
-/// assert_eq!(policy.backoff_min, Duration::from_millis(100));
-/// # Ok::<(), ekafka::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RestartSettings {
-    /// `maxRestarts`: restarts allowed within `restartWindow`; the next failure
-    /// is final and escalates (0: never restart).
-    pub max_restarts: Option<u32>,
-    /// `restartWindow`: the sliding window `maxRestarts` counts over.
-    pub window: Option<Duration>,
-    /// `restartBackoff`: the delay before the first restart; it doubles for each
-    /// next one, with jitter.
-    pub backoff: Option<Duration>,
-    /// `restartBackoffMax`: the longest delay between restarts.
-    pub backoff_max: Option<Duration>,
+settings! {
+    /// A client's own restart keys. Keys left out take the component's
+    /// [`RestartPolicy`] (see
+    /// [`EkafkaBuilder::with_restart_policy`](crate::EkafkaBuilder::with_restart_policy)),
+    /// whose defaults are 5 restarts in 60s, backing off from 100ms to 10s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let server = ekafka::config::ConsumerServerConfig::from_toml_str(
+    ///     "[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\nmaxRestarts = 2\nrestartWindow = \"30s\"\n",
+    ///     "kafkaConsumerServers.s1",
+    /// )?;
+    /// let policy = server.restart.apply(&ekafka::RestartPolicy::default());
+    /// assert_eq!(policy.max_restarts, 2);
+    /// assert_eq!(policy.window, Duration::from_secs(30));
+    /// assert_eq!(policy.backoff_min, Duration::from_millis(100));
+    /// # Ok::<(), ekafka::ConfigError>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct RestartSettings with Default {
+        /// restarts allowed within `restartWindow`; one failure more is final
+        /// and escalates (`0`: never restart).
+        pub max_restarts: Option<u32> = optional("maxRestarts").range(0, 10_000).behaves_like("5"),
+        /// the sliding window `maxRestarts` counts over.
+        pub window: Option<Duration> = optional("restartWindow").above_zero().behaves_like("\"60s\""),
+        /// the delay before the first restart; it doubles for each next one,
+        /// with jitter.
+        pub backoff: Option<Duration> = optional("restartBackoff").behaves_like("\"100ms\""),
+        /// the longest delay between restarts.
+        pub backoff_max: Option<Duration> = optional("restartBackoffMax").behaves_like("\"10s\""),
+    }
 }
 
-impl RestartSettings {
-    pub(crate) fn read(section: &Section<'_>) -> Result<Self, ConfigError> {
-        let settings = RestartSettings {
-            max_restarts: section
-                .integer_in("maxRestarts", 0, 10_000)?
-                .map(|v| v as u32),
-            window: section.duration("restartWindow")?,
-            backoff: section.duration("restartBackoff")?,
-            backoff_max: section.duration("restartBackoffMax")?,
-        };
-        if settings.window.is_some_and(|w| w.is_zero()) {
-            let raw = section.value("restartWindow").expect("present: just read");
-            return Err(section.invalid("restartWindow", raw, "a duration above zero"));
-        }
-        let in_order = match (settings.backoff, settings.backoff_max) {
+impl Rules for RestartSettings {
+    fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
+        let in_order = match (self.backoff, self.backoff_max) {
             (Some(backoff), Some(max)) => backoff <= max,
             _ => true,
         };
@@ -62,10 +53,11 @@ impl RestartSettings {
             "restartBackoffMax",
             in_order,
             "restartBackoff no longer than restartBackoffMax",
-        )?;
-        Ok(settings)
+        )
     }
+}
 
+impl RestartSettings {
     /// `base` with the keys this section sets. A `restartBackoff` above the
     /// base's largest delay raises that too, so the first delay is the one asked for.
     #[must_use]

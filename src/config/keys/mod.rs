@@ -1,27 +1,25 @@
-//! Every config key, described once: its table, spelling, default and what it
-//! does (the librdkafka property it sets, or ekafka's own use), as the
-//! README's config tables show them.
-//!
-//! Tests hold everything else to this description:
-//! - the README's config tables are rendered from it (run the tests with
-//!   `EKAFKA_BLESS=1` to rewrite them after changing a row);
+//! The README's config tables, made from the keys' declarations (see
+//! `config::key`), and the tests that hold everything else to them:
+//! - the README's config tables are rendered from the declarations (run the
+//!   tests with `EKAFKA_BLESS=1` to rewrite them after changing a key);
 //! - the reader asks for exactly the keys described, table by table;
 //! - every default written as a TOML value is the real default: a config
 //!   that sets the key to it reads the same as one that leaves it out;
-//! - every librdkafka property a row names up front is set by the mapping
-//!   (`config::librdkafka`) when its key is.
+//! - every librdkafka property a key names is set by the mapping when the
+//!   key is.
 
 use std::collections::BTreeSet;
 
-mod rows;
-
+use super::key::{Row, Settings};
 use super::reader::asked;
-use super::{Config, ConsumerServerConfig, RestartPolicy, RestartSettings};
-use rows::ROWS;
+use super::{
+    Config, ConsumerConfig, ConsumerGroupConfig, ConsumerServerConfig, ProducerConfig,
+    RestartPolicy, RestartSettings,
+};
 
 /// A README config table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Table {
+enum Table {
     Kafka,
     Producer,
     Consumers,
@@ -31,21 +29,9 @@ pub(super) enum Table {
 
 /// A row of the consumers' table that applies to one kind only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Only {
+enum Only {
     Groups,
     Consumers,
-}
-
-/// One row of a README config table: one key, or several described together.
-pub(super) struct Row {
-    pub(super) section: Table,
-    /// `x.y` is key `y` of the nested table `x`.
-    pub(super) keys: &'static [&'static str],
-    pub(super) only: Option<Only>,
-    /// Per key, its default as a TOML value, when it has one to write.
-    pub(super) literals: &'static [Option<&'static str>],
-    pub(super) default: &'static str,
-    pub(super) meaning: &'static str,
 }
 
 const ALL: [Table; 5] = [
@@ -55,6 +41,9 @@ const ALL: [Table; 5] = [
     Table::Server,
     Table::Restart,
 ];
+
+const CONSUMERS: &str = "kafka.consumers.NAME";
+const GROUPS: &str = "kafka.consumerGroups.NAME";
 
 impl Table {
     fn heading(self) -> &'static str {
@@ -71,17 +60,15 @@ impl Table {
 
     fn columns(self) -> &'static str {
         match self {
-            Table::Kafka => "| key | default | meaning / librdkafka property |",
-            Table::Producer => "| key | default | librdkafka property |",
-            Table::Consumers => "| key | default | librdkafka property / use |",
+            Table::Kafka | Table::Producer | Table::Consumers => {
+                "| key | default | librdkafka property: meaning |"
+            }
             Table::Server | Table::Restart => "| key | default | meaning |",
         }
     }
 
-    /// The config tables the keys of this README table belong to.
+    /// The config tables the keys of a row of this README table belong to.
     fn tables(self, only: Option<Only>) -> Vec<&'static str> {
-        const CONSUMERS: &str = "kafka.consumers.NAME";
-        const GROUPS: &str = "kafka.consumerGroups.NAME";
         match (self, only) {
             (Table::Kafka, _) => vec!["kafka"],
             (Table::Producer, _) => vec!["kafka.producers.NAME"],
@@ -97,27 +84,79 @@ impl Table {
             ],
         }
     }
+
+    /// The rows of this README table, in the order their fields are declared.
+    fn rows(self) -> Vec<(Row, Option<Only>)> {
+        let restart = described::<RestartSettings>();
+        let own = |rows: Vec<Row>| -> Vec<Row> {
+            rows.into_iter()
+                .filter(|row| !restart.iter().any(|r| r.key == row.key))
+                .collect()
+        };
+        let all = |rows: Vec<Row>| rows.into_iter().map(|row| (row, None)).collect();
+        match self {
+            Table::Kafka => all(described::<Config>()),
+            Table::Producer => all(own(described::<ProducerConfig>())),
+            Table::Server => all(own(described::<ConsumerServerConfig>())),
+            Table::Restart => all(restart.clone()),
+            Table::Consumers => merge(
+                own(described::<ConsumerConfig>()),
+                own(described::<ConsumerGroupConfig>()),
+            ),
+        }
+    }
+}
+
+fn described<S: Settings>() -> Vec<Row> {
+    let mut rows = Vec::new();
+    S::describe(&mut rows);
+    rows
+}
+
+/// The consumers' rows and the groups', one table: a row both have once,
+/// the others marked with their kind, each group row after the one before it.
+fn merge(consumers: Vec<Row>, groups: Vec<Row>) -> Vec<(Row, Option<Only>)> {
+    let mut merged: Vec<(Row, Option<Only>)> = consumers
+        .into_iter()
+        .map(|row| (row, Some(Only::Consumers)))
+        .collect();
+    // Group rows before the first row both have go after the consumers' own.
+    let mut after = groups
+        .iter()
+        .find_map(|row| merged.iter().position(|(shared, _)| shared == row))
+        .unwrap_or(merged.len());
+    for row in groups {
+        match merged.iter().position(|(shared, _)| *shared == row) {
+            Some(index) => {
+                merged[index].1 = None;
+                after = index + 1;
+            }
+            None => {
+                merged.insert(after, (row, Some(Only::Groups)));
+                after += 1;
+            }
+        }
+    }
+    merged
 }
 
 /// The README table of `section`, from its header to its last row.
 fn render(section: Table) -> String {
     let mut text = format!("{}\n|---|---|---|\n", section.columns());
-    for row in ROWS.iter().filter(|r| r.section == section) {
-        let keys: Vec<String> = row.keys.iter().map(|k| format!("`{k}`")).collect();
-        let only = match row.only {
+    for (row, only) in section.rows() {
+        let only = match only {
             Some(Only::Groups) => " (groups)",
             Some(Only::Consumers) => " (consumers)",
             None => "",
         };
-        let meaning = if row.meaning.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", row.meaning)
+        let meaning = match (row.property, row.meaning.is_empty()) {
+            (Some(property), true) => format!("`{property}`"),
+            (Some(property), false) => format!("`{property}`: {}", row.meaning),
+            (None, _) => row.meaning.clone(),
         };
         text.push_str(&format!(
-            "| {}{only} | {} |{meaning} |\n",
-            keys.join(" / "),
-            row.default
+            "| `{}`{only} | {} | {meaning} |\n",
+            row.key, row.default
         ));
     }
     text
@@ -133,15 +172,15 @@ fn locate<'k>(table: &str, key: &'k str) -> (String, &'k str) {
 }
 
 /// (table, key) of every key described; `x.y` also describes key `x`.
-fn described() -> BTreeSet<(String, String)> {
+fn described_keys() -> BTreeSet<(String, String)> {
     let mut keys = BTreeSet::new();
-    for row in ROWS {
-        for table in row.section.tables(row.only) {
-            for key in row.keys {
-                if let Some((nested, _)) = key.split_once('.') {
+    for section in ALL {
+        for (row, only) in section.rows() {
+            for table in section.tables(only) {
+                if let Some((nested, _)) = row.key.split_once('.') {
                     keys.insert((table.to_string(), nested.to_string()));
                 }
-                let (table, key) = locate(table, key);
+                let (table, key) = locate(table, &row.key);
                 keys.insert((table, key.to_string()));
             }
         }
@@ -232,7 +271,7 @@ fn the_reader_asks_for_every_key_described_and_no_other() {
             !(table == "kafka" && ["producers", "consumers", "consumerGroups"].contains(&&**key))
         })
         .collect();
-    let described = described();
+    let described = described_keys();
     let undescribed: Vec<_> = read.difference(&described).collect();
     let unread: Vec<_> = described.difference(&read).collect();
     assert!(
@@ -245,11 +284,13 @@ fn the_reader_asks_for_every_key_described_and_no_other() {
 #[test]
 fn every_default_described_is_the_real_default() {
     let plain = read(&config_with("", ""));
-    for row in ROWS {
-        for (key, literal) in row.keys.iter().zip(row.literals) {
-            let Some(literal) = literal else { continue };
-            for table in row.section.tables(row.only) {
-                let (table, key) = locate(table, key);
+    for section in ALL {
+        for (row, only) in section.rows() {
+            let Some(literal) = &row.literal else {
+                continue;
+            };
+            for table in section.tables(only) {
+                let (table, key) = locate(table, &row.key);
                 let text = config_with(&table, &format!("{key} = {literal}"));
                 assert_eq!(
                     read(&text),
@@ -286,27 +327,9 @@ fn the_readme_config_tables_are_rendered_from_the_description() {
     }
     assert!(
         stale.is_empty(),
-        "README config tables differ from src/config/keys.rs: {stale:?}; \
+        "README config tables differ from the keys declared in src/config: {stale:?}; \
          run `EKAFKA_BLESS=1 cargo test --lib config::keys` to rewrite them"
     );
-}
-
-/// The librdkafka properties a row's meaning names, in order: the dotted
-/// lowercase names that open the backticked parts of its lead, before any
-/// `;` or `(` (what follows is commentary: a broker setting, a side effect).
-fn properties_named(meaning: &str) -> Vec<&str> {
-    let lead = meaning.split([';', '(']).next().unwrap_or_default();
-    lead.split('`')
-        .skip(1)
-        .step_by(2)
-        .filter_map(|part| part.split([' ', '=']).next())
-        .filter(|name| {
-            name.contains('.')
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.')
-        })
-        .collect()
 }
 
 /// A value to set `key` to so that its mapping shows: the opposite of a
@@ -331,23 +354,13 @@ fn every_librdkafka_property_described_is_set_by_the_mapping() {
     // properties set only when asked for (SASL, TLS, a group id) show.
     let mut set: Vec<(String, String, String)> = Vec::new();
     let mut expected: Vec<(String, String, &str)> = Vec::new();
-    for row in ROWS
-        .iter()
-        .filter(|r| matches!(r.section, Table::Kafka | Table::Producer | Table::Consumers))
-    {
-        let named = properties_named(row.meaning);
-        if named.is_empty() {
-            continue;
-        }
-        for (index, (key, literal)) in row.keys.iter().zip(row.literals).enumerate() {
-            // A row of several keys names one property per key, in order.
-            let property = if row.keys.len() == named.len() {
-                named[index]
-            } else {
-                named[0]
+    for section in [Table::Kafka, Table::Producer, Table::Consumers] {
+        for (row, only) in section.rows() {
+            let Some(property) = row.property else {
+                continue;
             };
-            for table in row.section.tables(row.only) {
-                let (table, name) = locate(table, key);
+            for table in section.tables(only) {
+                let (table, name) = locate(table, &row.key);
                 // Keys (and tables) every test config has already are left as they are.
                 let in_base = matches!(
                     (table.as_str(), name),
@@ -356,9 +369,13 @@ fn every_librdkafka_property_described_is_set_by_the_mapping() {
                         | ("kafka.consumerGroups.NAME", "groupID")
                 );
                 if !in_base {
-                    set.push((table.clone(), name.to_string(), sample(key, *literal)));
+                    set.push((
+                        table.clone(),
+                        name.to_string(),
+                        sample(&row.key, row.literal.as_deref()),
+                    ));
                 }
-                expected.push((table, key.to_string(), property));
+                expected.push((table, row.key.clone(), property));
             }
         }
     }

@@ -1,0 +1,194 @@
+//! Group membership settings, shared by consumers (with `groupID`) and
+//! consumer groups: the protocol, its timings, the assignment strategies.
+
+use std::time::Duration;
+
+use super::super::error::{ConfigError, ConfigProblem};
+use super::super::key::{settings, PropertyText, Rules, Value};
+use super::super::properties::Properties;
+use super::super::reader::{normalize_key, Section};
+
+/// Partition assignment strategy of a group (`groupBalancers`; ignored by the Go
+/// library, honoured here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupBalancer {
+    /// `range`: contiguous partition ranges per member.
+    Range,
+    /// `roundRobin`: partitions dealt out one by one.
+    RoundRobin,
+    /// `cooperativeSticky`: incremental rebalancing that keeps assignments stable.
+    CooperativeSticky,
+}
+
+impl GroupBalancer {
+    /// The librdkafka `partition.assignment.strategy` name.
+    #[must_use]
+    pub fn strategy_name(self) -> &'static str {
+        match self {
+            GroupBalancer::Range => "range",
+            GroupBalancer::RoundRobin => "roundrobin",
+            GroupBalancer::CooperativeSticky => "cooperative-sticky",
+        }
+    }
+}
+
+/// The consumer group protocol (`groupProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupProtocol {
+    /// `classic` (the default): members join, the leader member assigns.
+    Classic,
+    /// `consumer`: KIP-848, the protocol of Kafka 4; the broker assigns
+    /// partitions and decides the session timeout and heartbeat interval
+    /// (`group.consumer.*` broker settings), so `heartbeatInterval`,
+    /// `sessionTimeout` and `groupBalancers` cannot be set with it.
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// librdkafka's `group.protocol` value.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
+/// Keys the broker decides under `groupProtocol = "consumer"`.
+const CLASSIC_ONLY_REASON: &str =
+    "with groupProtocol = \"consumer\" (KIP-848) the broker decides this (its group.consumer.* settings)";
+
+settings! {
+    /// Group membership settings shared by consumers (with `groupID`) and consumer groups.
+    #[derive(Debug, Clone, PartialEq)]
+    #[non_exhaustive]
+    pub struct GroupSettings with Default {
+        /// `"consumer"` selects KIP-848 (Kafka 4; `group.protocol = consumer`),
+        /// where the broker assigns partitions and sets the timings, so
+        /// `heartbeatInterval`, `sessionTimeout` and `groupBalancers` are errors
+        /// with it; `"classic"` leaves librdkafka's default.
+        pub protocol: GroupProtocol = key("groupProtocol", "\"classic\""),
+        /// how often a member tells the coordinator it is alive (classic
+        /// protocol).
+        pub heartbeat_interval: Duration = key("heartbeatInterval", "\"3s\"")
+            .sets("heartbeat.interval.ms"),
+        /// the silence after which the coordinator drops a member (classic
+        /// protocol).
+        pub session_timeout: Duration = key("sessionTimeout", "\"30s\"")
+            .sets("session.timeout.ms"),
+        /// how long the coordinator waits for members to rejoin (librdkafka's
+        /// JoinGroup rebalance timeout, at least `sessionTimeout`).
+        pub rebalance_timeout: Duration = key("rebalanceTimeout", "\"30s\"")
+            .sets("max.poll.interval.ms"),
+        /// ekafka's delay before a failed member rejoins.
+        pub join_group_backoff: Duration = key("joinGroupBackoff", "\"5s\""),
+        /// accepted for compatibility (Go's default was 24h for consumers):
+        /// Kafka 2.1 dropped it from OffsetCommit, so the broker's
+        /// `offsets.retention.minutes` applies (`None`).
+        pub retention_time: Option<Duration> = key("retentionTime", "\"-1\""),
+        /// rebalance when partitions are added, looking for them every
+        /// `partitionWatchInterval`.
+        pub watch_partition_changes: bool = key("watchPartitionChanges", "false")
+            .sets("topic.metadata.refresh.interval.ms"),
+        /// how often partition changes are looked for.
+        pub partition_watch_interval: Duration = key("partitionWatchInterval", "\"5s\""),
+    }
+}
+
+impl Rules for GroupSettings {
+    fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
+        if self.protocol == GroupProtocol::Consumer {
+            reject_classic_only(section, &["heartbeatInterval", "sessionTimeout"])?;
+        }
+        section.check_order(
+            "heartbeatInterval",
+            "sessionTimeout",
+            self.heartbeat_interval < self.session_timeout,
+            "heartbeatInterval shorter than sessionTimeout",
+        )
+    }
+
+    fn derive_properties(&self, props: &mut Properties) {
+        if self.protocol == GroupProtocol::Consumer {
+            // KIP-848: the broker owns the session and heartbeat timings.
+            props.set("group.protocol", self.protocol.name());
+        } else {
+            props.set("heartbeat.interval.ms", millis(self.heartbeat_interval));
+            props.set("session.timeout.ms", millis(self.session_timeout));
+        }
+        props.set(
+            "max.poll.interval.ms",
+            millis(self.rebalance_timeout.max(self.session_timeout)),
+        );
+        if self.watch_partition_changes {
+            props.set(
+                "topic.metadata.refresh.interval.ms",
+                millis(self.partition_watch_interval),
+            );
+        }
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    duration.property_text()
+}
+
+/// Fails on the first of `keys` that is set: the broker decides it under
+/// the consumer protocol, and librdkafka would refuse the client.
+pub(super) fn reject_classic_only(
+    section: &Section<'_>,
+    keys: &[&'static str],
+) -> Result<(), ConfigError> {
+    match keys.iter().find(|key| section.value(key).is_some()) {
+        Some(key) => Err(ConfigError::new(
+            section.key_path(key),
+            ConfigProblem::Conflict {
+                other: section.key_path("groupProtocol"),
+                reason: CLASSIC_ONLY_REASON,
+            },
+        )),
+        None => Ok(()),
+    }
+}
+
+impl Value for GroupProtocol {
+    fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
+        let Some(text) = section.string(name)? else {
+            return Ok(None);
+        };
+        match text.trim().to_ascii_lowercase().as_str() {
+            "classic" => Ok(Some(GroupProtocol::Classic)),
+            "consumer" => Ok(Some(GroupProtocol::Consumer)),
+            _ => {
+                let raw = section.value(name).expect("present: just read");
+                Err(section.invalid(name, raw, "\"classic\" or \"consumer\""))
+            }
+        }
+    }
+}
+
+impl Value for Vec<GroupBalancer> {
+    fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
+        const EXPECTED: &str = "a list of \"range\", \"roundRobin\" or \"cooperativeSticky\"";
+        let Some(names) = section.string_list(name)? else {
+            return Ok(None);
+        };
+        let raw = section.value(name).expect("present: just read");
+        if names.is_empty() {
+            return Err(section.invalid(name, raw, EXPECTED));
+        }
+        names
+            .iter()
+            .map(|balancer| match normalize_key(balancer).as_str() {
+                "range" => Ok(GroupBalancer::Range),
+                "roundrobin" => Ok(GroupBalancer::RoundRobin),
+                "cooperativesticky" => Ok(GroupBalancer::CooperativeSticky),
+                _ => Err(section.invalid(name, &toml::Value::String(balancer.clone()), EXPECTED)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
