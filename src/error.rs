@@ -85,6 +85,9 @@ pub enum Error {
         kind: &'static str,
         /// Its configured name.
         name: String,
+        /// librdkafka's code: `Authentication`, `SaslAuthenticationFailed`
+        /// or `SSL`.
+        code: RDKafkaErrorCode,
         /// What librdkafka reported, with the broker's answer.
         reason: String,
     },
@@ -98,6 +101,9 @@ pub enum Error {
         kind: &'static str,
         /// Its configured name.
         name: String,
+        /// The broker's code: `TopicAuthorizationFailed`,
+        /// `GroupAuthorizationFailed` or `ClusterAuthorizationFailed`.
+        code: RDKafkaErrorCode,
         /// What the broker answered.
         reason: String,
     },
@@ -249,6 +255,7 @@ impl Error {
         match self {
             Error::Client { source, .. } => source.rdkafka_error_code(),
             Error::Request { source, .. } => source.rdkafka_error_code(),
+            Error::Authentication { code, .. } | Error::Authorization { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -322,10 +329,26 @@ impl Refusal {
     }
 
     /// The error a request of client `kind` `name` answers with.
-    pub(crate) fn error(self, kind: &'static str, name: String, reason: String) -> Error {
+    pub(crate) fn error(
+        self,
+        kind: &'static str,
+        name: String,
+        code: RDKafkaErrorCode,
+        reason: String,
+    ) -> Error {
         match self {
-            Refusal::Authentication | Refusal::Tls => Error::Authentication { kind, name, reason },
-            Refusal::Authorization => Error::Authorization { kind, name, reason },
+            Refusal::Authentication | Refusal::Tls => Error::Authentication {
+                kind,
+                name,
+                code,
+                reason,
+            },
+            Refusal::Authorization => Error::Authorization {
+                kind,
+                name,
+                code,
+                reason,
+            },
         }
     }
 }
@@ -359,8 +382,10 @@ mod tests {
             request(RDKafkaErrorCode::AllBrokersDown).kafka_code(),
             Some(RDKafkaErrorCode::AllBrokersDown)
         );
-        let refused = Refusal::Authentication.error("consumer", "c".into(), "bad".into());
+        let code = RDKafkaErrorCode::SaslAuthenticationFailed;
+        let refused = Refusal::Authentication.error("consumer", "c".into(), code, "bad".into());
         assert!(refused.is_auth() && !refused.is_retriable());
+        assert_eq!(refused.kafka_code(), Some(code));
         let gave_up = Error::GaveUp {
             kind: "producer",
             name: "p".into(),

@@ -242,12 +242,27 @@ async fn refused_everywhere(cluster: &KafkaCluster, access: Access, expected: &s
         .expect("the read answers instead of hanging");
     match read {
         Err(
-            Error::Authentication { reason, .. }
-            | Error::Authorization { reason, .. }
-            | Error::GaveUp { reason, .. },
+            ref error @ (Error::Authentication { ref reason, .. }
+            | Error::Authorization { ref reason, .. }),
         ) => {
-            assert!(reason.contains(expected), "{reason}")
+            assert!(reason.contains(expected), "{reason}");
+            assert!(error.is_auth() && !error.is_retriable(), "{error:?}");
+            use RDKafkaErrorCode as C;
+            let code = error.kafka_code().expect("a refusal carries its code");
+            assert!(
+                matches!(
+                    code,
+                    C::Authentication
+                        | C::SaslAuthenticationFailed
+                        | C::SSL
+                        | C::TopicAuthorizationFailed
+                        | C::GroupAuthorizationFailed
+                        | C::ClusterAuthorizationFailed
+                ),
+                "the code is the refusal's: {code:?}"
+            );
         }
+        Err(Error::GaveUp { reason, .. }) => assert!(reason.contains(expected), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
 

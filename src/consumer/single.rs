@@ -15,6 +15,7 @@ use actix::prelude::*;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::context::LoggingContext;
@@ -104,6 +105,8 @@ enum Polled {
     /// The client itself failed and must be replaced.
     ClientFailed {
         failure: ClientFailure,
+        /// librdkafka's or the broker's code for it.
+        code: RDKafkaErrorCode,
         reason: String,
     },
 }
@@ -158,9 +161,10 @@ impl Inner {
     /// One slice of waiting for a message.
     fn poll_once(&self, consumer: &Client) -> Result<Polled, Error> {
         // Without a group, a fatal error shows only in the client's state.
-        if let Some((_, reason)) = consumer.client().fatal_error() {
+        if let Some((code, reason)) = consumer.client().fatal_error() {
             return Ok(Polled::ClientFailed {
                 failure: ClientFailure::Fatal,
+                code,
                 reason: ClientFailure::Fatal.describe(&reason),
             });
         }
@@ -173,6 +177,7 @@ impl Inner {
                     .map_or_else(|| code.to_string(), |(_, r)| r);
                 Ok(Polled::ClientFailed {
                     failure: ClientFailure::Fatal,
+                    code,
                     reason: ClientFailure::Fatal.describe(&detail),
                 })
             }
@@ -184,6 +189,7 @@ impl Inner {
                 match client_failure(code, AuthorizationScope::Client) {
                     Some(failure @ ClientFailure::Refused(refusal)) => Ok(Polled::ClientFailed {
                         failure,
+                        code,
                         reason: consumer
                             .context()
                             .last_error_log
@@ -454,10 +460,14 @@ request!(Fetch, ConsumedMessage, |act, m| {
         match polled {
             Polled::Message(message) => return Ok(message),
             Polled::Nothing => {}
-            Polled::ClientFailed { failure, reason } => {
+            Polled::ClientFailed {
+                failure,
+                code,
+                reason,
+            } => {
                 supervisor.fail(incarnation, reason.clone()).await?;
                 if let ClientFailure::Refused(refusal) = failure {
-                    return Err(refusal.error(KIND, inner.name.clone(), reason));
+                    return Err(refusal.error(KIND, inner.name.clone(), code, reason));
                 }
             }
         }
