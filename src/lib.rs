@@ -67,7 +67,7 @@ pub use component::{Ekafka, EkafkaBuilder};
 pub use config::RestartPolicy;
 pub use config::{Config, ConfigError};
 pub use consumer::{Consumer, ConsumerGroup};
-pub use error::Error;
+pub use error::{CommitFailure, Error};
 pub use producer::{Balancer, DeliveryFailed, Producer};
 pub use rdkafka::types::RDKafkaErrorCode as KafkaCode;
 pub use record::{

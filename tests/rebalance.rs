@@ -143,7 +143,7 @@ impl Interceptor for CommitLog {
         &self,
         _: &ClientInfo,
         offsets: &[PartitionOffset],
-        result: Result<(), &str>,
+        result: Result<(), &ekafka::CommitFailure>,
         _: Duration,
     ) {
         if result.is_ok() {

@@ -21,6 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::context::LoggingContext;
 use super::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
+use crate::error::CommitFailure;
 use crate::error::Error;
 use crate::handle::ActorHandle;
 use crate::supervision::{
@@ -252,13 +253,15 @@ impl Inner {
         if committed.is_empty() {
             return Ok(committed);
         }
-        consumer
-            .commit(&list, rdkafka::consumer::CommitMode::Sync)
-            .map_err(|e| Error::Commit {
+        match consumer.commit(&list, rdkafka::consumer::CommitMode::Sync) {
+            Ok(()) => Ok(committed),
+            Err(error) => Err(Error::Commit {
+                kind: KIND,
                 name: self.name.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(committed)
+                offsets: committed,
+                failure: CommitFailure::from_kafka(&error),
+            }),
+        }
     }
 
     fn lag(&self, consumer: &Client) -> Result<i64, Error> {

@@ -33,6 +33,7 @@ pub use debug::DebugInterceptor;
 pub use metrics::{MetricsInterceptor, OperationMetrics};
 pub use trace::{new_traceparent, TraceInterceptor, TRACEPARENT};
 
+use crate::error::CommitFailure;
 use crate::record::Message;
 use crate::record::{ConsumedMessage, GroupEvent, PartitionOffset};
 use crate::record::{Outcome, WriteReport};
@@ -136,7 +137,7 @@ pub trait Interceptor: Send + Sync + 'static {
         &self,
         client: &ClientInfo,
         offsets: &[PartitionOffset],
-        result: Result<(), &str>,
+        result: Result<(), &CommitFailure>,
         elapsed: Duration,
     ) {
         let _ = (client, offsets, result, elapsed);
@@ -237,7 +238,7 @@ impl Chain {
         &self,
         client: &ClientInfo,
         offsets: &[PartitionOffset],
-        result: Result<(), &str>,
+        result: Result<(), &CommitFailure>,
         elapsed: Duration,
     ) {
         for layer in self.layers.iter().rev() {

@@ -180,7 +180,7 @@ pub(crate) enum ServerEnd {
     Uncommitted {
         group: String,
         offsets: Vec<crate::consumer::PartitionOffset>,
-        reason: String,
+        failure: crate::CommitFailure,
     },
     /// It stopped, but its group did not close properly.
     StopFailed { server: String, reason: String },
@@ -199,11 +199,11 @@ impl From<ServerEnd> for Error {
             ServerEnd::Uncommitted {
                 group,
                 offsets,
-                reason,
+                failure,
             } => Error::Uncommitted {
                 name: group,
                 offsets,
-                reason,
+                failure,
             },
             ServerEnd::StopFailed { server, reason } => Error::ServerFailed {
                 name: server,
@@ -231,11 +231,11 @@ impl ServerEnd {
             Error::Uncommitted {
                 name,
                 offsets,
-                reason,
+                failure,
             } => ServerEnd::Uncommitted {
                 group: name,
                 offsets,
-                reason,
+                failure,
             },
             Error::ServerFailed { name, reason } => ServerEnd::StopFailed {
                 server: name,

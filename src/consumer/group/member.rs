@@ -248,7 +248,7 @@ impl Incarnations for GroupMembers {
             Ok(Ok(Err(uncommitted))) => Err(Error::Uncommitted {
                 name: name.clone(),
                 offsets: uncommitted.offsets,
-                reason: uncommitted.reason,
+                failure: uncommitted.failure,
             }),
             Ok(_) => Ok(()),
             Err(_) => Err(Error::GaveUp {

@@ -416,9 +416,11 @@ impl ConsumerGroup {
         self.shared
             .ask(|reply| Command::Commit { by, offsets, reply })
             .await?
-            .map_err(|reason| Error::Commit {
+            .map_err(|uncommitted| Error::Commit {
+                kind: KIND,
                 name: self.shared.name.clone(),
-                reason,
+                offsets: uncommitted.offsets,
+                failure: uncommitted.failure,
             })
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::MessageSink;
 use crate::consumer::GroupStatus;
+use crate::error::CommitFailure;
 use crate::record::{
     Ack, ConsumedMessage, GroupEvent, MessageBatch, PartitionOffset, SubscriberMask, TopicPartition,
 };
@@ -18,7 +19,7 @@ pub(crate) enum Command {
     Commit {
         by: SubscriberMask,
         offsets: Vec<(TopicPartition, i64, i64)>,
-        reply: tokio::sync::oneshot::Sender<Result<Vec<PartitionOffset>, String>>,
+        reply: tokio::sync::oneshot::Sender<Result<Vec<PartitionOffset>, Uncommitted>>,
     },
     SubscribeMessages {
         sink: MessageSink,
@@ -87,9 +88,9 @@ pub(crate) enum PullItem {
 }
 
 /// Offsets a member acknowledged but could not commit (its last commit of
-/// each failed), and why.
-#[derive(Debug, Clone, Default)]
+/// each failed), and why (the latest failure).
+#[derive(Debug, Clone)]
 pub(crate) struct Uncommitted {
     pub(crate) offsets: Vec<PartitionOffset>,
-    pub(crate) reason: String,
+    pub(crate) failure: CommitFailure,
 }

@@ -15,20 +15,22 @@ use std::collections::VecDeque;
 
 use super::commit_queue::{CommitQueue, CommitResult};
 use super::*;
+use crate::error::CommitFailure;
 
 impl CommitResult {
-    /// A commit `seq` that failed as a whole, for `reason`.
-    fn failed(seq: usize, reason: impl Into<String>) -> Self {
+    /// A commit `seq` that failed as a whole.
+    fn failed(seq: usize, failure: CommitFailure) -> Self {
         CommitResult {
             seq,
-            error: Some(reason.into()),
+            error: Some(failure),
             refused: Vec::new(),
         }
     }
 }
 
 /// Where an explicit commit's result goes.
-pub(super) type CommitReply = tokio::sync::oneshot::Sender<Result<Vec<PartitionOffset>, String>>;
+pub(super) type CommitReply =
+    tokio::sync::oneshot::Sender<Result<Vec<PartitionOffset>, Uncommitted>>;
 
 /// Commits timed out but perhaps still answered later, remembered this far back.
 const LATE_ANSWERS_KEPT: usize = 8;
@@ -66,7 +68,7 @@ impl Engine {
     fn offsets_to_commit(
         &self,
         only: Option<&[TopicPartition]>,
-    ) -> Result<(TopicPartitionList, Vec<PartitionOffset>), String> {
+    ) -> Result<(TopicPartitionList, Vec<PartitionOffset>), Uncommitted> {
         let mut list = TopicPartitionList::new();
         let mut offsets = Vec::new();
         for p in &self.partitions {
@@ -75,7 +77,16 @@ impl Engine {
             }
             if let Some(offset) = p.ledger.to_commit() {
                 list.add_partition_offset(&p.id.topic, p.id.partition, Offset::Offset(offset))
-                    .map_err(|e| format!("cannot commit {}: {e}", p.id))?;
+                    .map_err(|e| Uncommitted {
+                        offsets: vec![PartitionOffset {
+                            partition: p.id.clone(),
+                            offset,
+                        }],
+                        failure: CommitFailure::Invalid {
+                            partition: p.id.clone(),
+                            detail: e.to_string(),
+                        },
+                    })?;
                 offsets.push(PartitionOffset {
                     partition: p.id.clone(),
                     offset,
@@ -99,9 +110,9 @@ impl Engine {
         let replies = std::mem::take(&mut self.commits.waiting);
         let (list, offsets) = match self.offsets_to_commit(only) {
             Ok(found) => found,
-            Err(reason) => {
+            Err(invalid) => {
                 for reply in replies {
-                    let _ = reply.send(Err(reason.clone()));
+                    let _ = reply.send(Err(invalid.clone()));
                 }
                 return;
             }
@@ -132,7 +143,7 @@ impl Engine {
                     error: consumer
                         .commit(&list, CommitMode::Sync)
                         .err()
-                        .map(|e| e.to_string()),
+                        .map(|e| CommitFailure::from_kafka(&e)),
                     refused: Vec::new(),
                 };
                 self.finish(in_flight, result);
@@ -145,10 +156,7 @@ impl Engine {
     fn read_commit_results(&mut self, wait: Duration) {
         if self.commits.queue.is_none() {
             if let Some(in_flight) = self.commits.in_flight.take() {
-                self.fail_in_flight(
-                    in_flight,
-                    "the member stopped before the commit was confirmed",
-                );
+                self.fail_in_flight(in_flight, CommitFailure::MemberStopped);
             }
             return;
         }
@@ -182,13 +190,12 @@ impl Engine {
             if self.commits.timed_out.len() > LATE_ANSWERS_KEPT {
                 self.commits.timed_out.pop_front();
             }
-            let reason = format!("not confirmed within the group's timeout ({timeout:?})");
-            self.fail_in_flight(in_flight, reason);
+            self.fail_in_flight(in_flight, CommitFailure::TimedOut { timeout });
         }
     }
 
-    fn fail_in_flight(&mut self, in_flight: InFlight, reason: impl Into<String>) {
-        let result = CommitResult::failed(in_flight.seq, reason);
+    fn fail_in_flight(&mut self, in_flight: InFlight, failure: CommitFailure) {
+        let result = CommitResult::failed(in_flight.seq, failure);
         self.finish(in_flight, result);
     }
 
@@ -227,9 +234,14 @@ impl Engine {
                 self.partitions[i].ledger.mark_committed(committed.offset);
             }
             // Only a failure at or past this offset is still outstanding.
-            self.uncommitted
-                .offsets
-                .retain(|u| u.partition != committed.partition || u.offset > committed.offset);
+            if let Some(uncommitted) = &mut self.uncommitted {
+                uncommitted
+                    .offsets
+                    .retain(|u| u.partition != committed.partition || u.offset > committed.offset);
+                if uncommitted.offsets.is_empty() {
+                    self.uncommitted = None;
+                }
+            }
         }
     }
 
@@ -248,40 +260,46 @@ impl Engine {
             // A late answer to an earlier commit may have confirmed it already.
             refused && !self.is_committed(o)
         });
-        let reason = match (&result.error, result.refused.first()) {
+        let failure = match (&result.error, result.refused.first()) {
             _ if failed.is_empty() => None,
-            (Some(error), _) => Some(format!("commit failed: {error}")),
-            (None, Some((partition, error))) => {
-                Some(format!("commit failed: {partition} refused: {error}"))
-            }
+            (Some(error), _) => Some(error.clone()),
+            (None, Some((partition, code))) => Some(CommitFailure::PartitionRefused {
+                partition: partition.clone(),
+                code: *code,
+            }),
             (None, None) => None,
         };
         self.interceptors.after_commit(
             &self.settings.client,
             &committed,
-            reason.as_deref().map_or(Ok(()), Err),
+            failure.as_ref().map_or(Ok(()), Err),
             started.elapsed(),
         );
         self.mark_committed(&committed);
-        let outcome = match reason {
+        let outcome = match failure {
             None => Ok(committed),
-            Some(reason) => {
+            Some(failure) => {
                 // Named with its offsets: the subscriber (and a later close)
                 // can tell exactly which messages will be handled again.
                 let message = format!(
-                    "{reason} (left uncommitted: {})",
+                    "commit failed: {failure} (left uncommitted: {})",
                     crate::record::describe_offsets(&failed)
                 );
+                let kept = self.uncommitted.get_or_insert_with(|| Uncommitted {
+                    offsets: Vec::new(),
+                    failure: failure.clone(),
+                });
                 for offset in &failed {
-                    self.uncommitted
-                        .offsets
-                        .retain(|u| u.partition != offset.partition);
-                    self.uncommitted.offsets.push(offset.clone());
+                    kept.offsets.retain(|u| u.partition != offset.partition);
+                    kept.offsets.push(offset.clone());
                 }
-                self.uncommitted.reason = reason;
-                let event = GroupEvent::Error(self.error_event(message.clone()));
+                kept.failure = failure.clone();
+                let event = GroupEvent::Error(self.error_event(message));
                 self.emit(event);
-                Err(message)
+                Err(Uncommitted {
+                    offsets: failed,
+                    failure,
+                })
             }
         };
         for reply in replies {

@@ -15,6 +15,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
 use super::GroupContext;
+use crate::error::CommitFailure;
 use crate::queue::QueueHandle;
 use crate::record::TopicPartition;
 use crate::wake::Waker;
@@ -24,9 +25,9 @@ use crate::wake::Waker;
 pub(super) struct CommitResult {
     pub(super) seq: usize,
     /// Why the commit as a whole failed.
-    pub(super) error: Option<String>,
+    pub(super) error: Option<CommitFailure>,
     /// Partitions the broker refused, and why.
-    pub(super) refused: Vec<(TopicPartition, String)>,
+    pub(super) refused: Vec<(TopicPartition, RDKafkaErrorCode)>,
 }
 
 /// A queue of the consumer's own for commit results; dropped before the
@@ -52,7 +53,11 @@ impl CommitQueue {
     }
 
     /// Sends a commit of `offsets` whose result will come back as `seq`.
-    pub(super) fn commit(&self, offsets: &TopicPartitionList, seq: usize) -> Result<(), String> {
+    pub(super) fn commit(
+        &self,
+        offsets: &TopicPartitionList,
+        seq: usize,
+    ) -> Result<(), CommitFailure> {
         // SAFETY: client and queue are alive (see the struct); librdkafka copies the
         // list; with no callback, the result is posted to the queue as an event.
         let code = unsafe {
@@ -67,7 +72,11 @@ impl CommitQueue {
         if code == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
             Ok(())
         } else {
-            Err(RDKafkaErrorCode::from(code).to_string())
+            let code = RDKafkaErrorCode::from(code);
+            Err(CommitFailure::Refused {
+                code,
+                detail: code.to_string(),
+            })
         }
     }
 
@@ -96,11 +105,13 @@ unsafe fn read_commit_event(event: *mut ffi::rd_kafka_event_t) -> Option<CommitR
     let code = ffi::rd_kafka_event_error(event);
     let error = (code != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then(|| {
         let text = ffi::rd_kafka_event_error_string(event);
-        if text.is_null() {
-            RDKafkaErrorCode::from(code).to_string()
+        let code = RDKafkaErrorCode::from(code);
+        let detail = if text.is_null() {
+            code.to_string()
         } else {
             CStr::from_ptr(text).to_string_lossy().into_owned()
-        }
+        };
+        CommitFailure::Refused { code, detail }
     });
     let mut refused = Vec::new();
     let list = ffi::rd_kafka_event_topic_partition_list(event);
@@ -118,7 +129,7 @@ unsafe fn read_commit_event(event: *mut ffi::rd_kafka_event_t) -> Option<CommitR
                     topic: topic.as_ref().into(),
                     partition: elem.partition,
                 },
-                RDKafkaErrorCode::from(elem.err).to_string(),
+                RDKafkaErrorCode::from(elem.err),
             ));
         }
     }

@@ -159,7 +159,8 @@ pub(crate) struct Engine {
     closers: Vec<tokio::sync::oneshot::Sender<Result<(), Uncommitted>>>,
     /// What was acknowledged but whose commit failed, per partition, and the
     /// last failure: a close reports it instead of claiming a clean end.
-    uncommitted: Uncommitted,
+    /// What the member failed to commit, for the close's report.
+    uncommitted: Option<Uncommitted>,
     close_started: Option<Instant>,
     /// How long the close may wait for acknowledgements.
     close_drain: Duration,
@@ -301,7 +302,7 @@ impl Engine {
             max_held: 0,
             generation: -1,
             closers: Vec::new(),
-            uncommitted: Uncommitted::default(),
+            uncommitted: None,
             close_started: None,
             close_drain: Duration::MAX,
             unsubscribed: false,
@@ -593,11 +594,9 @@ pub(crate) fn run(mut consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce
         // commit queue before the consumer it belongs to.
         engine.partitions.clear();
         engine.commits.queue = None;
-        let uncommitted = std::mem::take(&mut engine.uncommitted);
-        let outcome = if uncommitted.offsets.is_empty() {
-            Ok(())
-        } else {
-            Err(uncommitted)
+        let outcome = match engine.uncommitted.take() {
+            None => Ok(()),
+            Some(uncommitted) => Err(uncommitted),
         };
         (std::mem::take(&mut engine.closers), outcome)
     };

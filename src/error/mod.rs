@@ -1,5 +1,9 @@
 //! The crate's error types.
 
+mod commit;
+
+pub use commit::CommitFailure;
+
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -133,13 +137,21 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A commit failed.
-    #[error("consumer group {name:?}: {reason}")]
+    /// A commit failed: the listed offsets were not committed.
+    #[error(
+        "{kind} {name:?}: commit failed: {failure} (left uncommitted: {})",
+        crate::record::describe_offsets(.offsets)
+    )]
     Commit {
-        /// The group's configured name.
+        /// "consumer" or "consumer group".
+        kind: &'static str,
+        /// Its configured name.
         name: String,
-        /// librdkafka's or the broker's explanation.
-        reason: String,
+        /// Per partition, the offset that was not committed.
+        offsets: Vec<crate::record::PartitionOffset>,
+        /// Why.
+        #[source]
+        failure: CommitFailure,
     },
     /// A consumer group closed, but committing what was acknowledged failed
     /// (the coordinator was unreachable, say): each listed offset, one past
@@ -147,7 +159,7 @@ pub enum Error {
     /// messages acknowledged since the partition's previous commit will be
     /// handled again by its next owner.
     #[error(
-        "consumer group {name:?} closed with acknowledged messages uncommitted ({}): {reason}",
+        "consumer group {name:?} closed with acknowledged messages uncommitted ({}): {failure}",
         crate::record::describe_offsets(.offsets)
     )]
     Uncommitted {
@@ -156,7 +168,8 @@ pub enum Error {
         /// Per partition, the offset that was not committed.
         offsets: Vec<crate::record::PartitionOffset>,
         /// Why the commit failed.
-        reason: String,
+        #[source]
+        failure: CommitFailure,
     },
     /// The operation does not apply to this client's configuration.
     #[error("{name:?}: {reason}")]
@@ -214,7 +227,7 @@ impl Error {
             Error::Request { source, .. } => {
                 source.rdkafka_error_code().is_some_and(is_retriable_code)
             }
-            Error::Commit { .. } => true,
+            Error::Commit { failure, .. } => failure.is_retriable(),
             _ => false,
         }
     }
@@ -256,6 +269,9 @@ impl Error {
             Error::Client { source, .. } => source.rdkafka_error_code(),
             Error::Request { source, .. } => source.rdkafka_error_code(),
             Error::Authentication { code, .. } | Error::Authorization { code, .. } => Some(*code),
+            Error::Commit { failure, .. } | Error::Uncommitted { failure, .. } => {
+                failure.kafka_code()
+            }
             _ => None,
         }
     }
@@ -274,7 +290,7 @@ pub(crate) fn mailbox_error(kind: &'static str, name: &str, error: actix::Mailbo
 
 /// Codes of failures that pass: timeouts, unreachable brokers, leadership
 /// and coordinator moves.
-fn is_retriable_code(code: RDKafkaErrorCode) -> bool {
+pub(crate) fn is_retriable_code(code: RDKafkaErrorCode) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
         code,
