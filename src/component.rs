@@ -12,6 +12,7 @@ use crate::interceptor::{
     AccessLogInterceptor, Chain, DebugInterceptor, Interceptor, MetricsInterceptor,
     OperationMetrics, TraceInterceptor,
 };
+use crate::observe::Metrics;
 use crate::producer::{Balancer, BalancerAdapter, Producer, ProducerSpec, RoundRobin};
 use crate::supervision::{Escalation, Escalator, RestartPolicy};
 
@@ -88,9 +89,12 @@ impl EkafkaBuilder {
         self.config.check(&registered)?;
         let mut layers = self.interceptors;
         let switches = &self.config.interceptors;
-        let metrics = switches
+        let registry = switches
             .metric
-            .then(|| Arc::new(MetricsInterceptor::default()));
+            .then(|| Arc::new(Metrics::new(&self.config.brokers)));
+        let metrics = registry
+            .as_ref()
+            .map(|registry| Arc::new(MetricsInterceptor::recording(Arc::clone(registry))));
         if let Some(metrics) = &metrics {
             layers.push(Arc::clone(metrics) as Arc<dyn Interceptor>);
         }
@@ -114,9 +118,10 @@ impl EkafkaBuilder {
                 config: self.config,
                 interceptors: Chain::new(layers),
                 metrics,
+                escalator: Escalator::recording(registry.clone()),
+                registry,
                 balancers: self.balancers,
                 restart_policy: self.restart_policy,
-                escalator: Escalator::default(),
                 debug_output,
                 producers: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
@@ -130,6 +135,8 @@ struct Inner {
     config: Config,
     interceptors: Chain,
     metrics: Option<Arc<MetricsInterceptor>>,
+    /// The component's Prometheus metrics, while `enableMetricInterceptor` is on.
+    registry: Option<Arc<Metrics>>,
     balancers: HashMap<String, Arc<dyn Balancer>>,
     restart_policy: RestartPolicy,
     escalator: Escalator,
@@ -245,6 +252,29 @@ impl Ekafka {
             .unwrap_or_default()
     }
 
+    /// Every Prometheus metric of this component's clients and servers, in
+    /// the OpenMetrics text format (what the App's `/metrics` serves; see the
+    /// README for the list). Empty while `enableMetricInterceptor` is off.
+    ///
+    /// ```
+    /// let kafka = ekafka::Ekafka::from_toml_str("[kafka]\nbrokers = [\"b:9092\"]\n", "kafka")?.build()?;
+    /// assert!(kafka.metrics_text().ends_with("# EOF\n"));
+    /// # Ok::<(), ekafka::Error>(())
+    /// ```
+    #[must_use]
+    pub fn metrics_text(&self) -> String {
+        self.inner
+            .registry
+            .as_ref()
+            .map(|registry| registry.encode())
+            .unwrap_or_default()
+    }
+
+    /// The component's metrics, for its clients to record in.
+    pub(crate) fn registry(&self) -> Option<&Arc<Metrics>> {
+        self.inner.registry.as_ref()
+    }
+
     /// The restart policy clients fall back on for the restart keys they do not set.
     #[must_use]
     pub fn restart_policy(&self) -> &RestartPolicy {
@@ -315,6 +345,7 @@ impl Ekafka {
                     balancer: BalancerAdapter { balancer },
                     interceptors: self.inner.interceptors.clone(),
                     escalator: self.inner.escalator.clone(),
+                    metrics: self.registry().map(|registry| registry.producer(name)),
                 })
             },
         )
@@ -354,6 +385,8 @@ impl Ekafka {
                     config.client.timeout,
                     consumer.restart.apply(&self.inner.restart_policy),
                     self.inner.escalator.clone(),
+                    self.registry()
+                        .map(|registry| registry.consumer_stats(name)),
                 )
             },
         )
@@ -406,6 +439,7 @@ impl Ekafka {
                     client_config: properties.to_client_config(),
                     interceptors: self.inner.interceptors.clone(),
                     escalator: self.inner.escalator.clone(),
+                    metrics: self.registry().cloned(),
                 })
             },
         )

@@ -51,6 +51,7 @@ pub mod consumer;
 mod error;
 mod handle;
 pub mod interceptor;
+mod observe;
 pub mod producer;
 mod queue;
 mod record;

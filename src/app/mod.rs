@@ -2,9 +2,11 @@
 //! consumer servers in an actix System until SIGINT or SIGTERM, or until a
 //! client or server fails past its restart limit, then shuts down gracefully.
 
+mod endpoint;
 mod signals;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,6 +16,8 @@ use actix::Recipient;
 use tokio::sync::watch;
 
 pub use signals::FORCED_EXIT_STATUS;
+
+use endpoint::Endpoint;
 
 use crate::component::Ekafka;
 use crate::config::ConsumerServerConfig;
@@ -70,15 +74,35 @@ type Starter = Box<
     ) -> LocalFuture<Result<Box<dyn Served>, Error>>,
 >;
 
-/// Asks a running [`App`] to shut down gracefully, as SIGTERM does. Cheap to
-/// clone and usable from any thread.
+/// Asks a running [`App`] to shut down gracefully, as SIGTERM does, and tells
+/// where it serves its HTTP endpoint. Cheap to clone and usable from any thread.
 #[derive(Clone, Debug)]
-pub struct AppHandle(Arc<watch::Sender<bool>>);
+pub struct AppHandle {
+    shutdown: Arc<watch::Sender<bool>>,
+    endpoint: Arc<watch::Sender<Option<SocketAddr>>>,
+}
 
 impl AppHandle {
     /// Starts the graceful shutdown (a no-op when it already started).
     pub fn shutdown(&self) {
-        self.0.send_replace(true);
+        self.shutdown.send_replace(true);
+    }
+
+    /// Where the App serves its HTTP endpoint (`[kafka.observability]
+    /// address`), once it does: with port `0` in the config, the port the
+    /// system chose. Waits until it serves, so bound the wait with a timeout;
+    /// it never serves without an address in the config.
+    pub async fn endpoint(&self) -> SocketAddr {
+        let mut serving = self.endpoint.subscribe();
+        loop {
+            if let Some(address) = *serving.borrow_and_update() {
+                return address;
+            }
+            if serving.changed().await.is_err() {
+                // Cannot happen while `self` holds the sender.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 
@@ -115,6 +139,8 @@ pub struct App {
     starters: Vec<Starter>,
     shutdown_timeout: Duration,
     shutdown: Arc<watch::Sender<bool>>,
+    /// Where the HTTP endpoint listens, once it does.
+    endpoint: Arc<watch::Sender<Option<SocketAddr>>>,
     signals: bool,
     failures: Option<Recipient<HandlerFailure>>,
 }
@@ -138,6 +164,7 @@ impl App {
             starters: Vec::new(),
             shutdown_timeout: Duration::from_secs(30),
             shutdown: Arc::new(watch::Sender::new(false)),
+            endpoint: Arc::new(watch::Sender::new(None)),
             signals: true,
             failures: None,
         }
@@ -227,7 +254,10 @@ impl App {
     /// A handle that starts the graceful shutdown from anywhere.
     #[must_use]
     pub fn handle(&self) -> AppHandle {
-        AppHandle(Arc::clone(&self.shutdown))
+        AppHandle {
+            shutdown: Arc::clone(&self.shutdown),
+            endpoint: Arc::clone(&self.endpoint),
+        }
     }
 
     /// The component the servers use.
@@ -255,6 +285,24 @@ impl App {
         } else {
             None
         };
+        let endpoint = match &self.kafka.config().observability.address {
+            Some(address) => {
+                let endpoint = Endpoint::start(&self.kafka, address)?;
+                self.endpoint
+                    .send_replace(endpoint.addresses().first().copied());
+                Some(endpoint)
+            }
+            None => None,
+        };
+        let served = self.serve_until_shutdown().await;
+        if let Some(endpoint) = endpoint {
+            endpoint.stop().await;
+        }
+        served
+    }
+
+    /// Starts the servers, waits for the shutdown's cause, shuts down.
+    async fn serve_until_shutdown(self) -> Result<(), Error> {
         let mut servers: Vec<Box<dyn Served>> = Vec::new();
         for start in self.starters {
             match start(self.kafka.clone(), self.failures.clone()).await {

@@ -95,9 +95,9 @@ pub(crate) fn format_go_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
     if duration.is_zero() {
         "0s".to_string()
-    } else if millis % 1000 == 0 {
+    } else if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
-    } else if duration.subsec_nanos() % 1_000_000 == 0 {
+    } else if duration.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{millis}ms")
     } else {
         format!("{}us", duration.as_micros())

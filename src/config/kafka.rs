@@ -11,6 +11,7 @@ use super::error::{ConfigError, ConfigProblem};
 use super::key::{settings, Field, Rules, Settings};
 #[cfg(test)]
 use super::key::{Doc, Row};
+use super::observability::ObservabilitySettings;
 use super::producer::ProducerConfig;
 use super::properties::Properties;
 use super::reader::Section;
@@ -40,7 +41,9 @@ settings! {
     pub struct InterceptorSwitches with Default {
         /// add a W3C `traceparent` header to produced messages that have none.
         pub trace: bool = key("enableTraceInterceptor", "true"),
-        /// count operations and time them; read with `Ekafka::metrics()`.
+        /// record the Prometheus metrics (`Ekafka::metrics_text()`, the App's
+        /// `/metrics`; see "Observe it") and the per-operation totals of
+        /// `Ekafka::metrics()`.
         pub metric: bool = key("enableMetricInterceptor", "true"),
         /// one `tracing` event per operation, with its duration (target
         /// `ekafka::access`).
@@ -96,6 +99,13 @@ settings! {
         pub tls: Option<Tls> = custom(TlsTable),
         /// Built-in interceptor switches.
         pub interceptors: InterceptorSwitches = flatten(),
+        /// `[observability]`: the App's HTTP endpoint.
+        pub observability: ObservabilitySettings = nested("observability"),
+        /// how often librdkafka reports its statistics (queues, broker
+        /// round trips) into the metrics, while `enableMetricInterceptor` is
+        /// on; `"0"` turns them off.
+        pub statistics_interval: Duration = key("statisticsInterval", "\"5s\"")
+            .sets("statistics.interval.ms"),
         /// `[producers.NAME]`.
         pub producers: BTreeMap<String, ProducerConfig> = custom(Named::new("producers")),
         /// `[consumers.NAME]`.
@@ -128,6 +138,14 @@ impl Rules for Config {
         };
         if let Some(protocol) = protocol {
             props.set("security.protocol", protocol);
+        }
+        // Statistics cost a JSON report per client and interval: only asked
+        // for when the metrics take them.
+        if self.interceptors.metric && !self.statistics_interval.is_zero() {
+            props.set(
+                "statistics.interval.ms",
+                self.statistics_interval.as_millis().to_string(),
+            );
         }
     }
 }

@@ -16,6 +16,7 @@ mod key;
 #[cfg(test)]
 mod keys;
 pub mod librdkafka;
+mod observability;
 mod producer;
 mod properties;
 mod reader;
@@ -33,6 +34,7 @@ pub use consumer::{
 };
 pub use error::{ConfigError, ConfigProblem};
 pub use kafka::{ClientSettings, Config, InterceptorSwitches};
+pub use observability::ObservabilitySettings;
 pub use producer::{
     Compression, ProducerConfig, RequiredAcks, BALANCER_HASH, BALANCER_ROUND_ROBIN,
 };

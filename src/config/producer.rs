@@ -172,7 +172,7 @@ const MISSING_TOPIC_GRACE: Duration = Duration::from_secs(1);
 /// `linger.ms` takes fractions of a millisecond.
 fn linger_millis(duration: &Duration) -> String {
     let micros = duration.as_micros();
-    if micros % 1000 == 0 {
+    if micros.is_multiple_of(1000) {
         (micros / 1000).to_string()
     } else {
         format!("{}", micros as f64 / 1000.0)

@@ -4,6 +4,7 @@
 //! error-level line is kept. A single consumer's log lines go to `tracing`
 //! like every other client's.
 
+use crate::observe::StatsSink;
 use std::sync::Mutex;
 
 use rdkafka::client::ClientContext;
@@ -45,6 +46,8 @@ impl LastErrorLog {
 pub(crate) struct LoggingContext {
     client_name: String,
     pub(crate) last_error_log: LastErrorLog,
+    /// Where librdkafka's statistics go, when the metrics are on.
+    pub(crate) stats: Option<StatsSink>,
 }
 
 impl LoggingContext {
@@ -52,11 +55,18 @@ impl LoggingContext {
         LoggingContext {
             client_name,
             last_error_log: LastErrorLog::default(),
+            stats: None,
         }
     }
 }
 
 impl ClientContext for LoggingContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(stats) = &self.stats {
+            stats.record(&statistics);
+        }
+    }
+
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         crate::telemetry::librdkafka_log(&self.client_name, level, facility, message);
         self.last_error_log.note(level, message);

@@ -24,6 +24,7 @@ use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
 use crate::error::CommitFailure;
 use crate::error::Error;
 use crate::handle::ActorHandle;
+use crate::observe::StatsSink;
 use crate::supervision::{
     client_failure, AuthorizationScope, ClientFailure, Escalator, Incarnations, RestartPolicy,
     Slot, Supervisor,
@@ -45,6 +46,8 @@ struct ConsumerClients {
     start: Offset,
     client_config: rdkafka::ClientConfig,
     position: Arc<Mutex<Option<i64>>>,
+    /// Where librdkafka's statistics go, when the metrics are on.
+    stats: Option<StatsSink>,
 }
 
 impl ConsumerClients {
@@ -56,9 +59,12 @@ impl ConsumerClients {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .map_or(self.start, Offset::Offset);
+        let mut context = LoggingContext::new(format!("consumer {}", self.name));
+        context.stats = self.stats.clone();
         connect(
             &self.name,
             &self.client_config,
+            context,
             &self.topic,
             self.partition,
             at,
@@ -337,6 +343,7 @@ impl Inner {
 fn connect(
     name: &str,
     client_config: &rdkafka::ClientConfig,
+    context: LoggingContext,
     topic: &str,
     partition: Option<i32>,
     at: Offset,
@@ -346,7 +353,6 @@ fn connect(
         name: name.to_string(),
         source,
     };
-    let context = LoggingContext::new(format!("consumer {name}"));
     let consumer = Client::from_config_and_context(client_config, context).map_err(error)?;
     match partition {
         Some(partition) => {
@@ -592,6 +598,7 @@ impl Consumer {
         timeout: Duration,
         restart_policy: RestartPolicy,
         escalator: Escalator,
+        stats: Option<StatsSink>,
     ) -> Result<Self, Error> {
         let partition = match &config.assignment {
             ConsumerAssignment::Partition(p) => Some(*p),
@@ -608,6 +615,7 @@ impl Consumer {
             start,
             client_config: client_config.clone(),
             position: Arc::new(Mutex::new(None)),
+            stats,
         };
         let first = clients.connect()?;
         let (topic, position) = (Arc::clone(&clients.topic), Arc::clone(&clients.position));

@@ -195,6 +195,16 @@ pub enum Error {
         /// How many messages were not delivered.
         count: usize,
     },
+    /// The App could not serve its HTTP endpoint (`[kafka.observability]
+    /// address`): the address is taken, say, or not this host's.
+    #[error("cannot serve the observability endpoint on {address}: {source}")]
+    Endpoint {
+        /// The address asked for.
+        address: String,
+        /// Why binding it failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// A second SIGINT or SIGTERM ended the graceful shutdown early.
     #[error("shutdown forced by a second signal; work in flight was abandoned")]
     ShutdownForced,

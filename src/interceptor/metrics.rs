@@ -1,11 +1,13 @@
 //! `enableMetricInterceptor`: counts and timings per client and operation.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{ClientInfo, Interceptor};
-use crate::record::WriteReport;
+use crate::error::CommitFailure;
+use crate::observe::Metrics;
+use crate::record::{GroupEvent, PartitionOffset, WriteReport};
 
 /// Totals for one client and operation, the counterpart of the Go library's
 /// `ego_client_handle_total` (by code) and `ego_client_handle_seconds`.
@@ -33,13 +35,32 @@ pub struct OperationMetrics {
 
 /// Collects [`OperationMetrics`]; read them with
 /// [`Ekafka::metrics`](crate::Ekafka::metrics). Enabled by
-/// `enableMetricInterceptor` (on by default).
+/// `enableMetricInterceptor` (on by default), when it also records the Go
+/// library's `ego_client_handle_total` and `ego_client_handle_seconds` in the
+/// component's Prometheus metrics ([`Ekafka::metrics_text`](crate::Ekafka::metrics_text)).
 #[derive(Debug, Default)]
 pub struct MetricsInterceptor {
     totals: Mutex<BTreeMap<(&'static str, String, &'static str), OperationMetrics>>,
+    /// The component's metrics, when this is the component's own interceptor.
+    registry: Option<Arc<Metrics>>,
 }
 
 impl MetricsInterceptor {
+    /// The component's interceptor, also recording into `registry`.
+    pub(crate) fn recording(registry: Arc<Metrics>) -> Self {
+        MetricsInterceptor {
+            totals: Mutex::default(),
+            registry: Some(registry),
+        }
+    }
+
+    /// Counts an operation in the Go library's Prometheus metrics.
+    fn go(&self, client: &ClientInfo, method: &'static str, ok: bool, elapsed: Duration) {
+        if let Some(registry) = &self.registry {
+            registry.go_operation(client.kind.as_str(), &client.name, method, ok, elapsed);
+        }
+    }
+
     /// A copy of every total so far, ordered by kind, name and method.
     pub fn snapshot(&self) -> Vec<OperationMetrics> {
         self.totals
@@ -79,5 +100,26 @@ impl Interceptor for MetricsInterceptor {
         entry.messages_failed += failed;
         entry.total_time += elapsed;
         entry.max_time = entry.max_time.max(elapsed);
+        drop(totals);
+        self.go(client, method, failed == 0, elapsed);
+    }
+
+    fn after_commit(
+        &self,
+        client: &ClientInfo,
+        _offsets: &[PartitionOffset],
+        result: Result<(), &CommitFailure>,
+        elapsed: Duration,
+    ) {
+        self.go(client, "CommitMessages", result.is_ok(), elapsed);
+    }
+
+    fn on_group_event(&self, client: &ClientInfo, event: &GroupEvent) {
+        let method = match event {
+            GroupEvent::Assigned(_) => "AssignedPartitions",
+            GroupEvent::Revoked(_) => "RevokedPartitions",
+            _ => return,
+        };
+        self.go(client, method, true, Duration::ZERO);
     }
 }

@@ -14,6 +14,7 @@ use super::tracker::Tracker;
 use crate::config::ProducerConfig;
 use crate::error::Error;
 use crate::interceptor::{Admitted, Chain, ClientInfo};
+use crate::observe::ProducerMetrics;
 use crate::record::Message;
 use crate::record::{CloseReport, Outcome, WriteReport};
 use crate::record::{ProduceError, ProduceErrorKind};
@@ -32,6 +33,8 @@ pub(crate) struct ProducerSpec {
     pub(crate) interceptors: Chain,
     pub(crate) restart_policy: RestartPolicy,
     pub(crate) escalator: Escalator,
+    /// What it records in the component's metrics, when they are on.
+    pub(crate) metrics: Option<ProducerMetrics>,
 }
 
 impl ProducerSpec {
@@ -198,8 +201,8 @@ pub(crate) struct ProducerActor {
 }
 
 impl ProducerActor {
-    pub(crate) fn new(spec: ProducerSpec) -> Result<Self, Error> {
-        let shared = Arc::new(Shared::new(spec.name.clone()));
+    pub(crate) fn new(mut spec: ProducerSpec) -> Result<Self, Error> {
+        let shared = Arc::new(Shared::new(spec.name.clone()).recording(spec.metrics.take()));
         let first = spec.create_client(0, &shared)?;
         let info = Arc::new(ClientInfo {
             kind: crate::interceptor::ClientKind::Producer,
@@ -277,6 +280,8 @@ impl Handler<Write> for ProducerActor {
         let messages = match chain.before_write(&info, messages) {
             Admitted::Pass(messages) => messages,
             Admitted::Rejected { depth, report } => {
+                let shared = &self.supervisor.spec().shared;
+                shared.wrote(&report, info.topic.as_deref(), started.elapsed());
                 chain.after_write(depth, &info, &report, started.elapsed());
                 return Box::pin(async move { Ok(report) });
             }
@@ -312,8 +317,10 @@ impl Handler<Write> for ProducerActor {
             ctx.wait(resume.into_actor(self));
         }
         let deadline = self.clients().spec.outcome_deadline();
+        let shared = Arc::clone(shared);
         Box::pin(async move {
             let report = WriteReport::new(tracker.outcomes(deadline).await);
+            shared.wrote(&report, info.topic.as_deref(), started.elapsed());
             chain.after_write(chain.depth(), &info, &report, started.elapsed());
             Ok(report)
         })

@@ -21,9 +21,10 @@ use super::balancer::BalancerAdapter;
 use super::produce::{produce, Topics};
 use super::reports::{self, Bell, ReportServing};
 use super::tracker::{DeliveryTag, Tracker};
+use crate::observe::ProducerMetrics;
 use crate::queue::{QueueHandle, Wake};
 use crate::record::Outcome;
-use crate::record::{Delivery, Message};
+use crate::record::{Delivery, Message, WriteReport};
 use crate::record::{ProduceError, ProduceErrorKind};
 
 /// A delivery failure of an `async` producer, sent to its error subscriber.
@@ -67,6 +68,8 @@ pub(crate) struct Shared {
     purge_reason: Mutex<Option<String>>,
     /// Which side serves the clients' delivery reports (see `reports`).
     pub(crate) serving: Arc<ReportServing>,
+    /// What the producer records in the component's metrics, when they are on.
+    metrics: Option<ProducerMetrics>,
 }
 
 impl Shared {
@@ -83,7 +86,40 @@ impl Shared {
             has_client_error: AtomicBool::new(false),
             purge_reason: Mutex::new(None),
             serving: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Records into `metrics` too.
+    pub(crate) fn recording(self, metrics: Option<ProducerMetrics>) -> Self {
+        Shared { metrics, ..self }
+    }
+
+    /// Counts a write's messages by topic and result, and its duration.
+    /// Messages still on their way (`async = true`) count when delivered.
+    pub(crate) fn wrote(
+        &self,
+        report: &WriteReport,
+        default_topic: Option<&str>,
+        elapsed: Duration,
+    ) {
+        let Some(metrics) = &self.metrics else { return };
+        metrics.wrote(elapsed);
+        metrics.count(report.outcomes().iter().filter_map(|outcome| {
+            match outcome {
+                Outcome::Delivered(delivery) => Some((&*delivery.topic, true)),
+                Outcome::Failed(failure) => Some((
+                    failure
+                        .message
+                        .topic
+                        .as_deref()
+                        .or(default_topic)
+                        .unwrap_or_default(),
+                    false,
+                )),
+                Outcome::Enqueued => None,
+            }
+        }));
     }
 
     fn set_purge_reason(&self, reason: String) {
@@ -197,6 +233,12 @@ impl ClientContext for Context {
         );
     }
 
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(metrics) = &self.shared.metrics {
+            metrics.statistics(&statistics);
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(producer = %self.shared.name, error = %error, reason, "producer client error");
         self.shared
@@ -258,6 +300,11 @@ impl ProducerContext<BalancerAdapter> for Context {
         match slot {
             Some((tracker, index)) => tracker.complete(index, outcome),
             None => {
+                // An async write's message: its write counted it as enqueued.
+                if let Some(metrics) = &self.shared.metrics {
+                    let ok = matches!(outcome, Outcome::Delivered(_));
+                    metrics.count([(m_topic(result), ok)]);
+                }
                 if let Outcome::Failed(error) = outcome {
                     self.shared.report_async_failure(error);
                 }
@@ -267,6 +314,13 @@ impl ProducerContext<BalancerAdapter> for Context {
 
     fn get_custom_partitioner(&self) -> Option<&BalancerAdapter> {
         self.balancer.balancer.as_ref().map(|_| &self.balancer)
+    }
+}
+
+/// The topic of a reported message.
+fn m_topic<'a>(result: &'a DeliveryResult<'_>) -> &'a str {
+    match result {
+        Ok(m) | Err((_, m)) => m.topic(),
     }
 }
 

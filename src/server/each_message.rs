@@ -24,6 +24,7 @@ use super::partition::{
 };
 use super::supervisor::KIND;
 use crate::config::{RestartPolicy, RetrySettings};
+use crate::observe::ServerMetrics;
 use crate::record::{GroupEvent, MessageBatch, TopicPartition};
 use crate::supervision::{Escalation, Escalator, RestartTracker};
 
@@ -43,6 +44,8 @@ pub(crate) struct EachMessageSettings {
     pub(crate) escalator: Escalator,
     /// Where a partition past its limit is reported (the supervisor).
     pub(crate) faults: tokio::sync::mpsc::UnboundedSender<PartitionGaveUp>,
+    /// What the server records in the component's metrics, when they are on.
+    pub(crate) metrics: Option<ServerMetrics>,
 }
 
 pub(crate) struct EachMessageActor {
@@ -123,6 +126,7 @@ impl EachMessageActor {
             quiescing: self.quiescing.subscribe(),
             revoked: Rc::clone(&self.revoked),
             revocations: Rc::clone(&self.revocations),
+            metrics: self.settings.metrics.clone(),
         };
         ctx.spawn(
             handle_batch(queued, worker)

@@ -9,12 +9,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
 use super::outcome::{FailureAction, HandlerError, HandlerFailure};
 use super::partition::{DeadLetterBudget, Queued};
 use crate::config::{RestartPolicy, RetrySettings};
+use crate::observe::{Handled, ServerMetrics};
 use crate::producer::Producer;
 use crate::record::{ConsumedMessage, MessageBatch, TopicPartition};
 use crate::supervision::backoff_with_jitter;
@@ -59,6 +61,7 @@ pub(crate) struct Worker {
     pub(crate) quiescing: watch::Receiver<bool>,
     pub(crate) revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
     pub(crate) revocations: Rc<Notify>,
+    pub(crate) metrics: Option<ServerMetrics>,
 }
 
 /// How a batch's handling ended.
@@ -103,7 +106,13 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
         mut quiescing,
         revoked,
         revocations,
+        metrics,
     } = worker;
+    let record = |message: &ConsumedMessage, result: Handled, elapsed: Duration| {
+        if let Some(metrics) = &metrics {
+            metrics.handled(message.topic(), result, elapsed);
+        }
+    };
     let policy = RestartPolicy {
         max_restarts: retry.retries,
         window: std::time::Duration::MAX,
@@ -124,8 +133,12 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                let error = match run_handler(&handler, message.clone()).await {
+                let started = Instant::now();
+                let outcome = run_handler(&handler, message.clone()).await;
+                let elapsed = started.elapsed();
+                let error = match outcome {
                     Ok(()) => {
+                        record(message, Handled::Ok, elapsed);
                         batch.ack_message(message);
                         break;
                     }
@@ -146,6 +159,7 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
                     }
                 };
                 if error.is_recoverable() && attempts <= retry.retries {
+                    record(message, Handled::Retried, elapsed);
                     let delay = backoff_with_jitter(&policy, attempts - 1);
                     report(FailureAction::Retrying(delay));
                     let wait = tokio::time::sleep(delay);
@@ -172,6 +186,7 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
                 let limit = match &dead_letter {
                     Some(sink) if dead_letters.borrow_mut().take() => {
                         if dead_letter_write(sink, message, &error, attempts).await {
+                            record(message, Handled::DeadLettered, elapsed);
                             report(FailureAction::DeadLettered);
                             batch.ack_message(message);
                             break;
@@ -181,6 +196,7 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
                     Some(_) => Some(dead_letters.borrow().exceeded()),
                     None => None,
                 };
+                record(message, Handled::Failed, elapsed);
                 report(FailureAction::Stopped);
                 break 'batch BatchEnd::Stopped {
                     offset: message.offset(),

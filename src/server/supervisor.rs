@@ -77,6 +77,10 @@ impl ServerSpec {
             policy: self.policy.clone(),
             escalator: self.kafka.escalator().clone(),
             faults: faults_tx,
+            metrics: self
+                .kafka
+                .registry()
+                .map(|registry| registry.server(&self.name)),
         })
         .start();
         // Events first: the actor must hear of a revoke before handling more.

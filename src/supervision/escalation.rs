@@ -1,5 +1,9 @@
 //! Escalation: a failure past its restart limit, reported once per component.
 
+use std::sync::Arc;
+
+use crate::observe::Metrics;
+
 /// A supervised client or server that failed more often than its restart
 /// policy allows. The component keeps the first one; an [`App`](crate::App)
 /// shuts down on it and returns it as its error.
@@ -26,23 +30,40 @@ impl From<Escalation> for crate::Error {
     }
 }
 
-/// Where supervisors report failures past their limit: shared by every client
-/// of one component.
-#[derive(Clone)]
-pub(crate) struct Escalator(std::sync::Arc<tokio::sync::watch::Sender<Option<Escalation>>>);
-
-impl Default for Escalator {
-    fn default() -> Self {
-        Escalator(std::sync::Arc::new(tokio::sync::watch::Sender::new(None)))
-    }
+/// Where supervisors report restarts and failures past their limit: shared by
+/// every client of one component.
+#[derive(Clone, Default)]
+pub(crate) struct Escalator {
+    first: Arc<tokio::sync::watch::Sender<Option<Escalation>>>,
+    /// The component's metrics, counting restarts and escalations.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Escalator {
+    /// An escalator that also counts restarts and escalations in `metrics`.
+    pub(crate) fn recording(metrics: Option<Arc<Metrics>>) -> Self {
+        Escalator {
+            metrics,
+            ..Escalator::default()
+        }
+    }
+
+    /// Counts a restart of client `kind` `name`.
+    pub(crate) fn restarting(&self, kind: &'static str, name: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.restarted(kind, name);
+        }
+    }
+
     /// Records `escalation` unless an earlier one is recorded: the first failure
-    /// is the cause, later ones are usually its consequences.
+    /// is the cause, later ones are usually its consequences. Every one counts
+    /// in the metrics.
     pub(crate) fn escalate(&self, escalation: Escalation) {
         tracing::error!(kind = escalation.kind, name = %escalation.name, restarts = escalation.restarts, reason = %escalation.reason, "restart limit reached; escalating");
-        self.0.send_if_modified(|first| {
+        if let Some(metrics) = &self.metrics {
+            metrics.escalated(escalation.kind, &escalation.name);
+        }
+        self.first.send_if_modified(|first| {
             if first.is_some() {
                 return false;
             }
@@ -52,12 +73,12 @@ impl Escalator {
     }
 
     pub(crate) fn current(&self) -> Option<Escalation> {
-        self.0.borrow().clone()
+        self.first.borrow().clone()
     }
 
     /// Waits for the first escalation (at once when there already is one).
     pub(crate) async fn escalated(&self) -> Escalation {
-        let mut watching = self.0.subscribe();
+        let mut watching = self.first.subscribe();
         loop {
             if let Some(first) = watching.borrow_and_update().clone() {
                 return first;

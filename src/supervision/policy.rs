@@ -58,6 +58,7 @@ impl RestartTracker {
         }
         let attempt = self.recent.len() as u32;
         self.recent.push_back(now);
+        self.escalator.restarting(self.kind, &self.name);
         Ok(backoff_with_jitter(&self.policy, attempt))
     }
 

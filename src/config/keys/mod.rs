@@ -196,27 +196,41 @@ fn config_with(table: &str, extra: &str) -> String {
 
 /// Like [`config_with`], with lines added to several tables.
 fn config_with_all(extras: &[(&str, String)]) -> String {
-    let tables: [(&str, &str, &str); 7] = [
-        ("kafka", "[kafka]", "brokers = [\"b:1\"]"),
-        ("kafka.client", "[kafka.client]", ""),
-        ("kafka.tls", "[kafka.tls]", ""),
-        ("kafka.producers.NAME", "[kafka.producers.p]", ""),
+    // Every nested table of [kafka] the description names (`client.timeout`).
+    let nested: BTreeSet<String> = Table::Kafka
+        .rows()
+        .into_iter()
+        .filter_map(|(row, _)| Some(format!("kafka.{}", row.key.split_once('.')?.0)))
+        .collect();
+    let mut tables: Vec<(String, String, &str)> =
+        vec![("kafka".into(), "[kafka]".into(), "brokers = [\"b:1\"]")];
+    tables.extend(
+        nested
+            .into_iter()
+            .map(|t| (t.clone(), format!("[{t}]"), "")),
+    );
+    tables.extend([
         (
-            "kafka.consumers.NAME",
-            "[kafka.consumers.c]",
+            "kafka.producers.NAME".into(),
+            "[kafka.producers.p]".into(),
+            "",
+        ),
+        (
+            "kafka.consumers.NAME".into(),
+            "[kafka.consumers.c]".into(),
             "topic = \"t\"",
         ),
         (
-            "kafka.consumerGroups.NAME",
-            "[kafka.consumerGroups.g]",
+            "kafka.consumerGroups.NAME".into(),
+            "[kafka.consumerGroups.g]".into(),
             "topic = \"t\"\ngroupID = \"g\"",
         ),
         (
-            "kafkaConsumerServers.NAME",
-            "[kafkaConsumerServers.s]",
+            "kafkaConsumerServers.NAME".into(),
+            "[kafkaConsumerServers.s]".into(),
             "consumerGroupName = \"g\"\ndeadLetterProducer = \"p\"",
         ),
-    ];
+    ]);
     let mut text = String::new();
     for (name, header, keys) in tables {
         text.push_str(&format!("{header}\n{keys}\n"));

@@ -16,6 +16,7 @@ use super::engine::{Command, Commands};
 use crate::config::{librdkafka, ConsumerGroupConfig};
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
+use crate::observe::Metrics;
 use crate::record::{GroupEvent, MessageBatch};
 use crate::supervision::{Escalator, Incarnations, RestartPolicy};
 
@@ -33,6 +34,8 @@ pub(crate) struct GroupSpec {
     pub(crate) interceptors: Chain,
     pub(crate) restart_policy: RestartPolicy,
     pub(crate) escalator: Escalator,
+    /// The component's metrics, when they are on.
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 /// The engine thread of one incarnation ended: closed, or failed.
@@ -93,7 +96,8 @@ impl GroupMembers {
             client: self.client_info(),
             config: Arc::clone(&self.spec.config),
         };
-        let engine = Engine::new(settings, self.spec.interceptors.clone());
+        let metrics = self.spec.metrics.as_ref().map(|m| m.group(&self.spec.name));
+        let engine = Engine::new(settings, self.spec.interceptors.clone(), metrics);
         let commands = engine.commands();
         // Without a group id: it never joins, and closing it does not wait
         // for a group it is not in.
@@ -102,6 +106,8 @@ impl GroupMembers {
             .client_config
             .clone()
             .remove("group.id")
+            // Short-lived, with no context to take them.
+            .remove("statistics.interval.ms")
             .create()
             .map_err(|source| Error::Client {
                 kind: KIND,

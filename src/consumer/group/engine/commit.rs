@@ -275,6 +275,9 @@ impl Engine {
             failure.as_ref().map_or(Ok(()), Err),
             started.elapsed(),
         );
+        if let Some(metrics) = &self.metrics {
+            metrics.committed(failure.is_none());
+        }
         self.mark_committed(&committed);
         let outcome = match failure {
             None => Ok(committed),

@@ -182,8 +182,11 @@ impl Engine {
                     .take_batch(batch_size, owed_by);
                 self.interceptors
                     .before_deliver(&self.settings.client, &mut messages);
-                let messages = Arc::new(messages);
                 let partition = self.partitions[index].id.clone();
+                if let Some(metrics) = &mut self.metrics {
+                    metrics.consumed(&partition.topic, messages.len());
+                }
+                let messages = Arc::new(messages);
                 for subscriber in &mut self.subscribers {
                     subscriber.outbox.push_back(PullItem::Batch(MessageBatch {
                         generation: self.generation,

@@ -19,6 +19,7 @@ mod command;
 mod commit;
 mod commit_queue;
 mod flow;
+mod observe;
 mod rebalance;
 mod split_queue;
 
@@ -42,6 +43,7 @@ use crate::config::ConsumerGroupConfig;
 use crate::consumer::context::LastErrorLog;
 use crate::error::Refusal;
 use crate::interceptor::{Chain, ClientInfo};
+use crate::observe::{GroupMetrics, StatsSink};
 use crate::record::{
     AckKind, AckSender, AckSink, Assigned, ConsumedMessage, GroupError, GroupEvent, MessageBatch,
     PartitionOffset, Revoked, StartingOffset, SubscriberMask, TopicPartition,
@@ -159,7 +161,6 @@ pub(crate) struct Engine {
     closers: Vec<tokio::sync::oneshot::Sender<Result<(), Uncommitted>>>,
     /// What was acknowledged but whose commit failed, per partition, and the
     /// last failure: a close reports it instead of claiming a clean end.
-    /// What the member failed to commit, for the close's report.
     uncommitted: Option<Uncommitted>,
     close_started: Option<Instant>,
     /// How long the close may wait for acknowledgements.
@@ -174,6 +175,10 @@ pub(crate) struct Engine {
     failure: Option<String>,
     /// The consumer, for splitting partition queues inside rebalance callbacks.
     consumer: Weak<Consumer_>,
+    /// What the member records in the component's metrics, when they are on.
+    metrics: Option<GroupMetrics>,
+    /// When the metrics were last brought up to date.
+    published: observe::Published,
 }
 
 /// The librdkafka context: routes logs and rebalance callbacks into the engine.
@@ -186,11 +191,14 @@ pub(crate) struct GroupContext {
     /// A consumer's error events carry only a code; the detail (the broker's
     /// answer to a login) is what librdkafka logs.
     last_error_log: LastErrorLog,
+    /// Where librdkafka's statistics go, when the metrics are on.
+    stats: Option<StatsSink>,
 }
 
 impl GroupContext {
     pub(crate) fn new(engine: Engine) -> Self {
         GroupContext {
+            stats: engine.metrics.as_ref().map(GroupMetrics::stats),
             client_name: format!("consumer group {}", engine.settings.client.name),
             waker: Arc::clone(&engine.waker),
             engine: Mutex::new(engine),
@@ -204,6 +212,12 @@ impl GroupContext {
 }
 
 impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(stats) = &self.stats {
+            stats.record(&statistics);
+        }
+    }
+
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         crate::telemetry::librdkafka_log(&self.client_name, level, facility, message);
         self.last_error_log.note(level, message);
@@ -284,7 +298,11 @@ fn generation_of(consumer: &BaseConsumer<GroupContext>) -> i32 {
 }
 
 impl Engine {
-    pub(crate) fn new(settings: EngineSettings, interceptors: Chain) -> Self {
+    pub(crate) fn new(
+        settings: EngineSettings,
+        interceptors: Chain,
+        metrics: Option<GroupMetrics>,
+    ) -> Self {
         let (sender, commands) = std::sync::mpsc::channel();
         let waker = Arc::new(crate::wake::Waker::default());
         let commands_tx = Commands::new(sender, Arc::clone(&waker));
@@ -312,6 +330,8 @@ impl Engine {
             rotation: 0,
             failure: None,
             consumer: Weak::new(),
+            metrics,
+            published: observe::Published::default(),
         }
     }
 
@@ -329,8 +349,13 @@ impl Engine {
 
     /// Sends an event to every event subscriber and every pull subscriber.
     fn emit(&mut self, event: GroupEvent) {
-        if let GroupEvent::Error(error) = &event {
-            tracing::warn!(group = %self.settings.config.group_id, error = %error.message, "consumer group error");
+        match (&event, &self.metrics) {
+            (GroupEvent::Error(error), _) => {
+                tracing::warn!(group = %self.settings.config.group_id, error = %error.message, "consumer group error");
+            }
+            (GroupEvent::Assigned(_), Some(metrics)) => metrics.rebalanced(true),
+            (GroupEvent::Revoked(_), Some(metrics)) => metrics.rebalanced(false),
+            _ => {}
         }
         self.interceptors
             .on_group_event(&self.settings.client, &event);
@@ -534,6 +559,9 @@ impl Engine {
         if self.subscribers.iter().any(|s| !s.outbox.is_empty()) {
             at(now, OUTBOX_RETRY);
         }
+        if let Some((since, every)) = self.next_publication() {
+            at(since, every);
+        }
         due.saturating_duration_since(now)
     }
 }
@@ -594,6 +622,7 @@ pub(crate) fn run(mut consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce
         // commit queue before the consumer it belongs to.
         engine.partitions.clear();
         engine.commits.queue = None;
+        engine.unpublish();
         let outcome = match engine.uncommitted.take() {
             None => Ok(()),
             Some(uncommitted) => Err(uncommitted),
@@ -643,6 +672,7 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake:
             engine.dispatch();
             engine.commit_due(consumer);
             engine.apply_pauses(consumer);
+            engine.publish(consumer);
             if let Some(reason) = engine.failure.take() {
                 // Subscribers hear why before the member is replaced.
                 let event = GroupEvent::Error(engine.error_event(reason.clone()));
@@ -676,7 +706,7 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake:
             if polled.is_none()
                 && events
                     .as_ref()
-                    .map_or(true, split_queue::ConsumerQueue::is_empty)
+                    .is_none_or(split_queue::ConsumerQueue::is_empty)
             {
                 break;
             }

@@ -1,0 +1,305 @@
+//! The App's HTTP endpoint: `/metrics` scraped with a real HTTP client and
+//! parsed as Prometheus text. Counters move as messages are produced,
+//! handled, retried and dead-lettered; lag rises while a handler holds a
+//! message and falls back to 0 once it is handled.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use common::{group_and_producer_config, next, write_all, Fixture, WAIT};
+use ekafka::config::ConsumerServerConfig;
+use ekafka::server::HandlerError;
+use ekafka::testing::unique_name;
+use ekafka::{App, ConsumedMessage, Ekafka, Message};
+use prometheus_parse::{Scrape, Value};
+
+/// One scrape of `/metrics`, parsed.
+async fn scrape(client: &awc::Client, address: SocketAddr) -> Scrape {
+    let mut response = client
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics answers");
+    assert!(response.status().is_success(), "{}", response.status());
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let body = response.body().await.expect("the body arrives");
+    let text = String::from_utf8(body.to_vec()).expect("UTF-8 text");
+    Scrape::parse(text.lines().map(|line| Ok(line.to_string()))).expect("Prometheus text")
+}
+
+/// The sum of the samples of `metric` whose labels include `labels`.
+fn sum(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// Scrapes until `holds` is true of a scrape (within `WAIT`), and returns it.
+async fn scrape_until(
+    client: &awc::Client,
+    address: SocketAddr,
+    what: &str,
+    holds: impl Fn(&Scrape) -> bool,
+) -> Scrape {
+    let mut every = tokio::time::interval(Duration::from_millis(50));
+    let mut last = None;
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            every.tick().await;
+            let scrape = scrape(client, address).await;
+            if holds(&scrape) {
+                return scrape;
+            }
+            last = Some(scrape);
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| {
+        let names: std::collections::BTreeSet<_> = last
+            .iter()
+            .flat_map(|s| s.samples.iter().map(|s| s.metric.clone()))
+            .collect();
+        panic!("timed out after {WAIT:?} waiting for {what}; metrics seen: {names:?}")
+    })
+}
+
+#[actix::test]
+async fn metrics_move_with_produced_handled_retried_and_dead_lettered_messages_and_lag() {
+    let fixture = Fixture::new();
+    let dlq = unique_name("dlq");
+    fixture.cluster.create_topic(&dlq).unwrap();
+    let text = format!(
+        "{}\n[kafka.observability]\naddress = \"127.0.0.1:0\"\n\
+         [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\nretryBackoff = \"10ms\"\n\
+         deadLetterProducer = \"p1\"\ndeadLetterTopic = {dlq:?}\n",
+        group_and_producer_config(
+            &fixture,
+            &unique_name("group"),
+            "readLagInterval = \"100ms\"\ndrainTimeout = \"500ms\"",
+            ""
+        )
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let server = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+
+    // "retry" fails once and then succeeds, "dead" fails for good, "hold"
+    // waits for the gate; the rest succeed.
+    let gate = Rc::new(tokio::sync::Semaphore::new(0));
+    let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let retried = Rc::new(std::cell::Cell::new(false));
+    let app = App::new(kafka.clone())
+        .handle_signals(false)
+        .each_message(server, {
+            let (gate, retried) = (Rc::clone(&gate), Rc::clone(&retried));
+            move |message: ConsumedMessage| {
+                let (gate, retried, held) =
+                    (Rc::clone(&gate), Rc::clone(&retried), held_tx.clone());
+                async move {
+                    match message.value_str() {
+                        Some("retry") if !retried.replace(true) => {
+                            Err(HandlerError::recoverable("not yet"))
+                        }
+                        Some("dead") => Err(HandlerError::fatal("cannot handle it")),
+                        Some("hold") => {
+                            let _ = held.send(());
+                            gate.acquire().await.expect("gate open").forget();
+                            Ok(())
+                        }
+                        _ => Ok(()),
+                    }
+                }
+            }
+        });
+    let handle = app.handle();
+    let serving = actix::spawn(app.serve());
+    let address = tokio::time::timeout(WAIT, handle.endpoint())
+        .await
+        .expect("the App serves its endpoint");
+    let client = awc::Client::default();
+
+    let topic = fixture.topic.as_str();
+    let messages = (0..10)
+        .map(|i| Message::new(format!("ok-{i}")).with_key(format!("{i}")))
+        .chain([
+            Message::new("retry").with_key("r"),
+            Message::new("dead").with_key("d"),
+        ]);
+    write_all(&kafka, messages).await;
+
+    let handled = |result| [("client", "s1"), ("topic", topic), ("result", result)];
+    let scrape = scrape_until(&client, address, "every message handled", |s| {
+        sum(s, "ekafka_handler_messages_total", &handled("ok")) >= 11.0
+            && sum(
+                s,
+                "ekafka_handler_messages_total",
+                &handled("dead_lettered"),
+            ) >= 1.0
+    })
+    .await;
+    let written = [("client", "p1"), ("topic", topic), ("result", "ok")];
+    assert_eq!(
+        sum(&scrape, "ekafka_producer_messages_total", &written),
+        12.0
+    );
+    let dead_letter = [("client", "p1"), ("topic", dlq.as_str()), ("result", "ok")];
+    assert_eq!(
+        sum(&scrape, "ekafka_producer_messages_total", &dead_letter),
+        1.0,
+        "the dead letter's write counts on its own topic"
+    );
+    assert_eq!(
+        sum(&scrape, "ekafka_handler_messages_total", &handled("ok")),
+        11.0
+    );
+    assert_eq!(
+        sum(
+            &scrape,
+            "ekafka_handler_messages_total",
+            &handled("retried")
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&scrape, "ekafka_handler_messages_total", &handled("failed")),
+        0.0
+    );
+    assert_eq!(
+        sum(
+            &scrape,
+            "ekafka_consumer_messages_total",
+            &[("client", "cg1"), ("topic", topic)]
+        ),
+        12.0
+    );
+    assert!(
+        sum(
+            &scrape,
+            "ekafka_handler_duration_seconds_count",
+            &[("client", "s1")]
+        ) >= 13.0
+    );
+    assert!(
+        sum(
+            &scrape,
+            "ekafka_producer_write_duration_seconds_count",
+            &[("client", "p1")]
+        ) >= 2.0
+    );
+    assert!(
+        sum(
+            &scrape,
+            "ekafka_consumer_rebalances_total",
+            &[("client", "cg1"), ("event", "assigned")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        sum(
+            &scrape,
+            "ekafka_consumer_assigned_partitions",
+            &[("client", "cg1")]
+        ),
+        3.0
+    );
+    assert!(
+        sum(
+            &scrape,
+            "ego_client_handle_total",
+            &[
+                ("type", "producer"),
+                ("name", "p1"),
+                ("method", "WriteMessages"),
+                ("code", "OK")
+            ]
+        ) >= 2.0
+    );
+
+    // Lag rises while a handler holds a message, and falls back to 0 once
+    // it is handled and committed.
+    write_all(&kafka, [Message::new("hold").with_key("h")]).await;
+    next(&mut held, "the handler holding the message").await;
+    let lag = [("client", "cg1"), ("topic", topic)];
+    scrape_until(&client, address, "lag while the handler holds", |s| {
+        sum(s, "ekafka_consumer_lag", &lag) >= 1.0
+    })
+    .await;
+    gate.add_permits(1);
+    let scrape = scrape_until(&client, address, "lag back to 0", |s| {
+        sum(s, "ekafka_consumer_lag", &lag) == 0.0
+            && s.samples.iter().any(|s| s.metric == "ekafka_consumer_lag")
+    })
+    .await;
+    assert!(
+        sum(
+            &scrape,
+            "ekafka_consumer_commits_total",
+            &[("client", "cg1"), ("result", "ok")]
+        ) >= 1.0
+    );
+
+    // librdkafka's statistics come every statisticsInterval (5s by default).
+    scrape_until(&client, address, "librdkafka's statistics", |s| {
+        s.samples.iter().any(|s| {
+            s.metric == "ekafka_librdkafka_queued_messages" && s.labels.get("client") == Some("p1")
+        })
+    })
+    .await;
+
+    handle.shutdown();
+    tokio::time::timeout(WAIT, serving)
+        .await
+        .expect("the App stops")
+        .expect("serve did not panic")
+        .expect("a clean shutdown");
+    assert!(
+        client
+            .get(format!("http://{address}/metrics"))
+            .send()
+            .await
+            .is_err(),
+        "the endpoint stops with the App"
+    );
+}
+
+#[actix::test]
+async fn an_endpoint_address_that_cannot_be_bound_fails_the_app_naming_it() {
+    let fixture = Fixture::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let text = format!(
+        "{}\n[kafka.observability]\naddress = \"{address}\"\n",
+        fixture.config("")
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let error = App::new(kafka)
+        .handle_signals(false)
+        .serve()
+        .await
+        .expect_err("the address is taken");
+    assert!(matches!(error, ekafka::Error::Endpoint { .. }), "{error:?}");
+    assert!(error.to_string().contains(&address.to_string()), "{error}");
+}
