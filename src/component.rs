@@ -275,6 +275,16 @@ impl Ekafka {
         self.inner.registry.as_ref()
     }
 
+    /// The producers started and not closed, by name.
+    pub(crate) fn running_producers(&self) -> Vec<Producer> {
+        running(&self.inner.producers, Producer::is_closed)
+    }
+
+    /// The consumer groups started and not closed, by name.
+    pub(crate) fn running_groups(&self) -> Vec<ConsumerGroup> {
+        running(&self.inner.groups, ConsumerGroup::is_closed)
+    }
+
     /// The restart policy clients fall back on for the restart keys they do not set.
     #[must_use]
     pub fn restart_policy(&self) -> &RestartPolicy {
@@ -440,6 +450,7 @@ impl Ekafka {
                     interceptors: self.inner.interceptors.clone(),
                     escalator: self.inner.escalator.clone(),
                     metrics: self.registry().cloned(),
+                    probe: Arc::default(),
                 })
             },
         )
@@ -482,12 +493,14 @@ impl Ekafka {
     }
 }
 
-/// The clients of `cache` not closed yet.
+/// The clients of `cache` not closed yet, by name.
 fn running<T: Clone>(cache: &Mutex<HashMap<String, T>>, is_closed: fn(&T) -> bool) -> Vec<T> {
-    cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
+    let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let mut names: Vec<&String> = cache.keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| &cache[name])
         .filter(|client| !is_closed(client))
         .cloned()
         .collect()

@@ -303,3 +303,145 @@ async fn an_endpoint_address_that_cannot_be_bound_fails_the_app_naming_it() {
     assert!(matches!(error, ekafka::Error::Endpoint { .. }), "{error:?}");
     assert!(error.to_string().contains(&address.to_string()), "{error}");
 }
+
+/// One GET of `path`: its status code and body.
+async fn get(client: &awc::Client, address: SocketAddr, path: &str) -> (u16, String) {
+    let mut response = client
+        .get(format!("http://{address}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} answers: {e}"));
+    let body = response.body().await.expect("the body arrives");
+    (
+        response.status().as_u16(),
+        String::from_utf8(body.to_vec()).expect("UTF-8"),
+    )
+}
+
+/// GETs `path` until `holds` is true of its status and body (within `WAIT`).
+async fn get_until(
+    client: &awc::Client,
+    address: SocketAddr,
+    path: &str,
+    holds: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let mut every = tokio::time::interval(Duration::from_millis(50));
+    let mut last = None;
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            every.tick().await;
+            let (code, body) = get(client, address, path).await;
+            if holds(code, &body) {
+                return (code, body);
+            }
+            last = Some((code, body));
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("timed out after {WAIT:?} on {path}; last answer: {last:?}"))
+}
+
+#[actix::test]
+async fn health_follows_assignment_a_stuck_handler_an_escalation_and_the_shutdown() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "{}\n[kafka.observability]\naddress = \"127.0.0.1:0\"\nstuckAfter = \"1s\"\n\
+         [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\nmaxRestarts = 0\n",
+        group_and_producer_config(
+            &fixture,
+            &unique_name("group"),
+            "drainTimeout = \"500ms\"",
+            ""
+        )
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let server = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    // "hold" waits for the gate, reporting its partition; "boom" fails for good.
+    let gate = Rc::new(tokio::sync::Semaphore::new(0));
+    let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel::<i32>();
+    let app = App::new(kafka.clone())
+        .handle_signals(false)
+        .shutdown_timeout(Duration::from_secs(20))
+        .each_message(server, {
+            let gate = Rc::clone(&gate);
+            move |message: ConsumedMessage| {
+                let (gate, held) = (Rc::clone(&gate), held_tx.clone());
+                async move {
+                    match message.value_str() {
+                        Some("hold") => {
+                            let _ = held.send(message.partition());
+                            gate.acquire().await.expect("gate open").forget();
+                            Ok(())
+                        }
+                        Some("boom") => Err(HandlerError::fatal("cannot handle boom")),
+                        _ => Ok(()),
+                    }
+                }
+            }
+        });
+    let handle = app.handle();
+    let serving = actix::spawn(app.serve());
+    let address = tokio::time::timeout(WAIT, handle.endpoint())
+        .await
+        .expect("the App serves its endpoint");
+    let client = awc::Client::default();
+
+    // Ready once the member has its assignment and the producer its broker.
+    write_all(&kafka, [Message::new("first")]).await;
+    get_until(&client, address, "/health/ready", |code, _| code == 200).await;
+    assert_eq!(get(&client, address, "/health/live").await.0, 200);
+    // Each partition's lag shows once its first fetch answered.
+    let (_, body) = get_until(&client, address, "/status", |code, body| {
+        let status: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        code == 200
+            && status["consumerGroups"][0]["partitions"]
+                .as_array()
+                .is_some_and(|p| p.len() == 3 && p.iter().all(|p| p["lag"].is_i64()))
+    })
+    .await;
+    let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(status["live"], true, "{status}");
+    assert_eq!(status["ready"], true, "{status}");
+    let group = &status["consumerGroups"][0];
+    assert_eq!(group["name"], "cg1", "{status}");
+    assert_eq!(group["assigned"], true, "{status}");
+    assert_eq!(status["producers"][0]["reachedBroker"], true, "{status}");
+    let (code, page) = get(&client, address, "/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("fetch(\"/status\""), "the page reads /status");
+
+    // A handler call running past stuckAfter fails liveness.
+    write_all(&kafka, [Message::new("hold").with_key("h")]).await;
+    let hold_partition = next(&mut held, "the handler holding").await;
+    let (_, body) = get_until(&client, address, "/health/live", |code, body| {
+        code == 503 && body.contains("a handler call has run")
+    })
+    .await;
+    assert!(body.contains("s1"), "{body}");
+
+    // A partition failing past its limit escalates: liveness names it, and
+    // the shutdown it starts (waiting for the held handler) is not ready.
+    let other = (hold_partition + 1) % 3;
+    write_all(&kafka, [Message::new("boom").with_partition(other)]).await;
+    get_until(&client, address, "/health/live", |code, body| {
+        code == 503 && body.contains("gave up")
+    })
+    .await;
+    get_until(&client, address, "/health/ready", |code, body| {
+        code == 503 && body.contains("shutting down")
+    })
+    .await;
+
+    gate.add_permits(1);
+    let ended = tokio::time::timeout(WAIT, serving)
+        .await
+        .expect("the App stops")
+        .expect("serve did not panic");
+    assert!(
+        matches!(ended, Err(ekafka::Error::GaveUp { .. })),
+        "{ended:?}"
+    );
+}

@@ -23,6 +23,7 @@ use crate::component::Ekafka;
 use crate::config::ConsumerServerConfig;
 use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup};
 use crate::error::Error;
+use crate::observe::HandlerProbe;
 use crate::server::{
     ConsumerServer, HandleMessage, HandlerError, HandlerFailure, ManualServer, RunningServer,
     Shutdown,
@@ -33,6 +34,8 @@ type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 /// A started server, whatever its mode.
 trait Served {
     fn name(&self) -> &str;
+    /// Its handler calls in progress, for liveness checks (each-message servers).
+    fn probe(&self) -> Option<Arc<HandlerProbe>>;
     fn shutdown(&self, deadline: Duration) -> LocalFuture<Result<(), Error>>;
     fn wait(&self) -> LocalFuture<Result<(), Error>>;
 }
@@ -40,6 +43,9 @@ trait Served {
 impl Served for Rc<RunningServer> {
     fn name(&self) -> &str {
         RunningServer::name(self)
+    }
+    fn probe(&self) -> Option<Arc<HandlerProbe>> {
+        Some(RunningServer::probe(self))
     }
     fn shutdown(&self, deadline: Duration) -> LocalFuture<Result<(), Error>> {
         let server = Rc::clone(self);
@@ -54,6 +60,9 @@ impl Served for Rc<RunningServer> {
 impl Served for Rc<ManualServer> {
     fn name(&self) -> &str {
         ManualServer::name(self)
+    }
+    fn probe(&self) -> Option<Arc<HandlerProbe>> {
+        None
     }
     fn shutdown(&self, _deadline: Duration) -> LocalFuture<Result<(), Error>> {
         // The function decides how to wind down; the App bounds the wait.
@@ -294,7 +303,7 @@ impl App {
             }
             None => None,
         };
-        let served = self.serve_until_shutdown().await;
+        let served = self.serve_until_shutdown(endpoint.as_ref()).await;
         if let Some(endpoint) = endpoint {
             endpoint.stop().await;
         }
@@ -302,11 +311,16 @@ impl App {
     }
 
     /// Starts the servers, waits for the shutdown's cause, shuts down.
-    async fn serve_until_shutdown(self) -> Result<(), Error> {
+    async fn serve_until_shutdown(self, endpoint: Option<&Endpoint>) -> Result<(), Error> {
         let mut servers: Vec<Box<dyn Served>> = Vec::new();
         for start in self.starters {
             match start(self.kafka.clone(), self.failures.clone()).await {
-                Ok(server) => servers.push(server),
+                Ok(server) => {
+                    if let (Some(endpoint), Some(probe)) = (endpoint, server.probe()) {
+                        endpoint.watch_server(server.name(), probe);
+                    }
+                    servers.push(server);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "a consumer server failed to start; shutting down");
                     if let Err(also) = shut_down(&servers, &self.kafka, self.shutdown_timeout).await
@@ -325,6 +339,9 @@ impl App {
             escalation = self.kafka.escalated() => Some(escalation),
             _ = all_finished(&servers) => None,
         };
+        if let Some(endpoint) = endpoint {
+            endpoint.shutting_down();
+        }
         match &cause {
             Some(cause) => {
                 tracing::error!(kind = cause.kind, name = %cause.name, reason = %cause.reason, "shutting down after a failure")

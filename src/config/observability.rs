@@ -1,4 +1,7 @@
-//! `[kafka.observability]`: where the App serves its HTTP endpoint.
+//! `[kafka.observability]`: where the App serves its HTTP endpoint, and when
+//! its liveness check calls a loop or a handler stuck.
+
+use std::time::Duration;
 
 use super::error::ConfigError;
 use super::key::{settings, Rules};
@@ -9,9 +12,15 @@ settings! {
     #[derive(Debug, Clone, PartialEq, Eq)]
     #[non_exhaustive]
     pub struct ObservabilitySettings with Default {
-        /// `host:port` the App serves `/metrics` on (Prometheus/OpenMetrics
-        /// text), e.g. `"127.0.0.1:9464"`; without it, nothing is served.
+        /// `host:port` the App serves on: `/metrics` (Prometheus/OpenMetrics
+        /// text), `/health/live`, `/health/ready`, `/status` (JSON) and a
+        /// status page at `/`; e.g. `"127.0.0.1:9464"`. Without it, nothing
+        /// is served.
         pub address: Option<String> = optional("address").shown("none (not served)"),
+        /// liveness fails when a consumer group's poll loop has not run, or a
+        /// handler call has run, for this long (a partition paused for
+        /// back-pressure keeps its loop running: it is healthy).
+        pub stuck_after: Duration = key("stuckAfter", "\"1m\"").above_zero(),
     }
 }
 

@@ -1,9 +1,12 @@
 //! What a running component shows of itself: Prometheus metrics of every
-//! client, fed by the clients themselves and by librdkafka's statistics
-//! (the App serves them: `app::endpoint`).
+//! client, fed by the clients themselves and by librdkafka's statistics, and
+//! the probes health checks read (the App serves both: `app::endpoint`).
 
+mod health;
 mod metrics;
 mod stats;
+
+pub(crate) use health::{GroupProbe, HandlerProbe, ProducerProbe};
 
 pub(crate) use metrics::{GroupMetrics, Handled, Metrics, ProducerMetrics, ServerMetrics};
 pub(crate) use stats::StatsSink;

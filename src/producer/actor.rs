@@ -230,6 +230,11 @@ impl ProducerActor {
         Arc::clone(self.supervisor.slot())
     }
 
+    /// Whether the current client reached a broker.
+    pub(crate) fn probe(&self) -> Arc<crate::observe::ProducerProbe> {
+        Arc::clone(&self.clients().shared.probe)
+    }
+
     fn clients(&self) -> &ProducerClients {
         self.supervisor.spec()
     }

@@ -21,7 +21,7 @@ use super::balancer::BalancerAdapter;
 use super::produce::{produce, Topics};
 use super::reports::{self, Bell, ReportServing};
 use super::tracker::{DeliveryTag, Tracker};
-use crate::observe::ProducerMetrics;
+use crate::observe::{ProducerMetrics, ProducerProbe};
 use crate::queue::{QueueHandle, Wake};
 use crate::record::Outcome;
 use crate::record::{Delivery, Message, WriteReport};
@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) serving: Arc<ReportServing>,
     /// What the producer records in the component's metrics, when they are on.
     metrics: Option<ProducerMetrics>,
+    /// Whether the current client reached a broker, for readiness checks.
+    pub(crate) probe: Arc<ProducerProbe>,
 }
 
 impl Shared {
@@ -87,6 +89,7 @@ impl Shared {
             purge_reason: Mutex::new(None),
             serving: Arc::default(),
             metrics: None,
+            probe: Arc::default(),
         }
     }
 
@@ -274,6 +277,7 @@ impl ProducerContext<BalancerAdapter> for Context {
         let outcome = match result {
             Ok(m) => {
                 self.shared.clear_client_error();
+                self.shared.probe.reached();
                 let topic = slot
                     .and_then(|(tracker, _)| tracker.shared_topic())
                     .map_or_else(|| Arc::from(m.topic()), Arc::clone);
@@ -315,6 +319,61 @@ impl ProducerContext<BalancerAdapter> for Context {
     fn get_custom_partitioner(&self) -> Option<&BalancerAdapter> {
         self.balancer.balancer.as_ref().map(|_| &self.balancer)
     }
+}
+
+/// How long one attempt to reach a broker may hold the client.
+const PROBE_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// Asks the cluster for its brokers until one answers (readiness: the
+/// producer reached a broker before it wrote anything), the client is
+/// retired or dropped. Each attempt holds the client at most
+/// `PROBE_ATTEMPT`.
+fn start_probe(client: &Arc<Client>, probe: Arc<ProducerProbe>) -> std::io::Result<()> {
+    let client = Arc::downgrade(client);
+    std::thread::Builder::new()
+        .name("ekafka:probe".to_string())
+        .spawn(move || loop {
+            let Some(client) = client.upgrade() else {
+                return;
+            };
+            if client.is_retired() || probe.has_reached() {
+                return;
+            }
+            let answered = brokers_answer(&client);
+            if answered {
+                probe.reached();
+                return;
+            }
+            // An unreachable cluster answers at once sometimes: pace the
+            // attempts.
+            drop(client);
+            std::thread::sleep(PROBE_ATTEMPT / 4);
+        })
+        .map(drop)
+}
+
+/// True when a broker answers a metadata request for the brokers and the
+/// topics the client knows already (not every topic of the cluster, which
+/// rust-rdkafka's `fetch_metadata(None)` would ask for).
+fn brokers_answer(client: &Client) -> bool {
+    let mut metadata: *const ffi::rd_kafka_metadata_t = std::ptr::null();
+    let millis = i32::try_from(PROBE_ATTEMPT.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the client is alive for the call (borrowed); librdkafka
+    // allocates the metadata, destroyed below when given.
+    let code = unsafe {
+        ffi::rd_kafka_metadata(
+            client.producer.client().native_ptr(),
+            0,
+            std::ptr::null_mut(),
+            &mut metadata,
+            millis,
+        )
+    };
+    if !metadata.is_null() {
+        // SAFETY: returned by rd_kafka_metadata above, destroyed once.
+        unsafe { ffi::rd_kafka_metadata_destroy(metadata) };
+    }
+    code == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
 }
 
 /// The topic of a reported message.
@@ -415,6 +474,8 @@ impl Client {
         shared: Arc<Shared>,
     ) -> Result<Arc<Self>, KafkaError> {
         let bell = Arc::new(Bell::new(Arc::clone(&shared.serving)));
+        let probe = Arc::clone(&shared.probe);
+        probe.reset();
         let context = Context {
             generation,
             balancer,
@@ -447,6 +508,9 @@ impl Client {
         })?;
         // Events that arrived before the callback was set rang no bell.
         client.bell.wake();
+        start_probe(&client, probe).map_err(|e| {
+            KafkaError::ClientCreation(format!("could not start the producer's probe thread: {e}"))
+        })?;
         Ok(client)
     }
 

@@ -33,6 +33,7 @@ pub(crate) use balancer::BalancerAdapter;
 
 use crate::error::Error;
 use crate::handle::ActorHandle;
+use crate::observe::ProducerProbe;
 use crate::record::Message;
 
 /// A handle to a running producer actor. Cheap to clone; all clones talk to the
@@ -54,10 +55,20 @@ use crate::record::Message;
 /// ```
 ///
 /// Two handles are equal when they talk to the same actor.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Producer {
     handle: ActorHandle<ProducerActor, Arc<client::Client>>,
+    /// Whether the current client reached a broker, for readiness checks.
+    probe: Arc<ProducerProbe>,
 }
+
+impl PartialEq for Producer {
+    fn eq(&self, other: &Self) -> bool {
+        self.handle == other.handle
+    }
+}
+
+impl Eq for Producer {}
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,9 +81,16 @@ impl Producer {
         let name = spec.name.clone();
         let actor = ProducerActor::new(spec)?;
         let slot = actor.slot();
+        let probe = actor.probe();
         Ok(Producer {
             handle: ActorHandle::new("producer", &name, actor.start(), slot),
+            probe,
         })
+    }
+
+    /// Whether the current client reached a broker.
+    pub(crate) fn probe(&self) -> &Arc<ProducerProbe> {
+        &self.probe
     }
 
     /// The producer's configured name.

@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix::Recipient;
 use tokio::sync::watch;
@@ -74,6 +75,7 @@ impl ServerBuilder<'_> {
             drain_timeout,
             failures: RefCell::new(self.failures),
             group: RefCell::new(None),
+            probe: Arc::default(),
         };
         let first = spec.start_instance().await?;
         let escalator = kafka.escalator().clone();

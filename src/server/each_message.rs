@@ -13,6 +13,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch, Notify};
@@ -24,7 +25,7 @@ use super::partition::{
 };
 use super::supervisor::KIND;
 use crate::config::{RestartPolicy, RetrySettings};
-use crate::observe::ServerMetrics;
+use crate::observe::{HandlerProbe, ServerMetrics};
 use crate::record::{GroupEvent, MessageBatch, TopicPartition};
 use crate::supervision::{Escalation, Escalator, RestartTracker};
 
@@ -46,6 +47,8 @@ pub(crate) struct EachMessageSettings {
     pub(crate) faults: tokio::sync::mpsc::UnboundedSender<PartitionGaveUp>,
     /// What the server records in the component's metrics, when they are on.
     pub(crate) metrics: Option<ServerMetrics>,
+    /// The handler calls in progress, for liveness checks.
+    pub(crate) probe: Arc<HandlerProbe>,
 }
 
 pub(crate) struct EachMessageActor {
@@ -127,6 +130,7 @@ impl EachMessageActor {
             revoked: Rc::clone(&self.revoked),
             revocations: Rc::clone(&self.revocations),
             metrics: self.settings.metrics.clone(),
+            probe: Arc::clone(&self.settings.probe),
         };
         ctx.spawn(
             handle_batch(queued, worker)

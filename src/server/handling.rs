@@ -8,6 +8,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use tokio::sync::{watch, Notify};
 use super::outcome::{FailureAction, HandlerError, HandlerFailure};
 use super::partition::{DeadLetterBudget, Queued};
 use crate::config::{RestartPolicy, RetrySettings};
-use crate::observe::{Handled, ServerMetrics};
+use crate::observe::{Handled, HandlerProbe, ServerMetrics};
 use crate::producer::Producer;
 use crate::record::{ConsumedMessage, MessageBatch, TopicPartition};
 use crate::supervision::backoff_with_jitter;
@@ -62,6 +63,7 @@ pub(crate) struct Worker {
     pub(crate) revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
     pub(crate) revocations: Rc<Notify>,
     pub(crate) metrics: Option<ServerMetrics>,
+    pub(crate) probe: Arc<HandlerProbe>,
 }
 
 /// How a batch's handling ended.
@@ -107,6 +109,7 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
         revoked,
         revocations,
         metrics,
+        probe,
     } = worker;
     let record = |message: &ConsumedMessage, result: Handled, elapsed: Duration| {
         if let Some(metrics) = &metrics {
@@ -134,7 +137,9 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
             loop {
                 attempts += 1;
                 let started = Instant::now();
+                let call = probe.start();
                 let outcome = run_handler(&handler, message.clone()).await;
+                drop(call);
                 let elapsed = started.elapsed();
                 let error = match outcome {
                     Ok(()) => {

@@ -34,6 +34,7 @@ mod supervisor;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Recipient;
@@ -367,6 +368,11 @@ impl RunningServer {
             .borrow()
             .clone()
             .expect("set by the first incarnation, before the server is returned")
+    }
+
+    /// The handler calls in progress, for liveness checks.
+    pub(crate) fn probe(&self) -> Arc<crate::observe::HandlerProbe> {
+        Arc::clone(&self.supervisor.spec().probe)
     }
 
     /// How often the whole server was restarted (a new group member) after

@@ -24,6 +24,7 @@ use crate::component::Ekafka;
 use crate::config::{DeadLetter, RestartPolicy, RetrySettings};
 use crate::consumer::ConsumerGroup;
 use crate::error::Error;
+use crate::observe::HandlerProbe;
 use crate::supervision::{Escalation, Incarnations, Supervisor};
 
 pub(crate) const KIND: &str = "consumer server";
@@ -44,6 +45,8 @@ pub(crate) struct ServerSpec {
     pub(crate) failures: RefCell<Option<Recipient<HandlerFailure>>>,
     /// The member of the latest incarnation.
     pub(crate) group: RefCell<Option<ConsumerGroup>>,
+    /// The handler calls in progress, across restarts, for liveness checks.
+    pub(crate) probe: Arc<HandlerProbe>,
 }
 
 /// One incarnation of the server: a group member and the actor handling its messages.
@@ -81,6 +84,7 @@ impl ServerSpec {
                 .kafka
                 .registry()
                 .map(|registry| registry.server(&self.name)),
+            probe: Arc::clone(&self.probe),
         })
         .start();
         // Events first: the actor must hear of a revoke before handling more.

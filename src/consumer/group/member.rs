@@ -16,7 +16,7 @@ use super::engine::{Command, Commands};
 use crate::config::{librdkafka, ConsumerGroupConfig};
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
-use crate::observe::Metrics;
+use crate::observe::{GroupProbe, Metrics};
 use crate::record::{GroupEvent, MessageBatch};
 use crate::supervision::{Escalator, Incarnations, RestartPolicy};
 
@@ -36,6 +36,8 @@ pub(crate) struct GroupSpec {
     pub(crate) escalator: Escalator,
     /// The component's metrics, when they are on.
     pub(crate) metrics: Option<Arc<Metrics>>,
+    /// What health checks read, written by every incarnation's engine.
+    pub(crate) probe: Arc<GroupProbe>,
 }
 
 /// The engine thread of one incarnation ended: closed, or failed.
@@ -97,7 +99,12 @@ impl GroupMembers {
             config: Arc::clone(&self.spec.config),
         };
         let metrics = self.spec.metrics.as_ref().map(|m| m.group(&self.spec.name));
-        let engine = Engine::new(settings, self.spec.interceptors.clone(), metrics);
+        let engine = Engine::new(
+            settings,
+            self.spec.interceptors.clone(),
+            metrics,
+            Arc::clone(&self.spec.probe),
+        );
         let commands = engine.commands();
         // Without a group id: it never joins, and closing it does not wait
         // for a group it is not in.

@@ -42,6 +42,7 @@ use actix::prelude::*;
 
 pub(crate) use member::GroupSpec;
 
+use crate::observe::GroupProbe;
 use crate::record::{Ack, AckKind, AckSender, Event, GroupEvent, MessageBatch};
 use engine::{Command, PullItem};
 use engine::{Exit, MessageSink};
@@ -54,6 +55,7 @@ use crate::supervision::{Slot, Supervisor};
 
 /// A snapshot of a group member's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupStatus {
     /// The current generation (-1 before the first assignment).
     pub generation: i32,
@@ -70,6 +72,9 @@ pub struct GroupStatus {
     pub held_bytes: usize,
     /// The last offset committed per partition (the next to read).
     pub committed: Vec<PartitionOffset>,
+    /// Per partition, its high watermark as of the latest fetch (the offset
+    /// the next message written will get); lag is this minus `committed`.
+    pub high_watermarks: Vec<PartitionOffset>,
     /// Message subscribers attached (the pull API counts as one).
     pub subscribers: usize,
 }
@@ -83,6 +88,8 @@ struct Shared {
     drain_timeout: Duration,
     /// Set once the actor stopped, for good.
     ended: tokio::sync::watch::Sender<bool>,
+    /// What health checks read of the current member.
+    probe: Arc<GroupProbe>,
 }
 
 impl Shared {
@@ -280,6 +287,7 @@ impl ConsumerGroup {
         let drain_timeout = spec.config.flow.drain_timeout;
         let name = spec.name.clone();
         let (policy, escalator) = (spec.restart_policy.clone(), spec.escalator.clone());
+        let probe = Arc::clone(&spec.probe);
         // The engine reports to the actor, so the actor's address comes first.
         let context = Context::<ConsumerGroupActor>::new();
         let members = GroupMembers::new(spec, context.address().recipient());
@@ -291,6 +299,7 @@ impl ConsumerGroup {
             pull: tokio::sync::Mutex::new(None),
             drain_timeout,
             ended: tokio::sync::watch::Sender::new(false),
+            probe,
         });
         let actor = ConsumerGroupActor {
             supervisor,
@@ -305,6 +314,17 @@ impl ConsumerGroup {
     #[must_use]
     pub fn name(&self) -> &str {
         self.handle.name()
+    }
+
+    /// What health checks read of the current member.
+    pub(crate) fn probe(&self) -> &Arc<GroupProbe> {
+        &self.shared.probe
+    }
+
+    /// How often the member was restarted (a new client) after a failure.
+    #[must_use]
+    pub fn restarts(&self) -> u64 {
+        self.shared.slot.status().restarts
     }
 
     /// True once closed (or stopped).

@@ -43,7 +43,7 @@ use crate::config::ConsumerGroupConfig;
 use crate::consumer::context::LastErrorLog;
 use crate::error::Refusal;
 use crate::interceptor::{Chain, ClientInfo};
-use crate::observe::{GroupMetrics, StatsSink};
+use crate::observe::{GroupMetrics, GroupProbe, StatsSink};
 use crate::record::{
     AckKind, AckSender, AckSink, Assigned, ConsumedMessage, GroupError, GroupEvent, MessageBatch,
     PartitionOffset, Revoked, StartingOffset, SubscriberMask, TopicPartition,
@@ -179,6 +179,8 @@ pub(crate) struct Engine {
     metrics: Option<GroupMetrics>,
     /// When the metrics were last brought up to date.
     published: observe::Published,
+    /// What health checks read: the loop's beat, the assignment.
+    probe: Arc<GroupProbe>,
 }
 
 /// The librdkafka context: routes logs and rebalance callbacks into the engine.
@@ -302,6 +304,7 @@ impl Engine {
         settings: EngineSettings,
         interceptors: Chain,
         metrics: Option<GroupMetrics>,
+        probe: Arc<GroupProbe>,
     ) -> Self {
         let (sender, commands) = std::sync::mpsc::channel();
         let waker = Arc::new(crate::wake::Waker::default());
@@ -332,6 +335,7 @@ impl Engine {
             consumer: Weak::new(),
             metrics,
             published: observe::Published::default(),
+            probe,
         }
     }
 
@@ -356,6 +360,9 @@ impl Engine {
             (GroupEvent::Assigned(_), Some(metrics)) => metrics.rebalanced(true),
             (GroupEvent::Revoked(_), Some(metrics)) => metrics.rebalanced(false),
             _ => {}
+        }
+        if let GroupEvent::Assigned(_) = &event {
+            self.probe.set_assigned(true);
         }
         self.interceptors
             .on_group_event(&self.settings.client, &event);
@@ -411,7 +418,7 @@ impl Engine {
             }
             Command::Status(reply) => {
                 self.commit_due(consumer);
-                let _ = reply.send(self.status());
+                let _ = reply.send(self.status(consumer));
             }
             Command::Close { drain, reply } => {
                 self.close_drain = self.close_drain.min(drain);
@@ -462,7 +469,7 @@ impl Engine {
         })
     }
 
-    fn status(&self) -> GroupStatus {
+    fn status(&self, consumer: &Consumer_) -> GroupStatus {
         GroupStatus {
             generation: self.generation,
             assigned: self.partitions.iter().map(|p| p.id.clone()).collect(),
@@ -486,6 +493,7 @@ impl Engine {
                 })
                 .collect(),
             subscribers: self.subscribers.len(),
+            high_watermarks: self.high_watermarks(consumer),
         }
     }
 
@@ -623,6 +631,8 @@ pub(crate) fn run(mut consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce
         engine.partitions.clear();
         engine.commits.queue = None;
         engine.unpublish();
+        engine.probe.heartbeat.stop();
+        engine.probe.set_assigned(false);
         let outcome = match engine.uncommitted.take() {
             None => Ok(()),
             Some(uncommitted) => Err(uncommitted),
@@ -673,6 +683,7 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake:
             engine.commit_due(consumer);
             engine.apply_pauses(consumer);
             engine.publish(consumer);
+            engine.probe.heartbeat.beat();
             if let Some(reason) = engine.failure.take() {
                 // Subscribers hear why before the member is replaced.
                 let event = GroupEvent::Error(engine.error_event(reason.clone()));

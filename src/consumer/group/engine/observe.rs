@@ -15,6 +15,7 @@ use rdkafka::bindings as ffi;
 use rdkafka::consumer::Consumer as _;
 
 use super::{Consumer_, Engine};
+use crate::record::PartitionOffset;
 
 /// How often the state gauges are brought up to date.
 const STATE_EVERY: Duration = Duration::from_millis(250);
@@ -83,6 +84,20 @@ impl Engine {
             }
             _ => state,
         })
+    }
+
+    /// Each assigned partition's cached high watermark, where known.
+    pub(super) fn high_watermarks(&self, consumer: &Consumer_) -> Vec<PartitionOffset> {
+        self.partitions
+            .iter()
+            .filter_map(|p| {
+                let (_, high) = cached_watermarks(consumer, &p.id.topic, p.id.partition)?;
+                Some(PartitionOffset {
+                    partition: p.id.clone(),
+                    offset: high,
+                })
+            })
+            .collect()
     }
 
     /// Drops what the metrics show of this member: it let go of everything.

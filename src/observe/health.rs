@@ -1,0 +1,153 @@
+//! What health checks read of running clients: a group member's loop beats
+//! and whether it has its assignment, the handler calls in progress of a
+//! consumer server, whether a producer reached a broker. Each is written by
+//! the client as it works (an atomic store) and read by a probe at any time.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Milliseconds since the first probe clock reading, plus one (0: never).
+fn clock() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+}
+
+/// A loop's heartbeat: each pass beats; a loop silent too long is stuck.
+#[derive(Debug, Default)]
+pub(crate) struct Heartbeat(AtomicU64);
+
+impl Heartbeat {
+    /// The loop made a pass.
+    pub(crate) fn beat(&self) {
+        self.0.store(clock(), Ordering::Relaxed);
+    }
+
+    /// The loop ended: it is no longer expected to beat.
+    pub(crate) fn stop(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    /// How long since the last pass; `None` when the loop is not running.
+    pub(crate) fn silent_for(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            last => Some(Duration::from_millis(clock().saturating_sub(last))),
+        }
+    }
+}
+
+/// What a consumer group member shows health checks.
+#[derive(Debug, Default)]
+pub(crate) struct GroupProbe {
+    /// The member's loop, beating on each pass while it runs.
+    pub(crate) heartbeat: Heartbeat,
+    assigned: AtomicBool,
+}
+
+impl GroupProbe {
+    /// The member received its assignment (it may be empty: more members
+    /// than partitions), or lost it with its client.
+    pub(crate) fn set_assigned(&self, assigned: bool) {
+        self.assigned.store(assigned, Ordering::Relaxed);
+    }
+
+    /// True once the current member has an assignment.
+    pub(crate) fn assigned(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether a producer has reached a broker.
+#[derive(Debug, Default)]
+pub(crate) struct ProducerProbe(AtomicBool);
+
+impl ProducerProbe {
+    /// A broker answered.
+    pub(crate) fn reached(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// A new client starts: it has reached nothing yet.
+    pub(crate) fn reset(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    /// True once a broker answered.
+    pub(crate) fn has_reached(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The handler calls of a consumer server in progress, to find one stuck.
+#[derive(Debug, Default)]
+pub(crate) struct HandlerProbe {
+    calls: Mutex<BTreeMap<u64, Instant>>,
+    next: AtomicU64,
+}
+
+/// A handler call in progress; it ends when dropped.
+#[derive(Debug)]
+pub(crate) struct Call {
+    probe: Arc<HandlerProbe>,
+    id: u64,
+}
+
+impl HandlerProbe {
+    /// A handler call starts.
+    pub(crate) fn start(self: &Arc<Self>) -> Call {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, Instant::now());
+        Call {
+            probe: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// How long the oldest call in progress has run, if one is.
+    pub(crate) fn longest(&self) -> Option<Duration> {
+        self.lock().values().min().map(Instant::elapsed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Instant>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.probe.lock().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_is_silent_only_while_running() {
+        let heartbeat = Heartbeat::default();
+        assert_eq!(heartbeat.silent_for(), None);
+        heartbeat.beat();
+        assert!(heartbeat
+            .silent_for()
+            .is_some_and(|d| d < Duration::from_secs(5)));
+        heartbeat.stop();
+        assert_eq!(heartbeat.silent_for(), None);
+    }
+
+    #[test]
+    fn a_handler_call_counts_until_it_ends() {
+        let probe = Arc::new(HandlerProbe::default());
+        assert_eq!(probe.longest(), None);
+        let first = probe.start();
+        let second = probe.start();
+        assert!(probe.longest().is_some());
+        drop(first);
+        assert!(probe.longest().is_some());
+        drop(second);
+        assert_eq!(probe.longest(), None);
+    }
+}
