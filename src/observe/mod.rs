@@ -5,6 +5,7 @@
 mod health;
 mod metrics;
 mod stats;
+pub(crate) mod trace;
 
 pub(crate) use health::{GroupProbe, HandlerProbe, ProducerProbe};
 

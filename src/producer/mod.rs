@@ -33,8 +33,10 @@ pub(crate) use balancer::BalancerAdapter;
 
 use crate::error::Error;
 use crate::handle::ActorHandle;
+use crate::observe::trace;
 use crate::observe::ProducerProbe;
 use crate::record::Message;
+use tracing::Instrument as _;
 
 /// A handle to a running producer actor. Cheap to clone; all clones talk to the
 /// same actor.
@@ -60,6 +62,8 @@ pub struct Producer {
     handle: ActorHandle<ProducerActor, Arc<client::Client>>,
     /// Whether the current client reached a broker, for readiness checks.
     probe: Arc<ProducerProbe>,
+    /// `topic` from the config, named by each write's span.
+    topic: Option<Arc<str>>,
 }
 
 impl PartialEq for Producer {
@@ -79,12 +83,14 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     pub(crate) fn start(spec: ProducerSpec) -> Result<Self, Error> {
         let name = spec.name.clone();
+        let topic = spec.config.topic.as_deref().map(Arc::from);
         let actor = ProducerActor::new(spec)?;
         let slot = actor.slot();
         let probe = actor.probe();
         Ok(Producer {
             handle: ActorHandle::new("producer", &name, actor.start(), slot),
             probe,
+            topic,
         })
     }
 
@@ -113,8 +119,15 @@ impl Producer {
         &self,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteReport, Error> {
-        let messages: Vec<Message> = messages.into_iter().collect();
-        self.handle.ask(actor::Write(messages)).await?
+        #[cfg_attr(not(feature = "opentelemetry"), allow(unused_mut))]
+        let mut messages: Vec<Message> = messages.into_iter().collect();
+        let span = trace::send_span(self.name(), self.topic.as_deref(), messages.len());
+        #[cfg(feature = "opentelemetry")]
+        trace::inject(&span, &mut messages);
+        self.handle
+            .ask(actor::Write(messages))
+            .instrument(span)
+            .await?
     }
 
     /// Sends async delivery failures to `subscriber` from now on.

@@ -36,6 +36,8 @@ pub(crate) struct PartitionGaveUp(pub(crate) Escalation);
 /// What the handler actor of one server incarnation is made of.
 pub(crate) struct EachMessageSettings {
     pub(crate) name: String,
+    /// The consumer group's `groupID`.
+    pub(crate) group: String,
     pub(crate) handler: BoxedHandler,
     pub(crate) retry: RetrySettings,
     pub(crate) dead_letter: Option<DeadLetterSink>,
@@ -126,6 +128,7 @@ impl EachMessageActor {
             dead_letters,
             errors: self.settings.errors.clone(),
             server: self.settings.name.clone(),
+            group: self.settings.group.clone(),
             quiescing: self.quiescing.subscribe(),
             revoked: Rc::clone(&self.revoked),
             revocations: Rc::clone(&self.revocations),

@@ -17,10 +17,11 @@ use tokio::sync::{watch, Notify};
 use super::outcome::{FailureAction, HandlerError, HandlerFailure};
 use super::partition::{DeadLetterBudget, Queued};
 use crate::config::{RestartPolicy, RetrySettings};
-use crate::observe::{Handled, HandlerProbe, ServerMetrics};
+use crate::observe::{trace, Handled, HandlerProbe, ServerMetrics};
 use crate::producer::Producer;
 use crate::record::{ConsumedMessage, MessageBatch, TopicPartition};
 use crate::supervision::backoff_with_jitter;
+use tracing::Instrument as _;
 
 /// The handler, boxed: any async function of a message.
 pub(crate) type BoxedHandler =
@@ -59,6 +60,8 @@ pub(crate) struct Worker {
     pub(crate) dead_letters: Rc<RefCell<DeadLetterBudget>>,
     pub(crate) errors: Option<actix::Recipient<HandlerFailure>>,
     pub(crate) server: String,
+    /// The consumer group's `groupID`, for the handler's span.
+    pub(crate) group: String,
     pub(crate) quiescing: watch::Receiver<bool>,
     pub(crate) revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
     pub(crate) revocations: Rc<Notify>,
@@ -105,6 +108,7 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
         dead_letters,
         errors,
         server,
+        group,
         mut quiescing,
         revoked,
         revocations,
@@ -138,7 +142,10 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
                 attempts += 1;
                 let started = Instant::now();
                 let call = probe.start();
-                let outcome = run_handler(&handler, message.clone()).await;
+                let span = trace::process_span(&server, &group, message);
+                let outcome = run_handler(&handler, message.clone())
+                    .instrument(span)
+                    .await;
                 drop(call);
                 let elapsed = started.elapsed();
                 let error = match outcome {

@@ -71,8 +71,14 @@ impl ServerSpec {
         };
         let group = self.kafka.consumer_group(&self.group_name)?;
         let (faults_tx, faults) = mpsc::unbounded_channel();
+        let group_id = self
+            .kafka
+            .consumer_group_config(&self.group_name)?
+            .group_id
+            .clone();
         let actor = EachMessageActor::new(EachMessageSettings {
             name: self.name.clone(),
+            group: group_id,
             handler: Rc::clone(&self.handler),
             retry: self.retry.clone(),
             dead_letter,
