@@ -82,19 +82,22 @@ async fn scrape_until(
     })
 }
 
-#[actix::test]
-async fn metrics_move_with_produced_handled_retried_and_dead_lettered_messages_and_lag() {
-    let fixture = Fixture::new();
-    let dlq = unique_name("dlq");
-    fixture.cluster.create_topic(&dlq).unwrap();
+/// A component serving its endpoint on a port of the system's choice, with
+/// `observability_keys`, group `cg1` (with `group_keys`) and server `s1`
+/// (with `server_keys`) driving it.
+fn observed_setup(
+    fixture: &Fixture,
+    observability_keys: &str,
+    group_keys: &str,
+    server_keys: &str,
+) -> (Ekafka, ConsumerServerConfig) {
     let text = format!(
-        "{}\n[kafka.observability]\naddress = \"127.0.0.1:0\"\n\
-         [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\nretryBackoff = \"10ms\"\n\
-         deadLetterProducer = \"p1\"\ndeadLetterTopic = {dlq:?}\n",
+        "{}\n[kafka.observability]\naddress = \"127.0.0.1:0\"\n{observability_keys}\n\
+         [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\n{server_keys}\n",
         group_and_producer_config(
-            &fixture,
+            fixture,
             &unique_name("group"),
-            "readLagInterval = \"100ms\"\ndrainTimeout = \"500ms\"",
+            &format!("drainTimeout = \"500ms\"\n{group_keys}"),
             ""
         )
     );
@@ -103,6 +106,20 @@ async fn metrics_move_with_produced_handled_retried_and_dead_lettered_messages_a
         .build()
         .unwrap();
     let server = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    (kafka, server)
+}
+
+#[actix::test]
+async fn metrics_move_with_produced_handled_retried_and_dead_lettered_messages_and_lag() {
+    let fixture = Fixture::new();
+    let dlq = unique_name("dlq");
+    fixture.cluster.create_topic(&dlq).unwrap();
+    let (kafka, server) = observed_setup(
+        &fixture,
+        "",
+        "readLagInterval = \"100ms\"",
+        &format!("retryBackoff = \"10ms\"\ndeadLetterProducer = \"p1\"\ndeadLetterTopic = {dlq:?}"),
+    );
 
     // "retry" fails once and then succeeds, "dead" fails for good, "hold"
     // waits for the gate; the rest succeed.
@@ -156,6 +173,8 @@ async fn metrics_move_with_produced_handled_retried_and_dead_lettered_messages_a
                 "ekafka_handler_messages_total",
                 &handled("dead_lettered"),
             ) >= 1.0
+            // The gauges follow the assignment on the member's next pass.
+            && sum(s, "ekafka_consumer_assigned_partitions", &[("client", "cg1")]) == 3.0
     })
     .await;
     let written = [("client", "p1"), ("topic", topic), ("result", "ok")];
@@ -344,21 +363,7 @@ async fn get_until(
 #[actix::test]
 async fn health_follows_assignment_a_stuck_handler_an_escalation_and_the_shutdown() {
     let fixture = Fixture::new();
-    let text = format!(
-        "{}\n[kafka.observability]\naddress = \"127.0.0.1:0\"\nstuckAfter = \"1s\"\n\
-         [kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\nmaxRestarts = 0\n",
-        group_and_producer_config(
-            &fixture,
-            &unique_name("group"),
-            "drainTimeout = \"500ms\"",
-            ""
-        )
-    );
-    let kafka = Ekafka::from_toml_str(&text, "kafka")
-        .unwrap()
-        .build()
-        .unwrap();
-    let server = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    let (kafka, server) = observed_setup(&fixture, "stuckAfter = \"1s\"", "", "maxRestarts = 0");
     // "hold" waits for the gate, reporting its partition; "boom" fails for good.
     let gate = Rc::new(tokio::sync::Semaphore::new(0));
     let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel::<i32>();

@@ -364,6 +364,10 @@ impl Engine {
         if let GroupEvent::Assigned(_) = &event {
             self.probe.set_assigned(true);
         }
+        if let GroupEvent::Assigned(_) | GroupEvent::Revoked(_) = &event {
+            // The assignment changed: the gauges follow on the next pass.
+            self.published.state_due();
+        }
         self.interceptors
             .on_group_event(&self.settings.client, &event);
         for recipient in &self.event_subscribers {

@@ -26,6 +26,13 @@ pub(super) struct Published {
     lag: Instant,
 }
 
+impl Published {
+    /// The state gauges are brought up to date on the next pass.
+    pub(super) fn state_due(&mut self) {
+        self.state = Published::default().state;
+    }
+}
+
 impl Default for Published {
     fn default() -> Self {
         // Long enough ago that the first pass publishes both.
