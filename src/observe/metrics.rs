@@ -256,8 +256,11 @@ impl Metrics {
     /// Every metric in the OpenMetrics text format.
     pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        // Writing into a String cannot fail, so a failure is a metric's own;
+        // the scrape then ends early, and says so in the log.
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(%error, "encoding the metrics failed; this scrape is incomplete");
+        }
         text
     }
 
