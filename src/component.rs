@@ -280,6 +280,11 @@ impl Ekafka {
         running(&self.inner.producers, Producer::is_closed)
     }
 
+    /// The single consumers started and not closed, by name.
+    pub(crate) fn running_consumers(&self) -> Vec<Consumer> {
+        running(&self.inner.consumers, Consumer::is_closed)
+    }
+
     /// The consumer groups started and not closed, by name.
     pub(crate) fn running_groups(&self) -> Vec<ConsumerGroup> {
         running(&self.inner.groups, ConsumerGroup::is_closed)

@@ -398,13 +398,19 @@ async fn health_follows_assignment_a_stuck_handler_an_escalation_and_the_shutdow
     write_all(&kafka, [Message::new("first")]).await;
     get_until(&client, address, "/health/ready", |code, _| code == 200).await;
     assert_eq!(get(&client, address, "/health/live").await.0, 200);
-    // Each partition's lag shows once its first fetch answered.
+    // Each partition's lag shows once its first fetch answered, and the
+    // position of the one "first" went to once it was fetched.
     let (_, body) = get_until(&client, address, "/status", |code, body| {
         let status: serde_json::Value = serde_json::from_str(body).expect("JSON");
         code == 200
             && status["consumerGroups"][0]["partitions"]
                 .as_array()
-                .is_some_and(|p| p.len() == 3 && p.iter().all(|p| p["lag"].is_i64()))
+                .is_some_and(|p| {
+                    p.len() == 3
+                        && p.iter().all(|p| p["lag"].is_i64())
+                        // "first" was fetched: its partition has a position past it.
+                        && p.iter().any(|p| p["position"].as_i64() >= Some(1))
+                })
     })
     .await;
     let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
@@ -413,6 +419,7 @@ async fn health_follows_assignment_a_stuck_handler_an_escalation_and_the_shutdow
     let group = &status["consumerGroups"][0];
     assert_eq!(group["name"], "cg1", "{status}");
     assert_eq!(group["assigned"], true, "{status}");
+    assert!(status["consumers"].is_array(), "{status}");
     assert_eq!(status["producers"][0]["reachedBroker"], true, "{status}");
     let (code, page) = get(&client, address, "/").await;
     assert_eq!(code, 200);

@@ -1,6 +1,6 @@
 //! The `/status` document: every client of the App, its state, and for
-//! consumer groups each partition's committed offset, high watermark, lag
-//! and whether it is paused.
+//! consumer groups each partition's position, committed offset, high
+//! watermark, lag and whether it is paused.
 
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ pub(crate) struct Status {
     problems: Vec<String>,
     producers: Vec<ProducerView>,
     consumer_groups: Vec<GroupView>,
+    consumers: Vec<ConsumerView>,
     servers: Vec<ServerView>,
 }
 
@@ -53,10 +54,21 @@ struct GroupView {
 struct PartitionView {
     topic: String,
     partition: i32,
+    position: Option<i64>,
     committed: Option<i64>,
     high_watermark: Option<i64>,
     lag: Option<i64>,
     paused: bool,
+}
+
+/// A single consumer (`[kafka.consumers.NAME]`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConsumerView {
+    name: String,
+    state: String,
+    position: Option<i64>,
+    lag: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -118,6 +130,21 @@ pub(crate) async fn collect(kafka: &Ekafka, servers: &[ServerProbe], health: Hea
         };
         consumer_groups.push(view);
     }
+    let mut consumers = Vec::new();
+    for consumer in kafka.running_consumers() {
+        let asked = tokio::time::timeout(ASK_TIMEOUT, consumer.lag()).await;
+        let (state, lag) = match asked {
+            Ok(Ok(lag)) => ("running".to_string(), Some(lag)),
+            Ok(Err(error)) => (format!("lag unavailable: {error}"), None),
+            Err(_) => (format!("no answer within {ASK_TIMEOUT:?}"), None),
+        };
+        consumers.push(ConsumerView {
+            name: consumer.name().to_string(),
+            state,
+            position: consumer.offset(),
+            lag,
+        });
+    }
     let servers = servers
         .iter()
         .map(|(name, probe)| ServerView {
@@ -133,6 +160,7 @@ pub(crate) async fn collect(kafka: &Ekafka, servers: &[ServerProbe], health: Hea
         problems,
         producers,
         consumer_groups,
+        consumers,
         servers,
     }
 }
@@ -153,6 +181,7 @@ fn group_view(name: &str, group_id: String, restarts: u64, status: &GroupStatus)
             PartitionView {
                 topic: partition.topic.to_string(),
                 partition: partition.partition,
+                position: offset_of(&status.positions, partition),
                 committed,
                 high_watermark,
                 // Nothing committed yet: all that is there is behind.

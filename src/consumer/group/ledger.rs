@@ -38,6 +38,8 @@ pub(crate) struct Ledger {
     committed: Option<i64>,
     /// Bytes of the messages `held` counts.
     held_bytes: usize,
+    /// One past the last message fetched: where reading goes on.
+    position: Option<i64>,
 }
 
 impl Ledger {
@@ -63,6 +65,7 @@ impl Ledger {
 
     /// Holds a fetched message; returns the bytes it counts for.
     pub(crate) fn push_fetched(&mut self, message: ConsumedMessage) -> usize {
+        self.position = Some(message.offset() + 1);
         let bytes = message.held_bytes();
         self.held_bytes += bytes;
         self.fetched.push_back(message);
@@ -145,6 +148,11 @@ impl Ledger {
 
     pub(crate) fn mark_committed(&mut self, offset: i64) {
         self.committed = Some(self.committed.map_or(offset, |c| c.max(offset)));
+    }
+
+    /// One past the last message fetched, once one was.
+    pub(crate) fn position(&self) -> Option<i64> {
+        self.position
     }
 
     pub(crate) fn committed(&self) -> Option<i64> {

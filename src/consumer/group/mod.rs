@@ -72,6 +72,9 @@ pub struct GroupStatus {
     pub held_bytes: usize,
     /// The last offset committed per partition (the next to read).
     pub committed: Vec<PartitionOffset>,
+    /// Per partition, one past the last message fetched: where reading goes
+    /// on (partitions nothing was fetched from yet are left out).
+    pub positions: Vec<PartitionOffset>,
     /// Per partition, its high watermark as of the latest fetch (the offset
     /// the next message written will get); lag is this minus `committed`.
     pub high_watermarks: Vec<PartitionOffset>,

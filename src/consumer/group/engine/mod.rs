@@ -497,6 +497,16 @@ impl Engine {
                 })
                 .collect(),
             subscribers: self.subscribers.len(),
+            positions: self
+                .partitions
+                .iter()
+                .filter_map(|p| {
+                    p.ledger.position().map(|offset| PartitionOffset {
+                        partition: p.id.clone(),
+                        offset,
+                    })
+                })
+                .collect(),
             high_watermarks: self.high_watermarks(consumer),
         }
     }
