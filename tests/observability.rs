@@ -82,6 +82,22 @@ async fn scrape_until(
     })
 }
 
+/// Runs `app`, and waits (within `WAIT`) for its endpoint's address.
+async fn serve(
+    app: App,
+) -> (
+    ekafka::AppHandle,
+    tokio::task::JoinHandle<Result<(), ekafka::Error>>,
+    SocketAddr,
+) {
+    let handle = app.handle();
+    let serving = actix::spawn(app.serve());
+    let address = tokio::time::timeout(WAIT, handle.endpoint())
+        .await
+        .expect("the App serves its endpoint");
+    (handle, serving, address)
+}
+
 /// A component serving its endpoint on a port of the system's choice, with
 /// `observability_keys`, group `cg1` (with `group_keys`) and server `s1`
 /// (with `server_keys`) driving it.
@@ -149,11 +165,7 @@ async fn metrics_move_with_produced_handled_retried_and_dead_lettered_messages_a
                 }
             }
         });
-    let handle = app.handle();
-    let serving = actix::spawn(app.serve());
-    let address = tokio::time::timeout(WAIT, handle.endpoint())
-        .await
-        .expect("the App serves its endpoint");
+    let (handle, serving, address) = serve(app).await;
     let client = awc::Client::default();
 
     let topic = fixture.topic.as_str();
@@ -387,11 +399,7 @@ async fn health_follows_assignment_a_stuck_handler_an_escalation_and_the_shutdow
                 }
             }
         });
-    let handle = app.handle();
-    let serving = actix::spawn(app.serve());
-    let address = tokio::time::timeout(WAIT, handle.endpoint())
-        .await
-        .expect("the App serves its endpoint");
+    let (_, serving, address) = serve(app).await;
     let client = awc::Client::default();
 
     // Ready once the member has its assignment and the producer its broker.

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 
 use super::consumer::{ConsumerConfig, ConsumerGroupConfig};
 use super::error::{ConfigError, ConfigProblem};
-use super::key::{settings, Field, Rules, Settings};
+use super::key::{settings, Field, PropertyText as _, Rules, Settings};
 #[cfg(test)]
 use super::key::{Doc, Row};
 use super::observability::ObservabilitySettings;
@@ -144,7 +144,7 @@ impl Rules for Config {
         if self.interceptors.metric && !self.statistics_interval.is_zero() {
             props.set(
                 "statistics.interval.ms",
-                self.statistics_interval.as_millis().to_string(),
+                self.statistics_interval.property_text(),
             );
         }
     }

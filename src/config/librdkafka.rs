@@ -25,13 +25,9 @@ use super::consumer::{
     ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, FlowSettings,
 };
 use super::kafka::Config;
-use super::key::Settings;
+use super::key::{PropertyText as _, Settings};
 use super::producer::ProducerConfig;
 use super::properties::Properties;
-
-fn millis(duration: Duration) -> String {
-    duration.as_millis().to_string()
-}
 
 /// Properties every client of this config shares (brokers, timeouts, SASL, TLS).
 #[must_use]
@@ -90,7 +86,7 @@ pub(crate) fn prefetch_properties(
     [
         (
             "fetch.wait.max.ms",
-            millis(fetch.max_wait.min(GROUP_FETCH_WAIT_MAX)),
+            fetch.max_wait.min(GROUP_FETCH_WAIT_MAX).property_text(),
         ),
         (
             "queued.max.messages.kbytes",

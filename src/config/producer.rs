@@ -151,10 +151,7 @@ impl Rules for ProducerConfig {
         // it fail at once until it exists.
         props.set(
             "topic.metadata.propagation.max.ms",
-            MISSING_TOPIC_GRACE
-                .min(self.write_timeout)
-                .as_millis()
-                .to_string(),
+            MISSING_TOPIC_GRACE.min(self.write_timeout).property_text(),
         );
         if self.balancer == BALANCER_HASH {
             props.set("partitioner", "murmur2_random");

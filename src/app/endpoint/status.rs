@@ -101,9 +101,7 @@ pub(crate) async fn collect(kafka: &Ekafka, servers: &[ServerProbe], health: Hea
     let mut consumer_groups = Vec::new();
     for group in kafka.running_groups() {
         let group_id = kafka
-            .config()
-            .consumer_groups
-            .get(group.name())
+            .consumer_group_config(group.name())
             .map(|config| config.group_id.clone())
             .unwrap_or_default();
         let asked = tokio::time::timeout(ASK_TIMEOUT, group.status()).await;

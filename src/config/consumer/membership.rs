@@ -116,24 +116,25 @@ impl Rules for GroupSettings {
             // KIP-848: the broker owns the session and heartbeat timings.
             props.set("group.protocol", self.protocol.name());
         } else {
-            props.set("heartbeat.interval.ms", millis(self.heartbeat_interval));
-            props.set("session.timeout.ms", millis(self.session_timeout));
+            props.set(
+                "heartbeat.interval.ms",
+                self.heartbeat_interval.property_text(),
+            );
+            props.set("session.timeout.ms", self.session_timeout.property_text());
         }
         props.set(
             "max.poll.interval.ms",
-            millis(self.rebalance_timeout.max(self.session_timeout)),
+            self.rebalance_timeout
+                .max(self.session_timeout)
+                .property_text(),
         );
         if self.watch_partition_changes {
             props.set(
                 "topic.metadata.refresh.interval.ms",
-                millis(self.partition_watch_interval),
+                self.partition_watch_interval.property_text(),
             );
         }
     }
-}
-
-fn millis(duration: Duration) -> String {
-    duration.property_text()
 }
 
 /// Fails on the first of `keys` that is set: the broker decides it under
