@@ -42,7 +42,7 @@ pub use properties::Properties;
 pub use restart::{RestartPolicy, RestartSettings};
 pub use sasl::{Sasl, SaslMechanism};
 pub use secret::Secret;
-pub use server::{ConsumerServerConfig, DeadLetter, RetrySettings};
+pub use server::{Concurrency, ConsumerServerConfig, DeadLetter, OrderBy, RetrySettings};
 pub use tls::Tls;
 
 use reader::{normalize_key, Section};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::key::{settings, Rules};
+use super::key::{settings, Rules, Value};
 use super::reader::Section;
 use super::restart::RestartSettings;
 use super::SectionPath;
@@ -22,6 +22,55 @@ settings! {
         pub backoff_max: Duration = key("retryBackoffMax", "\"10s\""),
     }
 }
+
+/// What keeps the order of one partition's messages handled at once
+/// (`orderBy`, with `concurrency` above 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OrderBy {
+    /// `"key"`: never two messages with the same key at once, and each key's
+    /// messages in offset order. Messages without a key count as one key.
+    Key,
+    /// `"none"`: any messages of the partition at once, for handlers that do
+    /// not care about order.
+    Nothing,
+}
+
+impl Value for OrderBy {
+    fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
+        let Some(raw) = section.value(name) else {
+            return Ok(None);
+        };
+        match raw {
+            toml::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "key" => Ok(Some(OrderBy::Key)),
+                "none" => Ok(Some(OrderBy::Nothing)),
+                _ => Err(section.invalid(name, raw, "\"key\" or \"none\"")),
+            },
+            other => Err(section.wrong_type(name, "\"key\" or \"none\"", other)),
+        }
+    }
+}
+
+settings! {
+    /// How many messages of one partition are handled at once
+    /// (`concurrency`), and what keeps their order (`orderBy`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct Concurrency with Default {
+        /// messages of one partition handled at once. Above 1 they start in
+        /// offset order (within `orderBy`) and may finish in any order; the
+        /// offset committed is always the end of the run of finished messages,
+        /// never past one still running.
+        pub limit: usize = key("concurrency", "1").range(1, 10_000),
+        /// with `concurrency` above 1, `"key"` or `"none"`: `"key"` never
+        /// handles two messages with the same key at once and handles each
+        /// key's messages in offset order (keyless messages count as one key).
+        pub order_by: OrderBy = key("orderBy", "\"key\""),
+    }
+}
+
+impl Rules for Concurrency {}
 
 impl Rules for RetrySettings {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
@@ -83,6 +132,8 @@ settings! {
         pub debug: bool = key("debug", "false"),
         /// Retries of recoverable handler failures.
         pub retry: RetrySettings = flatten(),
+        /// Messages of one partition handled at once.
+        pub concurrency: Concurrency = flatten(),
         /// The dead-letter destination, when `deadLetterProducer` is set.
         pub dead_letter: Option<DeadLetter> = led_by("deadLetterProducer"),
         /// How the server is restarted after it failed, and when it escalates.

@@ -193,8 +193,15 @@ impl MessageBatch {
     /// past them, so they are delivered again to the partition's next owner.
     pub(crate) fn release_from(&self, offset: i64) {
         if let Some(last) = self.messages.last() {
-            self.send_ack(offset, last.offset(), AckKind::Released);
+            self.release_range(offset, last.offset());
         }
+    }
+
+    /// Gives up, unhandled, the messages at offsets `from..=to` (see
+    /// [`release_from`](Self::release_from)), leaving the batch's others as
+    /// they are: messages handled at once may still be running.
+    pub(crate) fn release_range(&self, from: i64, to: i64) {
+        self.send_ack(from, to, AckKind::Released);
     }
 }
 

@@ -70,6 +70,7 @@ impl ServerBuilder<'_> {
             group_name: group_name.to_string(),
             handler,
             retry: config.retry.clone(),
+            concurrency: config.concurrency.clone(),
             dead_letter: config.dead_letter.clone(),
             policy: policy.clone(),
             drain_timeout,

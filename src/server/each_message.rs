@@ -15,16 +15,19 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+mod concurrent;
+
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::handling::{handle_batch, is_stale, BatchEnd, BoxedHandler, DeadLetterSink, Worker};
+use super::lane::Lane;
 use super::outcome::{HandlerError, HandlerFailure};
 use super::partition::{
-    DeadLetterBudget, PartitionState, Queued, ServerStatus, Stop, StoppedPartition,
+    release_waiting, DeadLetterBudget, PartitionState, Queued, ServerStatus, Stop, StoppedPartition,
 };
 use super::supervisor::KIND;
-use crate::config::{RestartPolicy, RetrySettings};
+use crate::config::{Concurrency, RestartPolicy, RetrySettings};
 use crate::observe::{HandlerProbe, ServerMetrics};
 use crate::record::{GroupEvent, MessageBatch, TopicPartition};
 use crate::supervision::{Escalation, Escalator, RestartTracker};
@@ -40,6 +43,8 @@ pub(crate) struct EachMessageSettings {
     pub(crate) group: String,
     pub(crate) handler: BoxedHandler,
     pub(crate) retry: RetrySettings,
+    /// How many messages of one partition are handled at once.
+    pub(crate) concurrency: Concurrency,
     pub(crate) dead_letter: Option<DeadLetterSink>,
     pub(crate) errors: Option<Recipient<HandlerFailure>>,
     /// How partitions' handling is restarted (the server's restart keys).
@@ -53,8 +58,21 @@ pub(crate) struct EachMessageSettings {
     pub(crate) probe: Arc<HandlerProbe>,
 }
 
+/// What the actor keeps of its settings once the shared [`Worker`] took the rest.
+struct ActorSettings {
+    name: String,
+    concurrency: Concurrency,
+    /// `deadLetterLimit` and `deadLetterWindow`, when there is a dead-letter topic.
+    dead_letter_budget: Option<(u32, std::time::Duration)>,
+    policy: RestartPolicy,
+    escalator: Escalator,
+    faults: tokio::sync::mpsc::UnboundedSender<PartitionGaveUp>,
+}
+
 pub(crate) struct EachMessageActor {
-    settings: EachMessageSettings,
+    settings: ActorSettings,
+    /// What handling a message needs, shared by every handler call.
+    worker: Rc<Worker>,
     partitions: HashMap<TopicPartition, PartitionState>,
     partition_restarts: u64,
     /// Set when the server shuts down or restarts: no new message is started,
@@ -71,29 +89,66 @@ pub(crate) struct EachMessageActor {
 
 impl EachMessageActor {
     pub(crate) fn new(settings: EachMessageSettings) -> Self {
+        let quiescing = watch::Sender::new(false);
+        let revoked: Rc<RefCell<HashMap<TopicPartition, i32>>> = Rc::default();
+        let revocations: Rc<Notify> = Rc::default();
+        let EachMessageSettings {
+            name,
+            group,
+            handler,
+            retry,
+            concurrency,
+            dead_letter,
+            errors,
+            policy,
+            escalator,
+            faults,
+            metrics,
+            probe,
+        } = settings;
+        let dead_letter_budget = dead_letter.as_ref().map(|dl| (dl.limit, dl.window));
+        let worker = Worker {
+            handler,
+            retry,
+            dead_letter,
+            errors: RefCell::new(errors),
+            server: name.clone(),
+            group,
+            quiescing: quiescing.subscribe(),
+            revoked: Rc::clone(&revoked),
+            revocations: Rc::clone(&revocations),
+            metrics,
+            probe,
+        };
         EachMessageActor {
-            settings,
+            settings: ActorSettings {
+                name,
+                concurrency,
+                dead_letter_budget,
+                policy,
+                escalator,
+                faults,
+            },
+            worker: Rc::new(worker),
             partitions: HashMap::new(),
             partition_restarts: 0,
-            quiescing: watch::Sender::new(false),
+            quiescing,
             idle_waiters: Vec::new(),
-            revoked: Rc::default(),
-            revocations: Rc::default(),
+            revoked,
+            revocations,
         }
     }
 
     fn is_idle(&self) -> bool {
-        !self.partitions.values().any(|p| p.busy)
+        !self.partitions.values().any(PartitionState::is_busy)
     }
 
     fn partition(&mut self, partition: &TopicPartition) -> &mut PartitionState {
         let settings = &self.settings;
         self.partitions.entry(partition.clone()).or_insert_with(|| {
             // Without a dead-letter topic the budget is never asked.
-            let (limit, window) = settings
-                .dead_letter
-                .as_ref()
-                .map_or((0, Default::default()), |dl| (dl.limit, dl.window));
+            let (limit, window) = settings.dead_letter_budget.unwrap_or_default();
+            let concurrency = settings.concurrency.limit;
             PartitionState::new(
                 RestartTracker::new(
                     settings.policy.clone(),
@@ -102,6 +157,7 @@ impl EachMessageActor {
                     settings.escalator.clone(),
                 ),
                 DeadLetterBudget::new(limit, window),
+                (concurrency > 1).then(|| Lane::new(concurrency)),
             )
         })
     }
@@ -113,6 +169,9 @@ impl EachMessageActor {
             return;
         }
         let state = self.partition(&partition);
+        if state.lane.is_some() {
+            return self.pump_lane(partition, ctx);
+        }
         if state.busy || state.stopped.is_some() {
             return;
         }
@@ -121,22 +180,8 @@ impl EachMessageActor {
         };
         state.busy = true;
         let dead_letters = Rc::clone(&state.dead_letters);
-        let worker = Worker {
-            handler: Rc::clone(&self.settings.handler),
-            retry: self.settings.retry.clone(),
-            dead_letter: self.settings.dead_letter.clone(),
-            dead_letters,
-            errors: self.settings.errors.clone(),
-            server: self.settings.name.clone(),
-            group: self.settings.group.clone(),
-            quiescing: self.quiescing.subscribe(),
-            revoked: Rc::clone(&self.revoked),
-            revocations: Rc::clone(&self.revocations),
-            metrics: self.settings.metrics.clone(),
-            probe: Arc::clone(&self.settings.probe),
-        };
         ctx.spawn(
-            handle_batch(queued, worker)
+            handle_batch(queued, Rc::clone(&self.worker), dead_letters)
                 .into_actor(self)
                 .map(move |(queued, end), act, ctx| act.batch_ended(partition, queued, end, ctx)),
         );
@@ -162,9 +207,19 @@ impl EachMessageActor {
                     batch: queued.batch,
                     from: offset,
                 };
-                self.stop_partition(partition, rest, error, limit, ctx);
+                if *self.quiescing.borrow() || is_stale(&self.revoked, &rest.batch) {
+                    rest.release(); // its next owner, or the next start, handles it
+                } else {
+                    self.partition(&partition).queued.push_front(rest);
+                    self.stop_partition(partition, offset, error, limit, ctx);
+                }
             }
         }
+        self.tell_idle_waiters();
+    }
+
+    /// Answers the shutdown waiting for the handlers to end, once none runs.
+    fn tell_idle_waiters(&mut self) {
         if *self.quiescing.borrow() && self.is_idle() {
             for waiter in self.idle_waiters.drain(..) {
                 let _ = waiter.send(());
@@ -172,25 +227,30 @@ impl EachMessageActor {
         }
     }
 
-    /// Stops `partition` at the first message of `rest`, and schedules its
-    /// restart, or escalates past the limit.
+    /// Stops `partition` at the message at `offset`, held again as the first
+    /// to handle, and schedules its restart, or escalates past the limit.
     fn stop_partition(
         &mut self,
         partition: TopicPartition,
-        rest: Queued,
+        offset: i64,
         error: HandlerError,
         limit: Option<String>,
         ctx: &mut Context<Self>,
     ) {
-        if *self.quiescing.borrow() || is_stale(&self.revoked, &rest.batch) {
-            rest.release(); // its next owner, or the next start, handles it
-            return;
-        }
-        let offset = rest.from;
         let reason = format!("partition {partition} stopped at offset {offset}: {error}");
         let name = self.settings.name.clone();
         let escalator = self.settings.escalator.clone();
         let state = self.partition(&partition);
+        if limit.is_none() {
+            if let Some(stop) = &mut state.stopped {
+                // Another message handled at once had stopped the partition
+                // already: one stop, one restart, reported at the earlier offset.
+                if offset < stop.offset {
+                    *stop = Stop { offset, error };
+                }
+                return;
+            }
+        }
         let next = match limit {
             Some(limit) => {
                 let escalation = Escalation {
@@ -208,13 +268,11 @@ impl EachMessageActor {
         match next {
             Ok(delay) => {
                 tracing::warn!(server = %name, %partition, offset, ?delay, "partition stopped; its handling restarts after the backoff");
-                state.queued.push_front(rest);
                 let epoch = state.epoch;
                 ctx.run_later(delay, move |act, ctx| act.restart(partition, epoch, ctx));
             }
             Err(escalation) => {
                 state.gave_up = true;
-                rest.release();
                 state.release_queued();
                 let _ = self.settings.faults.send(PartitionGaveUp(escalation));
             }
@@ -280,6 +338,7 @@ impl Handler<MessageBatch> for EachMessageActor {
         let partition = batch.partition().clone();
         let quiescing = *self.quiescing.borrow();
         let stale = is_stale(&self.revoked, &batch);
+        let order = self.settings.concurrency.order_by;
         let state = self.partition(&partition);
         if quiescing || stale || state.gave_up {
             // Never committed past: it comes again after the restart or rebalance.
@@ -288,7 +347,10 @@ impl Handler<MessageBatch> for EachMessageActor {
         }
         // Behind a stopped partition's held messages too: the group's
         // `maxBuffered` bounds what waits.
-        state.queued.push_back(Queued::new(batch));
+        match &mut state.lane {
+            Some(lane) => concurrent::push_batch(lane, batch, order),
+            None => state.queued.push_back(Queued::new(batch)),
+        }
         self.pump(partition, ctx);
     }
 }
@@ -308,13 +370,14 @@ impl Handler<GroupEvent> for EachMessageActor {
                 .borrow_mut()
                 .insert(partition.clone(), revoked.generation);
             if let Some(state) = self.partitions.get_mut(partition) {
-                let (stale, fresh) = state
-                    .queued
-                    .drain(..)
-                    .partition(|q| q.batch.generation() <= revoked.generation);
+                let is_stale = |batch: &MessageBatch| batch.generation() <= revoked.generation;
+                let (stale, fresh) = state.queued.drain(..).partition(|q| is_stale(&q.batch));
                 state.queued = fresh;
                 for queued in stale {
                     queued.release();
+                }
+                if let Some(lane) = &mut state.lane {
+                    release_waiting(lane.take_waiting_where(|w| is_stale(&w.batch)));
                 }
                 // Its next owner handles the message it stopped at.
                 state.epoch += 1;
@@ -337,7 +400,7 @@ impl Handler<SubscribeFailures> for EachMessageActor {
         SubscribeFailures(recipient): SubscribeFailures,
         _ctx: &mut Context<Self>,
     ) {
-        self.settings.errors = Some(recipient);
+        *self.worker.errors.borrow_mut() = Some(recipient);
     }
 }
 

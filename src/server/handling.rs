@@ -52,13 +52,14 @@ pub mod headers {
     pub const ATTEMPTS: &str = "ekafka.attempts";
 }
 
-/// What one batch's handling needs.
+/// What handling a message needs: one per server incarnation, shared by its
+/// partitions' handling.
 pub(crate) struct Worker {
     pub(crate) handler: BoxedHandler,
     pub(crate) retry: RetrySettings,
     pub(crate) dead_letter: Option<DeadLetterSink>,
-    pub(crate) dead_letters: Rc<RefCell<DeadLetterBudget>>,
-    pub(crate) errors: Option<actix::Recipient<HandlerFailure>>,
+    /// Where failures are reported; the subscriber may change while handlers run.
+    pub(crate) errors: RefCell<Option<actix::Recipient<HandlerFailure>>>,
     pub(crate) server: String,
     /// The consumer group's `groupID`, for the handler's span.
     pub(crate) group: String,
@@ -67,6 +68,14 @@ pub(crate) struct Worker {
     pub(crate) revocations: Rc<Notify>,
     pub(crate) metrics: Option<ServerMetrics>,
     pub(crate) probe: Arc<HandlerProbe>,
+}
+
+impl Worker {
+    /// True once the server shuts down or restarts, or `batch`'s partition
+    /// was revoked after it was fetched: nothing more of it is started.
+    pub(crate) fn must_stop(&self, batch: &MessageBatch) -> bool {
+        *self.quiescing.borrow() || is_stale(&self.revoked, batch)
+    }
 }
 
 /// How a batch's handling ended.
@@ -87,6 +96,22 @@ pub(crate) enum BatchEnd {
     },
 }
 
+/// How one message's handling ended.
+pub(crate) enum MessageEnd {
+    /// Handled or dead-lettered, and acknowledged.
+    Done,
+    /// The server began shutting down, or the partition was revoked, while it
+    /// waited for a retry (or before it started): not acknowledged; the caller
+    /// gives it back.
+    Interrupted,
+    /// Failed for good and could not be dead-lettered: not acknowledged.
+    Stopped {
+        error: HandlerError,
+        /// Set when the dead-letter limit refused it.
+        limit: Option<String>,
+    },
+}
+
 /// True when `batch` was fetched before its partition was last revoked.
 pub(crate) fn is_stale(
     revoked: &RefCell<HashMap<TopicPartition, i32>>,
@@ -100,32 +125,11 @@ pub(crate) fn is_stale(
 
 /// Handles a batch message by message, from offset `queued.from` on; gives
 /// the batch back with how it ended.
-pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, BatchEnd) {
-    let Worker {
-        handler,
-        retry,
-        dead_letter,
-        dead_letters,
-        errors,
-        server,
-        group,
-        mut quiescing,
-        revoked,
-        revocations,
-        metrics,
-        probe,
-    } = worker;
-    let record = |message: &ConsumedMessage, result: Handled, elapsed: Duration| {
-        if let Some(metrics) = &metrics {
-            metrics.handled(message.topic(), result, elapsed);
-        }
-    };
-    let policy = RestartPolicy {
-        max_restarts: retry.retries,
-        window: std::time::Duration::MAX,
-        backoff_min: retry.backoff,
-        backoff_max: retry.backoff_max,
-    };
+pub(crate) async fn handle_batch(
+    queued: Queued,
+    worker: Rc<Worker>,
+    dead_letters: Rc<RefCell<DeadLetterBudget>>,
+) -> (Queued, BatchEnd) {
     let batch = &queued.batch;
     let end = 'batch: {
         for message in batch
@@ -133,93 +137,129 @@ pub(crate) async fn handle_batch(queued: Queued, worker: Worker) -> (Queued, Bat
             .iter()
             .filter(|m| m.offset() >= queued.from)
         {
-            if *quiescing.borrow() || is_stale(&revoked, batch) {
+            if worker.must_stop(batch) {
                 batch.release_from(message.offset());
                 break 'batch BatchEnd::Interrupted;
             }
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let started = Instant::now();
-                let call = probe.start();
-                let span = trace::process_span(&server, &group, message);
-                let outcome = run_handler(&handler, message.clone())
-                    .instrument(span)
-                    .await;
-                drop(call);
-                let elapsed = started.elapsed();
-                let error = match outcome {
-                    Ok(()) => {
-                        record(message, Handled::Ok, elapsed);
-                        batch.ack_message(message);
-                        break;
-                    }
-                    Err(error) => error,
-                };
-                let report = |action: FailureAction| {
-                    let failure = HandlerFailure {
-                        server: server.clone(),
-                        message: message.clone(),
-                        attempts,
-                        error: error.clone(),
-                        action,
-                    };
-                    tracing::warn!(server = %server, partition = message.partition(), offset = message.offset(), attempts, error = %failure.error, action = ?failure.action, "handler failed");
-                    if let Some(errors) = &errors {
-                        // Never block consumption on the error subscriber.
-                        let _ = errors.try_send(failure);
-                    }
-                };
-                if error.is_recoverable() && attempts <= retry.retries {
-                    record(message, Handled::Retried, elapsed);
-                    let delay = backoff_with_jitter(&policy, attempts - 1);
-                    report(FailureAction::Retrying(delay));
-                    let wait = tokio::time::sleep(delay);
-                    tokio::pin!(wait);
-                    loop {
-                        tokio::select! {
-                            _ = &mut wait => break,
-                            // Shutting down, or the partition was revoked: the message
-                            // is given back and comes again to the partition's next owner.
-                            _ = quiescing.wait_for(|q| *q) => {
-                                batch.release_from(message.offset());
-                                break 'batch BatchEnd::Interrupted;
-                            }
-                            _ = revocations.notified() => {
-                                if is_stale(&revoked, batch) {
-                                    batch.release_from(message.offset());
-                                    break 'batch BatchEnd::Interrupted;
-                                }
-                            }
-                        }
-                    }
-                    continue;
+            match handle_message(&worker, &dead_letters, batch, message).await {
+                MessageEnd::Done => {}
+                MessageEnd::Interrupted => {
+                    batch.release_from(message.offset());
+                    break 'batch BatchEnd::Interrupted;
                 }
-                let limit = match &dead_letter {
-                    Some(sink) if dead_letters.borrow_mut().take() => {
-                        if dead_letter_write(sink, message, &error, attempts).await {
-                            record(message, Handled::DeadLettered, elapsed);
-                            report(FailureAction::DeadLettered);
-                            batch.ack_message(message);
-                            break;
-                        }
-                        None
+                MessageEnd::Stopped { error, limit } => {
+                    break 'batch BatchEnd::Stopped {
+                        offset: message.offset(),
+                        error,
+                        limit,
                     }
-                    Some(_) => Some(dead_letters.borrow().exceeded()),
-                    None => None,
-                };
-                record(message, Handled::Failed, elapsed);
-                report(FailureAction::Stopped);
-                break 'batch BatchEnd::Stopped {
-                    offset: message.offset(),
-                    error,
-                    limit,
-                };
+                }
             }
         }
         BatchEnd::Done
     };
     (queued, end)
+}
+
+/// Handles one message of `batch`: the handler, its in-place retries, and the
+/// dead-letter topic when it fails for good.
+pub(crate) async fn handle_message(
+    worker: &Worker,
+    dead_letters: &RefCell<DeadLetterBudget>,
+    batch: &MessageBatch,
+    message: &ConsumedMessage,
+) -> MessageEnd {
+    let record = |result: Handled, elapsed: Duration| {
+        if let Some(metrics) = &worker.metrics {
+            metrics.handled(message.topic(), result, elapsed);
+        }
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let started = Instant::now();
+        let call = worker.probe.start();
+        let span = trace::process_span(&worker.server, &worker.group, message);
+        let outcome = run_handler(&worker.handler, message.clone())
+            .instrument(span)
+            .await;
+        drop(call);
+        let elapsed = started.elapsed();
+        let error = match outcome {
+            Ok(()) => {
+                record(Handled::Ok, elapsed);
+                batch.ack_message(message);
+                return MessageEnd::Done;
+            }
+            Err(error) => error,
+        };
+        let report = |action: FailureAction| {
+            let failure = HandlerFailure {
+                server: worker.server.clone(),
+                message: message.clone(),
+                attempts,
+                error: error.clone(),
+                action,
+            };
+            tracing::warn!(server = %worker.server, partition = message.partition(), offset = message.offset(), attempts, error = %failure.error, action = ?failure.action, "handler failed");
+            if let Some(errors) = &*worker.errors.borrow() {
+                // Never block consumption on the error subscriber.
+                let _ = errors.try_send(failure);
+            }
+        };
+        let retry = &worker.retry;
+        if error.is_recoverable() && attempts <= retry.retries {
+            record(Handled::Retried, elapsed);
+            let policy = RestartPolicy {
+                max_restarts: retry.retries,
+                window: Duration::MAX,
+                backoff_min: retry.backoff,
+                backoff_max: retry.backoff_max,
+            };
+            let delay = backoff_with_jitter(&policy, attempts - 1);
+            report(FailureAction::Retrying(delay));
+            if !wait_for_retry(worker, batch, delay).await {
+                return MessageEnd::Interrupted;
+            }
+            continue;
+        }
+        let limit = match &worker.dead_letter {
+            Some(sink) if dead_letters.borrow_mut().take() => {
+                if dead_letter_write(sink, message, &error, attempts).await {
+                    record(Handled::DeadLettered, elapsed);
+                    report(FailureAction::DeadLettered);
+                    batch.ack_message(message);
+                    return MessageEnd::Done;
+                }
+                None
+            }
+            Some(_) => Some(dead_letters.borrow().exceeded()),
+            None => None,
+        };
+        record(Handled::Failed, elapsed);
+        report(FailureAction::Stopped);
+        return MessageEnd::Stopped { error, limit };
+    }
+}
+
+/// Waits `delay` before a retry; false when the server began shutting down or
+/// the partition was revoked meanwhile (the message then goes to the
+/// partition's next owner).
+async fn wait_for_retry(worker: &Worker, batch: &MessageBatch, delay: Duration) -> bool {
+    let mut quiescing = worker.quiescing.clone();
+    let wait = tokio::time::sleep(delay);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            _ = &mut wait => return true,
+            _ = quiescing.wait_for(|q| *q) => return false,
+            _ = worker.revocations.notified() => {
+                if is_stale(&worker.revoked, batch) {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// Calls the handler, turning a panic (while creating or polling its future)

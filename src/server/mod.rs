@@ -26,6 +26,7 @@
 mod builder;
 mod each_message;
 mod handling;
+mod lane;
 mod manual;
 mod outcome;
 mod partition;

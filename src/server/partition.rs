@@ -8,8 +8,9 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::lane::Lane;
 use super::HandlerError;
-use crate::record::{MessageBatch, TopicPartition};
+use crate::record::{ConsumedMessage, MessageBatch, TopicPartition};
 use crate::supervision::RestartTracker;
 
 /// A batch waiting to be handled, from offset `from` on (earlier messages of
@@ -32,6 +33,37 @@ impl Queued {
     }
 }
 
+/// A message waiting in a partition's [`Lane`] (with `concurrency` above 1):
+/// the `index`th of `batch`.
+pub(crate) struct Waiting {
+    pub(crate) batch: Rc<MessageBatch>,
+    pub(crate) index: usize,
+}
+
+impl Waiting {
+    pub(crate) fn message(&self) -> &ConsumedMessage {
+        &self.batch.messages()[self.index]
+    }
+}
+
+/// Gives waiting messages back unhandled, one acknowledgement per run of
+/// consecutive offsets of one batch rather than one per message.
+pub(crate) fn release_waiting(mut waiting: Vec<Waiting>) {
+    waiting.sort_unstable_by_key(|w| (Rc::as_ptr(&w.batch), w.index));
+    let mut runs = waiting.iter().peekable();
+    while let Some(first) = runs.next() {
+        let mut last = first;
+        while let Some(next) =
+            runs.next_if(|n| Rc::ptr_eq(&n.batch, &first.batch) && n.index == last.index + 1)
+        {
+            last = next;
+        }
+        first
+            .batch
+            .release_range(first.message().offset(), last.message().offset());
+    }
+}
+
 /// The message a partition stopped at, and why.
 pub(crate) struct Stop {
     pub(crate) offset: i64,
@@ -40,7 +72,11 @@ pub(crate) struct Stop {
 
 pub(crate) struct PartitionState {
     pub(crate) queued: VecDeque<Queued>,
+    /// A batch is being handled (`concurrency = 1`).
     pub(crate) busy: bool,
+    /// The messages waiting and running, with `concurrency` above 1 (then
+    /// `queued` and `busy` are unused).
+    pub(crate) lane: Option<Lane<Waiting>>,
     /// Set while the partition waits for its handling to restart, and for
     /// good once it gave up.
     pub(crate) stopped: Option<Stop>,
@@ -53,10 +89,15 @@ pub(crate) struct PartitionState {
 }
 
 impl PartitionState {
-    pub(crate) fn new(restarts: RestartTracker, dead_letters: DeadLetterBudget) -> Self {
+    pub(crate) fn new(
+        restarts: RestartTracker,
+        dead_letters: DeadLetterBudget,
+        lane: Option<Lane<Waiting>>,
+    ) -> Self {
         PartitionState {
             queued: VecDeque::new(),
             busy: false,
+            lane,
             stopped: None,
             gave_up: false,
             restarts,
@@ -65,10 +106,18 @@ impl PartitionState {
         }
     }
 
-    /// Gives back every batch waiting.
+    /// True while a handler runs for this partition.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.busy || self.lane.as_ref().is_some_and(|lane| lane.running() > 0)
+    }
+
+    /// Gives back every message waiting.
     pub(crate) fn release_queued(&mut self) {
         for queued in self.queued.drain(..) {
             queued.release();
+        }
+        if let Some(lane) = &mut self.lane {
+            release_waiting(lane.take_waiting());
         }
     }
 }

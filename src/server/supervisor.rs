@@ -21,7 +21,7 @@ use super::each_message::{
 use super::handling::{BoxedHandler, DeadLetterSink};
 use super::HandlerFailure;
 use crate::component::Ekafka;
-use crate::config::{DeadLetter, RestartPolicy, RetrySettings};
+use crate::config::{Concurrency, DeadLetter, RestartPolicy, RetrySettings};
 use crate::consumer::ConsumerGroup;
 use crate::error::Error;
 use crate::observe::HandlerProbe;
@@ -36,6 +36,8 @@ pub(crate) struct ServerSpec {
     pub(crate) group_name: String,
     pub(crate) handler: BoxedHandler,
     pub(crate) retry: RetrySettings,
+    /// How many messages of one partition are handled at once.
+    pub(crate) concurrency: Concurrency,
     pub(crate) dead_letter: Option<DeadLetter>,
     /// The server's restart keys, which partitions' handling restarts by too.
     pub(crate) policy: RestartPolicy,
@@ -81,6 +83,7 @@ impl ServerSpec {
             group: group_id,
             handler: Rc::clone(&self.handler),
             retry: self.retry.clone(),
+            concurrency: self.concurrency.clone(),
             dead_letter,
             errors: self.failures.borrow().clone(),
             policy: self.policy.clone(),
