@@ -90,7 +90,7 @@ impl Ratios {
     }
 }
 
-fn min_median_max(mut values: Vec<f64>) -> (f64, f64, f64) {
+pub(crate) fn min_median_max(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
     (
         values[0],
