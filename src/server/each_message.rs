@@ -1,7 +1,8 @@
 //! Each-message mode: a handler per message, retried with backoff when it fails
 //! recoverably, dead-lettered when it fails for good. Partitions are handled
 //! independently: while one waits for a retry, the others keep flowing; within a
-//! partition, messages are handled one at a time, in order.
+//! partition, messages are handled one at a time, in order, or with
+//! `concurrency` above 1 several at once, ordered per key (see `concurrent`).
 //!
 //! Failures stay in their partition. A message that fails for good and cannot
 //! be dead-lettered stops *its partition* at that message, uncommitted, while

@@ -22,6 +22,11 @@
 //! handler actor restarts the whole server (a rejoin). Failures are reported
 //! to an optional subscriber, never blocking; [`RunningServer::status`] lists
 //! the partitions stopped.
+//!
+//! With `concurrency = N` (above 1) up to N messages of each partition run at
+//! once: with `orderBy = "key"` never two of one key, each key's in offset
+//! order; the offset committed is the end of the run of finished messages,
+//! never past one still running.
 
 mod builder;
 mod each_message;
