@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::admin::Admin;
 use crate::config::{self, Config, ConfigError, Properties, BALANCER_HASH, BALANCER_ROUND_ROBIN};
 use crate::consumer::{Consumer, ConsumerGroup, GroupSpec};
 use crate::error::Error;
@@ -126,6 +127,7 @@ impl EkafkaBuilder {
                 producers: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
                 consumers: Mutex::new(HashMap::new()),
+                admin: Mutex::new(None),
             }),
         })
     }
@@ -145,6 +147,8 @@ struct Inner {
     producers: Mutex<HashMap<String, Producer>>,
     groups: Mutex<HashMap<String, ConsumerGroup>>,
     consumers: Mutex<HashMap<String, Consumer>>,
+    /// The admin client, made on first use.
+    admin: Mutex<Option<Admin>>,
 }
 
 /// The ekafka component: a validated config and the clients started from it.
@@ -316,6 +320,22 @@ impl Ekafka {
     /// Prints `debug = true` output where [`EkafkaBuilder::with_debug_output`] says.
     pub(crate) fn debug_print(&self, line: &str) {
         self.inner.debug_output.print(line);
+    }
+
+    /// The admin client (topics, the cluster, consumer groups and their
+    /// offsets), made on first use with `[kafka]`'s brokers, SASL and TLS,
+    /// and shared after that. See [`Admin`].
+    pub fn admin(&self) -> Result<Admin, Error> {
+        let mut admin = self.inner.admin.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(admin) = &*admin {
+            return Ok(admin.clone());
+        }
+        let config = &self.inner.config;
+        let mut properties = config::librdkafka::common(config);
+        properties.extend(&config.librdkafka);
+        let made = Admin::new(&properties, config.admin.timeout)?;
+        *admin = Some(made.clone());
+        Ok(made)
     }
 
     /// The librdkafka properties producer `name` is created with.

@@ -44,6 +44,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 mod app;
 mod component;
 pub mod config;

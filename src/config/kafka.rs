@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use std::marker::PhantomData;
 
+use super::admin::AdminSettings;
 use super::consumer::{ConsumerConfig, ConsumerGroupConfig};
 use super::error::{ConfigError, ConfigProblem};
 use super::key::{settings, Field, PropertyText as _, Rules, Settings};
@@ -101,6 +102,8 @@ settings! {
         pub interceptors: InterceptorSwitches = flatten(),
         /// `[observability]`: the App's HTTP endpoint.
         pub observability: ObservabilitySettings = nested("observability"),
+        /// `[admin]`: the admin client.
+        pub admin: AdminSettings = nested("admin"),
         /// how often librdkafka reports its statistics (queues, broker
         /// round trips) into the metrics, while `enableMetricInterceptor` is
         /// on; `"0"` turns them off.

@@ -8,6 +8,7 @@
 //!
 //! How each key becomes a librdkafka property is in [`librdkafka`].
 
+mod admin;
 mod consumer;
 mod duration;
 mod error;
@@ -28,6 +29,7 @@ mod tls;
 
 use std::path::Path;
 
+pub use admin::AdminSettings;
 pub use consumer::{
     ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, FlowSettings,
     GroupBalancer, GroupProtocol, GroupSettings, StartOffset,

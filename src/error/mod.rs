@@ -171,6 +171,20 @@ pub enum Error {
         #[source]
         failure: CommitFailure,
     },
+    /// An admin request failed: the broker refused it (an unknown topic, a
+    /// topic that exists already, a group that is not empty) or it timed out.
+    /// A refusal by the broker's ACLs is [`Error::Authorization`] instead.
+    #[error("admin: {operation} {target:?} failed: {reason}")]
+    Admin {
+        /// What was asked, e.g. "creating topic".
+        operation: &'static str,
+        /// What it was asked of: a topic, a group, the cluster.
+        target: String,
+        /// librdkafka's or the broker's code.
+        code: RDKafkaErrorCode,
+        /// What it answered.
+        reason: String,
+    },
     /// The operation does not apply to this client's configuration.
     #[error("{name:?}: {reason}")]
     Unsupported {
@@ -234,6 +248,7 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Restarting { .. } => true,
+            Error::Admin { code, .. } => is_retriable_code(*code),
             Error::Request { source, .. } => {
                 source.rdkafka_error_code().is_some_and(is_retriable_code)
             }
@@ -272,13 +287,43 @@ impl Error {
         matches!(self, Error::Config(_) | Error::UnknownClient { .. })
     }
 
+    /// True when an admin request named a topic (or partition) that does
+    /// not exist.
+    #[must_use]
+    pub fn is_unknown_topic(&self) -> bool {
+        matches!(
+            self,
+            Error::Admin {
+                code: RDKafkaErrorCode::UnknownTopicOrPartition
+                    | RDKafkaErrorCode::UnknownTopic
+                    | RDKafkaErrorCode::UnknownPartition,
+                ..
+            }
+        )
+    }
+
+    /// True when an admin request needed a consumer group without active
+    /// members (resetting its offsets, say) and it had some.
+    #[must_use]
+    pub fn is_group_not_empty(&self) -> bool {
+        matches!(
+            self,
+            Error::Admin {
+                code: RDKafkaErrorCode::NonEmptyGroup,
+                ..
+            }
+        )
+    }
+
     /// librdkafka's or the broker's error code, when the error carries one.
     #[must_use]
     pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
         match self {
             Error::Client { source, .. } => source.rdkafka_error_code(),
             Error::Request { source, .. } => source.rdkafka_error_code(),
-            Error::Authentication { code, .. } | Error::Authorization { code, .. } => Some(*code),
+            Error::Authentication { code, .. }
+            | Error::Authorization { code, .. }
+            | Error::Admin { code, .. } => Some(*code),
             Error::Commit { failure, .. } | Error::Uncommitted { failure, .. } => {
                 failure.kafka_code()
             }

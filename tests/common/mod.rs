@@ -180,6 +180,25 @@ pub(crate) async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<
     }
 }
 
+/// [`eventually`] for a check that has to await: polls it until it returns
+/// `Some`, or panics after [`WAIT`].
+pub(crate) async fn eventually_async<T, F>(what: &str, mut check: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// An actor that forwards every message it receives to a channel, for tests
 /// that subscribe actors to events.
 pub(crate) struct Forward<M: Send + 'static>(pub tokio::sync::mpsc::UnboundedSender<M>);

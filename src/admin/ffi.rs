@@ -1,0 +1,489 @@
+//! The admin operations rust-rdkafka does not wrap, through librdkafka's C
+//! API: listing and describing consumer groups, reading and altering a
+//! group's committed offsets, altering topic configs incrementally, and
+//! describing the cluster.
+//!
+//! Every request goes the same way ([`request`]): admin options with the
+//! request timeout, a queue of its own, the call, then a blocking wait on the
+//! queue for the one result event. So these functions block: callers run them
+//! on a blocking thread. Everything read from a result is copied into owned
+//! values before the event is destroyed.
+
+use std::ffi::{c_char, CStr, CString};
+use std::time::Duration;
+
+use rdkafka::bindings as ffi;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::TopicPartitionList;
+
+/// Why an admin request failed: librdkafka's or the broker's code, and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Failure {
+    pub(super) code: RDKafkaErrorCode,
+    pub(super) reason: String,
+}
+
+impl Failure {
+    fn new(code: RDKafkaErrorCode, reason: impl Into<String>) -> Self {
+        Failure {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// A failure from an `rd_kafka_error_t`, or `None` for a null one.
+    ///
+    /// # Safety
+    /// `error` is null or a live `rd_kafka_error_t`.
+    unsafe fn from_error(error: *const ffi::rd_kafka_error_t) -> Option<Self> {
+        if error.is_null() {
+            return None;
+        }
+        Some(Failure::new(
+            ffi::rd_kafka_error_code(error).into(),
+            text(ffi::rd_kafka_error_string(error)),
+        ))
+    }
+
+    /// A failure from a response code, or `None` for no error.
+    fn from_code(code: ffi::rd_kafka_resp_err_t, reason: impl FnOnce() -> String) -> Option<Self> {
+        (code != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
+            .then(|| Failure::new(code.into(), reason()))
+    }
+}
+
+/// The client an admin request is made on. The pointer stays valid while the
+/// `AdminClient` it came from lives, which the caller guarantees for the
+/// request's duration; librdkafka's handle is safe to use from any thread.
+#[derive(Clone, Copy)]
+pub(super) struct Client(pub(super) *mut ffi::rd_kafka_t);
+
+// SAFETY: see the type's doc; rd_kafka_t is thread-safe.
+unsafe impl Send for Client {}
+
+/// A result event, destroyed when dropped.
+struct Event(*mut ffi::rd_kafka_event_t);
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        // SAFETY: the event came from rd_kafka_queue_poll and is ours.
+        unsafe { ffi::rd_kafka_event_destroy(self.0) }
+    }
+}
+
+/// Copies a C string; empty for null.
+///
+/// # Safety
+/// `ptr` is null or a NUL-terminated string alive for the call.
+unsafe fn text(ptr: *const c_char) -> String {
+    if ptr.is_null() {
+        return String::new();
+    }
+    CStr::from_ptr(ptr).to_string_lossy().into_owned()
+}
+
+/// A C string of `value`, or a failure naming what held a NUL byte.
+fn c_string(value: &str, what: &str) -> Result<CString, Failure> {
+    CString::new(value).map_err(|_| {
+        Failure::new(
+            RDKafkaErrorCode::InvalidArgument,
+            format!("{what} {value:?} holds a NUL byte"),
+        )
+    })
+}
+
+/// Makes one admin request and waits for its result event: `send` makes the
+/// call with the options and the queue it is given.
+fn request(
+    client: Client,
+    operation: ffi::rd_kafka_admin_op_t,
+    timeout: Duration,
+    send: impl FnOnce(*const ffi::rd_kafka_AdminOptions_t, *mut ffi::rd_kafka_queue_t),
+) -> Result<Event, Failure> {
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the client is alive (see `Client`); the options and queue are
+    // made here and destroyed here after the result came (librdkafka copies
+    // the options into the request).
+    unsafe {
+        let options = ffi::rd_kafka_AdminOptions_new(client.0, operation);
+        let mut errstr = [0 as c_char; 512];
+        ffi::rd_kafka_AdminOptions_set_request_timeout(
+            options,
+            millis,
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        );
+        let queue = ffi::rd_kafka_queue_new(client.0);
+        send(options, queue);
+        // The request times out by itself after `timeout` and still answers;
+        // the margin only guards against an answer that never comes.
+        let event = ffi::rd_kafka_queue_poll(queue, millis.saturating_add(5_000));
+        ffi::rd_kafka_queue_destroy(queue);
+        ffi::rd_kafka_AdminOptions_destroy(options);
+        if event.is_null() {
+            return Err(Failure::new(
+                RDKafkaErrorCode::OperationTimedOut,
+                format!("no answer within {timeout:?}"),
+            ));
+        }
+        let event = Event(event);
+        let code = ffi::rd_kafka_event_error(event.0);
+        if let Some(failure) =
+            Failure::from_code(code, || text(ffi::rd_kafka_event_error_string(event.0)))
+        {
+            return Err(failure);
+        }
+        Ok(event)
+    }
+}
+
+/// The elements of an array librdkafka returned with its count.
+///
+/// # Safety
+/// `items` points at `count` pointers (or is null with `count` 0), alive for
+/// the lifetime the caller gives the slice.
+unsafe fn array<'a, T>(items: *mut *const T, count: usize) -> &'a [*const T] {
+    if items.is_null() || count == 0 {
+        return &[];
+    }
+    std::slice::from_raw_parts(items, count)
+}
+
+/// One consumer group, as listed.
+pub(super) struct Listing {
+    pub(super) id: String,
+    pub(super) state: String,
+    pub(super) protocol: String,
+    pub(super) simple: bool,
+}
+
+/// Every consumer group the cluster knows; a broker that failed to answer
+/// fails the whole listing (a partial list would pass for a complete one).
+pub(super) fn list_groups(client: Client, timeout: Duration) -> Result<Vec<Listing>, Failure> {
+    use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS as OP;
+    let event = request(client, OP, timeout, |options, queue| {
+        // SAFETY: arguments made by `request`.
+        unsafe { ffi::rd_kafka_ListConsumerGroups(client.0, options, queue) }
+    })?;
+    // SAFETY: the result and everything in it live as long as `event`, and
+    // are copied out before it is dropped.
+    unsafe {
+        let result = ffi::rd_kafka_event_ListConsumerGroups_result(event.0);
+        let mut count = 0;
+        let errors = ffi::rd_kafka_ListConsumerGroups_result_errors(result, &mut count);
+        if let Some(failure) = array(errors, count)
+            .first()
+            .and_then(|&error| Failure::from_error(error))
+        {
+            return Err(failure);
+        }
+        let mut count = 0;
+        let valid = ffi::rd_kafka_ListConsumerGroups_result_valid(result, &mut count);
+        Ok(array(valid, count)
+            .iter()
+            .map(|&group| Listing {
+                id: text(ffi::rd_kafka_ConsumerGroupListing_group_id(group)),
+                state: text(ffi::rd_kafka_consumer_group_state_name(
+                    ffi::rd_kafka_ConsumerGroupListing_state(group),
+                )),
+                protocol: text(ffi::rd_kafka_consumer_group_type_name(
+                    ffi::rd_kafka_ConsumerGroupListing_type(group),
+                )),
+                simple: ffi::rd_kafka_ConsumerGroupListing_is_simple_consumer_group(group) != 0,
+            })
+            .collect())
+    }
+}
+
+/// One consumer group, as described.
+pub(super) struct Description {
+    pub(super) state: String,
+    pub(super) protocol: String,
+    pub(super) members: usize,
+    pub(super) coordinator: Option<i32>,
+}
+
+pub(super) fn describe_group(
+    client: Client,
+    group: &str,
+    timeout: Duration,
+) -> Result<Description, Failure> {
+    use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS as OP;
+    let name = c_string(group, "group id")?;
+    let event = request(client, OP, timeout, |options, queue| {
+        let mut names = [name.as_ptr()];
+        // SAFETY: `names` holds one live C string for the call, which copies it.
+        unsafe {
+            ffi::rd_kafka_DescribeConsumerGroups(client.0, names.as_mut_ptr(), 1, options, queue)
+        }
+    })?;
+    // SAFETY: as in `list_groups`.
+    unsafe {
+        let result = ffi::rd_kafka_event_DescribeConsumerGroups_result(event.0);
+        let mut count = 0;
+        let groups = ffi::rd_kafka_DescribeConsumerGroups_result_groups(result, &mut count);
+        let Some(&described) = array(groups, count).first() else {
+            return Err(Failure::new(
+                RDKafkaErrorCode::Fail,
+                format!("no description of group {group:?} in the answer"),
+            ));
+        };
+        if let Some(failure) =
+            Failure::from_error(ffi::rd_kafka_ConsumerGroupDescription_error(described))
+        {
+            return Err(failure);
+        }
+        let coordinator = ffi::rd_kafka_ConsumerGroupDescription_coordinator(described);
+        Ok(Description {
+            state: text(ffi::rd_kafka_consumer_group_state_name(
+                ffi::rd_kafka_ConsumerGroupDescription_state(described),
+            )),
+            protocol: text(ffi::rd_kafka_consumer_group_type_name(
+                ffi::rd_kafka_ConsumerGroupDescription_type(described),
+            )),
+            members: ffi::rd_kafka_ConsumerGroupDescription_member_count(described),
+            coordinator: (!coordinator.is_null()).then(|| ffi::rd_kafka_Node_id(coordinator)),
+        })
+    }
+}
+
+/// One partition of a group's offsets: its offset, or why it failed.
+pub(super) struct PartitionResult {
+    pub(super) topic: String,
+    pub(super) partition: i32,
+    /// The offset; negative when none is committed.
+    pub(super) offset: i64,
+    pub(super) failure: Option<Failure>,
+}
+
+/// Copies the partitions of a group result.
+///
+/// # Safety
+/// `group` is a live `rd_kafka_group_result_t`.
+unsafe fn group_partitions(
+    group: *const ffi::rd_kafka_group_result_t,
+) -> Result<Vec<PartitionResult>, Failure> {
+    if let Some(failure) = Failure::from_error(ffi::rd_kafka_group_result_error(group)) {
+        return Err(failure);
+    }
+    let list = ffi::rd_kafka_group_result_partitions(group);
+    if list.is_null() || (*list).cnt <= 0 {
+        return Ok(Vec::new());
+    }
+    let elems = std::slice::from_raw_parts((*list).elems, (*list).cnt as usize);
+    Ok(elems
+        .iter()
+        .map(|elem| PartitionResult {
+            topic: text(elem.topic),
+            partition: elem.partition,
+            offset: elem.offset,
+            failure: Failure::from_code(elem.err, || RDKafkaErrorCode::from(elem.err).to_string()),
+        })
+        .collect())
+}
+
+/// The first group result of an answer.
+///
+/// # Safety
+/// `groups` and `count` come from a live result.
+unsafe fn first_group(
+    groups: *mut *const ffi::rd_kafka_group_result_t,
+    count: usize,
+    group: &str,
+) -> Result<Vec<PartitionResult>, Failure> {
+    match array(groups, count).first() {
+        Some(&result) => group_partitions(result),
+        None => Err(Failure::new(
+            RDKafkaErrorCode::Fail,
+            format!("no result for group {group:?} in the answer"),
+        )),
+    }
+}
+
+/// The offsets `group` committed, on every partition it committed on.
+pub(super) fn group_offsets(
+    client: Client,
+    group: &str,
+    timeout: Duration,
+) -> Result<Vec<PartitionResult>, Failure> {
+    use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS as OP;
+    let name = c_string(group, "group id")?;
+    let event = request(client, OP, timeout, |options, queue| {
+        // SAFETY: the request object is made, handed over (librdkafka copies
+        // it) and destroyed here; a null partition list asks for all.
+        unsafe {
+            let mut asked = [ffi::rd_kafka_ListConsumerGroupOffsets_new(
+                name.as_ptr(),
+                std::ptr::null(),
+            )];
+            ffi::rd_kafka_ListConsumerGroupOffsets(client.0, asked.as_mut_ptr(), 1, options, queue);
+            ffi::rd_kafka_ListConsumerGroupOffsets_destroy(asked[0]);
+        }
+    })?;
+    // SAFETY: as in `list_groups`.
+    unsafe {
+        let result = ffi::rd_kafka_event_ListConsumerGroupOffsets_result(event.0);
+        let mut count = 0;
+        let groups = ffi::rd_kafka_ListConsumerGroupOffsets_result_groups(result, &mut count);
+        first_group(groups, count, group)
+    }
+}
+
+/// Sets `group`'s committed offsets to those in `offsets`; per partition,
+/// whether it was set.
+pub(super) fn alter_group_offsets(
+    client: Client,
+    group: &str,
+    offsets: &TopicPartitionList,
+    timeout: Duration,
+) -> Result<Vec<PartitionResult>, Failure> {
+    use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS as OP;
+    let name = c_string(group, "group id")?;
+    let event = request(client, OP, timeout, |options, queue| {
+        // SAFETY: as in `group_offsets`; the list is copied by `_new`.
+        unsafe {
+            let mut asked = [ffi::rd_kafka_AlterConsumerGroupOffsets_new(
+                name.as_ptr(),
+                offsets.ptr(),
+            )];
+            ffi::rd_kafka_AlterConsumerGroupOffsets(
+                client.0,
+                asked.as_mut_ptr(),
+                1,
+                options,
+                queue,
+            );
+            ffi::rd_kafka_AlterConsumerGroupOffsets_destroy(asked[0]);
+        }
+    })?;
+    // SAFETY: as in `list_groups`.
+    unsafe {
+        let result = ffi::rd_kafka_event_AlterConsumerGroupOffsets_result(event.0);
+        let mut count = 0;
+        let groups = ffi::rd_kafka_AlterConsumerGroupOffsets_result_groups(result, &mut count);
+        first_group(groups, count, group)
+    }
+}
+
+/// Sets each `(name, value)` of `changes` on `topic`, leaving its other
+/// configs as they are (IncrementalAlterConfigs; the older AlterConfigs
+/// rust-rdkafka wraps resets every config not named).
+pub(super) fn alter_topic_config(
+    client: Client,
+    topic: &str,
+    changes: &[(String, String)],
+    timeout: Duration,
+) -> Result<(), Failure> {
+    use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS as OP;
+    let topic_name = c_string(topic, "topic")?;
+    let changes = changes
+        .iter()
+        .map(|(name, value)| {
+            Ok((
+                c_string(name, "config name")?,
+                c_string(value, "config value")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    // SAFETY: the resource is made, filled, handed over (librdkafka copies
+    // it) and destroyed here, on every path.
+    let resource = unsafe {
+        let resource = ffi::rd_kafka_ConfigResource_new(
+            ffi::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+            topic_name.as_ptr(),
+        );
+        for (name, value) in &changes {
+            let error = ffi::rd_kafka_ConfigResource_add_incremental_config(
+                resource,
+                name.as_ptr(),
+                ffi::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET,
+                value.as_ptr(),
+            );
+            if let Some(failure) = Failure::from_error(error) {
+                ffi::rd_kafka_error_destroy(error);
+                ffi::rd_kafka_ConfigResource_destroy(resource);
+                return Err(failure);
+            }
+        }
+        resource
+    };
+    let answered = request(client, OP, timeout, |options, queue| {
+        let mut resources = [resource];
+        // SAFETY: one live resource, copied by the call.
+        unsafe {
+            ffi::rd_kafka_IncrementalAlterConfigs(
+                client.0,
+                resources.as_mut_ptr(),
+                1,
+                options,
+                queue,
+            )
+        }
+    });
+    // SAFETY: made above, no longer used.
+    unsafe { ffi::rd_kafka_ConfigResource_destroy(resource) };
+    let event = answered?;
+    // SAFETY: as in `list_groups`.
+    unsafe {
+        let result = ffi::rd_kafka_event_IncrementalAlterConfigs_result(event.0);
+        let mut count = 0;
+        let resources = ffi::rd_kafka_IncrementalAlterConfigs_result_resources(result, &mut count);
+        for &resource in array(resources, count) {
+            if let Some(failure) =
+                Failure::from_code(ffi::rd_kafka_ConfigResource_error(resource), || {
+                    text(ffi::rd_kafka_ConfigResource_error_string(resource))
+                })
+            {
+                return Err(failure);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A broker of the cluster.
+pub(super) struct Node {
+    pub(super) id: i32,
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) rack: Option<String>,
+}
+
+/// The cluster's id, its controller and its brokers.
+pub(super) struct Cluster {
+    pub(super) id: Option<String>,
+    pub(super) controller: Option<i32>,
+    pub(super) nodes: Vec<Node>,
+}
+
+pub(super) fn describe_cluster(client: Client, timeout: Duration) -> Result<Cluster, Failure> {
+    use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER as OP;
+    let event = request(client, OP, timeout, |options, queue| {
+        // SAFETY: arguments made by `request`.
+        unsafe { ffi::rd_kafka_DescribeCluster(client.0, options, queue) }
+    })?;
+    // SAFETY: as in `list_groups`.
+    unsafe {
+        let result = ffi::rd_kafka_event_DescribeCluster_result(event.0);
+        let mut count = 0;
+        let nodes = ffi::rd_kafka_DescribeCluster_result_nodes(result, &mut count);
+        let controller = ffi::rd_kafka_DescribeCluster_result_controller(result);
+        let id = ffi::rd_kafka_DescribeCluster_result_cluster_id(result);
+        Ok(Cluster {
+            id: (!id.is_null()).then(|| text(id)),
+            controller: (!controller.is_null()).then(|| ffi::rd_kafka_Node_id(controller)),
+            nodes: array(nodes, count)
+                .iter()
+                .map(|&node| {
+                    let rack = ffi::rd_kafka_Node_rack(node);
+                    Node {
+                        id: ffi::rd_kafka_Node_id(node),
+                        host: text(ffi::rd_kafka_Node_host(node)),
+                        port: ffi::rd_kafka_Node_port(node),
+                        rack: (!rack.is_null()).then(|| text(rack)),
+                    }
+                })
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! The admin API, [`Ekafka::admin`](crate::Ekafka::admin): topics (create,
+//! delete, describe, read and alter their configs), the cluster (its id,
+//! controller and brokers), and consumer groups (list, describe, their
+//! committed offsets and lag, and resetting those offsets).
+//!
+//! Topic creation, deletion and config reads go through rust-rdkafka's
+//! `AdminClient`; what it lacks (groups, their offsets, incremental config
+//! changes, the cluster's description) through librdkafka's C API
+//! (`ffi.rs`). Metadata, watermarks and offsets by time come from a consumer
+//! client that never joins a group. Every request is bounded by
+//! `[kafka.admin] timeout`.
+
+mod ffi;
+mod groups;
+mod topics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+pub use groups::{GroupDescription, GroupListing, OffsetReset, PartitionLag};
+pub use topics::{
+    BrokerDescription, ClusterDescription, PartitionDescription, TopicDescription, TopicSpec,
+};
+
+use crate::config::Properties;
+use crate::error::{is_retriable_code, Error, Refusal};
+
+pub(crate) const KIND: &str = "admin";
+
+/// The admin client of a component: cheap to clone, made on first use by
+/// [`Ekafka::admin`](crate::Ekafka::admin) and shared after that.
+///
+/// ```no_run
+/// # async fn run(kafka: ekafka::Ekafka) -> Result<(), ekafka::Error> {
+/// use ekafka::admin::{OffsetReset, TopicSpec};
+/// let admin = kafka.admin()?;
+/// admin.create_topic(TopicSpec::new("orders", 6).replication(3).config("retention.ms", "86400000")).await?;
+/// for partition in admin.group_lag("billing").await? {
+///     println!("{}/{}: lag {}", partition.topic, partition.partition, partition.lag);
+/// }
+/// // With the group's consumers stopped:
+/// admin.reset_offsets("billing", "orders", OffsetReset::Earliest).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Admin {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: AdminClient<DefaultClientContext>,
+    /// Metadata, watermarks and offsets by time: a consumer client, which
+    /// never creates a topic by asking for its metadata.
+    lookup: BaseConsumer,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("timeout", &self.shared.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    /// An admin client with the component's common properties (brokers,
+    /// SASL, TLS, the raw `[kafka.librdkafka]` table).
+    pub(crate) fn new(properties: &Properties, timeout: Duration) -> Result<Admin, Error> {
+        let mut config = ClientConfig::new();
+        for (key, value) in properties.iter() {
+            config.set(key, value);
+        }
+        config.set("client.id", "ekafka-admin");
+        let client_error = |source| Error::Client {
+            kind: KIND,
+            name: "admin".into(),
+            source,
+        };
+        let client = config.create().map_err(client_error)?;
+        let lookup = config.create().map_err(client_error)?;
+        Ok(Admin {
+            shared: Arc::new(Shared {
+                client,
+                lookup,
+                timeout,
+            }),
+        })
+    }
+
+    /// How long one request may take (`[kafka.admin] timeout`).
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.shared.timeout
+    }
+
+    /// Runs blocking work on a blocking thread with the shared clients.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Shared) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || work(&shared))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::Admin {
+                    operation: "running",
+                    target: "a blocking admin request".into(),
+                    code: RDKafkaErrorCode::Fail,
+                    reason: e.to_string(),
+                })
+            })
+    }
+}
+
+impl Shared {
+    fn ffi_client(&self) -> ffi::Client {
+        ffi::Client(self.client.inner().native_ptr())
+    }
+
+    /// Runs a C API request on the admin client, again after a failure that
+    /// passes (a coordinator moving or still loading, as right after a
+    /// group's first use, a leader moving, a timeout) until `timeout` is
+    /// spent, as Kafka's own admin client does.
+    fn ffi<T>(
+        &self,
+        mut request: impl FnMut(ffi::Client, Duration) -> Result<T, ffi::Failure>,
+    ) -> Result<T, ffi::Failure> {
+        let deadline = std::time::Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match request(self.ffi_client(), left.max(Duration::from_millis(1))) {
+                Err(failure) if is_retriable_code(failure.code) && left > pause => {
+                    tracing::debug!(code = ?failure.code, reason = %failure.reason, ?pause, "admin request retried");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}
+
+/// An admin failure as the public error: a refusal by the broker's ACLs is
+/// [`Error::Authorization`], anything else [`Error::Admin`].
+fn failed(operation: &'static str, target: &str, code: RDKafkaErrorCode, reason: String) -> Error {
+    if Refusal::of(code) == Some(Refusal::Authorization) {
+        return Error::Authorization {
+            kind: KIND,
+            name: target.to_string(),
+            code,
+            reason: format!("{operation} {target:?}: {reason}"),
+        };
+    }
+    Error::Admin {
+        operation,
+        target: target.to_string(),
+        code,
+        reason,
+    }
+}
+
+fn ffi_failed(operation: &'static str, target: &str, failure: ffi::Failure) -> Error {
+    failed(operation, target, failure.code, failure.reason)
+}
+
+fn kafka_failed(operation: &'static str, target: &str, error: rdkafka::error::KafkaError) -> Error {
+    let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+    failed(operation, target, code, error.to_string())
+}
