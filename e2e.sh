@@ -56,6 +56,7 @@ stage "consumer groups under KIP-848 (group.protocol = consumer)" \
   env EKAFKA_TEST_GROUP_PROTOCOL=consumer cargo test --no-fail-fast \
   --test consumer_group --test rebalance --test consumer --test server \
   --test server_failures --test memory --test concurrency
+stage "admin API" cargo test --no-fail-fast --test admin -- --include-ignored
 stage "security: SASL, TLS, ACLs" cargo test --no-fail-fast --test security -- --include-ignored
 # One at a time: each test runs a 3-broker cluster of its own.
 stage "broker loss on 3 brokers" \

@@ -397,6 +397,32 @@ async fn a_client_without_credentials_fails_with_a_clear_error() {
     kafka.close().await.ok();
 }
 
+#[actix::test]
+#[ignore = "needs Apache Kafka: ./e2e.sh runs it"]
+async fn an_admin_request_without_permission_is_an_authorization_error_naming_the_topic() {
+    let cluster = KafkaCluster::secured();
+    let kafka = as_mallory(&cluster);
+    let admin = kafka.admin().unwrap();
+    let topic = unique_name("not-mallorys");
+    let error = admin
+        .create_topic(ekafka::admin::TopicSpec::new(&topic, 1))
+        .await
+        .unwrap_err();
+    assert!(error.is_auth(), "{error}");
+    assert!(
+        matches!(
+            error.kafka_code(),
+            Some(
+                RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::ClusterAuthorizationFailed
+            )
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&topic), "{error}");
+    kafka.close().await.ok();
+}
+
 /// The first `GroupEvent::Error` among `events`.
 async fn first_group_error(
     events: &mut tokio::sync::mpsc::UnboundedReceiver<GroupEvent>,
