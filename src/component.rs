@@ -458,7 +458,23 @@ impl Ekafka {
     /// (and joining its group) on first use; the same running actor afterwards,
     /// a new one after it was closed. Must be called inside a running actix System.
     pub fn consumer_group(&self, name: &str) -> Result<ConsumerGroup, Error> {
-        let group = self.consumer_group_config(name)?;
+        self.consumer_group_reading(name, &[])
+    }
+
+    /// [`consumer_group`](Self::consumer_group), subscribed to `extra_topics`
+    /// besides its own when this call starts it: a server's delay topics.
+    pub(crate) fn consumer_group_reading(
+        &self,
+        name: &str,
+        extra_topics: &[String],
+    ) -> Result<ConsumerGroup, Error> {
+        let mut group = self.consumer_group_config(name)?.clone();
+        for topic in extra_topics {
+            if !group.topics.contains(topic) {
+                group.topics.push(topic.clone());
+            }
+        }
+        let group = &group;
         let properties = config::librdkafka::consumer_group(&self.inner.config, name, group);
         running_or_start(
             &self.inner.groups,

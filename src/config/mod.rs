@@ -44,7 +44,9 @@ pub use properties::Properties;
 pub use restart::{RestartPolicy, RestartSettings};
 pub use sasl::{Sasl, SaslMechanism};
 pub use secret::Secret;
-pub use server::{Concurrency, ConsumerServerConfig, DeadLetter, OrderBy, RetrySettings};
+pub use server::{
+    Concurrency, ConsumerServerConfig, DeadLetter, OrderBy, RetryDelay, RetrySettings, RetryTopics,
+};
 pub use tls::Tls;
 
 use reader::{normalize_key, Section};

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::duration::parse_go_duration;
 use super::error::ConfigError;
 use super::key::{settings, Rules, Value};
 use super::reader::Section;
@@ -106,6 +107,69 @@ settings! {
 
 impl Rules for DeadLetter {}
 
+/// The most delay topics a server may chain.
+const MAX_RETRY_TOPICS: usize = 20;
+
+/// One stage of `retryTopics`: its delay as written (which names its topic,
+/// `{topic}-retry-{name}`) and as a duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryDelay {
+    /// The delay as written, e.g. `10s`.
+    pub name: String,
+    /// The delay.
+    pub delay: Duration,
+}
+
+impl Value for Vec<RetryDelay> {
+    fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
+        const EXPECTED: &str = "a list of 1 to 20 durations above zero, like [\"10s\", \"1m\"]";
+        let Some(texts) = section.string_list(name)? else {
+            return Ok(None);
+        };
+        let raw = section.value(name).expect("present: just read");
+        if texts.is_empty() || texts.len() > MAX_RETRY_TOPICS {
+            return Err(section.invalid(name, raw, EXPECTED));
+        }
+        texts
+            .iter()
+            .map(|text| {
+                let delay = parse_go_duration(text.trim())
+                    .ok()
+                    .and_then(|d| d.non_negative())
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| section.invalid(name, raw, EXPECTED))?;
+                Ok(RetryDelay {
+                    name: text.trim().to_string(),
+                    delay,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+settings! {
+    /// Delay topics a recoverably failing message goes through after its
+    /// in-place retries, so that its partition keeps going (`retryTopics`,
+    /// `retryProducer`). The other key needs `retryTopics`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct RetryTopics {
+        /// the delays of the stages, e.g. `["10s", "1m", "10m"]`: a message of
+        /// topic `T` that still fails recoverably after `retries` goes to
+        /// `T-retry-10s`, is handled again once 10s have passed, then goes to
+        /// `T-retry-1m` if it fails again, and so on; after the last, to the
+        /// dead-letter topic. Each delay topic's partitions are paused until
+        /// their next message is due.
+        pub delays: Vec<RetryDelay> = required("retryTopics").shown("none"),
+        /// the `[kafka.producers.NAME]` that writes to the delay topics.
+        pub producer: Option<String> = optional("retryProducer").shown("`deadLetterProducer`"),
+    }
+}
+
+impl Rules for RetryTopics {}
+
 settings! {
     /// One consumer server: `[kafkaConsumerServers.NAME]`, a section of its own beside
     /// `[kafka]`, as in the Go guide. It names the consumer it drives with
@@ -136,6 +200,8 @@ settings! {
         pub concurrency: Concurrency = flatten(),
         /// The dead-letter destination, when `deadLetterProducer` is set.
         pub dead_letter: Option<DeadLetter> = led_by("deadLetterProducer"),
+        /// The delay topics, when `retryTopics` is set.
+        pub retry_topics: Option<RetryTopics> = led_by("retryTopics"),
         /// How the server is restarted after it failed, and when it escalates.
         pub restart: RestartSettings = flatten(),
     }
@@ -145,6 +211,11 @@ impl Rules for ConsumerServerConfig {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
         if self.consumer_name.is_none() && self.consumer_group_name.is_none() {
             return Err(section.missing("consumerGroupName"));
+        }
+        if let Some(retry_topics) = &self.retry_topics {
+            if retry_topics.producer.is_none() && self.dead_letter.is_none() {
+                return Err(section.missing("retryProducer"));
+            }
         }
         Ok(())
     }

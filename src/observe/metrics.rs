@@ -567,6 +567,8 @@ pub(crate) enum Handled {
     DeadLettered,
     /// It failed for good and the partition stopped at it.
     Failed,
+    /// It failed and went to a delay topic, to be tried again when due.
+    Delayed,
 }
 
 impl Handled {
@@ -576,6 +578,7 @@ impl Handled {
             Handled::Retried => "retried",
             Handled::DeadLettered => "dead_lettered",
             Handled::Failed => "failed",
+            Handled::Delayed => "delayed",
         }
     }
 }
@@ -592,7 +595,7 @@ pub(crate) struct ServerMetrics {
 }
 
 struct ServerTopic {
-    handled: [Counter; 4],
+    handled: [Counter; 5],
     seconds: Histogram,
 }
 
@@ -616,6 +619,7 @@ impl ServerMetrics {
                     counter(Handled::Retried),
                     counter(Handled::DeadLettered),
                     counter(Handled::Failed),
+                    counter(Handled::Delayed),
                 ],
                 seconds: self
                     .handler_seconds

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use actix::Recipient;
 use tokio::sync::watch;
 
+use super::retry_topics;
 use super::supervisor::{self, ServerSpec};
 use super::{
     actor_handler, debug_output, handling, required, server_name, HandleMessage, HandlerError,
@@ -61,7 +62,28 @@ impl ServerBuilder<'_> {
         } else {
             Rc::new(move |message| Box::pin(handler(message)))
         };
-        let drain_timeout = kafka.consumer_group_config(group_name)?.flow.drain_timeout;
+        let group_config = kafka.consumer_group_config(group_name)?;
+        let drain_timeout = group_config.flow.drain_timeout;
+        let retry_topics = match &config.retry_topics {
+            Some(retry_topics) => {
+                let producer = retry_topics
+                    .producer
+                    .clone()
+                    .or_else(|| config.dead_letter.as_ref().map(|dl| dl.producer.clone()));
+                let producer = required(config, &producer, "retryProducer")?.to_string();
+                retry_topics::ensure_topics(
+                    &kafka.admin()?,
+                    &retry_topics.delays,
+                    &group_config.topics,
+                )
+                .await?;
+                Some(supervisor::DelayStages {
+                    delays: retry_topics.delays.clone(),
+                    producer,
+                })
+            }
+            None => None,
+        };
         let name = server_name(config);
         let policy = config.restart.apply(kafka.restart_policy());
         let spec = ServerSpec {
@@ -71,6 +93,7 @@ impl ServerBuilder<'_> {
             handler,
             retry: config.retry.clone(),
             concurrency: config.concurrency.clone(),
+            retry_topics,
             dead_letter: config.dead_letter.clone(),
             policy: policy.clone(),
             drain_timeout,

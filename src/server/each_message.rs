@@ -27,8 +27,10 @@ use super::outcome::{HandlerError, HandlerFailure};
 use super::partition::{
     release_waiting, DeadLetterBudget, PartitionState, Queued, ServerStatus, Stop, StoppedPartition,
 };
+use super::retry_topics::RetryChain;
 use super::supervisor::KIND;
 use crate::config::{Concurrency, RestartPolicy, RetrySettings};
+use crate::consumer::ConsumerGroup;
 use crate::observe::{HandlerProbe, ServerMetrics};
 use crate::record::{GroupEvent, MessageBatch, TopicPartition};
 use crate::supervision::{Escalation, Escalator, RestartTracker};
@@ -47,6 +49,11 @@ pub(crate) struct EachMessageSettings {
     /// How many messages of one partition are handled at once.
     pub(crate) concurrency: Concurrency,
     pub(crate) dead_letter: Option<DeadLetterSink>,
+    /// The delay topics, with `retryTopics`.
+    pub(crate) retry_chain: Option<RetryChain>,
+    /// The server's group member: holds a delay topic's partition until its
+    /// next message is due.
+    pub(crate) member: ConsumerGroup,
     pub(crate) errors: Option<Recipient<HandlerFailure>>,
     /// How partitions' handling is restarted (the server's restart keys).
     pub(crate) policy: RestartPolicy,
@@ -68,6 +75,7 @@ struct ActorSettings {
     policy: RestartPolicy,
     escalator: Escalator,
     faults: tokio::sync::mpsc::UnboundedSender<PartitionGaveUp>,
+    member: ConsumerGroup,
 }
 
 pub(crate) struct EachMessageActor {
@@ -100,6 +108,8 @@ impl EachMessageActor {
             retry,
             concurrency,
             dead_letter,
+            retry_chain,
+            member,
             errors,
             policy,
             escalator,
@@ -112,6 +122,7 @@ impl EachMessageActor {
             handler,
             retry,
             dead_letter,
+            retry_chain,
             errors: RefCell::new(errors),
             server: name.clone(),
             group,
@@ -129,6 +140,7 @@ impl EachMessageActor {
                 policy,
                 escalator,
                 faults,
+                member,
             },
             worker: Rc::new(worker),
             partitions: HashMap::new(),
@@ -146,6 +158,13 @@ impl EachMessageActor {
 
     fn partition(&mut self, partition: &TopicPartition) -> &mut PartitionState {
         let settings = &self.settings;
+        // A delay topic's messages are handled one at a time: each waits
+        // until it is due, in offset order.
+        let delay_topic = self
+            .worker
+            .retry_chain
+            .as_ref()
+            .is_some_and(|c| c.stage_of(&partition.topic).is_some());
         self.partitions.entry(partition.clone()).or_insert_with(|| {
             // Without a dead-letter topic the budget is never asked.
             let (limit, window) = settings.dead_letter_budget.unwrap_or_default();
@@ -158,7 +177,7 @@ impl EachMessageActor {
                     settings.escalator.clone(),
                 ),
                 DeadLetterBudget::new(limit, window),
-                (concurrency > 1).then(|| Lane::new(concurrency)),
+                (concurrency > 1 && !delay_topic).then(|| Lane::new(concurrency)),
             )
         })
     }
@@ -173,7 +192,7 @@ impl EachMessageActor {
         if state.lane.is_some() {
             return self.pump_lane(partition, ctx);
         }
-        if state.busy || state.stopped.is_some() {
+        if state.busy || state.stopped.is_some() || state.waiting_until.is_some() {
             return;
         }
         let Some(queued) = state.queued.pop_front() else {
@@ -213,6 +232,17 @@ impl EachMessageActor {
                 } else {
                     self.partition(&partition).queued.push_front(rest);
                     self.stop_partition(partition, offset, error, limit, ctx);
+                }
+            }
+            BatchEnd::Waiting { offset, until } => {
+                let rest = Queued {
+                    batch: queued.batch,
+                    from: offset,
+                };
+                if *self.quiescing.borrow() || is_stale(&self.revoked, &rest.batch) {
+                    rest.release();
+                } else {
+                    self.wait_until_due(partition, rest, until, ctx);
                 }
             }
         }
@@ -278,6 +308,30 @@ impl EachMessageActor {
                 let _ = self.settings.faults.send(PartitionGaveUp(escalation));
             }
         }
+    }
+
+    /// Holds `partition` (paused in the group) until `until`, when `rest`,
+    /// from a delay topic, is due; then handles it, unless the partition was
+    /// revoked meanwhile.
+    fn wait_until_due(
+        &mut self,
+        partition: TopicPartition,
+        rest: Queued,
+        until: std::time::Instant,
+        ctx: &mut Context<Self>,
+    ) {
+        self.settings.member.hold(partition.clone(), until);
+        let state = self.partition(&partition);
+        state.queued.push_front(rest);
+        state.waiting_until = Some(until);
+        let epoch = state.epoch;
+        let delay = until.saturating_duration_since(std::time::Instant::now());
+        ctx.run_later(delay, move |act, ctx| {
+            let state = act.partition(&partition);
+            if state.epoch == epoch && state.waiting_until.take().is_some() {
+                act.pump(partition, ctx);
+            }
+        });
     }
 
     /// Handles `partition` again from where it stopped, unless it was revoked
@@ -383,6 +437,7 @@ impl Handler<GroupEvent> for EachMessageActor {
                 // Its next owner handles the message it stopped at.
                 state.epoch += 1;
                 state.stopped = None;
+                state.waiting_until = None;
             }
         }
         self.revocations.notify_waiters();

@@ -16,6 +16,7 @@ use tokio::sync::{watch, Notify};
 
 use super::outcome::{FailureAction, HandlerError, HandlerFailure};
 use super::partition::{DeadLetterBudget, Queued};
+use super::retry_topics::{failure_headers, RetryChain};
 use crate::config::{RestartPolicy, RetrySettings};
 use crate::observe::{trace, Handled, HandlerProbe, ServerMetrics};
 use crate::producer::Producer;
@@ -50,6 +51,9 @@ pub mod headers {
     pub const ERROR: &str = "ekafka.error";
     /// How many times the handler was tried.
     pub const ATTEMPTS: &str = "ekafka.attempts";
+    /// On a delay topic's message: when it is due, in milliseconds since the
+    /// Unix epoch.
+    pub const RETRY_DUE: &str = "ekafka.retry.due";
 }
 
 /// What handling a message needs: one per server incarnation, shared by its
@@ -58,6 +62,8 @@ pub(crate) struct Worker {
     pub(crate) handler: BoxedHandler,
     pub(crate) retry: RetrySettings,
     pub(crate) dead_letter: Option<DeadLetterSink>,
+    /// The delay topics, with `retryTopics`.
+    pub(crate) retry_chain: Option<RetryChain>,
     /// Where failures are reported; the subscriber may change while handlers run.
     pub(crate) errors: RefCell<Option<actix::Recipient<HandlerFailure>>>,
     pub(crate) server: String,
@@ -94,6 +100,9 @@ pub(crate) enum BatchEnd {
         /// at once instead of restarting.
         limit: Option<String>,
     },
+    /// The message at `offset`, of a delay topic, is not due before `until`:
+    /// the batch is to be handled from there then.
+    Waiting { offset: i64, until: Instant },
 }
 
 /// How one message's handling ended.
@@ -141,6 +150,13 @@ pub(crate) async fn handle_batch(
                 batch.release_from(message.offset());
                 break 'batch BatchEnd::Interrupted;
             }
+            let chain = worker.retry_chain.as_ref();
+            if let Some(until) = chain.and_then(|c| c.not_due_until(message)) {
+                break 'batch BatchEnd::Waiting {
+                    offset: message.offset(),
+                    until,
+                };
+            }
             match handle_message(&worker, &dead_letters, batch, message).await {
                 MessageEnd::Done => {}
                 MessageEnd::Interrupted => {
@@ -174,9 +190,19 @@ pub(crate) async fn handle_message(
             metrics.handled(message.topic(), result, elapsed);
         }
     };
-    let mut attempts = 0;
+    let chain = worker.retry_chain.as_ref();
+    // A delay topic's message gets one attempt per stage: the stage is its retry.
+    let from_delay_topic = chain.is_some_and(|c| c.stage_of(message.topic()).is_some());
+    let in_place_retries = if from_delay_topic {
+        0
+    } else {
+        worker.retry.retries
+    };
+    let earlier_attempts = chain.map_or(0, |c| c.earlier_attempts(message));
+    let mut tries = 0;
     loop {
-        attempts += 1;
+        tries += 1;
+        let attempts = earlier_attempts + tries;
         let started = Instant::now();
         let call = worker.probe.start();
         let span = trace::process_span(&worker.server, &worker.group, message);
@@ -208,7 +234,7 @@ pub(crate) async fn handle_message(
             }
         };
         let retry = &worker.retry;
-        if error.is_recoverable() && attempts <= retry.retries {
+        if error.is_recoverable() && tries <= in_place_retries {
             record(Handled::Retried, elapsed);
             let policy = RestartPolicy {
                 max_restarts: retry.retries,
@@ -216,16 +242,31 @@ pub(crate) async fn handle_message(
                 backoff_min: retry.backoff,
                 backoff_max: retry.backoff_max,
             };
-            let delay = backoff_with_jitter(&policy, attempts - 1);
+            let delay = backoff_with_jitter(&policy, tries - 1);
             report(FailureAction::Retrying(delay));
             if !wait_for_retry(worker, batch, delay).await {
                 return MessageEnd::Interrupted;
             }
             continue;
         }
+        let next_stage = chain
+            .filter(|_| error.is_recoverable())
+            .and_then(|c| Some((c, c.next_stage(message)?)));
+        if let Some((chain, (topic, delay))) = next_stage {
+            if chain.send(message, &topic, delay, &error, attempts).await {
+                record(Handled::Delayed, elapsed);
+                report(FailureAction::Delayed { topic, delay });
+                batch.ack_message(message);
+                return MessageEnd::Done;
+            }
+            // Not stored: the partition stops at it rather than lose it.
+            record(Handled::Failed, elapsed);
+            report(FailureAction::Stopped);
+            return MessageEnd::Stopped { error, limit: None };
+        }
         let limit = match &worker.dead_letter {
             Some(sink) if dead_letters.borrow_mut().take() => {
-                if dead_letter_write(sink, message, &error, attempts).await {
+                if dead_letter_write(sink, chain, message, &error, attempts).await {
                     record(Handled::DeadLettered, elapsed);
                     report(FailureAction::DeadLettered);
                     batch.ack_message(message);
@@ -304,18 +345,13 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 /// Writes a failed message to the dead-letter topic; true once it is stored.
 async fn dead_letter_write(
     sink: &DeadLetterSink,
+    chain: Option<&RetryChain>,
     message: &ConsumedMessage,
     error: &HandlerError,
     attempts: u32,
 ) -> bool {
-    let mut out = message.to_message();
+    let mut out = failure_headers(chain, message, error, attempts);
     out.topic.clone_from(&sink.topic);
-    out = out
-        .with_header(headers::ORIGINAL_TOPIC, message.topic().as_bytes())
-        .with_header(headers::ORIGINAL_PARTITION, message.partition().to_string())
-        .with_header(headers::ORIGINAL_OFFSET, message.offset().to_string())
-        .with_header(headers::ERROR, error.reason())
-        .with_header(headers::ATTEMPTS, attempts.to_string());
     match sink.producer.write([out]).await {
         Ok(report) if report.is_success() => true,
         Ok(report) => {

@@ -35,6 +35,7 @@ mod lane;
 mod manual;
 mod outcome;
 mod partition;
+mod retry_topics;
 mod supervisor;
 
 use std::future::Future;

@@ -75,6 +75,14 @@ pub enum FailureAction {
     Retrying(std::time::Duration),
     /// It was written to the dead-letter topic and consumption went on.
     DeadLettered,
+    /// It was written to this delay topic (`retryTopics`), to be handled
+    /// again once the delay passed, and consumption went on.
+    Delayed {
+        /// The delay topic.
+        topic: String,
+        /// How long until it is tried again.
+        delay: std::time::Duration,
+    },
     /// The server stopped consuming its partition there, with the offset
     /// uncommitted, and restarts; the message comes again after the restart.
     Stopped,

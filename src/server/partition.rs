@@ -81,6 +81,8 @@ pub(crate) struct PartitionState {
     /// good once it gave up.
     pub(crate) stopped: Option<Stop>,
     pub(crate) gave_up: bool,
+    /// Set while the partition's next message, of a delay topic, is not due.
+    pub(crate) waiting_until: Option<std::time::Instant>,
     pub(crate) restarts: RestartTracker,
     pub(crate) dead_letters: Rc<RefCell<DeadLetterBudget>>,
     /// Bumped when the partition is revoked: a restart scheduled before then
@@ -100,6 +102,7 @@ impl PartitionState {
             lane,
             stopped: None,
             gave_up: false,
+            waiting_until: None,
             restarts,
             dead_letters: Rc::new(RefCell::new(dead_letters)),
             epoch: 0,

@@ -19,15 +19,23 @@ use super::each_message::{
     EachMessageActor, EachMessageSettings, PartitionGaveUp, Quiesce, Terminate,
 };
 use super::handling::{BoxedHandler, DeadLetterSink};
+use super::retry_topics::RetryChain;
 use super::HandlerFailure;
 use crate::component::Ekafka;
-use crate::config::{Concurrency, DeadLetter, RestartPolicy, RetrySettings};
+use crate::config::{Concurrency, DeadLetter, RestartPolicy, RetryDelay, RetrySettings};
 use crate::consumer::ConsumerGroup;
 use crate::error::Error;
 use crate::observe::HandlerProbe;
 use crate::supervision::{Escalation, Incarnations, Supervisor};
 
 pub(crate) const KIND: &str = "consumer server";
+
+/// `retryTopics`, with the producer that writes to them resolved.
+pub(crate) struct DelayStages {
+    pub(crate) delays: Vec<RetryDelay>,
+    /// `retryProducer`, else `deadLetterProducer`.
+    pub(crate) producer: String,
+}
 
 /// Everything needed to start (and restart) an each-message server.
 pub(crate) struct ServerSpec {
@@ -38,6 +46,8 @@ pub(crate) struct ServerSpec {
     pub(crate) retry: RetrySettings,
     /// How many messages of one partition are handled at once.
     pub(crate) concurrency: Concurrency,
+    /// The delays and producer of `retryTopics`, when set.
+    pub(crate) retry_topics: Option<DelayStages>,
     pub(crate) dead_letter: Option<DeadLetter>,
     /// The server's restart keys, which partitions' handling restarts by too.
     pub(crate) policy: RestartPolicy,
@@ -71,13 +81,24 @@ impl ServerSpec {
             }),
             None => None,
         };
-        let group = self.kafka.consumer_group(&self.group_name)?;
-        let (faults_tx, faults) = mpsc::unbounded_channel();
-        let group_id = self
+        let group_config = self.kafka.consumer_group_config(&self.group_name)?;
+        let group_id = group_config.group_id.clone();
+        let retry_chain = match &self.retry_topics {
+            Some(retry_topics) => Some(RetryChain::new(
+                self.kafka.producer(&retry_topics.producer)?,
+                retry_topics.delays.clone(),
+                &group_config.topics,
+            )),
+            None => None,
+        };
+        let delay_topics = retry_chain
+            .as_ref()
+            .map(RetryChain::topics)
+            .unwrap_or_default();
+        let group = self
             .kafka
-            .consumer_group_config(&self.group_name)?
-            .group_id
-            .clone();
+            .consumer_group_reading(&self.group_name, &delay_topics)?;
+        let (faults_tx, faults) = mpsc::unbounded_channel();
         let actor = EachMessageActor::new(EachMessageSettings {
             name: self.name.clone(),
             group: group_id,
@@ -85,6 +106,8 @@ impl ServerSpec {
             retry: self.retry.clone(),
             concurrency: self.concurrency.clone(),
             dead_letter,
+            retry_chain,
+            member: group.clone(),
             errors: self.failures.borrow().clone(),
             policy: self.policy.clone(),
             escalator: self.kafka.escalator().clone(),

@@ -447,6 +447,14 @@ impl ConsumerGroup {
             })
     }
 
+    /// Stops reading `partition` until `until`, pausing it in librdkafka:
+    /// what a subscriber holds of it is not due before then. A member that
+    /// was replaced meanwhile reads it at once; its subscriber holds again.
+    pub(crate) fn hold(&self, partition: TopicPartition, until: std::time::Instant) {
+        // A member gone has no partition to hold.
+        let _ = self.shared.send(Command::Hold { partition, until });
+    }
+
     /// Commits, now and synchronously, everything subscribers have acknowledged.
     pub async fn commit_acknowledged(&self) -> Result<Vec<PartitionOffset>, Error> {
         self.commit(&[]).await

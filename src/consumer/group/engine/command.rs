@@ -38,6 +38,12 @@ pub(crate) enum Command {
         reason: String,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// Stop reading `partition` until `until` (pausing it in librdkafka): its
+    /// next message is not due before then (a delay topic's).
+    Hold {
+        partition: TopicPartition,
+        until: std::time::Instant,
+    },
     /// A delivered batch's messages, every holder done with them, to be freed
     /// on the engine's thread, which allocated them (see `AckSink::recycle`).
     Recycle(Vec<ConsumedMessage>),

@@ -29,8 +29,12 @@ impl Engine {
         let (bound, bound_bytes) = (flow.max_buffered, flow.max_buffered_bytes);
         let mut held_bytes = self.held_bytes();
         let mut read = 0;
+        let now = Instant::now();
         for p in &mut self.partitions {
             let Some(queue) = &p.queue else { continue };
+            if p.held_until.is_some_and(|until| until > now) {
+                continue;
+            }
             loop {
                 let room = share
                     .saturating_sub(p.ledger.held())
@@ -130,7 +134,18 @@ impl Engine {
         let over_budget = any_full && self.prefetched_bytes() > flow.max_buffered_bytes;
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
+        let now = Instant::now();
         for p in &mut self.partitions {
+            // Held until its next message is due: paused until then, then as
+            // its share says.
+            let held = match p.held_until {
+                Some(until) if until > now => true,
+                Some(_) => {
+                    p.held_until = None;
+                    false
+                }
+                None => false,
+            };
             // At its share: paused after PAUSE_AFTER (brief backlogs are
             // absorbed by not reading it), or at once when what librdkafka
             // prefetched is over the bound; any partition when the member is
@@ -138,13 +153,14 @@ impl Engine {
             let stalled = member_stalled
                 || p.full_since
                     .is_some_and(|since| over_budget || since.elapsed() >= PAUSE_AFTER);
-            let want = if p.paused {
-                member_full
-                    || p.ledger.held() > share / 2
-                    || p.ledger.held_bytes() > share_bytes / 2
-            } else {
-                stalled
-            };
+            let want = held
+                || if p.paused {
+                    member_full
+                        || p.ledger.held() > share / 2
+                        || p.ledger.held_bytes() > share_bytes / 2
+                } else {
+                    stalled
+                };
             if want != p.paused {
                 let list = if want { &mut pause } else { &mut resume };
                 list.add_partition(&p.id.topic, p.id.partition);

@@ -132,6 +132,9 @@ struct Partition {
     full_since: Option<Instant>,
     /// Whether librdkafka currently has it paused.
     paused: bool,
+    /// Not read, and paused, until then: a subscriber's next message of it is
+    /// not due before (a delay topic's).
+    held_until: Option<Instant>,
 }
 
 /// Fixed settings of one group member: who it is to interceptors, and its
@@ -420,6 +423,12 @@ impl Engine {
                 }
                 self.event_subscribers.push(recipient);
             }
+            Command::Hold { partition, until } => {
+                if let Some(index) = self.partition_index(&partition.topic, partition.partition) {
+                    self.partitions[index].held_until = Some(until);
+                    self.apply_pauses(consumer);
+                }
+            }
             Command::Status(reply) => {
                 self.commit_due(consumer);
                 let _ = reply.send(self.status(consumer));
@@ -567,9 +576,12 @@ impl Engine {
         if let Some(started) = self.commits.in_flight_since() {
             at(started, self.settings.config.timeout);
         }
-        for p in self.partitions.iter().filter(|p| !p.paused) {
-            if let Some(since) = p.full_since {
+        for p in &self.partitions {
+            if let (false, Some(since)) = (p.paused, p.full_since) {
                 at(since, PAUSE_AFTER);
+            }
+            if let Some(until) = p.held_until {
+                at(until, Duration::ZERO);
             }
         }
         if self.is_full() {

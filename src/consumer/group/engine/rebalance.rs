@@ -114,6 +114,7 @@ impl Engine {
                 sizes: Default::default(),
                 full_since: None,
                 paused: false,
+                held_until: None,
             });
         }
     }
