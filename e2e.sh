@@ -56,8 +56,8 @@ stage "consumer groups under KIP-848 (group.protocol = consumer)" \
   env EKAFKA_TEST_GROUP_PROTOCOL=consumer cargo test --no-fail-fast \
   --test consumer_group --test rebalance --test consumer --test server \
   --test server_failures --test memory --test concurrency --test retry_topics
-stage "admin API, delay topics made by a server" \
-  cargo test --no-fail-fast --test admin --test retry_topics -- --include-ignored
+stage "admin API, delay topics made by a server, fenced producers" \
+  cargo test --no-fail-fast --test admin --test retry_topics --test transactions -- --include-ignored
 stage "security: SASL, TLS, ACLs" cargo test --no-fail-fast --test security -- --include-ignored
 # One at a time: each test runs a 3-broker cluster of its own.
 stage "broker loss on 3 brokers" \

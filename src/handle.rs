@@ -28,6 +28,11 @@ impl<A: Actor, C: Clone> ActorHandle<A, C> {
         }
     }
 
+    /// The supervision slot: the running client, or why there is none.
+    pub(crate) fn slot(&self) -> &Arc<Slot<C>> {
+        &self.slot
+    }
+
     /// The client's configured name.
     pub(crate) fn name(&self) -> &str {
         &self.name

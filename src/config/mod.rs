@@ -32,7 +32,7 @@ use std::path::Path;
 pub use admin::AdminSettings;
 pub use consumer::{
     ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, FlowSettings,
-    GroupBalancer, GroupProtocol, GroupSettings, StartOffset,
+    GroupBalancer, GroupProtocol, GroupSettings, IsolationLevel, StartOffset,
 };
 pub use error::{ConfigError, ConfigProblem};
 pub use kafka::{ClientSettings, Config, InterceptorSwitches};

@@ -117,6 +117,19 @@ settings! {
         pub async_writes: bool = key("async", "false"),
         /// 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
         pub compression: Compression = key("compression", "0").property("compression.codec"),
+        /// makes the producer transactional: it writes only inside
+        /// `producer.begin()` transactions, all of whose messages become
+        /// visible to `read_committed` readers together, or none. Unique per
+        /// producing instance: a second producer that begins a transaction
+        /// with it fences the first, whose next transaction call fails with
+        /// `Error::Fenced`. Needs `requiredAcks = -1`.
+        pub transactional_id: Option<String> = optional("transactionalID")
+            .shown("none (not transactional)")
+            .sets("transactional.id"),
+        /// how long a transaction may stay open before the broker aborts it.
+        pub transaction_timeout: Duration = key("transactionTimeout", "\"1m\"")
+            .above_zero()
+            .property("transaction.timeout.ms"),
         /// raw properties for this client, applied last.
         pub librdkafka: Properties = key("librdkafka", "{}").shown("empty"),
         /// How the client is restarted after a fatal error.
@@ -126,6 +139,22 @@ settings! {
 
 impl Rules for ProducerConfig {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
+        if self.transactional_id.is_some() && self.required_acks != RequiredAcks::All {
+            return Err(section.invalid(
+                "requiredAcks",
+                section
+                    .value("requiredAcks")
+                    .expect("set: it is not the default"),
+                "-1 (all replicas): a transactional producer (transactionalID) is idempotent",
+            ));
+        }
+        if self.transactional_id.is_some() && self.async_writes {
+            return Err(section.invalid(
+                "async",
+                section.value("async").expect("set: it is not the default"),
+                "false: a transaction's writes are answered once delivered",
+            ));
+        }
         section.check_order(
             "batchTimeout",
             "writeTimeout",
@@ -141,8 +170,12 @@ impl Rules for ProducerConfig {
     fn derive_properties(&self, props: &mut Properties) {
         // Idempotence keeps per-partition order and avoids duplicates when a retried
         // request had in fact succeeded; librdkafka requires acks=all and retries for it.
-        let idempotent = self.required_acks == RequiredAcks::All && self.max_attempts > 1;
+        let idempotent = self.required_acks == RequiredAcks::All
+            && (self.max_attempts > 1 || self.transactional_id.is_some());
         props.set("enable.idempotence", idempotent.to_string());
+        if let Some(id) = &self.transactional_id {
+            props.set("transactional.id", id.clone());
+        }
         // librdkafka gives a topic the cluster says it lacks 30 s to appear (for
         // metadata still spreading after its creation) before failing its
         // messages, so with writeTimeout below that a write to a missing topic

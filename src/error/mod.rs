@@ -185,6 +185,28 @@ pub enum Error {
         /// What it answered.
         reason: String,
     },
+    /// A transactional producer was fenced: another producer started with its
+    /// `transactionalID`, so this one is a zombie. Its open transaction was
+    /// aborted; it is not restarted (a new client would fence the other in
+    /// turn), and the failure escalates.
+    #[error("producer {name:?} was fenced: another producer took transactionalID {transactional_id:?} ({reason})")]
+    Fenced {
+        /// The producer's configured name.
+        name: String,
+        /// Its `transactionalID`.
+        transactional_id: String,
+        /// What librdkafka reported.
+        reason: String,
+    },
+    /// A transaction did not commit: none of its messages (nor offsets) will
+    /// be visible to `read_committed` readers. Begin a new one to try again.
+    #[error("producer {name:?}: transaction aborted: {reason}")]
+    TransactionAborted {
+        /// The producer's configured name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The operation does not apply to this client's configuration.
     #[error("{name:?}: {reason}")]
     Unsupported {
@@ -285,6 +307,13 @@ impl Error {
     #[must_use]
     pub fn is_config(&self) -> bool {
         matches!(self, Error::Config(_) | Error::UnknownClient { .. })
+    }
+
+    /// True when a transactional producer was fenced by a newer one with its
+    /// `transactionalID`.
+    #[must_use]
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Error::Fenced { .. })
     }
 
     /// True when an admin request named a topic (or partition) that does

@@ -72,6 +72,7 @@ impl Incarnations for ProducerClients {
     type Closed = CloseReport;
 
     async fn start(&self, incarnation: u64) -> Result<Arc<Client>, Error> {
+        // A transactional client registers its id on its first `begin`.
         self.spec.create_client(incarnation, &self.shared)
     }
 
@@ -388,6 +389,21 @@ impl Handler<ClientError> for ProducerActor {
         };
         if incarnation != error.generation {
             return; // about a client already replaced
+        }
+        if let Some((code, fatal)) = client.fatal_error_code() {
+            if super::transaction::is_fencing(code) {
+                // Another producer has the transactional id now: a new
+                // client would fence it in turn. Stop for good.
+                let supervisor = self.supervisor.clone();
+                let reason = format!(
+                    "fenced by a newer producer with its transactionalID: {fatal} ({code:?})"
+                );
+                let stop = async move {
+                    let _ = supervisor.give_up(incarnation, reason).await;
+                };
+                ctx.wait(stop.into_actor(self));
+                return;
+            }
         }
         let reason = match (client.fatal_error(), error.code) {
             (Some(reason), _) => reason,

@@ -657,10 +657,18 @@ impl Client {
 
     /// librdkafka's description of the fatal error this client is in, if any.
     pub(crate) fn fatal_error(&self) -> Option<String> {
-        self.producer
-            .client()
-            .fatal_error()
+        self.fatal_error_code()
             .map(|(code, reason)| format!("{reason} ({code:?})"))
+    }
+
+    /// The fatal error this client is in, if any, with its code.
+    pub(crate) fn fatal_error_code(&self) -> Option<(RDKafkaErrorCode, String)> {
+        self.producer.client().fatal_error()
+    }
+
+    /// The transactional client's operations (blocking, but for `begin`).
+    pub(crate) fn transactions(&self) -> &BaseProducer<Context, BalancerAdapter> {
+        &self.producer
     }
 
     /// Makes librdkafka raise a fatal error, as a broken idempotent producer would.

@@ -17,6 +17,7 @@ mod client;
 mod produce;
 mod reports;
 mod tracker;
+mod transaction;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use actor::ProducerActor;
 pub use actor::ProducerStatus;
 pub use balancer::{Balancer, RoundRobin};
 pub use client::DeliveryFailed;
+pub use transaction::Transaction;
 
 pub(crate) use actor::ProducerSpec;
 pub(crate) use balancer::BalancerAdapter;
@@ -64,6 +66,8 @@ pub struct Producer {
     probe: Arc<ProducerProbe>,
     /// `topic` from the config, named by each write's span.
     topic: Option<Arc<str>>,
+    /// Set for a transactional producer (`transactionalID`).
+    transactional: Option<Arc<transaction::Transactional>>,
 }
 
 impl PartialEq for Producer {
@@ -84,6 +88,14 @@ impl Producer {
     pub(crate) fn start(spec: ProducerSpec) -> Result<Self, Error> {
         let name = spec.name.clone();
         let topic = spec.config.topic.as_deref().map(Arc::from);
+        let transactional = spec.config.transactional_id.as_ref().map(|id| {
+            Arc::new(transaction::Transactional {
+                id: id.clone(),
+                turn: Arc::default(),
+                timeout: spec.config.transaction_timeout,
+                initialised: std::sync::Mutex::new(None),
+            })
+        });
         let actor = ProducerActor::new(spec)?;
         let slot = actor.slot();
         let probe = actor.probe();
@@ -91,6 +103,7 @@ impl Producer {
             handle: ActorHandle::new("producer", &name, actor.start(), slot),
             probe,
             topic,
+            transactional,
         })
     }
 
@@ -114,8 +127,25 @@ impl Producer {
     /// Writes messages, in order, and reports each one's fate.
     ///
     /// The call fails as a whole only when the producer is closed or gave up
-    /// restarting; otherwise every message has an [`Outcome`].
+    /// restarting; otherwise every message has an [`Outcome`]. A
+    /// transactional producer writes inside a [`Transaction`] only
+    /// ([`begin`](Self::begin)).
     pub async fn write(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<WriteReport, Error> {
+        if self.transactional.is_some() {
+            return Err(Error::Unsupported {
+                name: self.name().to_string(),
+                reason: "a transactional producer (transactionalID) writes inside a transaction: producer.begin()".into(),
+            });
+        }
+        self.write_unchecked(messages).await
+    }
+
+    /// [`write`](Self::write), also for a transactional producer (inside its
+    /// transaction).
+    async fn write_unchecked(
         &self,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteReport, Error> {

@@ -62,6 +62,18 @@ impl RestartTracker {
         Ok(backoff_with_jitter(&self.policy, attempt))
     }
 
+    /// Escalates at once: the failure is one no restart gets past.
+    pub(crate) fn give_up(&mut self, reason: &str) -> Escalation {
+        let escalation = Escalation {
+            kind: self.kind,
+            name: self.name.clone(),
+            restarts: self.recent_restarts(),
+            reason: reason.to_string(),
+        };
+        self.escalator.escalate(escalation.clone());
+        escalation
+    }
+
     /// Restarts counted in the current window.
     pub(crate) fn recent_restarts(&self) -> u32 {
         self.recent.len() as u32

@@ -281,17 +281,9 @@ impl<S: Incarnations> Supervisor<S> {
     /// the restart; past the restart limit, returns the escalation. A report
     /// about an incarnation already replaced, or while closing, does nothing.
     pub(crate) async fn fail(&self, incarnation: u64, reason: String) -> Result<(), Escalation> {
-        let failed = {
-            let mut state = self.slot.lock();
-            if state.incarnation != incarnation || !matches!(state.phase, Phase::Running(_)) {
-                return Ok(());
-            }
-            match std::mem::replace(&mut state.phase, Phase::Restarting) {
-                Phase::Running(client) => client,
-                _ => unreachable!("matched Running above"),
-            }
+        let Some(failed) = self.take_running(incarnation) else {
+            return Ok(());
         };
-        self.slot.notify();
         let (kind, name) = (self.slot.kind, self.slot.name.as_str());
         tracing::warn!(kind, name, incarnation, %reason, "client failed; replacing it");
         self.spec.discard(failed, &reason).await;
@@ -328,6 +320,39 @@ impl<S: Incarnations> Supervisor<S> {
                 Err(e) => last_failure = format!("cannot restart: {e}"),
             }
         }
+    }
+
+    /// Ends incarnation `incarnation` for good, without a restart, and
+    /// escalates: its failure is one a new client cannot get past (a fenced
+    /// transactional producer: another instance took its transactional id,
+    /// and a new client would fence that one in turn).
+    pub(crate) async fn give_up(&self, incarnation: u64, reason: String) -> Result<(), Escalation> {
+        let Some(failed) = self.take_running(incarnation) else {
+            return Ok(());
+        };
+        let (kind, name) = (self.slot.kind, self.slot.name.as_str());
+        tracing::error!(kind, name, incarnation, %reason, "client failed for good; not restarting it");
+        self.spec.discard(failed, &reason).await;
+        let escalation = self.tracker.borrow_mut().give_up(&reason);
+        self.slot.end_restart(Phase::GaveUp(escalation.clone()));
+        Err(escalation)
+    }
+
+    /// Takes incarnation `incarnation` out of the slot to replace or end it;
+    /// `None` when it was replaced already or is not running.
+    fn take_running(&self, incarnation: u64) -> Option<S::Client> {
+        let failed = {
+            let mut state = self.slot.lock();
+            if state.incarnation != incarnation || !matches!(state.phase, Phase::Running(_)) {
+                return None;
+            }
+            match std::mem::replace(&mut state.phase, Phase::Restarting) {
+                Phase::Running(client) => client,
+                _ => unreachable!("matched Running above"),
+            }
+        };
+        self.slot.notify();
+        Some(failed)
     }
 
     /// Fails the running incarnation as if its client had reported `reason`

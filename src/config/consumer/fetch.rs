@@ -17,6 +17,49 @@ pub enum StartOffset {
     Last,
 }
 
+/// Which messages of transactional producers a consumer reads
+/// (`isolationLevel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IsolationLevel {
+    /// `"read_committed"`: only messages of committed transactions (and
+    /// every non-transactional one), in offset order (the default).
+    ReadCommitted,
+    /// `"read_uncommitted"`: every message, aborted transactions' too.
+    ReadUncommitted,
+}
+
+impl Value for IsolationLevel {
+    fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
+        const EXPECTED: &str = "\"read_committed\" or \"read_uncommitted\"";
+        let Some(raw) = section.value(name) else {
+            return Ok(None);
+        };
+        match raw {
+            toml::Value::String(s) => {
+                match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+                    "read_committed" | "readcommitted" => Ok(Some(IsolationLevel::ReadCommitted)),
+                    "read_uncommitted" | "readuncommitted" => {
+                        Ok(Some(IsolationLevel::ReadUncommitted))
+                    }
+                    _ => Err(section.invalid(name, raw, EXPECTED)),
+                }
+            }
+            other => Err(section.wrong_type(name, EXPECTED, other)),
+        }
+    }
+}
+
+impl PropertyText for IsolationLevel {
+    fn property_text(&self) -> String {
+        match self {
+            IsolationLevel::ReadCommitted => "read_committed",
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+        }
+        .to_string()
+    }
+}
+
 settings! {
     /// Fetch and commit settings shared by consumers and consumer groups.
     #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +71,10 @@ settings! {
         pub start_offset: StartOffset = key("startOffset", "-2")
             .shown("`-2` (first); `-1` last; number or string")
             .property("auto.offset.reset"),
+        /// `"read_committed"`: of transactional producers' messages, only
+        /// those of committed transactions; `"read_uncommitted"`: all.
+        pub isolation_level: IsolationLevel = key("isolationLevel", "\"read_committed\"")
+            .property("isolation.level"),
         /// the least data a fetch waits for.
         pub min_bytes: u32 = key("minBytes", "1")
             .range(1, 100_000_000)

@@ -7,7 +7,7 @@ mod membership;
 
 use std::time::Duration;
 
-pub use fetch::{FetchSettings, StartOffset};
+pub use fetch::{FetchSettings, IsolationLevel, StartOffset};
 pub use flow::FlowSettings;
 pub use membership::{GroupBalancer, GroupProtocol, GroupSettings};
 

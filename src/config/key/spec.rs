@@ -231,6 +231,14 @@ impl<T: Value> OptionalKey<T> {
         }
     }
 
+    /// See [`Key::sets`].
+    pub(crate) fn sets(self, property: &'static str) -> Self {
+        OptionalKey {
+            key: self.key.sets(property),
+            ..self
+        }
+    }
+
     /// Leaving the key out works as `literal` would (a default applied
     /// elsewhere, as restart keys take the component's policy).
     pub(crate) fn behaves_like(self, literal: &'static str) -> Self {

@@ -455,6 +455,21 @@ impl ConsumerGroup {
         let _ = self.shared.send(Command::Hold { partition, until });
     }
 
+    /// The member's group metadata (group id, generation, member id): what a
+    /// transaction needs to commit offsets as this member, so that a member
+    /// fenced by a rebalance cannot commit.
+    pub(crate) async fn group_metadata(
+        &self,
+    ) -> Result<rdkafka::consumer::ConsumerGroupMetadata, Error> {
+        self.shared
+            .ask(Command::GroupMetadata)
+            .await?
+            .ok_or_else(|| Error::Unsupported {
+                name: self.shared.name.clone(),
+                reason: "the member has no group metadata yet".into(),
+            })
+    }
+
     /// Commits, now and synchronously, everything subscribers have acknowledged.
     pub async fn commit_acknowledged(&self) -> Result<Vec<PartitionOffset>, Error> {
         self.commit(&[]).await

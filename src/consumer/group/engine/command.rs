@@ -27,6 +27,9 @@ pub(crate) enum Command {
     },
     SubscribeEvents(actix::Recipient<GroupEvent>),
     Status(tokio::sync::oneshot::Sender<GroupStatus>),
+    /// The member's group metadata (group, generation, member id), for a
+    /// transaction to commit offsets as this member.
+    GroupMetadata(tokio::sync::oneshot::Sender<Option<rdkafka::consumer::ConsumerGroupMetadata>>),
     /// Drain for at most `drain` (capped by `drainTimeout`), commit, leave;
     /// the reply names what the member failed to commit, if anything.
     Close {

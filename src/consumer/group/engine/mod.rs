@@ -429,6 +429,9 @@ impl Engine {
                     self.apply_pauses(consumer);
                 }
             }
+            Command::GroupMetadata(reply) => {
+                let _ = reply.send(consumer.group_metadata());
+            }
             Command::Status(reply) => {
                 self.commit_due(consumer);
                 let _ = reply.send(self.status(consumer));
