@@ -55,9 +55,11 @@ stage "the suite on Apache Kafka (classic group protocol)" cargo test --no-fail-
 stage "consumer groups under KIP-848 (group.protocol = consumer)" \
   env EKAFKA_TEST_GROUP_PROTOCOL=consumer cargo test --no-fail-fast \
   --test consumer_group --test rebalance --test consumer --test server \
-  --test server_failures --test memory --test concurrency --test retry_topics
-stage "admin API, delay topics made by a server, fenced producers" \
-  cargo test --no-fail-fast --test admin --test retry_topics --test transactions -- --include-ignored
+  --test server_failures --test memory --test concurrency --test retry_topics \
+  --test exactly_once
+stage "admin API, delay topics made by a server, fenced producers, exactly once across SIGKILL" \
+  cargo test --no-fail-fast --test admin --test retry_topics --test transactions \
+  --test exactly_once -- --include-ignored
 stage "security: SASL, TLS, ACLs" cargo test --no-fail-fast --test security -- --include-ignored
 # One at a time: each test runs a 3-broker cluster of its own.
 stage "broker loss on 3 brokers" \

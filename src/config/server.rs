@@ -202,6 +202,10 @@ settings! {
         pub dead_letter: Option<DeadLetter> = led_by("deadLetterProducer"),
         /// The delay topics, when `retryTopics` is set.
         pub retry_topics: Option<RetryTopics> = led_by("retryTopics"),
+        /// a `[kafka.producers.NAME]` with `transactionalID`, for
+        /// `on_each_message_transform`: the messages a batch's handler calls
+        /// return and the batch's offsets commit in one transaction.
+        pub transactional_producer: Option<String> = optional("transactionalProducer"),
         /// How the server is restarted after it failed, and when it escalates.
         pub restart: RestartSettings = flatten(),
     }
@@ -215,6 +219,23 @@ impl Rules for ConsumerServerConfig {
         if let Some(retry_topics) = &self.retry_topics {
             if retry_topics.producer.is_none() && self.dead_letter.is_none() {
                 return Err(section.missing("retryProducer"));
+            }
+        }
+        if self.transactional_producer.is_some() {
+            // A transaction spans a run of one partition's messages in order.
+            if self.concurrency.limit > 1 {
+                return Err(section.invalid(
+                    "concurrency",
+                    section.value("concurrency").expect("set: it is not the default"),
+                    "1 with transactionalProducer (a transaction covers a run of the partition's messages in order)",
+                ));
+            }
+            if self.retry_topics.is_some() {
+                return Err(section.invalid(
+                    "retryTopics",
+                    section.value("retryTopics").expect("set"),
+                    "no delay topics with transactionalProducer (a message waiting in one would be committed past)",
+                ));
             }
         }
         Ok(())

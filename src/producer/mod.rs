@@ -107,6 +107,11 @@ impl Producer {
         })
     }
 
+    /// `topic` from the config: where messages naming none go.
+    pub(crate) fn default_topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+
     /// Whether the current client reached a broker.
     pub(crate) fn probe(&self) -> &Arc<ProducerProbe> {
         &self.probe

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use actix::Recipient;
 use tokio::sync::watch;
 
+use super::handling::MessageHandler;
 use super::retry_topics;
 use super::supervisor::{self, ServerSpec};
 use super::{
@@ -15,9 +16,10 @@ use super::{
     HandlerFailure, RunningServer,
 };
 use crate::component::Ekafka;
-use crate::config::ConsumerServerConfig;
+use crate::config::{ConfigError, ConfigProblem, ConsumerServerConfig};
 use crate::consumer::ConsumedMessage;
 use crate::error::Error;
+use crate::record::Message;
 use crate::supervision::Supervisor;
 
 /// An each-message server being set up; from
@@ -56,12 +58,47 @@ impl ServerBuilder<'_> {
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
         let (kafka, config) = (self.kafka, self.config);
-        let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
         let handler: handling::BoxedHandler = if config.debug {
             debug_output(kafka.clone(), server_name(config), handler)
         } else {
             Rc::new(move |message| Box::pin(handler(message)))
         };
+        self.start(MessageHandler::Each(handler)).await
+    }
+
+    /// Starts the server in exactly-once mode (see
+    /// [`ConsumerServer::on_each_message_transform`](super::ConsumerServer::on_each_message_transform)).
+    pub async fn on_each_message_transform<F, Fut>(self, handler: F) -> Result<RunningServer, Error>
+    where
+        F: Fn(ConsumedMessage) -> Fut + 'static,
+        Fut: Future<Output = Result<Vec<Message>, HandlerError>> + 'static,
+    {
+        let (kafka, config) = (self.kafka, self.config);
+        let name = required(
+            config,
+            &config.transactional_producer,
+            "transactionalProducer",
+        )?;
+        let producer_config = kafka.config().producers.get(name);
+        if producer_config.is_some_and(|p| p.transactional_id.is_none()) {
+            return Err(ConfigError::new(
+                format!("{}.transactionalProducer", config.section),
+                ConfigProblem::InvalidValue {
+                    found: format!("{name:?}"),
+                    expected: "a producer with transactionalID".into(),
+                },
+            )
+            .into());
+        }
+        let producer = kafka.producer(name)?;
+        let handler: handling::BoxedTransform = Rc::new(move |message| Box::pin(handler(message)));
+        self.start(MessageHandler::Transform { handler, producer })
+            .await
+    }
+
+    async fn start(self, handler: MessageHandler) -> Result<RunningServer, Error> {
+        let (kafka, config) = (self.kafka, self.config);
+        let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
         let group_config = kafka.consumer_group_config(group_name)?;
         let drain_timeout = group_config.flow.drain_timeout;
         let retry_topics = match &config.retry_topics {

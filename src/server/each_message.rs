@@ -21,7 +21,7 @@ mod concurrent;
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::handling::{handle_batch, is_stale, BatchEnd, BoxedHandler, DeadLetterSink, Worker};
+use super::handling::{handle_batch, is_stale, BatchEnd, DeadLetterSink, MessageHandler, Worker};
 use super::lane::Lane;
 use super::outcome::{HandlerError, HandlerFailure};
 use super::partition::{
@@ -44,7 +44,7 @@ pub(crate) struct EachMessageSettings {
     pub(crate) name: String,
     /// The consumer group's `groupID`.
     pub(crate) group: String,
-    pub(crate) handler: BoxedHandler,
+    pub(crate) handler: MessageHandler,
     pub(crate) retry: RetrySettings,
     /// How many messages of one partition are handled at once.
     pub(crate) concurrency: Concurrency,
@@ -127,6 +127,7 @@ impl EachMessageActor {
             server: name.clone(),
             group,
             quiescing: quiescing.subscribe(),
+            member: member.clone(),
             revoked: Rc::clone(&revoked),
             revocations: Rc::clone(&revocations),
             metrics,
@@ -165,6 +166,7 @@ impl EachMessageActor {
             .retry_chain
             .as_ref()
             .is_some_and(|c| c.stage_of(&partition.topic).is_some());
+        let each_message = matches!(self.worker.handler, MessageHandler::Each(_));
         self.partitions.entry(partition.clone()).or_insert_with(|| {
             // Without a dead-letter topic the budget is never asked.
             let (limit, window) = settings.dead_letter_budget.unwrap_or_default();
@@ -177,7 +179,7 @@ impl EachMessageActor {
                     settings.escalator.clone(),
                 ),
                 DeadLetterBudget::new(limit, window),
-                (concurrency > 1 && !delay_topic).then(|| Lane::new(concurrency)),
+                (concurrency > 1 && !delay_topic && each_message).then(|| Lane::new(concurrency)),
             )
         })
     }

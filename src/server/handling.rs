@@ -20,13 +20,104 @@ use super::retry_topics::{failure_headers, RetryChain};
 use crate::config::{RestartPolicy, RetrySettings};
 use crate::observe::{trace, Handled, HandlerProbe, ServerMetrics};
 use crate::producer::Producer;
-use crate::record::{ConsumedMessage, MessageBatch, TopicPartition};
+use crate::record::{ConsumedMessage, Message, MessageBatch, TopicPartition};
 use crate::supervision::backoff_with_jitter;
 use tracing::Instrument as _;
 
 /// The handler, boxed: any async function of a message.
 pub(crate) type BoxedHandler =
     Rc<dyn Fn(ConsumedMessage) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>>>>>;
+
+/// A transform handler, boxed: the messages to write for a message.
+pub(crate) type BoxedTransform = Rc<
+    dyn Fn(ConsumedMessage) -> Pin<Box<dyn Future<Output = Result<Vec<Message>, HandlerError>>>>,
+>;
+
+/// What a server runs per message.
+#[derive(Clone)]
+pub(crate) enum MessageHandler {
+    /// At least once: the message is acknowledged once handled.
+    Each(BoxedHandler),
+    /// Exactly once: the messages returned and the input's offsets commit in
+    /// one transaction of `producer`.
+    Transform {
+        handler: BoxedTransform,
+        producer: Producer,
+    },
+}
+
+/// Where a handled message's result goes: acknowledged at once (at least
+/// once), or written inside the batch's transaction (exactly once).
+pub(crate) trait Completion {
+    type Output;
+
+    /// Calls the handler.
+    fn call(
+        &self,
+        message: ConsumedMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<Self::Output, HandlerError>>>>;
+
+    /// Stores a success; an error stops the partition at the message.
+    async fn succeeded(
+        &self,
+        message: &ConsumedMessage,
+        output: Self::Output,
+    ) -> Result<(), HandlerError>;
+
+    /// Writes `out` to the dead-letter topic; true once stored.
+    async fn dead_lettered(&self, sink: &DeadLetterSink, out: Message) -> bool;
+
+    /// A message settled without a result of its own (dead-lettered, delayed).
+    fn settled(&self, message: &ConsumedMessage);
+}
+
+/// At least once: each message acknowledged when it is done.
+pub(crate) struct Acknowledge<'a> {
+    pub(crate) handler: &'a BoxedHandler,
+    pub(crate) batch: &'a MessageBatch,
+}
+
+impl Completion for Acknowledge<'_> {
+    type Output = ();
+
+    fn call(
+        &self,
+        message: ConsumedMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>>>> {
+        (self.handler)(message)
+    }
+
+    async fn succeeded(&self, message: &ConsumedMessage, (): ()) -> Result<(), HandlerError> {
+        self.batch.ack_message(message);
+        Ok(())
+    }
+
+    async fn dead_lettered(&self, sink: &DeadLetterSink, out: Message) -> bool {
+        stored(sink.producer.write([out]).await, "dead-letter")
+    }
+
+    fn settled(&self, message: &ConsumedMessage) {
+        self.batch.ack_message(message);
+    }
+}
+
+/// True when a one-message write was stored; logs why not otherwise.
+pub(crate) fn stored(
+    written: Result<crate::record::WriteReport, crate::error::Error>,
+    what: &str,
+) -> bool {
+    match written {
+        Ok(report) if report.is_success() => true,
+        Ok(report) => {
+            tracing::error!(error = ?report.failures().next(), "{what} write failed");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{what} write failed");
+            false
+        }
+    }
+}
 
 /// Where failed-for-good messages go.
 #[derive(Clone)]
@@ -59,7 +150,7 @@ pub mod headers {
 /// What handling a message needs: one per server incarnation, shared by its
 /// partitions' handling.
 pub(crate) struct Worker {
-    pub(crate) handler: BoxedHandler,
+    pub(crate) handler: MessageHandler,
     pub(crate) retry: RetrySettings,
     pub(crate) dead_letter: Option<DeadLetterSink>,
     /// The delay topics, with `retryTopics`.
@@ -70,6 +161,8 @@ pub(crate) struct Worker {
     /// The consumer group's `groupID`, for the handler's span.
     pub(crate) group: String,
     pub(crate) quiescing: watch::Receiver<bool>,
+    /// The server's group member: a transaction commits offsets as it.
+    pub(crate) member: crate::consumer::ConsumerGroup,
     pub(crate) revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
     pub(crate) revocations: Rc<Notify>,
     pub(crate) metrics: Option<ServerMetrics>,
@@ -139,48 +232,66 @@ pub(crate) async fn handle_batch(
     worker: Rc<Worker>,
     dead_letters: Rc<RefCell<DeadLetterBudget>>,
 ) -> (Queued, BatchEnd) {
-    let batch = &queued.batch;
-    let end = 'batch: {
-        for message in batch
-            .messages()
-            .iter()
-            .filter(|m| m.offset() >= queued.from)
-        {
-            if worker.must_stop(batch) {
-                batch.release_from(message.offset());
-                break 'batch BatchEnd::Interrupted;
-            }
-            let chain = worker.retry_chain.as_ref();
-            if let Some(until) = chain.and_then(|c| c.not_due_until(message)) {
-                break 'batch BatchEnd::Waiting {
-                    offset: message.offset(),
-                    until,
-                };
-            }
-            match handle_message(&worker, &dead_letters, batch, message).await {
-                MessageEnd::Done => {}
-                MessageEnd::Interrupted => {
-                    batch.release_from(message.offset());
-                    break 'batch BatchEnd::Interrupted;
-                }
-                MessageEnd::Stopped { error, limit } => {
-                    break 'batch BatchEnd::Stopped {
-                        offset: message.offset(),
-                        error,
-                        limit,
-                    }
-                }
-            }
+    let end = match &worker.handler {
+        MessageHandler::Each(handler) => {
+            each_message(&queued, &worker, handler, &dead_letters).await
         }
-        BatchEnd::Done
+        MessageHandler::Transform { handler, producer } => {
+            super::transactional::handle_batch(&queued, &worker, handler, producer, &dead_letters)
+                .await
+        }
     };
     (queued, end)
 }
 
+/// At least once: each message acknowledged when done.
+async fn each_message(
+    queued: &Queued,
+    worker: &Worker,
+    handler: &BoxedHandler,
+    dead_letters: &RefCell<DeadLetterBudget>,
+) -> BatchEnd {
+    let batch = &queued.batch;
+    for message in batch
+        .messages()
+        .iter()
+        .filter(|m| m.offset() >= queued.from)
+    {
+        if worker.must_stop(batch) {
+            batch.release_from(message.offset());
+            return BatchEnd::Interrupted;
+        }
+        let chain = worker.retry_chain.as_ref();
+        if let Some(until) = chain.and_then(|c| c.not_due_until(message)) {
+            return BatchEnd::Waiting {
+                offset: message.offset(),
+                until,
+            };
+        }
+        let completion = Acknowledge { handler, batch };
+        match handle_message(worker, &completion, dead_letters, batch, message).await {
+            MessageEnd::Done => {}
+            MessageEnd::Interrupted => {
+                batch.release_from(message.offset());
+                return BatchEnd::Interrupted;
+            }
+            MessageEnd::Stopped { error, limit } => {
+                return BatchEnd::Stopped {
+                    offset: message.offset(),
+                    error,
+                    limit,
+                }
+            }
+        }
+    }
+    BatchEnd::Done
+}
+
 /// Handles one message of `batch`: the handler, its in-place retries, and the
 /// dead-letter topic when it fails for good.
-pub(crate) async fn handle_message(
+pub(crate) async fn handle_message<C: Completion>(
     worker: &Worker,
+    completion: &C,
     dead_letters: &RefCell<DeadLetterBudget>,
     batch: &MessageBatch,
     message: &ConsumedMessage,
@@ -206,15 +317,18 @@ pub(crate) async fn handle_message(
         let started = Instant::now();
         let call = worker.probe.start();
         let span = trace::process_span(&worker.server, &worker.group, message);
-        let outcome = run_handler(&worker.handler, message.clone())
+        let outcome = run_handler(|| completion.call(message.clone()))
             .instrument(span)
             .await;
         drop(call);
         let elapsed = started.elapsed();
+        let outcome = match outcome {
+            Ok(output) => completion.succeeded(message, output).await,
+            Err(error) => Err(error),
+        };
         let error = match outcome {
             Ok(()) => {
                 record(Handled::Ok, elapsed);
-                batch.ack_message(message);
                 return MessageEnd::Done;
             }
             Err(error) => error,
@@ -256,7 +370,7 @@ pub(crate) async fn handle_message(
             if chain.send(message, &topic, delay, &error, attempts).await {
                 record(Handled::Delayed, elapsed);
                 report(FailureAction::Delayed { topic, delay });
-                batch.ack_message(message);
+                completion.settled(message);
                 return MessageEnd::Done;
             }
             // Not stored: the partition stops at it rather than lose it.
@@ -266,10 +380,12 @@ pub(crate) async fn handle_message(
         }
         let limit = match &worker.dead_letter {
             Some(sink) if dead_letters.borrow_mut().take() => {
-                if dead_letter_write(sink, chain, message, &error, attempts).await {
+                let mut out = failure_headers(chain, message, &error, attempts);
+                out.topic.clone_from(&sink.topic);
+                if completion.dead_lettered(sink, out).await {
                     record(Handled::DeadLettered, elapsed);
                     report(FailureAction::DeadLettered);
-                    batch.ack_message(message);
+                    completion.settled(message);
                     return MessageEnd::Done;
                 }
                 None
@@ -286,7 +402,7 @@ pub(crate) async fn handle_message(
 /// Waits `delay` before a retry; false when the server began shutting down or
 /// the partition was revoked meanwhile (the message then goes to the
 /// partition's next owner).
-async fn wait_for_retry(worker: &Worker, batch: &MessageBatch, delay: Duration) -> bool {
+pub(crate) async fn wait_for_retry(worker: &Worker, batch: &MessageBatch, delay: Duration) -> bool {
     let mut quiescing = worker.quiescing.clone();
     let wait = tokio::time::sleep(delay);
     tokio::pin!(wait);
@@ -303,10 +419,12 @@ async fn wait_for_retry(worker: &Worker, batch: &MessageBatch, delay: Duration) 
     }
 }
 
-/// Calls the handler, turning a panic (while creating or polling its future)
-/// into a fatal failure.
-async fn run_handler(handler: &BoxedHandler, message: ConsumedMessage) -> Result<(), HandlerError> {
-    let future = match catch_unwind(AssertUnwindSafe(|| handler(message))) {
+/// Calls the handler through `call`, turning a panic (while creating or
+/// polling its future) into a fatal failure.
+async fn run_handler<T>(
+    call: impl FnOnce() -> Pin<Box<dyn Future<Output = Result<T, HandlerError>>>>,
+) -> Result<T, HandlerError> {
+    let future = match catch_unwind(AssertUnwindSafe(call)) {
         Ok(future) => future,
         Err(panic) => {
             return Err(HandlerError::fatal(format!(
@@ -318,10 +436,10 @@ async fn run_handler(handler: &BoxedHandler, message: ConsumedMessage) -> Result
     CatchPanic(future).await
 }
 
-struct CatchPanic(Pin<Box<dyn Future<Output = Result<(), HandlerError>>>>);
+struct CatchPanic<T>(Pin<Box<dyn Future<Output = Result<T, HandlerError>>>>);
 
-impl Future for CatchPanic {
-    type Output = Result<(), HandlerError>;
+impl<T> Future for CatchPanic<T> {
+    type Output = Result<T, HandlerError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
@@ -340,27 +458,4 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
-}
-
-/// Writes a failed message to the dead-letter topic; true once it is stored.
-async fn dead_letter_write(
-    sink: &DeadLetterSink,
-    chain: Option<&RetryChain>,
-    message: &ConsumedMessage,
-    error: &HandlerError,
-    attempts: u32,
-) -> bool {
-    let mut out = failure_headers(chain, message, error, attempts);
-    out.topic.clone_from(&sink.topic);
-    match sink.producer.write([out]).await {
-        Ok(report) if report.is_success() => true,
-        Ok(report) => {
-            tracing::error!(error = ?report.failures().next(), "dead-letter write failed");
-            false
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "dead-letter write failed");
-            false
-        }
-    }
 }

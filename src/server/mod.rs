@@ -37,6 +37,7 @@ mod outcome;
 mod partition;
 mod retry_topics;
 mod supervisor;
+mod transactional;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -142,6 +143,53 @@ impl ConsumerServer {
     ) -> Result<RunningServer, Error> {
         Self::builder(kafka, config)
             .on_each_message_actor(handler)
+            .await
+    }
+}
+
+impl ConsumerServer {
+    /// Exactly-once consume-transform-produce: `handler` returns the messages
+    /// to write for each message of the server's group, and they commit with
+    /// the group's offsets in one transaction of `transactionalProducer` (a
+    /// producer with `transactionalID`). A `read_committed` reader of the
+    /// outputs sees each input's outputs once, also across crashes, restarts
+    /// and rebalances: a transaction that did not commit is aborted and its
+    /// inputs handled again. Messages without a topic go to the producer's
+    /// `topic`.
+    ///
+    /// A run of one partition's fetched messages (up to `deliveryBatch`)
+    /// shares a transaction; retries, dead letters (written inside the
+    /// transaction) and the stop-on-failure rule work as in
+    /// [`on_each_message`](Self::on_each_message).
+    ///
+    /// ```no_run
+    /// # async fn run(kafka: ekafka::Ekafka) -> Result<(), ekafka::Error> {
+    /// use ekafka::server::{ConsumerServer, HandlerError};
+    /// use ekafka::Message;
+    /// let config = ekafka::config::ConsumerServerConfig::from_toml_str(
+    ///     "[kafkaConsumerServers.s1]\nconsumerGroupName = \"orders\"\ntransactionalProducer = \"invoices\"\n",
+    ///     "kafkaConsumerServers.s1",
+    /// )?;
+    /// let server = ConsumerServer::on_each_message_transform(&kafka, &config, |order| async move {
+    ///     let text = order.value_str().ok_or_else(|| HandlerError::fatal("not UTF-8"))?;
+    ///     Ok(vec![Message::new(format!("invoice for {text}"))])
+    /// })
+    /// .await?;
+    /// # server.close().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn on_each_message_transform<F, Fut>(
+        kafka: &Ekafka,
+        config: &ConsumerServerConfig,
+        handler: F,
+    ) -> Result<RunningServer, Error>
+    where
+        F: Fn(ConsumedMessage) -> Fut + 'static,
+        Fut: Future<Output = Result<Vec<crate::record::Message>, HandlerError>> + 'static,
+    {
+        Self::builder(kafka, config)
+            .on_each_message_transform(handler)
             .await
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::each_message::{
     EachMessageActor, EachMessageSettings, PartitionGaveUp, Quiesce, Terminate,
 };
-use super::handling::{BoxedHandler, DeadLetterSink};
+use super::handling::{DeadLetterSink, MessageHandler};
 use super::retry_topics::RetryChain;
 use super::HandlerFailure;
 use crate::component::Ekafka;
@@ -42,7 +42,7 @@ pub(crate) struct ServerSpec {
     pub(crate) name: String,
     pub(crate) kafka: Ekafka,
     pub(crate) group_name: String,
-    pub(crate) handler: BoxedHandler,
+    pub(crate) handler: MessageHandler,
     pub(crate) retry: RetrySettings,
     /// How many messages of one partition are handled at once.
     pub(crate) concurrency: Concurrency,
@@ -102,7 +102,14 @@ impl ServerSpec {
         let actor = EachMessageActor::new(EachMessageSettings {
             name: self.name.clone(),
             group: group_id,
-            handler: Rc::clone(&self.handler),
+            handler: match &self.handler {
+                MessageHandler::Each(handler) => MessageHandler::Each(Rc::clone(handler)),
+                // A producer closed meanwhile is started again.
+                MessageHandler::Transform { handler, producer } => MessageHandler::Transform {
+                    handler: Rc::clone(handler),
+                    producer: self.kafka.producer(producer.name())?,
+                },
+            },
             retry: self.retry.clone(),
             concurrency: self.concurrency.clone(),
             dead_letter,

@@ -14,7 +14,7 @@ use actix::prelude::*;
 use super::EachMessageActor;
 use crate::config::OrderBy;
 use crate::record::{MessageBatch, TopicPartition};
-use crate::server::handling::{handle_message, MessageEnd};
+use crate::server::handling::{handle_message, Acknowledge, MessageEnd, MessageHandler};
 use crate::server::lane::{Lane, OrderKey};
 use crate::server::partition::Waiting;
 
@@ -45,11 +45,14 @@ impl EachMessageActor {
             let dead_letters = Rc::clone(&dead_letters);
             let partition = partition.clone();
             let run = async move {
-                let end = if worker.must_stop(&waiting.batch) {
-                    MessageEnd::Interrupted
-                } else {
-                    let message = waiting.message();
-                    handle_message(&worker, &dead_letters, &waiting.batch, message).await
+                let end = match &worker.handler {
+                    // Lanes are made for each-message handlers only.
+                    MessageHandler::Each(handler) if !worker.must_stop(&waiting.batch) => {
+                        let (batch, message) = (&waiting.batch, waiting.message());
+                        let completion = Acknowledge { handler, batch };
+                        handle_message(&worker, &completion, &dead_letters, batch, message).await
+                    }
+                    _ => MessageEnd::Interrupted,
                 };
                 (waiting, end)
             };
