@@ -38,7 +38,7 @@ pub(crate) struct Transactional {
 /// aborted (and a warning logged).
 ///
 /// ```no_run
-/// # async fn run(kafka: ekafka::Ekafka) -> Result<(), ekafka::Error> {
+/// # async fn run(kafka: ekafka::Ekafka) -> Result<(), Box<dyn std::error::Error>> {
 /// use ekafka::Message;
 /// let producer = kafka.producer("transfers")?; // with transactionalID set
 /// let transaction = producer.begin().await?;
