@@ -140,7 +140,7 @@ async fn a_fenced_producer_is_refused_with_a_clear_error_and_is_not_restarted() 
 }
 
 #[test]
-fn a_transactional_producer_needs_acks_from_all_replicas() {
+fn a_transactional_producer_needs_acks_from_all_replicas_and_timeouts_in_order() {
     let error = ekafka::Ekafka::from_toml_str(
         "[kafka]\nbrokers = [\"localhost:9092\"]\n[kafka.producers.tp]\ntransactionalID = \"t\"\nrequiredAcks = 1\n",
         "kafka",
@@ -148,4 +148,12 @@ fn a_transactional_producer_needs_acks_from_all_replicas() {
     .unwrap_err();
     assert_eq!(error.path(), "kafka.producers.tp.requiredAcks");
     assert!(error.to_string().contains("transactionalID"), "{error}");
+
+    let error = ekafka::Ekafka::from_toml_str(
+        "[kafka]\nbrokers = [\"localhost:9092\"]\n[kafka.producers.tp]\ntransactionalID = \"t\"\nwriteTimeout = \"2m\"\n",
+        "kafka",
+    )
+    .unwrap_err();
+    assert_eq!(error.path(), "kafka.producers.tp.writeTimeout");
+    assert!(error.to_string().contains("transactionTimeout"), "{error}");
 }

@@ -148,6 +148,20 @@ impl Rules for ProducerConfig {
                 "-1 (all replicas): a transactional producer (transactionalID) is idempotent",
             ));
         }
+        if self.transactional_id.is_some() {
+            // librdkafka refuses a transactional client whose messages may
+            // outlive the transaction they belong to.
+            section.check_order(
+                "writeTimeout",
+                "transactionTimeout",
+                self.write_timeout <= self.transaction_timeout,
+                format!(
+                    "writeTimeout ({}) no longer than transactionTimeout ({}) with transactionalID",
+                    format_go_duration(self.write_timeout),
+                    format_go_duration(self.transaction_timeout)
+                ),
+            )?;
+        }
         if self.transactional_id.is_some() && self.async_writes {
             return Err(section.invalid(
                 "async",

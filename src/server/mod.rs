@@ -29,6 +29,7 @@
 //! never past one still running.
 
 mod builder;
+mod completion;
 mod each_message;
 mod handling;
 mod lane;

@@ -47,14 +47,7 @@ impl RestartTracker {
             self.recent.pop_front();
         }
         if self.recent.len() >= self.policy.max_restarts as usize {
-            let escalation = Escalation {
-                kind: self.kind,
-                name: self.name.clone(),
-                restarts: self.recent_restarts(),
-                reason: reason.to_string(),
-            };
-            self.escalator.escalate(escalation.clone());
-            return Err(escalation);
+            return Err(self.give_up(reason));
         }
         let attempt = self.recent.len() as u32;
         self.recent.push_back(now);
