@@ -476,7 +476,7 @@ impl Ekafka {
         }
         let group = &group;
         let properties = config::librdkafka::consumer_group(&self.inner.config, name, group);
-        running_or_start(
+        let member = running_or_start(
             &self.inner.groups,
             name,
             "Ekafka::consumer_group",
@@ -494,7 +494,22 @@ impl Ekafka {
                     probe: Arc::default(),
                 })
             },
-        )
+        )?;
+        // Started earlier without them (by the user, say), it would never
+        // read them: say so rather than leave their messages unread.
+        let missing: Vec<&String> = extra_topics
+            .iter()
+            .filter(|topic| !member.topics().contains(topic))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Unsupported {
+                name: name.to_string(),
+                reason: format!(
+                    "the consumer group runs already, without {missing:?}; let the server start it (close it first)"
+                ),
+            });
+        }
+        Ok(member)
     }
 }
 

@@ -275,6 +275,22 @@ async fn a_server_makes_its_missing_delay_topics_like_its_topic() {
     server.close().await.expect("clean close");
 }
 
+#[actix::test]
+async fn a_group_already_running_without_the_delay_topics_is_refused_clearly() {
+    let fixture = Fixture::new();
+    let (kafka, config) = setup(&fixture, &["1s"], "retryProducer = \"p1\"");
+    let group = kafka.consumer_group("cg1").expect("group started first");
+    let error = ConsumerServer::on_each_message(&kafka, &config, |_message| async { Ok(()) })
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("runs already") && text.contains(&format!("{}-retry-1s", fixture.topic)),
+        "{text}"
+    );
+    group.close().await.expect("closed");
+}
+
 #[test]
 fn bad_retry_topics_are_refused_naming_the_key() {
     let read = |keys: &str| {

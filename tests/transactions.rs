@@ -157,3 +157,23 @@ fn a_transactional_producer_needs_acks_from_all_replicas_and_timeouts_in_order()
     assert_eq!(error.path(), "kafka.producers.tp.writeTimeout");
     assert!(error.to_string().contains("transactionTimeout"), "{error}");
 }
+
+#[actix::test]
+async fn an_at_least_once_server_refuses_a_transactional_dead_letter_producer() {
+    let fixture = Fixture::new();
+    let kafka = component(&fixture, &unique_name("txn"));
+    let config = ekafka::config::ConsumerServerConfig::from_toml_str(
+        "[kafkaConsumerServers.s1]\nconsumerGroupName = \"cg1\"\ndeadLetterProducer = \"tp\"\n",
+        "kafkaConsumerServers.s1",
+    )
+    .unwrap();
+    let error =
+        ekafka::server::ConsumerServer::on_each_message(&kafka, &config, |_m| async { Ok(()) })
+            .await
+            .unwrap_err();
+    let ekafka::Error::Config(error) = error else {
+        panic!("a config error, not {error}");
+    };
+    assert_eq!(error.path(), "kafkaConsumerServers.s1.deadLetterProducer");
+    assert!(error.to_string().contains("transactionalID"), "{error}");
+}

@@ -98,6 +98,9 @@ impl ServerBuilder<'_> {
 
     async fn start(self, handler: MessageHandler) -> Result<RunningServer, Error> {
         let (kafka, config) = (self.kafka, self.config);
+        if matches!(handler, MessageHandler::Each(_)) {
+            refuse_transactional_writers(kafka, config)?;
+        }
         let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
         let group_config = kafka.consumer_group_config(group_name)?;
         let drain_timeout = group_config.flow.drain_timeout;
@@ -166,4 +169,45 @@ impl ServerBuilder<'_> {
     ) -> Result<RunningServer, Error> {
         self.on_each_message(actor_handler(handler)).await
     }
+}
+
+/// An at-least-once server writes dead letters and delayed messages outside
+/// any transaction: a transactional producer would refuse every one of them,
+/// stopping each partition at its first failure.
+fn refuse_transactional_writers(
+    kafka: &Ekafka,
+    config: &ConsumerServerConfig,
+) -> Result<(), Error> {
+    let named = [
+        (
+            "deadLetterProducer",
+            config.dead_letter.as_ref().map(|dl| &dl.producer),
+        ),
+        (
+            "retryProducer",
+            config
+                .retry_topics
+                .as_ref()
+                .and_then(|rt| rt.producer.as_ref()),
+        ),
+    ];
+    for (key, producer) in named {
+        let Some(producer) = producer else { continue };
+        let transactional = kafka
+            .config()
+            .producers
+            .get(producer)
+            .is_some_and(|p| p.transactional_id.is_some());
+        if transactional {
+            return Err(ConfigError::new(
+                format!("{}.{key}", config.section),
+                ConfigProblem::InvalidValue {
+                    found: format!("{producer:?}"),
+                    expected: "a producer without transactionalID (a transactional one writes only inside transactions; use on_each_message_transform for those)".into(),
+                },
+            )
+            .into());
+        }
+    }
+    Ok(())
 }

@@ -93,6 +93,8 @@ struct Shared {
     ended: tokio::sync::watch::Sender<bool>,
     /// What health checks read of the current member.
     probe: Arc<GroupProbe>,
+    /// The topics it subscribes to.
+    topics: Vec<String>,
 }
 
 impl Shared {
@@ -291,6 +293,7 @@ impl ConsumerGroup {
         let name = spec.name.clone();
         let (policy, escalator) = (spec.restart_policy.clone(), spec.escalator.clone());
         let probe = Arc::clone(&spec.probe);
+        let topics = spec.config.topics.clone();
         // The engine reports to the actor, so the actor's address comes first.
         let context = Context::<ConsumerGroupActor>::new();
         let members = GroupMembers::new(spec, context.address().recipient());
@@ -303,6 +306,7 @@ impl ConsumerGroup {
             drain_timeout,
             ended: tokio::sync::watch::Sender::new(false),
             probe,
+            topics,
         });
         let actor = ConsumerGroupActor {
             supervisor,
@@ -311,6 +315,11 @@ impl ConsumerGroup {
         let addr = context.run(actor);
         let handle = ActorHandle::new(KIND, &shared.name, addr, Arc::clone(&shared.slot));
         Ok(ConsumerGroup { handle, shared })
+    }
+
+    /// The topics the group subscribes to.
+    pub(crate) fn topics(&self) -> &[String] {
+        &self.shared.topics
     }
 
     /// The configured name.
