@@ -7,7 +7,7 @@ use rdkafka::consumer::Consumer as _;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::topics::unknown_topic;
+use super::topics::topic_description;
 use super::{failed, ffi, ffi_failed, kafka_failed, Admin, Shared};
 use crate::error::Error;
 use crate::record::{PartitionOffset, TopicPartition};
@@ -130,10 +130,7 @@ impl Admin {
             committed(shared, &group)?
                 .into_iter()
                 .map(|(topic, partition, committed)| {
-                    let (_, high) = shared
-                        .lookup
-                        .fetch_watermarks(&topic, partition, shared.timeout)
-                        .map_err(|e| kafka_failed("reading the watermarks of topic", &topic, e))?;
+                    let (_, high) = shared.watermarks(&topic, partition)?;
                     Ok(PartitionLag {
                         lag: (high - committed).max(0),
                         topic,
@@ -247,27 +244,12 @@ fn reset(
 /// `(partition, offset)` for each partition `to` moves on `topic`.
 fn targets(shared: &Shared, topic: &str, to: &OffsetReset) -> Result<Vec<(i32, i64)>, Error> {
     let operation = "resetting offsets on topic";
-    let metadata = shared
-        .lookup
-        .fetch_metadata(Some(topic), shared.timeout)
-        .map_err(|e| kafka_failed(operation, topic, e))?;
-    let described = metadata
-        .topics()
+    let partitions: Vec<i32> = topic_description(shared, operation, topic)?
+        .partitions
         .iter()
-        .find(|t| t.name() == topic)
-        .ok_or_else(|| unknown_topic(operation, topic))?;
-    if let Some(error) = described.error() {
-        let code = RDKafkaErrorCode::from(error);
-        return Err(failed(operation, topic, code, code.to_string()));
-    }
-    let mut partitions: Vec<i32> = described.partitions().iter().map(|p| p.id()).collect();
-    partitions.sort_unstable();
-    let watermarks = |partition: i32| {
-        shared
-            .lookup
-            .fetch_watermarks(topic, partition, shared.timeout)
-            .map_err(|e| kafka_failed("reading the watermarks of topic", topic, e))
-    };
+        .map(|p| p.id)
+        .collect();
+    let watermarks = |partition: i32| shared.watermarks(topic, partition);
     match to {
         OffsetReset::Earliest => partitions
             .iter()

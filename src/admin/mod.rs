@@ -121,6 +121,14 @@ impl Admin {
 }
 
 impl Shared {
+    /// The low and high watermarks of a partition.
+    fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), Error> {
+        use rdkafka::consumer::Consumer as _;
+        self.lookup
+            .fetch_watermarks(topic, partition, self.timeout)
+            .map_err(|e| kafka_failed("reading the watermarks of topic", topic, e))
+    }
+
     fn ffi_client(&self) -> ffi::Client {
         ffi::Client(self.client.inner().native_ptr())
     }

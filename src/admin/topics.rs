@@ -6,7 +6,7 @@ use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication
 use rdkafka::consumer::Consumer as _;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{failed, ffi, ffi_failed, kafka_failed, Admin};
+use super::{failed, ffi, ffi_failed, kafka_failed, Admin, Shared};
 use crate::error::Error;
 
 /// A topic to create: its name, partitions, replication factor and configs.
@@ -170,35 +170,8 @@ impl Admin {
     /// A topic's partitions with their leaders and replicas.
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription, Error> {
         let name = name.to_string();
-        self.blocking(move |shared| {
-            let operation = "describing topic";
-            let metadata = shared
-                .lookup
-                .fetch_metadata(Some(&name), shared.timeout)
-                .map_err(|e| kafka_failed(operation, &name, e))?;
-            let topic = metadata
-                .topics()
-                .iter()
-                .find(|t| t.name() == name)
-                .ok_or_else(|| unknown_topic(operation, &name))?;
-            if let Some(error) = topic.error() {
-                let code = RDKafkaErrorCode::from(error);
-                return Err(failed(operation, &name, code, code.to_string()));
-            }
-            let mut partitions: Vec<PartitionDescription> = topic
-                .partitions()
-                .iter()
-                .map(|p| PartitionDescription {
-                    id: p.id(),
-                    leader: p.leader(),
-                    replicas: p.replicas().to_vec(),
-                    in_sync: p.isr().to_vec(),
-                })
-                .collect();
-            partitions.sort_by_key(|p| p.id);
-            Ok(TopicDescription { name, partitions })
-        })
-        .await
+        self.blocking(move |shared| topic_description(shared, "describing topic", &name))
+            .await
     }
 
     /// A topic's configs, every one the broker reports (set or default),
@@ -284,7 +257,44 @@ fn first_refusal(
     }
 }
 
-pub(super) fn unknown_topic(operation: &'static str, name: &str) -> Error {
+/// Topic `name` as the cluster's metadata describes it; `operation` names
+/// what it is for in an error.
+pub(super) fn topic_description(
+    shared: &Shared,
+    operation: &'static str,
+    name: &str,
+) -> Result<TopicDescription, Error> {
+    let metadata = shared
+        .lookup
+        .fetch_metadata(Some(name), shared.timeout)
+        .map_err(|e| kafka_failed(operation, name, e))?;
+    let topic = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == name)
+        .ok_or_else(|| unknown_topic(operation, name))?;
+    if let Some(error) = topic.error() {
+        let code = RDKafkaErrorCode::from(error);
+        return Err(failed(operation, name, code, code.to_string()));
+    }
+    let mut partitions: Vec<PartitionDescription> = topic
+        .partitions()
+        .iter()
+        .map(|p| PartitionDescription {
+            id: p.id(),
+            leader: p.leader(),
+            replicas: p.replicas().to_vec(),
+            in_sync: p.isr().to_vec(),
+        })
+        .collect();
+    partitions.sort_by_key(|p| p.id);
+    Ok(TopicDescription {
+        name: name.to_string(),
+        partitions,
+    })
+}
+
+fn unknown_topic(operation: &'static str, name: &str) -> Error {
     failed(
         operation,
         name,

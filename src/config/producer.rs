@@ -139,16 +139,23 @@ settings! {
 
 impl Rules for ProducerConfig {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
-        if self.transactional_id.is_some() && self.required_acks != RequiredAcks::All {
-            return Err(section.invalid(
-                "requiredAcks",
-                section
-                    .value("requiredAcks")
-                    .expect("set: it is not the default"),
-                "-1 (all replicas): a transactional producer (transactionalID) is idempotent",
-            ));
-        }
         if self.transactional_id.is_some() {
+            if self.required_acks != RequiredAcks::All {
+                return Err(section.invalid(
+                    "requiredAcks",
+                    section
+                        .value("requiredAcks")
+                        .expect("set: it is not the default"),
+                    "-1 (all replicas): a transactional producer (transactionalID) is idempotent",
+                ));
+            }
+            if self.async_writes {
+                return Err(section.invalid(
+                    "async",
+                    section.value("async").expect("set: it is not the default"),
+                    "false: a transaction's writes are answered once delivered",
+                ));
+            }
             // librdkafka refuses a transactional client whose messages may
             // outlive the transaction they belong to.
             section.check_order(
@@ -161,13 +168,6 @@ impl Rules for ProducerConfig {
                     format_go_duration(self.transaction_timeout)
                 ),
             )?;
-        }
-        if self.transactional_id.is_some() && self.async_writes {
-            return Err(section.invalid(
-                "async",
-                section.value("async").expect("set: it is not the default"),
-                "false: a transaction's writes are answered once delivered",
-            ));
         }
         section.check_order(
             "batchTimeout",

@@ -75,7 +75,6 @@ struct ActorSettings {
     policy: RestartPolicy,
     escalator: Escalator,
     faults: tokio::sync::mpsc::UnboundedSender<PartitionGaveUp>,
-    member: ConsumerGroup,
 }
 
 pub(crate) struct EachMessageActor {
@@ -127,7 +126,7 @@ impl EachMessageActor {
             server: name.clone(),
             group,
             quiescing: quiescing.subscribe(),
-            member: member.clone(),
+            member,
             revoked: Rc::clone(&revoked),
             revocations: Rc::clone(&revocations),
             metrics,
@@ -141,7 +140,6 @@ impl EachMessageActor {
                 policy,
                 escalator,
                 faults,
-                member,
             },
             worker: Rc::new(worker),
             partitions: HashMap::new(),
@@ -158,19 +156,18 @@ impl EachMessageActor {
     }
 
     fn partition(&mut self, partition: &TopicPartition) -> &mut PartitionState {
-        let settings = &self.settings;
-        // A delay topic's messages are handled one at a time: each waits
-        // until it is due, in offset order.
-        let delay_topic = self
-            .worker
-            .retry_chain
-            .as_ref()
-            .is_some_and(|c| c.stage_of(&partition.topic).is_some());
-        let each_message = matches!(self.worker.handler, MessageHandler::Each(_));
+        let (settings, worker) = (&self.settings, &self.worker);
         self.partitions.entry(partition.clone()).or_insert_with(|| {
             // Without a dead-letter topic the budget is never asked.
             let (limit, window) = settings.dead_letter_budget.unwrap_or_default();
             let concurrency = settings.concurrency.limit;
+            // A delay topic's messages are handled one at a time: each waits
+            // until it is due, in offset order.
+            let delay_topic = worker
+                .retry_chain
+                .as_ref()
+                .is_some_and(|c| c.stage_of(&partition.topic).is_some());
+            let each_message = matches!(worker.handler, MessageHandler::Each(_));
             PartitionState::new(
                 RestartTracker::new(
                     settings.policy.clone(),
@@ -322,7 +319,7 @@ impl EachMessageActor {
         until: std::time::Instant,
         ctx: &mut Context<Self>,
     ) {
-        self.settings.member.hold(partition.clone(), until);
+        self.worker.member.hold(partition.clone(), until);
         let state = self.partition(&partition);
         state.queued.push_front(rest);
         state.waiting_until = Some(until);

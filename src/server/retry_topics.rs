@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::completion::stored;
 use super::handling::headers;
 use super::HandlerError;
 use crate::admin::{Admin, TopicSpec};
@@ -70,10 +71,7 @@ impl RetryChain {
     /// now (or came from no delay topic).
     pub(crate) fn not_due_until(&self, message: &ConsumedMessage) -> Option<Instant> {
         self.stage_of(message.topic())?;
-        let due: u64 = std::str::from_utf8(message.header(headers::RETRY_DUE)?)
-            .ok()?
-            .parse()
-            .ok()?;
+        let due: u64 = header_number(message, headers::RETRY_DUE)?;
         let now = epoch_millis(SystemTime::now());
         (due > now).then(|| Instant::now() + Duration::from_millis(due - now))
     }
@@ -84,11 +82,7 @@ impl RetryChain {
         if self.stage_of(message.topic()).is_none() {
             return 0;
         }
-        message
-            .header(headers::ATTEMPTS)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        header_number(message, headers::ATTEMPTS).unwrap_or(0)
     }
 
     /// The delay topic `message` goes to after failing, and its delay;
@@ -115,17 +109,7 @@ impl RetryChain {
         let out = failure_headers(Some(self), message, error, attempts)
             .with_header(headers::RETRY_DUE, due.to_string())
             .with_topic(topic);
-        match self.producer.write([out]).await {
-            Ok(report) if report.is_success() => true,
-            Ok(report) => {
-                tracing::error!(topic, error = ?report.failures().next(), "writing to a delay topic failed");
-                false
-            }
-            Err(e) => {
-                tracing::error!(topic, error = %e, "writing to a delay topic failed");
-                false
-            }
-        }
+        stored(self.producer.write([out]).await, "delay-topic")
     }
 }
 
@@ -164,6 +148,11 @@ fn with_origin(out: Message, message: &ConsumedMessage) -> Message {
     out.with_header(headers::ORIGINAL_TOPIC, message.topic().as_bytes())
         .with_header(headers::ORIGINAL_PARTITION, message.partition().to_string())
         .with_header(headers::ORIGINAL_OFFSET, message.offset().to_string())
+}
+
+/// The number in `message`'s header `key`, when it holds one.
+fn header_number<T: std::str::FromStr>(message: &ConsumedMessage, key: &str) -> Option<T> {
+    std::str::from_utf8(message.header(key)?).ok()?.parse().ok()
 }
 
 fn epoch_millis(time: SystemTime) -> u64 {

@@ -77,18 +77,15 @@ impl EachMessageActor {
         let lane = state.lane.as_mut().expect("ended in a lane");
         match end {
             MessageEnd::Done => lane.finish(key),
-            MessageEnd::Interrupted => {
-                waiting.batch.release_range(offset, offset);
-                lane.finish(key);
-            }
-            MessageEnd::Stopped { .. } if given_up => {
-                // Its next owner, or the next start, handles it.
-                waiting.batch.release_range(offset, offset);
-                lane.finish(key);
-            }
-            MessageEnd::Stopped { error, limit } => {
+            MessageEnd::Stopped { error, limit } if !given_up => {
                 lane.put_back(offset, key, waiting);
                 self.stop_partition(partition.clone(), offset, error, limit, ctx);
+            }
+            // Interrupted, or stopped while shutting down or revoked: its
+            // next owner, or the next start, handles it.
+            MessageEnd::Interrupted | MessageEnd::Stopped { .. } => {
+                waiting.batch.release_range(offset, offset);
+                lane.finish(key);
             }
         }
         self.pump(partition, ctx);
