@@ -105,7 +105,8 @@ impl RetryChain {
         error: &HandlerError,
         attempts: u32,
     ) -> bool {
-        let due = epoch_millis(SystemTime::now() + delay);
+        // Rounded up: a message is never due before its delay has passed.
+        let due = epoch_millis_rounded_up(SystemTime::now() + delay);
         let out = failure_headers(Some(self), message, error, attempts)
             .with_header(headers::RETRY_DUE, due.to_string())
             .with_topic(topic);
@@ -160,6 +161,10 @@ fn epoch_millis(time: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+fn epoch_millis_rounded_up(time: SystemTime) -> u64 {
+    epoch_millis(time + Duration::from_nanos(999_999))
+}
+
 /// Makes sure each delay topic exists, creating a missing one with as many
 /// partitions as the topic it delays (and the broker's replication factor).
 pub(crate) async fn ensure_topics(
@@ -195,4 +200,17 @@ pub(crate) async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_time_is_rounded_up_to_the_millisecond() {
+        let at = |nanos: u64| UNIX_EPOCH + Duration::from_nanos(nanos);
+        assert_eq!(epoch_millis_rounded_up(at(1_000_000_000)), 1_000);
+        assert_eq!(epoch_millis_rounded_up(at(1_000_000_001)), 1_001);
+        assert_eq!(epoch_millis_rounded_up(at(1_000_999_999)), 1_001);
+    }
 }
