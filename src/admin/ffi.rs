@@ -3,11 +3,12 @@
 //! group's committed offsets, altering topic configs incrementally, and
 //! describing the cluster.
 //!
-//! Every request goes the same way ([`request`]): admin options with the
-//! request timeout, a queue of its own, the call, then a blocking wait on the
-//! queue for the one result event. So these functions block: callers run them
-//! on a blocking thread. Everything read from a result is copied into owned
-//! values before the event is destroyed.
+//! Every request goes the same way ([`request`]): admin options with
+//! librdkafka's timeout ([`Wait::native`]), a queue of its own, the call, then
+//! a blocking wait on the queue for the one result event, bounded by our own
+//! [`Wait::answer`]. So these functions block: callers run them on a blocking
+//! thread. Everything read from a result is copied into owned values before
+//! the event is destroyed.
 
 use std::ffi::{c_char, CStr, CString};
 use std::time::Duration;
@@ -21,13 +22,17 @@ use rdkafka::TopicPartitionList;
 pub(super) struct Failure {
     pub(super) code: RDKafkaErrorCode,
     pub(super) reason: String,
+    /// No answer came within our wait: the request is still pending in
+    /// librdkafka, and its client must be retired (see `request_client`).
+    pub(super) unanswered: bool,
 }
 
 impl Failure {
-    fn new(code: RDKafkaErrorCode, reason: impl Into<String>) -> Self {
+    pub(super) fn new(code: RDKafkaErrorCode, reason: impl Into<String>) -> Self {
         Failure {
             code,
             reason: reason.into(),
+            unanswered: false,
         }
     }
 
@@ -92,39 +97,57 @@ fn c_string(value: &str, what: &str) -> Result<CString, Failure> {
     })
 }
 
+/// How long one request is waited for, and how long librdkafka may take over
+/// it: longer, so that librdkafka never times out a request on a client that
+/// lives on (see `request_client`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wait {
+    pub(super) answer: Duration,
+    pub(super) native: Duration,
+}
+
+fn millis(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}
+
 /// Makes one admin request and waits for its result event: `send` makes the
 /// call with the options and the queue it is given.
 fn request(
     client: Client,
     operation: ffi::rd_kafka_admin_op_t,
-    timeout: Duration,
+    wait: Wait,
     send: impl FnOnce(*const ffi::rd_kafka_AdminOptions_t, *mut ffi::rd_kafka_queue_t),
 ) -> Result<Event, Failure> {
-    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: the client is alive (see `Client`); the options and queue are
-    // made here and destroyed here after the result came (librdkafka copies
-    // the options into the request).
+    // made here and destroyed here after the result came or the wait ended
+    // (librdkafka copies the options into the request, and keeps the queue
+    // alive while the request holds it).
     unsafe {
         let options = ffi::rd_kafka_AdminOptions_new(client.0, operation);
         let mut errstr = [0 as c_char; 512];
-        ffi::rd_kafka_AdminOptions_set_request_timeout(
+        let set = ffi::rd_kafka_AdminOptions_set_request_timeout(
             options,
-            millis,
+            millis(wait.native),
             errstr.as_mut_ptr(),
             errstr.len(),
         );
+        if let Some(failure) = Failure::from_code(set, || text(errstr.as_ptr())) {
+            ffi::rd_kafka_AdminOptions_destroy(options);
+            return Err(failure);
+        }
         let queue = ffi::rd_kafka_queue_new(client.0);
         send(options, queue);
-        // The request times out by itself after `timeout` and still answers;
-        // the margin only guards against an answer that never comes.
-        let event = ffi::rd_kafka_queue_poll(queue, millis.saturating_add(5_000));
+        let event = ffi::rd_kafka_queue_poll(queue, millis(wait.answer));
         ffi::rd_kafka_queue_destroy(queue);
         ffi::rd_kafka_AdminOptions_destroy(options);
         if event.is_null() {
-            return Err(Failure::new(
-                RDKafkaErrorCode::OperationTimedOut,
-                format!("no answer within {timeout:?}"),
-            ));
+            return Err(Failure {
+                unanswered: true,
+                ..Failure::new(
+                    RDKafkaErrorCode::OperationTimedOut,
+                    format!("no answer within {:?}", wait.answer),
+                )
+            });
         }
         let event = Event(event);
         let code = ffi::rd_kafka_event_error(event.0);
@@ -159,9 +182,9 @@ pub(super) struct Listing {
 
 /// Every consumer group the cluster knows; a broker that failed to answer
 /// fails the whole listing (a partial list would pass for a complete one).
-pub(super) fn list_groups(client: Client, timeout: Duration) -> Result<Vec<Listing>, Failure> {
+pub(super) fn list_groups(client: Client, wait: Wait) -> Result<Vec<Listing>, Failure> {
     use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS as OP;
-    let event = request(client, OP, timeout, |options, queue| {
+    let event = request(client, OP, wait, |options, queue| {
         // SAFETY: arguments made by `request`.
         unsafe { ffi::rd_kafka_ListConsumerGroups(client.0, options, queue) }
     })?;
@@ -206,11 +229,11 @@ pub(super) struct Description {
 pub(super) fn describe_group(
     client: Client,
     group: &str,
-    timeout: Duration,
+    wait: Wait,
 ) -> Result<Description, Failure> {
     use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS as OP;
     let name = c_string(group, "group id")?;
-    let event = request(client, OP, timeout, |options, queue| {
+    let event = request(client, OP, wait, |options, queue| {
         let mut names = [name.as_ptr()];
         // SAFETY: `names` holds one live C string for the call, which copies it.
         unsafe {
@@ -304,11 +327,11 @@ unsafe fn first_group(
 pub(super) fn group_offsets(
     client: Client,
     group: &str,
-    timeout: Duration,
+    wait: Wait,
 ) -> Result<Vec<PartitionResult>, Failure> {
     use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS as OP;
     let name = c_string(group, "group id")?;
-    let event = request(client, OP, timeout, |options, queue| {
+    let event = request(client, OP, wait, |options, queue| {
         // SAFETY: the request object is made, handed over (librdkafka copies
         // it) and destroyed here; a null partition list asks for all.
         unsafe {
@@ -335,11 +358,11 @@ pub(super) fn alter_group_offsets(
     client: Client,
     group: &str,
     offsets: &TopicPartitionList,
-    timeout: Duration,
+    wait: Wait,
 ) -> Result<Vec<PartitionResult>, Failure> {
     use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS as OP;
     let name = c_string(group, "group id")?;
-    let event = request(client, OP, timeout, |options, queue| {
+    let event = request(client, OP, wait, |options, queue| {
         // SAFETY: as in `group_offsets`; the list is copied by `_new`.
         unsafe {
             let mut asked = [ffi::rd_kafka_AlterConsumerGroupOffsets_new(
@@ -372,7 +395,7 @@ pub(super) fn alter_topic_config(
     client: Client,
     topic: &str,
     changes: &[(String, String)],
-    timeout: Duration,
+    wait: Wait,
 ) -> Result<(), Failure> {
     use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS as OP;
     let topic_name = c_string(topic, "topic")?;
@@ -407,7 +430,7 @@ pub(super) fn alter_topic_config(
         }
         resource
     };
-    let answered = request(client, OP, timeout, |options, queue| {
+    let answered = request(client, OP, wait, |options, queue| {
         let mut resources = [resource];
         // SAFETY: one live resource, copied by the call.
         unsafe {
@@ -456,9 +479,9 @@ pub(super) struct Cluster {
     pub(super) nodes: Vec<Node>,
 }
 
-pub(super) fn describe_cluster(client: Client, timeout: Duration) -> Result<Cluster, Failure> {
+pub(super) fn describe_cluster(client: Client, wait: Wait) -> Result<Cluster, Failure> {
     use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER as OP;
-    let event = request(client, OP, timeout, |options, queue| {
+    let event = request(client, OP, wait, |options, queue| {
         // SAFETY: arguments made by `request`.
         unsafe { ffi::rd_kafka_DescribeCluster(client.0, options, queue) }
     })?;

@@ -164,7 +164,7 @@ impl Admin {
 
 fn describe(shared: &Shared, group: &str) -> Result<GroupDescription, Error> {
     let described = shared
-        .ffi(|client, timeout| ffi::describe_group(client, group, timeout))
+        .ffi(|client, wait| ffi::describe_group(client, group, wait))
         .map_err(|f| ffi_failed("describing group", group, f))?;
     Ok(GroupDescription {
         id: group.to_string(),
@@ -180,7 +180,7 @@ fn committed(shared: &Shared, group: &str) -> Result<Vec<(String, i32, i64)>, Er
     let operation = "reading the committed offsets of group";
     let mut offsets = Vec::new();
     for partition in shared
-        .ffi(|client, timeout| ffi::group_offsets(client, group, timeout))
+        .ffi(|client, wait| ffi::group_offsets(client, group, wait))
         .map_err(|f| ffi_failed(operation, group, f))?
     {
         if let Some(failure) = partition.failure {
@@ -221,7 +221,7 @@ fn reset(
             .map_err(|e| kafka_failed(operation, group, e))?;
     }
     for partition in shared
-        .ffi(|client, timeout| ffi::alter_group_offsets(client, group, &list, timeout))
+        .ffi(|client, wait| ffi::alter_group_offsets(client, group, &list, wait))
         .map_err(|f| ffi_failed(operation, group, f))?
     {
         if let Some(failure) = partition.failure {

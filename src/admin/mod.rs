@@ -6,12 +6,15 @@
 //! Topic creation, deletion and config reads go through rust-rdkafka's
 //! `AdminClient`; what it lacks (groups, their offsets, incremental config
 //! changes, the cluster's description) through librdkafka's C API
-//! (`ffi.rs`). Metadata, watermarks and offsets by time come from a consumer
-//! client that never joins a group. Every request is bounded by
-//! `[kafka.admin] timeout`.
+//! (`ffi.rs`), on a client that is replaced whenever a request on it goes
+//! unanswered, which keeps librdkafka 2.12's use-after-free in group
+//! requests from aborting the process (`request_client.rs`). Metadata,
+//! watermarks and offsets by time come from a consumer client that never
+//! joins a group. Every request is bounded by `[kafka.admin] timeout`.
 
 mod ffi;
 mod groups;
+mod request_client;
 mod topics;
 
 use std::sync::Arc;
@@ -27,6 +30,8 @@ pub use groups::{GroupDescription, GroupListing, OffsetReset, PartitionLag};
 pub use topics::{
     BrokerDescription, ClusterDescription, PartitionDescription, TopicDescription, TopicSpec,
 };
+
+use request_client::RequestClients;
 
 use crate::config::Properties;
 use crate::error::{is_retriable_code, Error, Refusal};
@@ -55,7 +60,11 @@ pub struct Admin {
 }
 
 struct Shared {
+    /// Requests rust-rdkafka wraps (topics, configs): none of them waits on
+    /// a group coordinator.
     client: AdminClient<DefaultClientContext>,
+    /// Requests through the C API (groups, the cluster, config changes).
+    requests: RequestClients,
     /// Metadata, watermarks and offsets by time: a consumer client, which
     /// never creates a topic by asking for its metadata.
     lookup: BaseConsumer,
@@ -86,9 +95,11 @@ impl Admin {
         };
         let client = config.create().map_err(client_error)?;
         let lookup = config.create().map_err(client_error)?;
+        let requests = RequestClients::new(config)?;
         Ok(Admin {
             shared: Arc::new(Shared {
                 client,
+                requests,
                 lookup,
                 timeout,
             }),
@@ -129,30 +140,50 @@ impl Shared {
             .map_err(|e| kafka_failed("reading the watermarks of topic", topic, e))
     }
 
-    fn ffi_client(&self) -> ffi::Client {
-        ffi::Client(self.client.inner().native_ptr())
-    }
-
-    /// Runs a C API request on the admin client, again after a failure that
+    /// Runs a C API request on a request client, again after a failure that
     /// passes (a coordinator moving or still loading, as right after a
     /// group's first use, a leader moving, a timeout) until `timeout` is
-    /// spent, as Kafka's own admin client does.
+    /// spent, as Kafka's own admin client does. A request left unanswered
+    /// retires its client (see `request_client`).
     fn ffi<T>(
         &self,
-        mut request: impl FnMut(ffi::Client, Duration) -> Result<T, ffi::Failure>,
+        mut request: impl FnMut(ffi::Client, ffi::Wait) -> Result<T, ffi::Failure>,
     ) -> Result<T, ffi::Failure> {
         let deadline = std::time::Instant::now() + self.timeout;
         let mut pause = Duration::from_millis(50);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match request(self.ffi_client(), left.max(Duration::from_millis(1))) {
-                Err(failure) if is_retriable_code(failure.code) && left > pause => {
-                    tracing::debug!(code = ?failure.code, reason = %failure.reason, ?pause, "admin request retried");
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
-                outcome => return outcome,
+            let answer = left.max(Duration::from_millis(1));
+            let wait = ffi::Wait {
+                answer,
+                native: request_client::native_timeout(answer, self.timeout),
+            };
+            let client = self.requests.get().map_err(|e| {
+                ffi::Failure::new(
+                    e.kafka_code().unwrap_or(RDKafkaErrorCode::Fail),
+                    e.to_string(),
+                )
+            })?;
+            let mut failure = match request(request_client::handle(&client), wait) {
+                Ok(answered) => return Ok(answered),
+                Err(failure) => failure,
+            };
+            if failure.unanswered {
+                // The wait took all the time there was.
+                self.requests.retire(client);
+                failure.reason = format!(
+                    "no answer within {:?} ([kafka.admin] timeout)",
+                    self.timeout
+                );
+                return Err(failure);
             }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !is_retriable_code(failure.code) || left <= pause {
+                return Err(failure);
+            }
+            tracing::debug!(code = ?failure.code, reason = %failure.reason, ?pause, "admin request retried");
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 }

@@ -213,7 +213,7 @@ impl Admin {
             .collect();
         self.blocking(move |shared| {
             shared
-                .ffi(|client, timeout| ffi::alter_topic_config(client, &name, &changes, timeout))
+                .ffi(|client, wait| ffi::alter_topic_config(client, &name, &changes, wait))
                 .map_err(|f| ffi_failed("altering the configs of topic", &name, f))
         })
         .await

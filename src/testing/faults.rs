@@ -23,6 +23,8 @@ pub enum KafkaRequest {
     OffsetFetch,
     /// A group member's heartbeat.
     Heartbeat,
+    /// Looking up a group's (or a transaction's) coordinator.
+    FindCoordinator,
 }
 
 impl KafkaRequest {
@@ -34,6 +36,7 @@ impl KafkaRequest {
             KafkaRequest::OffsetCommit => 8,
             KafkaRequest::OffsetFetch => 9,
             KafkaRequest::Heartbeat => 12,
+            KafkaRequest::FindCoordinator => 10,
         }
     }
 }
