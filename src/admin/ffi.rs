@@ -27,6 +27,12 @@ pub(super) struct Failure {
     pub(super) unanswered: bool,
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.reason)
+    }
+}
+
 impl Failure {
     pub(super) fn new(code: RDKafkaErrorCode, reason: impl Into<String>) -> Self {
         Failure {

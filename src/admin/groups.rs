@@ -130,7 +130,10 @@ impl Admin {
             committed(shared, &group)?
                 .into_iter()
                 .map(|(topic, partition, committed)| {
-                    let (_, high) = shared.watermarks(&topic, partition)?;
+                    let (_, high) = shared.watermarks(&topic, partition).map_err(|e| {
+                        let code = e.kafka_code().unwrap_or(RDKafkaErrorCode::Fail);
+                        failed("reading the lag of group", &group, code, e.to_string())
+                    })?;
                     Ok(PartitionLag {
                         lag: (high - committed).max(0),
                         topic,
@@ -270,8 +273,7 @@ fn targets(shared: &Shared, topic: &str, to: &OffsetReset) -> Result<Vec<(i32, i
                     .map_err(|e| kafka_failed(operation, topic, e))?;
             }
             let found = shared
-                .lookup
-                .offsets_for_times(asked, shared.timeout)
+                .lookup_retrying(|left| shared.lookup.offsets_for_times(asked.clone(), left))
                 .map_err(|e| kafka_failed("looking up offsets by time on topic", topic, e))?;
             partitions
                 .iter()

@@ -18,11 +18,12 @@ mod request_client;
 mod topics;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
@@ -135,28 +136,38 @@ impl Shared {
     /// The low and high watermarks of a partition.
     fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), Error> {
         use rdkafka::consumer::Consumer as _;
-        self.lookup
-            .fetch_watermarks(topic, partition, self.timeout)
+        self.lookup_retrying(|left| self.lookup.fetch_watermarks(topic, partition, left))
             .map_err(|e| kafka_failed("reading the watermarks of topic", topic, e))
+    }
+
+    /// Runs a lookup on the lookup client (metadata, watermarks, offsets by
+    /// time) with the time left, again after a failure that passes (a leader
+    /// moving, a broker connection dropped or replaced) until `timeout` is
+    /// spent.
+    fn lookup_retrying<T>(&self, lookup: impl FnMut(Duration) -> KafkaResult<T>) -> KafkaResult<T> {
+        retry_until(self.timeout, lookup, |error| {
+            error.rdkafka_error_code().is_some_and(|code| {
+                // A broker handle librdkafka replaced (a broker restarted
+                // under its id) fails what was waiting on the old one.
+                is_retriable_code(code) || code == RDKafkaErrorCode::DestroyBroker
+            })
+        })
     }
 
     /// Runs a C API request on a request client, again after a failure that
     /// passes (a coordinator moving or still loading, as right after a
     /// group's first use, a leader moving, a timeout) until `timeout` is
     /// spent, as Kafka's own admin client does. A request left unanswered
-    /// retires its client (see `request_client`).
+    /// retires its client (see `request_client`) and is not tried again: its
+    /// wait took all the time there was.
     fn ffi<T>(
         &self,
         mut request: impl FnMut(ffi::Client, ffi::Wait) -> Result<T, ffi::Failure>,
     ) -> Result<T, ffi::Failure> {
-        let deadline = std::time::Instant::now() + self.timeout;
-        let mut pause = Duration::from_millis(50);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let answer = left.max(Duration::from_millis(1));
+        let attempt = |left: Duration| {
             let wait = ffi::Wait {
-                answer,
-                native: request_client::native_timeout(answer, self.timeout),
+                answer: left,
+                native: request_client::native_timeout(left, self.timeout),
             };
             let client = self.requests.get().map_err(|e| {
                 ffi::Failure::new(
@@ -164,27 +175,45 @@ impl Shared {
                     e.to_string(),
                 )
             })?;
-            let mut failure = match request(request_client::handle(&client), wait) {
-                Ok(answered) => return Ok(answered),
-                Err(failure) => failure,
-            };
-            if failure.unanswered {
-                // The wait took all the time there was.
-                self.requests.retire(client);
-                failure.reason = format!(
-                    "no answer within {:?} ([kafka.admin] timeout)",
-                    self.timeout
-                );
-                return Err(failure);
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if !is_retriable_code(failure.code) || left <= pause {
-                return Err(failure);
-            }
-            tracing::debug!(code = ?failure.code, reason = %failure.reason, ?pause, "admin request retried");
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_secs(1));
+            request(request_client::handle(&client), wait).map_err(|mut failure| {
+                if failure.unanswered {
+                    self.requests.retire(client);
+                    failure.reason = format!(
+                        "no answer within {:?} ([kafka.admin] timeout)",
+                        self.timeout
+                    );
+                }
+                failure
+            })
+        };
+        retry_until(self.timeout, attempt, |failure| {
+            !failure.unanswered && is_retriable_code(failure.code)
+        })
+    }
+}
+
+/// Runs `attempt` with the time left of `timeout`, again after a failure
+/// `passes` says may pass, with a growing pause, while time is left.
+fn retry_until<T, E: std::fmt::Display>(
+    timeout: Duration,
+    mut attempt: impl FnMut(Duration) -> Result<T, E>,
+    passes: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let failure = match attempt(left.max(Duration::from_millis(1))) {
+            Ok(answered) => return Ok(answered),
+            Err(failure) => failure,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !passes(&failure) || left <= pause {
+            return Err(failure);
         }
+        tracing::debug!(%failure, ?pause, "admin request retried");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -212,6 +241,10 @@ fn ffi_failed(operation: &'static str, target: &str, failure: ffi::Failure) -> E
 }
 
 fn kafka_failed(operation: &'static str, target: &str, error: rdkafka::error::KafkaError) -> Error {
-    let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+    let code = match &error {
+        // rust-rdkafka gives no code for a whole admin request's failure.
+        rdkafka::error::KafkaError::AdminOp(code) => *code,
+        other => other.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
+    };
     failed(operation, target, code, error.to_string())
 }

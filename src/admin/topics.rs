@@ -265,8 +265,7 @@ pub(super) fn topic_description(
     name: &str,
 ) -> Result<TopicDescription, Error> {
     let metadata = shared
-        .lookup
-        .fetch_metadata(Some(name), shared.timeout)
+        .lookup_retrying(|left| shared.lookup.fetch_metadata(Some(name), left))
         .map_err(|e| kafka_failed(operation, name, e))?;
     let topic = metadata
         .topics()

@@ -104,7 +104,16 @@ impl KafkaCluster {
     /// Starts a killed node again, on its ports and storage, and waits until
     /// it serves.
     pub(crate) fn restart(&self, node: i32) {
-        self.run(&["start-node", &node.to_string()]);
+        self.restart_nodes(&[node]);
+    }
+
+    /// Starts killed nodes again together (a cluster that lost its quorum
+    /// serves again only once enough of them run), and waits until each serves.
+    pub(crate) fn restart_nodes(&self, nodes: &[i32]) {
+        let nodes: Vec<String> = nodes.iter().map(i32::to_string).collect();
+        let mut args = vec!["start-node"];
+        args.extend(nodes.iter().map(String::as_str));
+        self.run(&args);
     }
 
     /// The node leading `partition` of `topic`, from the cluster's metadata.
