@@ -34,7 +34,13 @@ impl KafkaCluster {
     /// Starts `nodes` nodes (each broker and controller): with 3, topics get 3
     /// replicas and `min.insync.replicas = 2`.
     pub(crate) fn start(nodes: usize) -> Self {
-        Self::launch(&["--nodes", &nodes.to_string()])
+        Self::start_with(nodes, &[])
+    }
+
+    /// [`start`](Self::start) with the launcher's environment settings
+    /// `env` (such as `EKAFKA_KAFKA_CONSUMER_SESSION_MS`).
+    pub(crate) fn start_with(nodes: usize, env: &[(&str, &str)]) -> Self {
+        Self::launch_with(&["--nodes", &nodes.to_string()], env)
     }
 
     /// The cluster with SASL, TLS and ACL listeners: `./e2e.sh`'s, or a new one.
@@ -45,11 +51,11 @@ impl KafkaCluster {
                 dir: dir.into(),
                 owned: false,
             },
-            None => Self::launch(&["--secure"]),
+            None => Self::launch_with(&["--secure"], &[]),
         }
     }
 
-    fn launch(options: &[&str]) -> Self {
+    fn launch_with(options: &[&str], env: &[(&str, &str)]) -> Self {
         let root = std::env::var_os(RUN_DIR_VARIABLE)
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
@@ -58,6 +64,7 @@ impl KafkaCluster {
             .arg("start")
             .arg(&dir)
             .args(options)
+            .envs(env.iter().copied())
             .status()
             .expect("the launcher .ci/kafka runs");
         // Whatever it started is stopped when this value drops, even on failure.

@@ -13,12 +13,14 @@
 //! prefetch; `crate::queue` the handle it and the commit queue share),
 //! `crate::wake` lets the thread sleep until there is work, `commit` commits
 //! what was acknowledged without waiting (results come back on
-//! `commit_queue`), `rebalance` takes partitions on and lets them go.
+//! `commit_queue`), `rebalance` takes partitions on and lets them go,
+//! `leave` waits for the coordinator before a close leaves the group.
 
 mod command;
 mod commit;
 mod commit_queue;
 mod flow;
+mod leave;
 mod observe;
 mod rebalance;
 mod split_queue;
@@ -383,6 +385,15 @@ impl Engine {
         self.flush_outboxes();
     }
 
+    /// A partition to ask the coordinator about before leaving: one the
+    /// member holds, or the first of the group's topics.
+    fn coordinator_probe(&self) -> Option<(String, i32)> {
+        match self.partitions.first() {
+            Some(held) => Some((held.id.topic.to_string(), held.id.partition)),
+            None => self.settings.config.topics.first().map(|t| (t.clone(), 0)),
+        }
+    }
+
     fn partition_index(&self, topic: &str, partition: i32) -> Option<usize> {
         self.partitions
             .iter()
@@ -722,7 +733,29 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake:
             if engine.close_started.is_some() {
                 if !engine.unsubscribed {
                     engine.unsubscribed = true;
+                    let probe = engine.coordinator_probe();
+                    let session = engine.settings.config.group.session_timeout;
+                    let group = engine.settings.config.group_id.clone();
                     drop(engine);
+                    if let Some((topic, partition)) = probe {
+                        let (waited, answered) =
+                            leave::await_coordinator(consumer, (&topic, partition), session);
+                        if answered {
+                            tracing::debug!(
+                                group,
+                                ?waited,
+                                "coordinator answered; leaving the group"
+                            );
+                        } else {
+                            tracing::warn!(
+                                group,
+                                ?waited,
+                                "leaving the group without an answer from its coordinator: \
+                                 the leave may not arrive, and the member's partitions wait \
+                                 for its session to end"
+                            );
+                        }
+                    }
                     // Leaving the subscription revokes everything through the barrier
                     // on the next poll.
                     consumer.unsubscribe();
