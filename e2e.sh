@@ -2,7 +2,8 @@
 # The end-to-end tier: the whole integration suite against Apache Kafka itself
 # (4.x, KRaft, assembled from Maven Central jars by .ci/kafka), both consumer
 # group protocols, then what only a real cluster shows: SASL, TLS and ACLs on
-# the same broker, and brokers killed on a 3-broker cluster.
+# the same broker, and brokers killed on a 3-broker cluster (under writes, a
+# consumer server, every admin operation, and a rolling restart).
 #
 #   ./e2e.sh                          # the whole tier
 #   ./e2e.sh --test consumer_group    # any cargo test arguments, against the broker
@@ -64,6 +65,12 @@ stage "security: SASL, TLS, ACLs" cargo test --no-fail-fast --test security -- -
 # One at a time: each test runs a 3-broker cluster of its own.
 stage "broker loss on 3 brokers" \
   cargo test --no-fail-fast --test broker_loss -- --include-ignored --test-threads=1
+stage "every admin operation while brokers are killed and restarted (3 brokers)" \
+  cargo test --no-fail-fast --test admin_churn -- --include-ignored
+stage "a rolling restart right after a coordinator kill (classic protocol)" \
+  cargo test --no-fail-fast --test rolling_restart -- --include-ignored
+stage "a rolling restart right after a coordinator kill (KIP-848)" \
+  env EKAFKA_TEST_GROUP_PROTOCOL=consumer cargo test --no-fail-fast --test rolling_restart -- --include-ignored
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "== e2e FAILED: ${failed[*]}" >&2
