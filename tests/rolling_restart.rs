@@ -134,9 +134,9 @@ impl Drop for Worker {
 /// The server of the config file at `config`, printing the partition of each
 /// message it handles until SIGTERM.
 fn worker(config: &str) {
-    // What the member says while it leaves (librdkafka's warnings among it).
+    // What the member says about its leave.
     tracing_subscriber::fmt()
-        .with_env_filter("warn")
+        .with_env_filter("ekafka::consumer::group::engine::leave=debug")
         .with_writer(std::io::stderr)
         .init();
     let text = std::fs::read_to_string(config).expect("worker config");

@@ -178,6 +178,26 @@ unsafe fn array<'a, T>(items: *mut *const T, count: usize) -> &'a [*const T] {
     std::slice::from_raw_parts(items, count)
 }
 
+/// The typed result of `event`, or a failure when the event is not the
+/// answer to the request (the accessor returns null for another type):
+/// never read through a null result.
+fn result_of<R>(
+    event: &Event,
+    accessor: unsafe extern "C" fn(*mut ffi::rd_kafka_event_t) -> *const R,
+) -> Result<*const R, Failure> {
+    // SAFETY: the event is live; the accessor only reads its type.
+    let result = unsafe { accessor(event.0) };
+    if result.is_null() {
+        // SAFETY: as above; the name is a static string.
+        let kind = unsafe { text(ffi::rd_kafka_event_name(event.0)) };
+        return Err(Failure::new(
+            RDKafkaErrorCode::Fail,
+            format!("librdkafka answered with a {kind} event, not the request's result"),
+        ));
+    }
+    Ok(result)
+}
+
 /// One consumer group, as listed.
 pub(super) struct Listing {
     pub(super) id: String,
@@ -197,7 +217,7 @@ pub(super) fn list_groups(client: Client, wait: Wait) -> Result<Vec<Listing>, Fa
     // SAFETY: the result and everything in it live as long as `event`, and
     // are copied out before it is dropped.
     unsafe {
-        let result = ffi::rd_kafka_event_ListConsumerGroups_result(event.0);
+        let result = result_of(&event, ffi::rd_kafka_event_ListConsumerGroups_result)?;
         let mut count = 0;
         let errors = ffi::rd_kafka_ListConsumerGroups_result_errors(result, &mut count);
         if let Some(failure) = array(errors, count)
@@ -248,7 +268,7 @@ pub(super) fn describe_group(
     })?;
     // SAFETY: as in `list_groups`.
     unsafe {
-        let result = ffi::rd_kafka_event_DescribeConsumerGroups_result(event.0);
+        let result = result_of(&event, ffi::rd_kafka_event_DescribeConsumerGroups_result)?;
         let mut count = 0;
         let groups = ffi::rd_kafka_DescribeConsumerGroups_result_groups(result, &mut count);
         let Some(&described) = array(groups, count).first() else {
@@ -351,7 +371,7 @@ pub(super) fn group_offsets(
     })?;
     // SAFETY: as in `list_groups`.
     unsafe {
-        let result = ffi::rd_kafka_event_ListConsumerGroupOffsets_result(event.0);
+        let result = result_of(&event, ffi::rd_kafka_event_ListConsumerGroupOffsets_result)?;
         let mut count = 0;
         let groups = ffi::rd_kafka_ListConsumerGroupOffsets_result_groups(result, &mut count);
         first_group(groups, count, group)
@@ -387,7 +407,7 @@ pub(super) fn alter_group_offsets(
     })?;
     // SAFETY: as in `list_groups`.
     unsafe {
-        let result = ffi::rd_kafka_event_AlterConsumerGroupOffsets_result(event.0);
+        let result = result_of(&event, ffi::rd_kafka_event_AlterConsumerGroupOffsets_result)?;
         let mut count = 0;
         let groups = ffi::rd_kafka_AlterConsumerGroupOffsets_result_groups(result, &mut count);
         first_group(groups, count, group)
@@ -454,7 +474,7 @@ pub(super) fn alter_topic_config(
     let event = answered?;
     // SAFETY: as in `list_groups`.
     unsafe {
-        let result = ffi::rd_kafka_event_IncrementalAlterConfigs_result(event.0);
+        let result = result_of(&event, ffi::rd_kafka_event_IncrementalAlterConfigs_result)?;
         let mut count = 0;
         let resources = ffi::rd_kafka_IncrementalAlterConfigs_result_resources(result, &mut count);
         for &resource in array(resources, count) {
@@ -493,7 +513,7 @@ pub(super) fn describe_cluster(client: Client, wait: Wait) -> Result<Cluster, Fa
     })?;
     // SAFETY: as in `list_groups`.
     unsafe {
-        let result = ffi::rd_kafka_event_DescribeCluster_result(event.0);
+        let result = result_of(&event, ffi::rd_kafka_event_DescribeCluster_result)?;
         let mut count = 0;
         let nodes = ffi::rd_kafka_DescribeCluster_result_nodes(result, &mut count);
         let controller = ffi::rd_kafka_DescribeCluster_result_controller(result);

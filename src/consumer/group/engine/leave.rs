@@ -25,26 +25,38 @@ use super::Consumer_;
 /// (default), and a held JoinGroup ends within a heartbeat of every member.
 const COORDINATOR_WAIT: Duration = Duration::from_secs(10);
 
-/// Waits until the group's coordinator answers this member (an offset fetch
-/// of `probe`, a partition of the group's topics), for at most
+/// Waits until the coordinator of `group` answers this member (an offset
+/// fetch of `probe`, a partition of the group's topics), for at most
 /// [`COORDINATOR_WAIT`] and never past the member's `session` (after which
-/// the group dropped the member anyway). Returns how long it waited, and
-/// whether the coordinator answered.
+/// the group dropped the member anyway); says how it went either way.
 pub(super) fn await_coordinator(
     consumer: &Consumer_,
+    group: &str,
     probe: (&str, i32),
     session: Duration,
-) -> (Duration, bool) {
+) {
     let started = Instant::now();
     let mut asked = TopicPartitionList::new();
     if asked
         .add_partition_offset(probe.0, probe.1, Offset::Invalid)
         .is_err()
     {
-        return (Duration::ZERO, false);
+        return;
     }
-    let answered = consumer
-        .committed_offsets(asked, COORDINATOR_WAIT.min(session))
-        .is_ok();
-    (started.elapsed(), answered)
+    let answer = consumer.committed_offsets(asked, COORDINATOR_WAIT.min(session));
+    let waited = started.elapsed();
+    match answer {
+        Ok(_) => tracing::debug!(
+            group,
+            ?waited,
+            "the coordinator answered: leaving the group"
+        ),
+        Err(error) => tracing::warn!(
+            group,
+            ?waited,
+            %error,
+            "leaving the group without an answer from its coordinator: the leave may not \
+             arrive, and then the member's partitions wait for its session to end"
+        ),
+    }
 }

@@ -738,26 +738,8 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake:
                     let group = engine.settings.config.group_id.clone();
                     drop(engine);
                     if let Some((topic, partition)) = probe {
-                        let (waited, answered) =
-                            leave::await_coordinator(consumer, (&topic, partition), session);
-                        if answered {
-                            tracing::debug!(
-                                group,
-                                ?waited,
-                                "coordinator answered; leaving the group"
-                            );
-                        } else {
-                            tracing::warn!(
-                                group,
-                                ?waited,
-                                "leaving the group without an answer from its coordinator: \
-                                 the leave may not arrive, and the member's partitions wait \
-                                 for its session to end"
-                            );
-                        }
+                        leave::await_coordinator(consumer, &group, (&topic, partition), session);
                     }
-                    // Leaving the subscription revokes everything through the barrier
-                    // on the next poll.
                     consumer.unsubscribe();
                     continue;
                 }
