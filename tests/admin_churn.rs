@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::kafka::KafkaCluster;
+use common::scenarios::{self, in_system, Scenario};
 use ekafka::admin::{Admin, OffsetReset, TopicSpec};
 use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Error, Message};
@@ -36,34 +37,17 @@ const RECOVERY: Duration = Duration::from_secs(120);
 const PARTITIONS: i32 = 6;
 
 fn main() {
-    let name = "admin_requests_survive_brokers_killed_and_restarted";
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let run = args
-        .iter()
-        .any(|a| a == "--ignored" || a == "--include-ignored");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-        return;
-    }
-    if !run {
-        println!("test {name} ... ignored, needs Apache Kafka: ./e2e.sh runs it");
-        return;
-    }
-    let churn = std::env::var("EKAFKA_ADMIN_CHURN_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(Duration::from_secs(180), Duration::from_secs);
-    let started = Instant::now();
-    let outcome = std::panic::catch_unwind(|| {
-        actix::System::new().block_on(admin_requests_survive_brokers_killed_and_restarted(churn))
-    });
-    match outcome {
-        Ok(()) => println!("test {name} ... ok ({:?})", started.elapsed()),
-        Err(_) => {
-            println!("test {name} ... FAILED");
-            std::process::exit(1);
-        }
-    }
+    let scenarios: [(&str, Scenario); 1] = [(
+        "admin_requests_survive_brokers_killed_and_restarted",
+        || {
+            let churn = std::env::var("EKAFKA_ADMIN_CHURN_SECS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map_or(Duration::from_secs(180), Duration::from_secs);
+            in_system(|| admin_requests_survive_brokers_killed_and_restarted(churn))
+        },
+    )];
+    scenarios::run("admin_churn", &scenarios);
 }
 
 /// What the loop asks of the cluster.

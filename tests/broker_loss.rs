@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::kafka::KafkaCluster;
+use common::scenarios::{self, in_system, Scenario};
 use common::Fixture;
 use ekafka::config::ConsumerServerConfig;
 use ekafka::producer::Outcome;
@@ -47,7 +48,6 @@ fn main() {
     if let Ok(config) = std::env::var(WORKER) {
         return scale_out_worker(&config);
     }
-    type Scenario = fn() -> Result<(), String>;
     let scenarios: [(&str, Scenario); 4] = [
         (
             "killing_a_partition_leader_mid_stream_loses_and_duplicates_nothing",
@@ -66,47 +66,7 @@ fn main() {
             closing_with_every_broker_gone_names_what_was_left_uncommitted,
         ),
     ];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let run = args
-        .iter()
-        .any(|a| a == "--ignored" || a == "--include-ignored");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let mut failed = 0;
-    for (name, scenario) in scenarios {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        if !run {
-            println!("test {name} ... ignored, needs Apache Kafka: ./e2e.sh runs it");
-            continue;
-        }
-        let started = Instant::now();
-        match scenario() {
-            Ok(()) => println!("test {name} ... ok ({:?})", started.elapsed()),
-            Err(reason) => {
-                failed += 1;
-                println!("test {name} ... FAILED\n{reason}");
-            }
-        }
-    }
-    if failed > 0 {
-        println!("broker_loss: {failed} scenario(s) failed");
-        std::process::exit(1);
-    }
-}
-
-/// Runs `body` in an actix system; a panic is the scenario's failure.
-fn in_system<F: std::future::Future<Output = ()>>(body: impl FnOnce() -> F) -> Result<(), String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        actix::System::new().block_on(body())
-    }))
-    .map_err(|panic| {
-        panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panicked".to_string())
-    })
+    scenarios::run("broker_loss", &scenarios);
 }
 
 /// Waits until `check` holds, or panics naming `what` after [`PHASE`].

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::kafka::KafkaCluster;
+use common::scenarios::{self, in_system, Scenario};
 use ekafka::config::ConsumerServerConfig;
 use ekafka::testing::unique_name;
 use ekafka::{App, ConsumedMessage, Ekafka, Message};
@@ -46,30 +47,11 @@ fn main() {
     if let Ok(config) = std::env::var(WORKER) {
         return worker(&config);
     }
-    let name = "a_rolling_restart_right_after_a_coordinator_kill_does_not_wait_out_the_session";
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let run = args
-        .iter()
-        .any(|a| a == "--ignored" || a == "--include-ignored");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-        return;
-    }
-    if !run {
-        println!("test {name} ... ignored, needs Apache Kafka: ./e2e.sh runs it");
-        return;
-    }
-    let started = Instant::now();
-    let outcome = std::panic::catch_unwind(|| {
-        actix::System::new().block_on(a_rolling_restart_right_after_a_coordinator_kill())
-    });
-    match outcome {
-        Ok(()) => println!("test {name} ... ok ({:?})", started.elapsed()),
-        Err(_) => {
-            println!("test {name} ... FAILED");
-            std::process::exit(1);
-        }
-    }
+    let scenarios: [(&str, Scenario); 1] = [(
+        "a_rolling_restart_right_after_a_coordinator_kill_does_not_wait_out_the_session",
+        || in_system(a_rolling_restart_right_after_a_coordinator_kill),
+    )];
+    scenarios::run("rolling_restart", &scenarios);
 }
 
 /// One message a process handled, and when the test heard of it.

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub(crate) mod kafka;
+pub(crate) mod scenarios;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

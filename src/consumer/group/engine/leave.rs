@@ -28,20 +28,21 @@ const COORDINATOR_WAIT: Duration = Duration::from_secs(10);
 /// Waits until the coordinator of `group` answers this member (an offset
 /// fetch of `probe`, a partition of the group's topics), for at most
 /// [`COORDINATOR_WAIT`] and never past the member's `session` (after which
-/// the group dropped the member anyway); says how it went either way.
+/// the group dropped the member anyway); says how it went either way, and
+/// returns how long it waited.
 pub(super) fn await_coordinator(
     consumer: &Consumer_,
     group: &str,
     probe: (&str, i32),
     session: Duration,
-) {
+) -> Duration {
     let started = Instant::now();
     let mut asked = TopicPartitionList::new();
     if asked
         .add_partition_offset(probe.0, probe.1, Offset::Invalid)
         .is_err()
     {
-        return;
+        return Duration::ZERO;
     }
     let answer = consumer.committed_offsets(asked, COORDINATOR_WAIT.min(session));
     let waited = started.elapsed();
@@ -59,4 +60,5 @@ pub(super) fn await_coordinator(
              arrive, and then the member's partitions wait for its session to end"
         ),
     }
+    waited
 }

@@ -738,7 +738,17 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake:
                     let group = engine.settings.config.group_id.clone();
                     drop(engine);
                     if let Some((topic, partition)) = probe {
-                        leave::await_coordinator(consumer, &group, (&topic, partition), session);
+                        let waited = leave::await_coordinator(
+                            consumer,
+                            &group,
+                            (&topic, partition),
+                            session,
+                        );
+                        // The drain's time starts now: handlers went on
+                        // meanwhile, and the wait must not eat into it.
+                        if let Some(started) = context.lock().close_started.as_mut() {
+                            *started += waited;
+                        }
                     }
                     consumer.unsubscribe();
                     continue;
