@@ -41,8 +41,11 @@ pub enum CommitFailure {
         code: RDKafkaErrorCode,
     },
     /// The coordinator did not confirm the commit within the group's
-    /// `timeout`. A late confirmation still counts.
-    #[error("not confirmed within the group's timeout ({timeout:?})")]
+    /// `timeout`: whether it landed is unknown. A late confirmation still
+    /// counts.
+    #[error(
+        "not confirmed within the group's timeout ({timeout:?}): whether it landed is unknown"
+    )]
     TimedOut {
         /// The group's `timeout`.
         timeout: Duration,

@@ -226,6 +226,18 @@ impl Engine {
             .is_some_and(|done| done >= offset.offset)
     }
 
+    /// Drops the failures kept for `partitions` (see the revoke).
+    pub(super) fn forget_uncommitted(&mut self, partitions: &[TopicPartition]) {
+        if let Some(uncommitted) = &mut self.uncommitted {
+            uncommitted
+                .offsets
+                .retain(|u| !partitions.contains(&u.partition));
+            if uncommitted.offsets.is_empty() {
+                self.uncommitted = None;
+            }
+        }
+    }
+
     fn mark_committed(&mut self, offsets: &[PartitionOffset]) {
         for committed in offsets {
             if let Some(i) =

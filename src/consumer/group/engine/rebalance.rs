@@ -83,6 +83,13 @@ impl Engine {
         // A failure is not lost: it is emitted to subscribers, naming the
         // offsets, and recorded for the close's report.
         self.commit_and_wait(consumer, Some(&revoked));
+        if self.close_started.is_none() {
+            // Given to another member, which reads them from the committed
+            // offset: what this one could not commit is handled again there
+            // (emitted when it failed), and no longer this member's to report.
+            // A close's own revoke keeps them: they are its report.
+            self.forget_uncommitted(&revoked);
+        }
         let before = self.partitions.len();
         let mut released = 0;
         self.partitions.retain(|p| {

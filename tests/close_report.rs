@@ -1,0 +1,88 @@
+//! A close reports what the member still leaves uncommitted when it closes,
+//! and nothing else: not a commit that failed for a partition since given to
+//! another member, which reads it again from the committed offset and
+//! commits it itself.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{forwarder, group_config, next, produce, receive, Fixture};
+use ekafka::consumer::{GroupEvent, MessageBatch};
+use ekafka::testing::unique_name;
+use ekafka::Ekafka;
+
+const MESSAGES: usize = 30;
+
+/// The partitions an `Assigned` event gives.
+fn assigned(event: &GroupEvent) -> Option<Vec<i32>> {
+    match event {
+        GroupEvent::Assigned(a) => Some(a.partitions.iter().map(|(p, _)| p.partition).collect()),
+        _ => None,
+    }
+}
+
+#[actix::test]
+async fn a_close_does_not_report_a_failed_commit_of_a_partition_another_member_committed() {
+    let fixture = Fixture::new();
+    if fixture.cluster.embedded().is_none() {
+        // The embedded cluster refuses the commits of a member whose group is
+        // rejoining, which is what makes the revoke's commit fail here.
+        return;
+    }
+    let group_id = unique_name("group");
+    // Nothing is committed but by a revoke, a close or an explicit commit.
+    let text = group_config(&fixture, &group_id, "commitInterval = \"1h\"");
+    let member = || {
+        Ekafka::from_toml_str(&text, "kafka")
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    let (kafka_a, kafka_b) = (member(), member());
+    let a = kafka_a.consumer_group("cg1").unwrap();
+    let (events, mut a_events) = forwarder::<GroupEvent>();
+    a.subscribe_events(events).await.unwrap();
+    let (subscriber, mut a_batches) = forwarder::<MessageBatch>();
+    a.subscribe(subscriber).await.unwrap();
+    produce(&kafka_a, "m", MESSAGES).await;
+    let per_partition: BTreeMap<i32, usize> = receive(&mut a_batches, MESSAGES)
+        .await
+        .into_iter()
+        .map(|(p, messages)| (p, messages.len()))
+        .collect();
+
+    // B joins: A's revoke commits what it handled, and the commit is refused.
+    let b = kafka_b.consumer_group("cg1").unwrap();
+    let (events, mut b_events) = forwarder::<GroupEvent>();
+    b.subscribe_events(events).await.unwrap();
+    let (subscriber, mut b_batches) = forwarder::<MessageBatch>();
+    b.subscribe(subscriber).await.unwrap();
+    let refused = loop {
+        match next(&mut a_events, "A's revoke commit refused").await {
+            GroupEvent::Error(error) => break error,
+            _ => continue,
+        }
+    };
+    let b_partitions = loop {
+        let event = next(&mut b_events, "B's assignment").await;
+        if let Some(partitions) = assigned(&event).filter(|p| !p.is_empty()) {
+            break partitions;
+        }
+    };
+    // B reads its partitions again from the (uncommitted) start and commits them.
+    let b_count: usize = b_partitions.iter().map(|p| per_partition[p]).sum();
+    receive(&mut b_batches, b_count).await;
+    b.commit_acknowledged().await.unwrap();
+    // A reads its own again and commits them.
+    receive(&mut a_batches, MESSAGES - b_count).await;
+    a.commit_acknowledged().await.unwrap();
+
+    let closed = a.close().await;
+    assert!(
+        closed.is_ok(),
+        "A left nothing uncommitted, yet its close says {closed:?}; its earlier failure ({refused:?}) \
+         was of partitions {b_partitions:?}, which B committed"
+    );
+    b.close().await.unwrap();
+}
