@@ -73,8 +73,8 @@ impl RequestClients {
     }
 
     /// Retires `client`, on which a request was given up: no new request
-    /// gets it, and it is destroyed, off this thread, once the requests still
-    /// on it are done.
+    /// gets it, and it is destroyed once the requests still on it are done
+    /// (off this thread when this was the last).
     pub(super) fn retire(&self, client: RequestClient) {
         {
             let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
@@ -83,12 +83,16 @@ impl RequestClients {
             }
         }
         tracing::debug!("admin request given up: its client is retired");
+        // Requests still on it hold it; the last of them destroys it.
+        let Ok(last) = Arc::try_unwrap(client) else {
+            return;
+        };
         let destroy = std::thread::Builder::new()
             .name("ekafka-admin-retire".into())
-            .spawn(move || drop(client));
+            .spawn(move || drop(last));
         if let Err(e) = destroy {
-            // The client was moved into the closure that could not run, and
-            // is dropped with it here.
+            // The client went with the closure that could not run: it was
+            // destroyed here, on the caller's thread.
             tracing::warn!(error = %e, "no thread to retire an admin client on");
         }
     }
