@@ -113,3 +113,64 @@ async fn a_commit_the_coordinator_does_not_answer_does_not_stop_dispatch() {
     }
     group.close().await.unwrap();
 }
+
+#[actix::test]
+async fn a_refused_commit_is_tried_again_after_a_growing_pause_and_reported_once_a_try() {
+    let fixture = Fixture::new();
+    let Some(cluster) = fixture.cluster.embedded() else {
+        return; // refusing commits needs the embedded cluster
+    };
+    let group_id = unique_name("group");
+    cluster
+        .set_group_coordinator(&group_id, COORDINATOR)
+        .unwrap();
+    // The default commitInterval (0): a commit on every pass of the engine.
+    let kafka = Ekafka::from_toml_str(&group_config(&fixture, &group_id, ""), "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (events, mut group_events) = forwarder::<GroupEvent>();
+    group.subscribe_events(events).await.unwrap();
+    let (subscriber, mut batches) = forwarder::<MessageBatch>();
+    group.subscribe(subscriber).await.unwrap();
+    produce(&kafka, "before", 30).await;
+    receive(&mut batches, 30).await;
+    group.commit_acknowledged().await.unwrap();
+
+    const REFUSALS: usize = 5;
+    cluster
+        .refuse_requests(
+            COORDINATOR,
+            KafkaRequest::OffsetCommit,
+            REFUSALS,
+            rdkafka::types::RDKafkaErrorCode::InvalidCommitOffsetSize,
+        )
+        .unwrap();
+    produce(&kafka, "during", 30).await;
+    receive(&mut batches, 30).await;
+    let mut refused_at = Vec::new();
+    while refused_at.len() < REFUSALS {
+        if let GroupEvent::Error(e) = next(&mut group_events, "the refused commits").await {
+            assert!(e.message.contains("left uncommitted"), "{}", e.message);
+            refused_at.push(Instant::now());
+        }
+    }
+    // Tried again after 100 ms, then a pause twice as long each time: not on
+    // every pass (which took well under a millisecond apart).
+    for (k, pair) in refused_at.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        let pause = Duration::from_millis(100 << k);
+        assert!(
+            gap >= pause.mul_f64(0.9),
+            "refusal {} came {gap:?} after the one before, not after a {pause:?} pause",
+            k + 2
+        );
+    }
+    // Then the commit goes through, and no refusal is reported again.
+    group.commit_acknowledged().await.unwrap();
+    group.close().await.unwrap();
+    while let Ok(event) = group_events.try_recv() {
+        assert!(!matches!(event, GroupEvent::Error(_)), "{event:?}");
+    }
+}

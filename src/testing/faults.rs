@@ -81,6 +81,38 @@ impl EmbeddedCluster {
         )
     }
 
+    /// Makes broker `broker` refuse its next `count` requests of kind `request`
+    /// with `code` (a broker error, such as `RebalanceInProgress`).
+    pub fn refuse_requests(
+        &self,
+        broker: i32,
+        request: KafkaRequest,
+        count: usize,
+        code: rdkafka::types::RDKafkaErrorCode,
+    ) -> Result<(), Error> {
+        // A C enum travels through the variadic call as an int.
+        let code = code as i32;
+        for _ in 0..count {
+            // SAFETY: `mock` is live; one (error, round-trip time) pair follows
+            // the count of 1, as the variadic signature expects.
+            let pushed = unsafe {
+                ffi::rd_kafka_mock_broker_push_request_error_rtts(
+                    self.mock,
+                    broker,
+                    request.api_key(),
+                    1,
+                    code,
+                    0,
+                )
+            };
+            check(
+                pushed,
+                &format!("refuse {request:?} requests on broker {broker}"),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Delays broker `broker`'s responses to its next `count` requests of kind
     /// `request` by `delay` each (the requests still succeed), as a coordinator
     /// that stopped answering would.

@@ -6,7 +6,9 @@
 //! everything acknowledged meanwhile. A commit not confirmed within the group's
 //! `timeout` counts as failed (a late answer still counts). A failure is
 //! emitted to subscribers as a `GroupEvent::Error` naming each partition's
-//! offset left uncommitted, and kept for the close's report. A revoke and a
+//! offset left uncommitted, and kept for the close's report; the periodic
+//! commit tries again after a pause (100 ms, doubling to 5 s while failures
+//! follow one another), an explicit one at once. A revoke and a
 //! close wait for the commit in flight, then for their own, each up to
 //! `timeout`. The commit point never passes an unacknowledged message: what is
 //! committed comes from the ledgers.
@@ -35,6 +37,14 @@ pub(super) type CommitReply =
 /// Commits timed out but perhaps still answered later, remembered this far back.
 const LATE_ANSWERS_KEPT: usize = 8;
 
+/// How soon a commit that failed is tried again by the periodic commit, and
+/// the most that pause doubles to while failures follow one another: without
+/// it, a refusal that lasts (a rebalance, a coordinator moving) would be
+/// retried, and reported, on every pass of the engine (with the default
+/// `commitInterval` of 0, thousands of times a second).
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MOST: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 pub(super) struct Commits {
     /// `None` before the engine runs and once it lets the consumer go; commits
@@ -46,12 +56,35 @@ pub(super) struct Commits {
     waiting: Vec<CommitReply>,
     /// Commits given up on, whose late success still counts.
     timed_out: VecDeque<(usize, Vec<PartitionOffset>)>,
+    /// Commits failed in a row, and when the periodic commit may try again.
+    failed_in_a_row: u32,
+    retry_at: Option<Instant>,
 }
 
 impl Commits {
     /// When the commit in flight, if any, was sent.
     pub(super) fn in_flight_since(&self) -> Option<Instant> {
         self.in_flight.as_ref().map(|c| c.started)
+    }
+
+    /// When the periodic commit may try again after a failure.
+    pub(super) fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Counts a commit's outcome: a failure pushes the next periodic try
+    /// back, doubling the pause while failures follow one another.
+    fn record_outcome(&mut self, failed: bool) {
+        if !failed {
+            self.failed_in_a_row = 0;
+            self.retry_at = None;
+            return;
+        }
+        let pause = RETRY_FIRST
+            .saturating_mul(1 << self.failed_in_a_row.min(16))
+            .min(RETRY_MOST);
+        self.failed_in_a_row = self.failed_in_a_row.saturating_add(1);
+        self.retry_at = Some(Instant::now() + pause);
     }
 }
 
@@ -291,6 +324,7 @@ impl Engine {
             metrics.committed(failure.is_none());
         }
         self.mark_committed(&committed);
+        self.commits.record_outcome(failure.is_some());
         let outcome = match failure {
             None => Ok(committed),
             Some(failure) => {
@@ -327,6 +361,11 @@ impl Engine {
     /// `commitInterval`.
     pub(super) fn commit_due(&mut self, consumer: &BaseConsumer<GroupContext>) {
         self.read_commit_results(Duration::ZERO);
+        let backing_off = self.commits.retry_at.is_some_and(|at| Instant::now() < at);
+        // An explicit commit goes at once; the periodic one waits out a failure.
+        if backing_off && self.commits.waiting.is_empty() {
+            return;
+        }
         let interval = self.settings.config.fetch.commit_interval;
         if interval.is_zero()
             || !self.commits.waiting.is_empty()

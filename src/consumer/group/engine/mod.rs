@@ -590,6 +590,9 @@ impl Engine {
         if let Some(started) = self.commits.in_flight_since() {
             at(started, self.settings.config.timeout);
         }
+        if let Some(retry) = self.commits.retry_at() {
+            at(retry, Duration::ZERO);
+        }
         for p in &self.partitions {
             if let (false, Some(since)) = (p.paused, p.full_since) {
                 at(since, PAUSE_AFTER);
