@@ -112,3 +112,28 @@ async fn a_request_given_up_while_its_coordinator_was_looked_up_does_not_abort_l
     times_out(&admin, &group).await;
     answered_again(&admin, &group).await;
 }
+
+#[actix::test]
+async fn a_coordinator_that_moved_answering_not_coordinator_does_not_crash_the_process() {
+    let fixture = Fixture::new();
+    let Some(cluster) = fixture.cluster.embedded() else {
+        return; // refusing requests needs the embedded cluster
+    };
+    let group = group(cluster);
+    let admin = admin(&fixture);
+    // The coordinator just moved: the old one answers the offsets request
+    // with NOT_COORDINATOR. librdkafka 2.12 then asks the client's own
+    // consumer group to look its coordinator up again, through a null
+    // pointer on a client without one (SIGSEGV in rd_kafka_cgrp_op).
+    cluster
+        .refuse_requests(
+            COORDINATOR,
+            KafkaRequest::OffsetFetch,
+            2,
+            RDKafkaErrorCode::NotCoordinator,
+        )
+        .unwrap();
+    // Retried within the timeout, as a coordinator moving is.
+    assert_eq!(admin.group_offsets(&group).await.unwrap(), []);
+    answered_again(&admin, &group).await;
+}

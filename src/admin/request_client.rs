@@ -21,19 +21,31 @@
 //! is given up and its client retired (destroyed as soon as no request uses
 //! it), long before librdkafka's timer could fire on a live client. Later
 //! requests get a new client.
+//!
+//! A second defect crashes a group request whose coordinator just moved: on
+//! NOT_COORDINATOR (or another answer that calls for a new lookup),
+//! `rd_kafka_handle_OffsetFetch` asks the client's own consumer group to look
+//! its coordinator up again through `rk->rk_cgrp`, which is null on a client
+//! without a group (an admin client): SIGSEGV in `rd_kafka_cgrp_op`. So a
+//! request client is a consumer handle with a group id of its own
+//! ([`REQUESTS_GROUP`]) that never subscribes: it joins nothing, commits
+//! nothing, and the lookup it is asked for is harmless.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::ClientConfig;
 
 use super::ffi;
 use crate::error::Error;
 
 /// A client C API requests are made on.
-pub(super) type RequestClient = Arc<AdminClient<DefaultClientContext>>;
+pub(super) type RequestClient = Arc<BaseConsumer>;
+
+/// The group id of request clients (see the module's doc). It never joins:
+/// no member, no offsets, so the group never exists on the cluster.
+const REQUESTS_GROUP: &str = "ekafka-admin-requests";
 
 /// How long librdkafka may take over a request we wait `wait` for, with
 /// `timeout` the longest any request waits: past our wait, plus the longest
@@ -99,6 +111,10 @@ impl RequestClients {
 }
 
 fn make(config: &ClientConfig) -> Result<RequestClient, Error> {
+    let mut config = config.clone();
+    config
+        .set("group.id", REQUESTS_GROUP)
+        .set("enable.auto.commit", "false");
     config
         .create()
         .map(Arc::new)
@@ -111,5 +127,5 @@ fn make(config: &ClientConfig) -> Result<RequestClient, Error> {
 
 /// The C API handle of `client`, valid while the caller holds `client`.
 pub(super) fn handle(client: &RequestClient) -> ffi::Client {
-    ffi::Client(client.inner().native_ptr())
+    ffi::Client(client.client().native_ptr())
 }
