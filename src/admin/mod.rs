@@ -175,9 +175,13 @@ impl Shared {
                     e.to_string(),
                 )
             })?;
-            request(request_client::handle(&client), wait).map_err(|mut failure| {
+            let outcome = request(request_client::handle(&client), wait);
+            match &outcome {
+                Err(failure) if failure.unanswered => self.requests.retire(client),
+                _ => self.requests.release(client),
+            }
+            outcome.map_err(|mut failure| {
                 if failure.unanswered {
-                    self.requests.retire(client);
                     failure.reason = format!(
                         "no answer within {:?} ([kafka.admin] timeout)",
                         self.timeout

@@ -85,8 +85,8 @@ impl RequestClients {
     }
 
     /// Retires `client`, on which a request was given up: no new request
-    /// gets it, and it is destroyed once the requests still on it are done
-    /// (off this thread when this was the last).
+    /// gets it, and it is destroyed, off the callers' threads, once the
+    /// requests still on it are done.
     pub(super) fn retire(&self, client: RequestClient) {
         {
             let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
@@ -95,18 +95,39 @@ impl RequestClients {
             }
         }
         tracing::debug!("admin request given up: its client is retired");
-        // Requests still on it hold it; the last of them destroys it.
-        let Ok(last) = Arc::try_unwrap(client) else {
-            return;
-        };
-        let destroy = std::thread::Builder::new()
-            .name("ekafka-admin-retire".into())
-            .spawn(move || drop(last));
-        if let Err(e) = destroy {
-            // The client went with the closure that could not run: it was
-            // destroyed here, on the caller's thread.
-            tracing::warn!(error = %e, "no thread to retire an admin client on");
+        destroy_if_last(client);
+    }
+
+    /// Lets go of `client` after a request that was answered: a client
+    /// retired meanwhile (by another request) is destroyed, off this thread,
+    /// when this was the last request on it.
+    pub(super) fn release(&self, client: RequestClient) {
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &client));
+        if !current {
+            destroy_if_last(client);
         }
+    }
+}
+
+/// Destroys `client` on a thread of its own when no other request holds it
+/// (destroying one waits for its threads, and a caller should not wait for
+/// that); otherwise the last holder does.
+fn destroy_if_last(client: RequestClient) {
+    let Ok(last) = Arc::try_unwrap(client) else {
+        return;
+    };
+    let destroy = std::thread::Builder::new()
+        .name("ekafka-admin-retire".into())
+        .spawn(move || drop(last));
+    if let Err(e) = destroy {
+        // The client went with the closure that could not run: it was
+        // destroyed here, on the caller's thread.
+        tracing::warn!(error = %e, "no thread to retire an admin client on");
     }
 }
 
