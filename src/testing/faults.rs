@@ -91,26 +91,9 @@ impl EmbeddedCluster {
         code: rdkafka::types::RDKafkaErrorCode,
     ) -> Result<(), Error> {
         // A C enum travels through the variadic call as an int.
-        let code = code as i32;
-        for _ in 0..count {
-            // SAFETY: `mock` is live; one (error, round-trip time) pair follows
-            // the count of 1, as the variadic signature expects.
-            let pushed = unsafe {
-                ffi::rd_kafka_mock_broker_push_request_error_rtts(
-                    self.mock,
-                    broker,
-                    request.api_key(),
-                    1,
-                    code,
-                    0,
-                )
-            };
-            check(
-                pushed,
-                &format!("refuse {request:?} requests on broker {broker}"),
-            )?;
-        }
-        Ok(())
+        self.push_answers(broker, request, count, code as i32, 0, || {
+            format!("refuse {request:?} requests on broker {broker}")
+        })
     }
 
     /// Delays broker `broker`'s responses to its next `count` requests of kind
@@ -124,23 +107,37 @@ impl EmbeddedCluster {
         delay: Duration,
     ) -> Result<(), Error> {
         let millis = i32::try_from(delay.as_millis()).unwrap_or(i32::MAX);
+        self.push_answers(broker, request, count, 0, millis, || {
+            format!("delay {request:?} responses of broker {broker}")
+        })
+    }
+
+    /// Queues how broker `broker` answers its next `count` requests of kind
+    /// `request`: with broker error `code` (0 for none), after `millis`;
+    /// `what` names it in an error.
+    fn push_answers(
+        &self,
+        broker: i32,
+        request: KafkaRequest,
+        count: usize,
+        code: i32,
+        millis: i32,
+        what: impl Fn() -> String,
+    ) -> Result<(), Error> {
         for _ in 0..count {
             // SAFETY: `mock` is live; one (error, round-trip time) pair follows
             // the count of 1, as the variadic signature expects.
-            let code = unsafe {
+            let pushed = unsafe {
                 ffi::rd_kafka_mock_broker_push_request_error_rtts(
                     self.mock,
                     broker,
                     request.api_key(),
                     1,
-                    ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
+                    code,
                     millis,
                 )
             };
-            check(
-                code,
-                &format!("delay {request:?} responses of broker {broker}"),
-            )?;
+            check(pushed, &what())?;
         }
         Ok(())
     }
