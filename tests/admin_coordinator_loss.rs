@@ -28,7 +28,7 @@ const ADMIN_TIMEOUT: &str = "1s";
 fn admin(fixture: &Fixture) -> Admin {
     ekafka::Ekafka::from_toml_str(
         &format!(
-            "[kafka]\n{}\n[kafka.admin]\ntimeout = {ADMIN_TIMEOUT:?}\n[kafka.librdkafka]\ndebug=\"admin,protocol\"\n",
+            "[kafka]\n{}\n[kafka.admin]\ntimeout = {ADMIN_TIMEOUT:?}\n",
             fixture.cluster.brokers_line()
         ),
         "kafka",

@@ -274,7 +274,7 @@ fn targets(shared: &Shared, topic: &str, to: &OffsetReset) -> Result<Vec<(i32, i
             }
             let found = shared
                 .lookup_retrying(|left| shared.lookup.offsets_for_times(asked.clone(), left))
-                .map_err(|e| kafka_failed("looking up offsets by time on topic", topic, e))?;
+                .map_err(|e| ffi_failed("looking up offsets by time on topic", topic, e))?;
             partitions
                 .iter()
                 .map(

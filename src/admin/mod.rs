@@ -137,21 +137,26 @@ impl Shared {
     fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), Error> {
         use rdkafka::consumer::Consumer as _;
         self.lookup_retrying(|left| self.lookup.fetch_watermarks(topic, partition, left))
-            .map_err(|e| kafka_failed("reading the watermarks of topic", topic, e))
+            .map_err(|e| ffi_failed("reading the watermarks of topic", topic, e))
     }
 
     /// Runs a lookup on the lookup client (metadata, watermarks, offsets by
     /// time) with the time left, again after a failure that passes (a leader
     /// moving, a broker connection dropped or replaced) until `timeout` is
     /// spent.
-    fn lookup_retrying<T>(&self, lookup: impl FnMut(Duration) -> KafkaResult<T>) -> KafkaResult<T> {
-        retry_until(self.timeout, lookup, |error| {
-            error.rdkafka_error_code().is_some_and(|code| {
+    fn lookup_retrying<T>(
+        &self,
+        mut lookup: impl FnMut(Duration) -> KafkaResult<T>,
+    ) -> Result<T, ffi::Failure> {
+        retry_until(
+            self.timeout,
+            |left| lookup(left).map_err(kafka_failure),
+            |failure| {
                 // A broker handle librdkafka replaced (a broker restarted
                 // under its id) fails what was waiting on the old one.
-                is_retriable_code(code) || code == RDKafkaErrorCode::DestroyBroker
-            })
-        })
+                is_retriable_code(failure.code) || failure.code == RDKafkaErrorCode::DestroyBroker
+            },
+        )
     }
 
     /// Runs a C API request on a request client, again after a failure that
@@ -197,12 +202,17 @@ impl Shared {
 }
 
 /// Runs `attempt` with the time left of `timeout`, again after a failure
-/// `passes` says may pass, with a growing pause, while time is left.
-fn retry_until<T, E: std::fmt::Display>(
+/// `passes` says may pass, with a growing pause, while time is left. Time
+/// running out on such a failure is a timeout (`OperationTimedOut`) whose
+/// reason gives the last attempt's failure, as Kafka's own admin client
+/// reports it: the caller asked for an answer within `timeout`, and the
+/// failures on the way (a coordinator away, a connection refused) were the
+/// cluster's passing state, not the answer.
+fn retry_until<T>(
     timeout: Duration,
-    mut attempt: impl FnMut(Duration) -> Result<T, E>,
-    passes: impl Fn(&E) -> bool,
-) -> Result<T, E> {
+    mut attempt: impl FnMut(Duration) -> Result<T, ffi::Failure>,
+    passes: impl Fn(&ffi::Failure) -> bool,
+) -> Result<T, ffi::Failure> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(50);
     loop {
@@ -211,9 +221,17 @@ fn retry_until<T, E: std::fmt::Display>(
             Ok(answered) => return Ok(answered),
             Err(failure) => failure,
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if !passes(&failure) || left <= pause {
+        if !passes(&failure) {
             return Err(failure);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left <= pause {
+            return Err(ffi::Failure::new(
+                RDKafkaErrorCode::OperationTimedOut,
+                format!(
+                    "no answer within {timeout:?} ([kafka.admin] timeout); the last attempt: {failure}"
+                ),
+            ));
         }
         tracing::debug!(%failure, ?pause, "admin request retried");
         std::thread::sleep(pause);
@@ -245,10 +263,15 @@ fn ffi_failed(operation: &'static str, target: &str, failure: ffi::Failure) -> E
 }
 
 fn kafka_failed(operation: &'static str, target: &str, error: rdkafka::error::KafkaError) -> Error {
+    ffi_failed(operation, target, kafka_failure(error))
+}
+
+/// A rust-rdkafka error as an admin failure: its code and its text.
+fn kafka_failure(error: rdkafka::error::KafkaError) -> ffi::Failure {
     let code = match &error {
         // rust-rdkafka gives no code for a whole admin request's failure.
         rdkafka::error::KafkaError::AdminOp(code) => *code,
         other => other.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
     };
-    failed(operation, target, code, error.to_string())
+    ffi::Failure::new(code, error.to_string())
 }

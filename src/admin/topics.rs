@@ -266,7 +266,7 @@ pub(super) fn topic_description(
 ) -> Result<TopicDescription, Error> {
     let metadata = shared
         .lookup_retrying(|left| shared.lookup.fetch_metadata(Some(name), left))
-        .map_err(|e| kafka_failed(operation, name, e))?;
+        .map_err(|e| ffi_failed(operation, name, e))?;
     let topic = metadata
         .topics()
         .iter()
