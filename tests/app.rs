@@ -86,7 +86,11 @@ async fn graceful_shutdown_lets_handlers_in_flight_finish_and_commits_them() {
 #[actix::test]
 async fn a_server_past_its_restart_limit_makes_the_app_return_the_cause() {
     let fixture = Fixture::new();
-    let (kafka, config) = server_setup(&fixture, "maxRestarts = 0", "");
+    let (kafka, config) = server_setup(
+        &fixture,
+        "maxRestarts = 0\npartitionPastLimit = \"escalate\"",
+        "",
+    );
     produce(&kafka, "m", 6).await;
 
     let app = App::new(kafka.clone()).handle_signals(false).each_message(

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -373,9 +374,95 @@ async fn get_until(
 }
 
 #[actix::test]
+async fn a_partition_held_past_its_limit_shows_on_status_and_metrics_while_the_app_stays_live() {
+    let fixture = Fixture::new();
+    // The default partitionPastLimit ("hold"), no restart allowed: the first
+    // failure of "poison" holds its partition.
+    let (kafka, server) = observed_setup(
+        &fixture,
+        "",
+        "",
+        "maxRestarts = 0\nrestartBackoffMax = \"200ms\"",
+    );
+    let (handled_tx, mut handled) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let app = App::new(kafka.clone()).handle_signals(false).each_message(
+        server,
+        move |message: ConsumedMessage| {
+            let handled = handled_tx.clone();
+            async move {
+                let value = message.value_str().unwrap_or_default().to_string();
+                if value == "poison" {
+                    return Err(HandlerError::fatal("cannot handle poison"));
+                }
+                let _ = handled.send(value);
+                Ok(())
+            }
+        },
+    );
+    let (handle, serving, address) = serve(app).await;
+    let client = awc::Client::default();
+    write_all(&kafka, [Message::new("poison").with_partition(0)]).await;
+
+    let (_, body) = get_until(&client, address, "/status", |code, body| {
+        let status: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        code == 200 && status["servers"][0]["stoppedPartitions"][0]["held"] == true
+    })
+    .await;
+    let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let stopped = &status["servers"][0]["stoppedPartitions"][0];
+    assert_eq!(stopped["topic"], fixture.topic.as_str(), "{status}");
+    assert_eq!(stopped["partition"], 0, "{status}");
+    assert_eq!(stopped["offset"], 0, "{status}");
+    assert!(
+        stopped["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot handle poison")),
+        "{status}"
+    );
+    assert_eq!(stopped["gaveUp"], false, "{status}");
+    scrape_until(&client, address, "one stopped partition", |scrape| {
+        sum(
+            scrape,
+            "ekafka_server_stopped_partitions",
+            &[("client", "s1")],
+        ) == 1.0
+    })
+    .await;
+
+    // Live and ready: restarting the process would only move the poison on.
+    assert_eq!(get(&client, address, "/health/live").await.0, 200);
+    assert_eq!(get(&client, address, "/health/ready").await.0, 200);
+    // The other partitions go on.
+    write_all(
+        &kafka,
+        [1, 2].map(|p| Message::new(format!("fine-{p}")).with_partition(p)),
+    )
+    .await;
+    let mut fine = BTreeSet::new();
+    while fine.len() < 2 {
+        fine.insert(next(&mut handled, "the healthy partitions' messages").await);
+    }
+    assert_eq!(get(&client, address, "/health/live").await.0, 200);
+    let (_, page) = get(&client, address, "/").await;
+    assert!(page.contains("stoppedPartitions"), "the page shows them");
+
+    handle.shutdown();
+    let ended = tokio::time::timeout(WAIT, serving)
+        .await
+        .expect("the App stops")
+        .expect("serve did not panic");
+    assert!(ended.is_ok(), "{ended:?}");
+}
+
+#[actix::test]
 async fn health_follows_assignment_a_stuck_handler_an_escalation_and_the_shutdown() {
     let fixture = Fixture::new();
-    let (kafka, server) = observed_setup(&fixture, "stuckAfter = \"1s\"", "", "maxRestarts = 0");
+    let (kafka, server) = observed_setup(
+        &fixture,
+        "stuckAfter = \"1s\"",
+        "",
+        "maxRestarts = 0\npartitionPastLimit = \"escalate\"",
+    );
     // "hold" waits for the gate, reporting its partition; "boom" fails for good.
     let gate = Rc::new(tokio::sync::Semaphore::new(0));
     let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel::<i32>();

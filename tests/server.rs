@@ -287,7 +287,10 @@ async fn a_handler_panic_without_dead_letter_topic_restarts_its_partition_which_
 #[actix::test]
 async fn past_the_restart_limit_the_server_escalates_leaving_the_message_uncommitted() {
     let fixture = Fixture::new();
-    let (kafka, config) = setup(&fixture, "maxRestarts = 1\nrestartBackoff = \"10ms\"");
+    let (kafka, config) = setup(
+        &fixture,
+        "maxRestarts = 1\nrestartBackoff = \"10ms\"\npartitionPastLimit = \"escalate\"",
+    );
     produce(&kafka, "m", 12).await;
 
     let server =

@@ -1,7 +1,8 @@
 //! Failures stay in their partition: a message that fails for good without a
 //! dead-letter topic stops only its partition, whose handling restarts on its
-//! own (no rejoin) and escalates only past its own limit; the dead-letter limit
-//! stops a partition that dead-letters too much.
+//! own (no rejoin); past its own limit it is held there while the others go
+//! on (or, with `partitionPastLimit = "escalate"`, escalates); the dead-letter
+//! limit stops a partition that dead-letters too much.
 
 mod common;
 
@@ -26,10 +27,13 @@ async fn placement(fixture: &Fixture, count: usize) -> BTreeMap<String, (i32, i6
 }
 
 #[actix::test]
-async fn a_poisoned_partition_stops_alone_and_escalates_only_past_its_own_limit() {
+async fn a_poisoned_partition_stops_alone_and_with_escalate_escalates_only_past_its_own_limit() {
     let fixture = Fixture::new();
-    let (kafka, config) =
-        common::server_setup(&fixture, "maxRestarts = 2\nrestartBackoff = \"1s\"", "");
+    let (kafka, config) = common::server_setup(
+        &fixture,
+        "maxRestarts = 2\nrestartBackoff = \"1s\"\npartitionPastLimit = \"escalate\"",
+        "",
+    );
     produce(&kafka, "m", 60).await;
     let placed = placement(&fixture, 60).await;
     let (poisoned_partition, poisoned_offset) = placed["m-7"];
@@ -141,7 +145,106 @@ async fn a_poisoned_partition_stops_alone_and_escalates_only_past_its_own_limit(
 }
 
 #[actix::test]
-async fn past_the_dead_letter_limit_the_partition_stops_and_escalates() {
+async fn a_poisoned_partition_past_its_limit_is_held_while_every_other_partition_goes_on() {
+    let fixture = Fixture::new();
+    // The default, partitionPastLimit = "hold": 2 restarts 100ms apart, then
+    // a try every 300ms.
+    let (kafka, config) = common::server_setup(
+        &fixture,
+        "maxRestarts = 2\nrestartBackoff = \"100ms\"\nrestartBackoffMax = \"300ms\"",
+        "",
+    );
+    produce(&kafka, "m", 60).await;
+    let placed = placement(&fixture, 60).await;
+    let (poisoned_partition, poisoned_offset) = placed["m-7"];
+
+    let healed = std::rc::Rc::new(std::cell::Cell::new(false));
+    let (handled_tx, mut handled) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let server = ConsumerServer::on_each_message(&kafka, &config, {
+        let healed = std::rc::Rc::clone(&healed);
+        move |message: ConsumedMessage| {
+            let (handled, healed) = (handled_tx.clone(), healed.get());
+            async move {
+                let value = message.value_str().unwrap_or_default().to_string();
+                if value == "m-7" && !healed {
+                    return Err(HandlerError::fatal("cannot handle m-7"));
+                }
+                let _ = handled.send(value);
+                Ok(())
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let (failures_tx, mut failures) = forwarder::<HandlerFailure>();
+    server.subscribe_failures(failures_tx).await.unwrap();
+
+    // m-7 fails once, after each of the 2 restarts, and then again past the
+    // limit: the partition is held there, and the server goes on.
+    for attempt in 1..=4 {
+        let failure = next(&mut failures, &format!("m-7's failure {attempt}")).await;
+        assert_eq!(failure.message.value_str(), Some("m-7"));
+        assert_eq!(failure.action, FailureAction::Stopped);
+    }
+    let status = server.status().await.unwrap();
+    assert_eq!(status.stopped.len(), 1, "{status:?}");
+    let stopped = &status.stopped[0];
+    assert_eq!(
+        (stopped.partition.partition, stopped.offset),
+        (poisoned_partition, poisoned_offset)
+    );
+    assert!(stopped.held && !stopped.gave_up, "{stopped:?}");
+    assert_eq!(kafka.escalation(), None, "nothing escalated");
+
+    // Messages written after the hold are all handled on the other
+    // partitions; on the held one, nothing past m-7.
+    produce(&kafka, "n", 60).await;
+    let placed = placement(&fixture, 120).await;
+    let mut waiting: BTreeSet<String> = placed
+        .iter()
+        .filter(|(v, (p, o))| {
+            if *p == poisoned_partition {
+                *o < poisoned_offset
+            } else {
+                v.starts_with("n-")
+            }
+        })
+        .map(|(v, _)| v.clone())
+        .collect();
+    while !waiting.is_empty() {
+        let value = next(&mut handled, "the messages of the healthy partitions").await;
+        let (partition, offset) = placed[&value];
+        assert!(
+            partition != poisoned_partition || offset < poisoned_offset,
+            "{value} handled past the held m-7"
+        );
+        waiting.remove(&value);
+    }
+    // Still held, and tried again meanwhile.
+    let again = next(&mut failures, "m-7 tried again while held").await;
+    assert_eq!(again.message.value_str(), Some("m-7"));
+    assert!(server.status().await.unwrap().stopped[0].held);
+
+    // Once m-7 goes through, its partition catches up and nothing is stopped.
+    healed.set(true);
+    let rest_of_partition: BTreeSet<String> = placed
+        .iter()
+        .filter(|(_, (p, o))| *p == poisoned_partition && *o >= poisoned_offset)
+        .map(|(v, _)| v.clone())
+        .collect();
+    let mut waiting = rest_of_partition.clone();
+    while !waiting.is_empty() {
+        let value = next(&mut handled, "the held partition catching up").await;
+        waiting.remove(&value);
+    }
+    assert_eq!(server.status().await.unwrap().stopped, []);
+    assert_eq!(server.restarts(), 0, "the member never rejoined");
+    assert_eq!(kafka.escalation(), None);
+    server.close().await.unwrap();
+}
+
+#[actix::test]
+async fn past_the_dead_letter_limit_the_partition_stops_and_with_escalate_escalates() {
     let fixture = Fixture::new();
     let dlq = unique_name("dlq");
     fixture.cluster.create_topic(&dlq).unwrap();
@@ -149,7 +252,7 @@ async fn past_the_dead_letter_limit_the_partition_stops_and_escalates() {
     // 4th trips the limit.
     let keys = format!(
         "deadLetterProducer = \"p1\"\ndeadLetterTopic = {dlq:?}\n\
-         deadLetterLimit = 3\ndeadLetterWindow = \"1h\""
+         deadLetterLimit = 3\ndeadLetterWindow = \"1h\"\npartitionPastLimit = \"escalate\""
     );
     let (kafka, config) = common::server_setup(&fixture, &keys, "");
     produce(&kafka, "m", 30).await;

@@ -23,7 +23,7 @@ use crate::component::Ekafka;
 use crate::config::ConsumerServerConfig;
 use crate::consumer::{ConsumedMessage, Consumer, ConsumerGroup};
 use crate::error::Error;
-use crate::observe::HandlerProbe;
+use crate::observe::ServerProbe;
 use crate::server::{
     ConsumerServer, HandleMessage, HandlerError, HandlerFailure, ManualServer, RunningServer,
     Shutdown,
@@ -35,7 +35,7 @@ type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 trait Served {
     fn name(&self) -> &str;
     /// Its handler calls in progress, for liveness checks (each-message servers).
-    fn probe(&self) -> Option<Arc<HandlerProbe>>;
+    fn probe(&self) -> Option<Arc<ServerProbe>>;
     fn shutdown(&self, deadline: Duration) -> LocalFuture<Result<(), Error>>;
     fn wait(&self) -> LocalFuture<Result<(), Error>>;
 }
@@ -44,7 +44,7 @@ impl Served for Rc<RunningServer> {
     fn name(&self) -> &str {
         RunningServer::name(self)
     }
-    fn probe(&self) -> Option<Arc<HandlerProbe>> {
+    fn probe(&self) -> Option<Arc<ServerProbe>> {
         Some(RunningServer::probe(self))
     }
     fn shutdown(&self, deadline: Duration) -> LocalFuture<Result<(), Error>> {
@@ -61,7 +61,7 @@ impl Served for Rc<ManualServer> {
     fn name(&self) -> &str {
         ManualServer::name(self)
     }
-    fn probe(&self) -> Option<Arc<HandlerProbe>> {
+    fn probe(&self) -> Option<Arc<ServerProbe>> {
         None
     }
     fn shutdown(&self, _deadline: Duration) -> LocalFuture<Result<(), Error>> {

@@ -45,7 +45,8 @@ pub use restart::{RestartPolicy, RestartSettings};
 pub use sasl::{Sasl, SaslMechanism};
 pub use secret::Secret;
 pub use server::{
-    Concurrency, ConsumerServerConfig, DeadLetter, OrderBy, RetryDelay, RetrySettings, RetryTopics,
+    Concurrency, ConsumerServerConfig, DeadLetter, OrderBy, PartitionPastLimit, RetryDelay,
+    RetrySettings, RetryTopics,
 };
 pub use tls::Tls;
 

@@ -53,6 +53,41 @@ impl Value for OrderBy {
     }
 }
 
+/// What happens to a partition whose handling stopped on a message past its
+/// limits (`maxRestarts` within `restartWindow`, or `deadLetterLimit`):
+/// `partitionPastLimit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PartitionPastLimit {
+    /// `"hold"`: the partition stays stopped at the message, uncommitted, and
+    /// its handling is tried again every `restartBackoffMax` until the
+    /// message gets through or the partition is revoked; every other
+    /// partition keeps flowing and the server stays live. One bad message
+    /// never stops more than its own partition, on this process or any other.
+    Hold,
+    /// `"escalate"`: the server gives up and escalates to the component (and
+    /// an [`App`](crate::App) shuts down), for services that would rather stop
+    /// than run with a partition held.
+    Escalate,
+}
+
+impl Value for PartitionPastLimit {
+    fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
+        const EXPECTED: &str = "\"hold\" or \"escalate\"";
+        let Some(raw) = section.value(name) else {
+            return Ok(None);
+        };
+        match raw {
+            toml::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "hold" => Ok(Some(PartitionPastLimit::Hold)),
+                "escalate" => Ok(Some(PartitionPastLimit::Escalate)),
+                _ => Err(section.invalid(name, raw, EXPECTED)),
+            },
+            other => Err(section.wrong_type(name, EXPECTED, other)),
+        }
+    }
+}
+
 settings! {
     /// How many messages of one partition are handled at once
     /// (`concurrency`), and what keeps their order (`orderBy`).
@@ -96,9 +131,9 @@ settings! {
         /// where they go.
         pub topic: Option<String> = optional("deadLetterTopic").shown("that producer's `topic`"),
         /// the most messages one partition may dead-letter within
-        /// `deadLetterWindow`. One more stops the partition at that message and
-        /// escalates, a guard against a bad deploy sending everything to the
-        /// dead-letter topic; `0` for no limit.
+        /// `deadLetterWindow`. One more stops the partition at that message,
+        /// past its limit (see `partitionPastLimit`), a guard against a bad
+        /// deploy sending everything to the dead-letter topic; `0` for no limit.
         pub limit: u32 = key("deadLetterLimit", "100").range(0, 1_000_000_000),
         /// the sliding window `deadLetterLimit` counts over.
         pub window: Duration = key("deadLetterWindow", "\"1m\""),
@@ -208,6 +243,14 @@ settings! {
         pub transactional_producer: Option<String> = optional("transactionalProducer"),
         /// How the server is restarted after it failed, and when it escalates.
         pub restart: RestartSettings = flatten(),
+        /// `"hold"` or `"escalate"`: what a partition does once its handling
+        /// stopped on a message past `maxRestarts` (or `deadLetterLimit`).
+        /// `"hold"` keeps it stopped at the message, uncommitted, tried again
+        /// every `restartBackoffMax`, while the other partitions flow and the
+        /// server stays live (shown in `status()`, `/status`, the
+        /// `ekafka_server_stopped_partitions` gauge and an ERROR log per try);
+        /// `"escalate"` gives up and escalates to the App.
+        pub partition_past_limit: PartitionPastLimit = key("partitionPastLimit", "\"hold\""),
     }
 }
 

@@ -1,12 +1,15 @@
 //! What health checks read of running clients: a group member's loop beats
 //! and whether it has its assignment, the handler calls in progress of a
-//! consumer server, whether a producer reached a broker. Each is written by
+//! consumer server and its partitions stopped on a message, whether a
+//! producer reached a broker. Each is written by
 //! the client as it works (an atomic store) and read by a probe at any time.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::record::TopicPartition;
 
 /// Milliseconds since the first probe clock reading, plus one (0: never).
 fn clock() -> u64 {
@@ -81,21 +84,47 @@ impl ProducerProbe {
     }
 }
 
-/// The handler calls of a consumer server in progress, to find one stuck.
+/// What a consumer server shows of its health: its handler calls in
+/// progress, to find one stuck, and its partitions stopped on a message.
 #[derive(Debug, Default)]
-pub(crate) struct HandlerProbe {
+pub(crate) struct ServerProbe {
     calls: Mutex<BTreeMap<u64, Instant>>,
     next: AtomicU64,
+    stopped: Mutex<Vec<StoppedPartition>>,
+}
+
+/// A partition whose handling stopped on a message that failed for good, as
+/// [`RunningServer::status`](crate::server::RunningServer::status) and the
+/// App's `/status` report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoppedPartition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The message it stopped at: it and everything after it wait, uncommitted.
+    pub offset: i64,
+    /// Why the message failed.
+    pub error: String,
+    /// Restarts of this partition's handling within the restart window.
+    pub restarts: u32,
+    /// True once it passed its limit (`maxRestarts`, or `deadLetterLimit`)
+    /// and is held there (`partitionPastLimit = "hold"`): its handling is
+    /// tried again every `restartBackoffMax` until the message gets through.
+    pub held: bool,
+    /// True once it passed its limit and escalated
+    /// (`partitionPastLimit = "escalate"`); false while it waits to be
+    /// handled again.
+    pub gave_up: bool,
 }
 
 /// A handler call in progress; it ends when dropped.
 #[derive(Debug)]
 pub(crate) struct Call {
-    probe: Arc<HandlerProbe>,
+    probe: Arc<ServerProbe>,
     id: u64,
 }
 
-impl HandlerProbe {
+impl ServerProbe {
     /// A handler call starts.
     pub(crate) fn start(self: &Arc<Self>) -> Call {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
@@ -109,6 +138,19 @@ impl HandlerProbe {
     /// How long the oldest call in progress has run, if one is.
     pub(crate) fn longest(&self) -> Option<Duration> {
         self.lock().values().min().map(Instant::elapsed)
+    }
+
+    /// The server's partitions stopped now are `stopped`.
+    pub(crate) fn set_stopped(&self, stopped: Vec<StoppedPartition>) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = stopped;
+    }
+
+    /// The server's partitions stopped now.
+    pub(crate) fn stopped(&self) -> Vec<StoppedPartition> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Instant>> {
@@ -140,7 +182,7 @@ mod tests {
 
     #[test]
     fn a_handler_call_counts_until_it_ends() {
-        let probe = Arc::new(HandlerProbe::default());
+        let probe = Arc::new(ServerProbe::default());
         assert_eq!(probe.longest(), None);
         let first = probe.start();
         let second = probe.start();

@@ -101,6 +101,7 @@ pub(crate) struct Metrics {
     consumed: Family<TopicLabels, Counter>,
     handled: Family<ResultLabels, Counter>,
     handler_seconds: Timings<TopicLabels>,
+    stopped_partitions: Family<ClientLabels, Gauge>,
     lag: Family<PartitionLabels, Gauge>,
     commits: Family<OutcomeLabels, Counter>,
     rebalances: Family<EventLabels, Counter>,
@@ -145,6 +146,7 @@ impl Metrics {
             consumed: Family::default(),
             handled: Family::default(),
             handler_seconds: timings(),
+            stopped_partitions: Family::default(),
             lag: Family::default(),
             commits: Family::default(),
             rebalances: Family::default(),
@@ -188,6 +190,11 @@ impl Metrics {
             "How long one call of a consumer server's handler took",
             Unit::Seconds,
             metrics.handler_seconds.clone(),
+        );
+        r.register(
+            "ekafka_server_stopped_partitions",
+            "Partitions of a consumer server stopped on a message that failed for good (waiting to be tried again, or held past their limit)",
+            metrics.stopped_partitions.clone(),
         );
         r.register(
             "ekafka_consumer_lag",
@@ -391,6 +398,7 @@ impl Metrics {
             server: name.to_string(),
             handled: self.handled.clone(),
             handler_seconds: self.handler_seconds.clone(),
+            stopped_partitions: self.stopped_partitions.get_or_create(&client(name)).clone(),
             by_topic: Rc::default(),
         }
     }
@@ -589,6 +597,7 @@ pub(crate) struct ServerMetrics {
     server: String,
     handled: Family<ResultLabels, Counter>,
     handler_seconds: Timings<TopicLabels>,
+    stopped_partitions: Gauge,
     /// Per topic, its counter per result and its durations: found without
     /// building labels.
     by_topic: Rc<RefCell<HashMap<Box<str>, ServerTopic>>>,
@@ -600,6 +609,12 @@ struct ServerTopic {
 }
 
 impl ServerMetrics {
+    /// How many of the server's partitions are stopped now.
+    pub(crate) fn stopped_partitions(&self, count: usize) {
+        self.stopped_partitions
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// Records one handler call on a message of `topic`.
     pub(crate) fn handled(&self, topic: &str, result: Handled, elapsed: Duration) {
         let mut by_topic = self.by_topic.borrow_mut();

@@ -7,7 +7,8 @@ mod metrics;
 mod stats;
 pub(crate) mod trace;
 
-pub(crate) use health::{GroupProbe, HandlerProbe, ProducerProbe};
+pub use health::StoppedPartition;
+pub(crate) use health::{GroupProbe, ProducerProbe, ServerProbe};
 
 pub(crate) use metrics::{GroupMetrics, Handled, Metrics, ProducerMetrics, ServerMetrics};
 pub(crate) use stats::StatsSink;

@@ -133,6 +133,7 @@ impl ServerBuilder<'_> {
             handler,
             retry: config.retry.clone(),
             concurrency: config.concurrency.clone(),
+            past_limit: config.partition_past_limit,
             retry_topics,
             dead_letter: config.dead_letter.clone(),
             policy: policy.clone(),

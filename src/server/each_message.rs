@@ -9,7 +9,10 @@
 //! the others go on; after the restart policy's backoff the partition's
 //! handling restarts from that message (still held, so nothing is fetched
 //! again and the member stays in its group). Past the policy's limit, or past
-//! the dead-letter limit, the partition escalates and the server ends.
+//! the dead-letter limit, the partition is held at the message and tried again
+//! at the policy's longest backoff until it gets through (so one bad message
+//! never stops more than its partition), or, with `partitionPastLimit =
+//! "escalate"`, the partition escalates and the server ends.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -29,9 +32,9 @@ use super::partition::{
 };
 use super::retry_topics::RetryChain;
 use super::supervisor::KIND;
-use crate::config::{Concurrency, RestartPolicy, RetrySettings};
+use crate::config::{Concurrency, PartitionPastLimit, RestartPolicy, RetrySettings};
 use crate::consumer::ConsumerGroup;
-use crate::observe::{HandlerProbe, ServerMetrics};
+use crate::observe::{ServerMetrics, ServerProbe};
 use crate::record::{GroupEvent, MessageBatch, TopicPartition};
 use crate::supervision::{Escalation, Escalator, RestartTracker};
 
@@ -57,13 +60,15 @@ pub(crate) struct EachMessageSettings {
     pub(crate) errors: Option<Recipient<HandlerFailure>>,
     /// How partitions' handling is restarted (the server's restart keys).
     pub(crate) policy: RestartPolicy,
+    /// What a partition past its limits does: held, or escalated.
+    pub(crate) past_limit: PartitionPastLimit,
     pub(crate) escalator: Escalator,
     /// Where a partition past its limit is reported (the supervisor).
     pub(crate) faults: tokio::sync::mpsc::UnboundedSender<PartitionGaveUp>,
     /// What the server records in the component's metrics, when they are on.
     pub(crate) metrics: Option<ServerMetrics>,
     /// The handler calls in progress, for liveness checks.
-    pub(crate) probe: Arc<HandlerProbe>,
+    pub(crate) probe: Arc<ServerProbe>,
 }
 
 /// What the actor keeps of its settings once the shared [`Worker`] took the rest.
@@ -73,6 +78,7 @@ struct ActorSettings {
     /// `deadLetterLimit` and `deadLetterWindow`, when there is a dead-letter topic.
     dead_letter_budget: Option<(u32, std::time::Duration)>,
     policy: RestartPolicy,
+    past_limit: PartitionPastLimit,
     escalator: Escalator,
     faults: tokio::sync::mpsc::UnboundedSender<PartitionGaveUp>,
 }
@@ -111,11 +117,17 @@ impl EachMessageActor {
             member,
             errors,
             policy,
+            past_limit,
             escalator,
             faults,
             metrics,
             probe,
         } = settings;
+        // A new incarnation has no partition stopped (yet).
+        probe.set_stopped(Vec::new());
+        if let Some(metrics) = &metrics {
+            metrics.stopped_partitions(0);
+        }
         let dead_letter_budget = dead_letter.as_ref().map(|dl| (dl.limit, dl.window));
         let worker = Worker {
             handler,
@@ -138,6 +150,7 @@ impl EachMessageActor {
                 concurrency,
                 dead_letter_budget,
                 policy,
+                past_limit,
                 escalator,
                 faults,
             },
@@ -215,8 +228,13 @@ impl EachMessageActor {
     ) {
         self.partition(&partition).busy = false;
         match end {
-            // pump starts nothing once quiescing.
-            BatchEnd::Done | BatchEnd::Interrupted => self.pump(partition, ctx),
+            BatchEnd::Done => {
+                // The batch began at the message the partition was held at.
+                self.got_past(&partition, i64::MAX);
+                // pump starts nothing once quiescing.
+                self.pump(partition, ctx);
+            }
+            BatchEnd::Interrupted => self.pump(partition, ctx),
             BatchEnd::Stopped {
                 offset,
                 error,
@@ -258,7 +276,9 @@ impl EachMessageActor {
     }
 
     /// Stops `partition` at the message at `offset`, held again as the first
-    /// to handle, and schedules its restart, or escalates past the limit.
+    /// to handle, and schedules its restart; past its limits, holds it there
+    /// (tried again every `restartBackoffMax`) or escalates, as
+    /// `partitionPastLimit` says.
     fn stop_partition(
         &mut self,
         partition: TopicPartition,
@@ -269,7 +289,7 @@ impl EachMessageActor {
     ) {
         let reason = format!("partition {partition} stopped at offset {offset}: {error}");
         let name = self.settings.name.clone();
-        let escalator = self.settings.escalator.clone();
+        let past_limit = self.settings.past_limit;
         let state = self.partition(&partition);
         if limit.is_none() {
             if let Some(stop) = &mut state.stopped {
@@ -281,32 +301,84 @@ impl EachMessageActor {
                 return;
             }
         }
-        let next = match limit {
-            Some(limit) => {
-                let escalation = Escalation {
-                    kind: KIND,
-                    name: name.clone(),
-                    restarts: state.restarts.recent_restarts(),
-                    reason: format!("{reason} ({limit})"),
-                };
-                escalator.escalate(escalation.clone());
-                Err(escalation)
-            }
-            None => state.restarts.next_delay(&reason),
+        if state.held.is_some_and(|at| offset > at) {
+            // Handling got past the message it was held at: a new stop.
+            state.held = None;
+        }
+        let within_limit = match limit {
+            Some(limit) => Err(format!("{reason} ({limit})")),
+            None if state.held.is_some() => Err(reason),
+            None => state.restarts.restart_within_limit().ok_or(reason),
         };
         state.stopped = Some(Stop { offset, error });
-        match next {
-            Ok(delay) => {
+        let delay = match (within_limit, past_limit) {
+            (Ok(delay), _) => {
                 tracing::warn!(server = %name, %partition, offset, ?delay, "partition stopped; its handling restarts after the backoff");
-                let epoch = state.epoch;
-                ctx.run_later(delay, move |act, ctx| act.restart(partition, epoch, ctx));
+                delay
             }
-            Err(escalation) => {
+            (Err(reason), PartitionPastLimit::Hold) => {
+                let delay = state.restarts.restart_past_limit();
+                state.held = Some(offset);
+                tracing::error!(server = %name, %partition, offset, retry_in = ?delay, "{reason}; past its limit the partition is held at that message, uncommitted, and tried again after the longest backoff (partitionPastLimit = \"hold\"); the other partitions go on");
+                delay
+            }
+            (Err(reason), PartitionPastLimit::Escalate) => {
+                let escalation = state.restarts.give_up(&reason);
                 state.gave_up = true;
                 state.release_queued();
                 let _ = self.settings.faults.send(PartitionGaveUp(escalation));
+                self.publish_stopped();
+                return;
             }
+        };
+        let epoch = state.epoch;
+        ctx.run_later(delay, move |act, ctx| act.restart(partition, epoch, ctx));
+        self.publish_stopped();
+    }
+
+    /// Ends the hold of `partition` once a message at or past the one it was
+    /// held at (`handled`) got through.
+    fn got_past(&mut self, partition: &TopicPartition, handled: i64) {
+        let name = self.settings.name.clone();
+        let Some(state) = self.partitions.get_mut(partition) else {
+            return;
+        };
+        if let Some(at) = state.held.filter(|at| handled >= *at) {
+            state.held = None;
+            tracing::info!(server = %name, %partition, offset = at, "the message the partition was held at got through; it is no longer held");
+            self.publish_stopped();
         }
+    }
+
+    /// The partitions stopped now, by partition.
+    fn stopped_partitions(&self) -> Vec<StoppedPartition> {
+        let mut stopped: Vec<StoppedPartition> = self
+            .partitions
+            .iter()
+            .filter_map(|(partition, state)| {
+                let stop = state.stopped.as_ref()?;
+                Some(StoppedPartition {
+                    partition: partition.clone(),
+                    offset: stop.offset,
+                    error: stop.error.to_string(),
+                    restarts: state.restarts.recent_restarts(),
+                    held: state.held.is_some(),
+                    gave_up: state.gave_up,
+                })
+            })
+            .collect();
+        stopped.sort_by(|a, b| a.partition.cmp(&b.partition));
+        stopped
+    }
+
+    /// Shows the partitions stopped now where operators look: the App's
+    /// `/status` and the stopped-partitions gauge.
+    fn publish_stopped(&self) {
+        let stopped = self.stopped_partitions();
+        if let Some(metrics) = &self.worker.metrics {
+            metrics.stopped_partitions(stopped.len());
+        }
+        self.worker.probe.set_stopped(stopped);
     }
 
     /// Holds `partition` (paused in the group) until `until`, when `rest`,
@@ -342,6 +414,7 @@ impl EachMessageActor {
         }
         self.partition_restarts += 1;
         tracing::info!(server = %self.settings.name, %partition, "partition handling restarted");
+        self.publish_stopped();
         self.pump(partition, ctx);
     }
 }
@@ -436,9 +509,11 @@ impl Handler<GroupEvent> for EachMessageActor {
                 // Its next owner handles the message it stopped at.
                 state.epoch += 1;
                 state.stopped = None;
+                state.held = None;
                 state.waiting_until = None;
             }
         }
+        self.publish_stopped();
         self.revocations.notify_waiters();
     }
 }
@@ -471,21 +546,7 @@ impl Handler<Status> for EachMessageActor {
     type Result = MessageResult<Status>;
 
     fn handle(&mut self, Status { restarts }: Status, _ctx: &mut Context<Self>) -> Self::Result {
-        let mut stopped: Vec<StoppedPartition> = self
-            .partitions
-            .iter()
-            .filter_map(|(partition, state)| {
-                let stop = state.stopped.as_ref()?;
-                Some(StoppedPartition {
-                    partition: partition.clone(),
-                    offset: stop.offset,
-                    error: stop.error.to_string(),
-                    restarts: state.restarts.recent_restarts(),
-                    gave_up: state.gave_up,
-                })
-            })
-            .collect();
-        stopped.sort_by(|a, b| a.partition.cmp(&b.partition));
+        let stopped = self.stopped_partitions();
         MessageResult(ServerStatus {
             restarts,
             partition_restarts: self.partition_restarts,

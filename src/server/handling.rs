@@ -19,7 +19,7 @@ use super::outcome::{FailureAction, HandlerError, HandlerFailure};
 use super::partition::{DeadLetterBudget, Queued};
 use super::retry_topics::{failure_headers, RetryChain};
 use crate::config::{RestartPolicy, RetrySettings};
-use crate::observe::{trace, Handled, HandlerProbe, ServerMetrics};
+use crate::observe::{trace, Handled, ServerMetrics, ServerProbe};
 use crate::producer::Producer;
 use crate::record::{ConsumedMessage, Message, MessageBatch, TopicPartition};
 use crate::supervision::backoff_with_jitter;
@@ -94,7 +94,7 @@ pub(crate) struct Worker {
     pub(crate) revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
     pub(crate) revocations: Rc<Notify>,
     pub(crate) metrics: Option<ServerMetrics>,
-    pub(crate) probe: Arc<HandlerProbe>,
+    pub(crate) probe: Arc<ServerProbe>,
 }
 
 impl Worker {
@@ -117,8 +117,8 @@ pub(crate) enum BatchEnd {
     Stopped {
         offset: i64,
         error: HandlerError,
-        /// Set when the dead-letter limit refused it: the partition escalates
-        /// at once instead of restarting.
+        /// Set when the dead-letter limit refused it: the partition is past
+        /// its limit at once (held or escalated) instead of restarting.
         limit: Option<String>,
     },
     /// The message at `offset`, of a delay topic, is not due before `until`:

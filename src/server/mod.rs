@@ -17,8 +17,10 @@
 //! *that partition* stops at the message, uncommitted, while the other
 //! partitions keep flowing; after the restart backoff its handling restarts
 //! from that message, without leaving the group. Past `maxRestarts` for that
-//! partition (or at once past the dead-letter limit) the failure escalates
-//! (see [`App`](crate::App)). Only a failure of the server's group member or
+//! partition (or at once past the dead-letter limit) the partition is held
+//! there, tried again every `restartBackoffMax`, while the others go on; with
+//! `partitionPastLimit = "escalate"` the failure escalates instead (see
+//! [`App`](crate::App)). Only a failure of the server's group member or
 //! handler actor restarts the whole server (a rejoin). Failures are reported
 //! to an optional subscriber, never blocking; [`RunningServer::status`] lists
 //! the partitions stopped.
@@ -427,7 +429,7 @@ impl RunningServer {
     }
 
     /// The handler calls in progress, for liveness checks.
-    pub(crate) fn probe(&self) -> Arc<crate::observe::HandlerProbe> {
+    pub(crate) fn probe(&self) -> Arc<crate::observe::ServerProbe> {
         Arc::clone(&self.supervisor.spec().probe)
     }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::lane::Lane;
 use super::HandlerError;
-use crate::record::{ConsumedMessage, MessageBatch, TopicPartition};
+pub use crate::observe::StoppedPartition;
+use crate::record::{ConsumedMessage, MessageBatch};
 use crate::supervision::RestartTracker;
 
 /// A batch waiting to be handled, from offset `from` on (earlier messages of
@@ -80,6 +81,9 @@ pub(crate) struct PartitionState {
     /// Set while the partition waits for its handling to restart, and for
     /// good once it gave up.
     pub(crate) stopped: Option<Stop>,
+    /// The offset of the message the partition is held at, past its limit
+    /// (`partitionPastLimit = "hold"`), until handling gets past it.
+    pub(crate) held: Option<i64>,
     pub(crate) gave_up: bool,
     /// Set while the partition's next message, of a delay topic, is not due.
     pub(crate) waiting_until: Option<std::time::Instant>,
@@ -101,6 +105,7 @@ impl PartitionState {
             busy: false,
             lane,
             stopped: None,
+            held: None,
             gave_up: false,
             waiting_until: None,
             restarts,
@@ -173,24 +178,6 @@ impl DeadLetterBudget {
             self.limit, self.window
         )
     }
-}
-
-/// A partition whose handling stopped on a message that failed for good, as
-/// [`RunningServer::status`](super::RunningServer::status) reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StoppedPartition {
-    /// The partition.
-    pub partition: TopicPartition,
-    /// The message it stopped at: it and everything after it wait, uncommitted.
-    pub offset: i64,
-    /// Why the message failed.
-    pub error: String,
-    /// Restarts of this partition's handling within the restart window.
-    pub restarts: u32,
-    /// True once the partition passed its restart limit (or the dead-letter
-    /// limit) and escalated; false while it waits to be handled again.
-    pub gave_up: bool,
 }
 
 /// An each-message server's health.

@@ -22,10 +22,12 @@ use super::handling::{DeadLetterSink, MessageHandler};
 use super::retry_topics::RetryChain;
 use super::HandlerFailure;
 use crate::component::Ekafka;
-use crate::config::{Concurrency, DeadLetter, RestartPolicy, RetryDelay, RetrySettings};
+use crate::config::{
+    Concurrency, DeadLetter, PartitionPastLimit, RestartPolicy, RetryDelay, RetrySettings,
+};
 use crate::consumer::ConsumerGroup;
 use crate::error::Error;
-use crate::observe::HandlerProbe;
+use crate::observe::ServerProbe;
 use crate::supervision::{Escalation, Incarnations, Supervisor};
 
 pub(crate) const KIND: &str = "consumer server";
@@ -46,6 +48,8 @@ pub(crate) struct ServerSpec {
     pub(crate) retry: RetrySettings,
     /// How many messages of one partition are handled at once.
     pub(crate) concurrency: Concurrency,
+    /// What a partition past its limits does (`partitionPastLimit`).
+    pub(crate) past_limit: PartitionPastLimit,
     /// The delays and producer of `retryTopics`, when set.
     pub(crate) retry_topics: Option<DelayStages>,
     pub(crate) dead_letter: Option<DeadLetter>,
@@ -58,7 +62,7 @@ pub(crate) struct ServerSpec {
     /// The member of the latest incarnation.
     pub(crate) group: RefCell<Option<ConsumerGroup>>,
     /// The handler calls in progress, across restarts, for liveness checks.
-    pub(crate) probe: Arc<HandlerProbe>,
+    pub(crate) probe: Arc<ServerProbe>,
 }
 
 /// One incarnation of the server: a group member and the actor handling its messages.
@@ -117,6 +121,7 @@ impl ServerSpec {
             member: group.clone(),
             errors: self.failures.borrow().clone(),
             policy: self.policy.clone(),
+            past_limit: self.past_limit,
             escalator: self.kafka.escalator().clone(),
             faults: faults_tx,
             metrics: self

@@ -38,6 +38,13 @@ impl RestartTracker {
     /// to wait before it; past the policy's limit, escalates the failure and
     /// returns the escalation instead.
     pub(crate) fn next_delay(&mut self, reason: &str) -> Result<Duration, Escalation> {
+        self.restart_within_limit()
+            .ok_or_else(|| self.give_up(reason))
+    }
+
+    /// Records a restart now and returns the delay to wait before it, or
+    /// `None` past the policy's limit (nothing recorded, nothing escalated).
+    pub(crate) fn restart_within_limit(&mut self) -> Option<Duration> {
         let now = Instant::now();
         while self
             .recent
@@ -47,12 +54,19 @@ impl RestartTracker {
             self.recent.pop_front();
         }
         if self.recent.len() >= self.policy.max_restarts as usize {
-            return Err(self.give_up(reason));
+            return None;
         }
         let attempt = self.recent.len() as u32;
         self.recent.push_back(now);
         self.escalator.restarting(self.kind, &self.name);
-        Ok(backoff_with_jitter(&self.policy, attempt))
+        Some(backoff_with_jitter(&self.policy, attempt))
+    }
+
+    /// A restart past the limit that does not escalate: counted, after the
+    /// policy's longest delay (with jitter).
+    pub(crate) fn restart_past_limit(&mut self) -> Duration {
+        self.escalator.restarting(self.kind, &self.name);
+        backoff_with_jitter(&self.policy, u32::MAX)
     }
 
     /// Escalates at once: the failure is one no restart gets past.

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::component::Ekafka;
-use crate::observe::HandlerProbe;
+use crate::observe::ServerProbe;
 
-/// A consumer server's name and its handler calls in progress.
-pub(crate) type ServerProbe = (String, Arc<HandlerProbe>);
+/// A consumer server's name and what it shows of its health.
+pub(crate) type WatchedServer = (String, Arc<ServerProbe>);
 
 /// What the checks found: for each, the problems (none: it passes).
 #[derive(Debug, Default)]
@@ -26,7 +26,7 @@ pub(crate) struct Health {
 /// Checks `kafka`'s clients and the App's `servers`.
 pub(crate) fn check(
     kafka: &Ekafka,
-    servers: &[ServerProbe],
+    servers: &[WatchedServer],
     shutting_down: bool,
     stuck_after: Duration,
 ) -> Health {

@@ -21,8 +21,8 @@ use actix_web::{web, HttpResponse, HttpServer};
 
 use crate::component::Ekafka;
 use crate::error::Error;
-use crate::observe::HandlerProbe;
-use health::ServerProbe;
+use crate::observe::ServerProbe;
+use health::WatchedServer;
 
 /// The content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -33,13 +33,13 @@ const PAGE: &str = include_str!("page.html");
 /// What the handlers read, shared with the App.
 struct Observed {
     kafka: Ekafka,
-    servers: Mutex<Vec<ServerProbe>>,
+    servers: Mutex<Vec<WatchedServer>>,
     shutting_down: AtomicBool,
     stuck_after: Duration,
 }
 
 impl Observed {
-    fn servers(&self) -> Vec<ServerProbe> {
+    fn servers(&self) -> Vec<WatchedServer> {
         self.servers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -117,7 +117,7 @@ impl Endpoint {
     }
 
     /// Watches consumer server `name`'s handler calls for liveness.
-    pub(crate) fn watch_server(&self, name: &str, probe: Arc<HandlerProbe>) {
+    pub(crate) fn watch_server(&self, name: &str, probe: Arc<ServerProbe>) {
         self.observed
             .servers
             .lock()

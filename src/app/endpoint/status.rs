@@ -1,12 +1,13 @@
-//! The `/status` document: every client of the App, its state, and for
+//! The `/status` document: every client of the App, its state, for
 //! consumer groups each partition's position, committed offset, high
-//! watermark, lag and whether it is paused.
+//! watermark, lag and whether it is paused, and for consumer servers their
+//! partitions stopped on a message.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::health::{Health, ServerProbe};
+use super::health::{Health, WatchedServer};
 use crate::component::Ekafka;
 use crate::consumer::{GroupStatus, PartitionOffset, TopicPartition};
 
@@ -76,10 +77,24 @@ struct ConsumerView {
 struct ServerView {
     name: String,
     longest_handler_call_seconds: Option<f64>,
+    stopped_partitions: Vec<StoppedView>,
+}
+
+/// A partition of a server stopped on a message that failed for good.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StoppedView {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    error: String,
+    restarts: u32,
+    held: bool,
+    gave_up: bool,
 }
 
 /// The status of `kafka`'s clients and the App's `servers`.
-pub(crate) async fn collect(kafka: &Ekafka, servers: &[ServerProbe], health: Health) -> Status {
+pub(crate) async fn collect(kafka: &Ekafka, servers: &[WatchedServer], health: Health) -> Status {
     let mut producers = Vec::new();
     for producer in kafka.running_producers() {
         let asked = tokio::time::timeout(ASK_TIMEOUT, producer.status()).await;
@@ -148,6 +163,19 @@ pub(crate) async fn collect(kafka: &Ekafka, servers: &[ServerProbe], health: Hea
         .map(|(name, probe)| ServerView {
             name: name.clone(),
             longest_handler_call_seconds: probe.longest().map(|d| d.as_secs_f64()),
+            stopped_partitions: probe
+                .stopped()
+                .into_iter()
+                .map(|stopped| StoppedView {
+                    topic: stopped.partition.topic.to_string(),
+                    partition: stopped.partition.partition,
+                    offset: stopped.offset,
+                    error: stopped.error,
+                    restarts: stopped.restarts,
+                    held: stopped.held,
+                    gave_up: stopped.gave_up,
+                })
+                .collect(),
         })
         .collect();
     let mut problems = health.ready;

@@ -76,7 +76,10 @@ impl EachMessageActor {
         let given_up = given_up || state.gave_up;
         let lane = state.lane.as_mut().expect("ended in a lane");
         match end {
-            MessageEnd::Done => lane.finish(key),
+            MessageEnd::Done => {
+                lane.finish(key);
+                self.got_past(&partition, offset);
+            }
             MessageEnd::Stopped { error, limit } if !given_up => {
                 lane.put_back(offset, key, waiting);
                 self.stop_partition(partition.clone(), offset, error, limit, ctx);
