@@ -536,3 +536,144 @@ async fn go_scenario_attempt() -> (usize, usize) {
         count(&log[..before_close], false),
     )
 }
+
+// ---- The pull API at a revoke ----
+
+/// What a pulling member saw, in order.
+#[derive(Debug)]
+enum Pulled {
+    Message(i32),
+    Assigned(BTreeSet<i32>),
+    Revoked(BTreeSet<i32>),
+}
+
+/// Polls `group` until `stop` is told, handling each message for 1 ms and
+/// committing every 10; sends what it saw to `seen`.
+async fn pull_loop(
+    group: ekafka::ConsumerGroup,
+    seen: tokio::sync::mpsc::UnboundedSender<Pulled>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> ekafka::ConsumerGroup {
+    let partitions = |ps: &[ekafka::consumer::TopicPartition]| -> BTreeSet<i32> {
+        ps.iter().map(|p| p.partition).collect()
+    };
+    let mut handled = Vec::new();
+    loop {
+        let event = tokio::select! {
+            _ = &mut stop => {
+                let _ = group.commit(&handled).await;
+                return group;
+            }
+            event = group.poll() => event.expect("poll"),
+        };
+        match event {
+            ekafka::Event::Message(message) => {
+                let _ = seen.send(Pulled::Message(message.partition()));
+                tokio::time::sleep(Duration::from_millis(1)).await; // the work
+                handled.push(message);
+                if handled.len() == 10 {
+                    // A commit refused by the rebalance is reported, and its
+                    // messages come again to their next owner: not this test's
+                    // concern.
+                    let _ = group.commit(&std::mem::take(&mut handled)).await;
+                }
+            }
+            ekafka::Event::Assigned(a) => {
+                let assigned = a.partitions.iter().map(|(p, _)| p.partition).collect();
+                let _ = seen.send(Pulled::Assigned(assigned));
+            }
+            ekafka::Event::Revoked(r) => {
+                let _ = seen.send(Pulled::Revoked(partitions(&r.partitions)));
+                // What was handled is committed before the partitions go: the
+                // revoke waits for every message poll() returned.
+                let _ = group.commit(&std::mem::take(&mut handled)).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[actix::test]
+async fn a_puller_gets_the_revoke_ahead_of_the_revoked_partitions_messages_and_the_barrier_does_not_wait_for_them(
+) {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let fixture = Fixture::new();
+    // A drain timeout longer than the test waits: the revoke must end because
+    // nothing handed out is owed any more, not because it timed out.
+    let kafka = Ekafka::from_toml_str(
+        &two_member_config(&fixture, "drainTimeout = \"60s\""),
+        "kafka",
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    produce(&kafka, "m", 3_000).await;
+
+    let (a_seen_tx, mut a_seen) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_a, a_stopped) = tokio::sync::oneshot::channel();
+    let a = actix::spawn(pull_loop(
+        kafka.consumer_group("cg1").unwrap(),
+        a_seen_tx,
+        a_stopped,
+    ));
+    // A has a backlog of fetched messages by the time B joins.
+    let mut a_log = Vec::new();
+    while a_log
+        .iter()
+        .filter(|p| matches!(p, Pulled::Message(_)))
+        .count()
+        < 300
+    {
+        a_log.push(next(&mut a_seen, "A's first 300 messages").await);
+    }
+    let (b_seen_tx, mut b_seen) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_b, b_stopped) = tokio::sync::oneshot::channel();
+    let b = actix::spawn(pull_loop(
+        kafka.consumer_group("cg2").unwrap(),
+        b_seen_tx,
+        b_stopped,
+    ));
+    // B gets partitions well before the 60 s drain timeout.
+    let b_assigned = loop {
+        match next(&mut b_seen, "B's assignment").await {
+            Pulled::Assigned(partitions) if !partitions.is_empty() => break partitions,
+            _ => {}
+        }
+    };
+    while let Ok(seen) = a_seen.try_recv() {
+        a_log.push(seen);
+    }
+
+    // After A's revoke, no message of a partition it gave up until it is
+    // assigned that partition again.
+    let mut owned: BTreeSet<i32> = BTreeSet::new();
+    let mut revokes = 0;
+    for (at, seen) in a_log.iter().enumerate() {
+        match seen {
+            Pulled::Assigned(ps) => owned.extend(ps),
+            Pulled::Revoked(ps) => {
+                revokes += 1;
+                owned.retain(|p| !ps.contains(p));
+            }
+            Pulled::Message(p) => assert!(
+                owned.contains(p),
+                "A got a message of partition {p} it no longer owned (entry {at} of {a_log:?})"
+            ),
+        }
+    }
+    assert!(revokes >= 1, "A gave partitions up for B ({b_assigned:?})");
+    assert!(
+        b_assigned.len() < 3,
+        "A kept a share: it was not expelled while its revoke waited ({b_assigned:?})"
+    );
+
+    let _ = stop_a.send(());
+    let _ = stop_b.send(());
+    // A close, too, waits only for what poll() returned (all committed).
+    for member in [a.await.unwrap(), b.await.unwrap()] {
+        tokio::time::timeout(common::WAIT, member.close())
+            .await
+            .expect("the close does not wait out the drain timeout")
+            .expect("a clean close");
+    }
+}

@@ -33,8 +33,8 @@
 mod engine;
 mod ledger;
 mod member;
+mod pull;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,9 +44,10 @@ pub(crate) use member::GroupSpec;
 
 use crate::observe::GroupProbe;
 use crate::record::{Ack, AckKind, AckSender, Event, GroupEvent, MessageBatch};
-use engine::{Command, PullItem};
+use engine::Command;
 use engine::{Exit, MessageSink};
 use member::{EngineExited, EngineHandle, GroupMembers, COMMIT_AND_LEAVE, KIND};
+use pull::Pull;
 
 use crate::consumer::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::error::Error;
@@ -123,13 +124,6 @@ impl Shared {
             .map_err(|_| self.closed_error())?;
         answer.await.map_err(|_| self.closed_error())
     }
-}
-
-/// The pull API's end of the engine.
-struct Pull {
-    items: tokio::sync::mpsc::Receiver<PullItem>,
-    ready: VecDeque<Event>,
-    ack: Option<AckSender>,
 }
 
 /// The supervised actor of one group member. Users hold a [`ConsumerGroup`].
@@ -359,11 +353,17 @@ impl ConsumerGroup {
     /// The next event: a message, an assignment, a revocation or an error. The
     /// first call attaches the pull API as a subscriber; messages it returns must
     /// be acknowledged ([`ack`](Self::ack)) or committed ([`commit`](Self::commit)).
+    ///
+    /// Events come ahead of messages: after [`Event::Revoked`] no message of
+    /// the revoked partitions is returned (what was fetched for them is
+    /// dropped, for their next owner to read), and the revoke waits, up to
+    /// `drainTimeout`, only for the messages already returned: ack or commit
+    /// what you handled of them when the revoke comes.
     pub async fn poll(&self) -> Result<Event, Error> {
         let mut pull = self.shared.pull.lock().await;
         loop {
             if pull.is_none() {
-                let (sink, items) = tokio::sync::mpsc::channel(64);
+                let (puller, sink) = Pull::new();
                 self.shared
                     .ask(|reply| Command::SubscribeMessages {
                         sink: MessageSink::Pull(sink),
@@ -371,24 +371,10 @@ impl ConsumerGroup {
                     })
                     .await?
                     .map_err(|reason| Error::Subscription { reason })?;
-                *pull = Some(Pull {
-                    items,
-                    ready: VecDeque::new(),
-                    ack: None,
-                });
+                *pull = Some(puller);
             }
-            let state = pull.as_mut().expect("set above");
-            if let Some(event) = state.ready.pop_front() {
-                return Ok(event);
-            }
-            match state.items.recv().await {
-                Some(PullItem::Batch(batch)) => {
-                    state.ack = Some(batch.ack.clone());
-                    state
-                        .ready
-                        .extend(batch.messages.iter().cloned().map(Event::Message));
-                }
-                Some(PullItem::Event(event)) => return Ok(event.into()),
+            match pull.as_mut().expect("set above").next().await {
+                Some(event) => return Ok(event),
                 None => {
                     // The engine stopped: closed for good, or restarting; the
                     // next one gets a new pull subscription.
@@ -400,12 +386,7 @@ impl ConsumerGroup {
     }
 
     async fn pull_ack(&self) -> Option<AckSender> {
-        self.shared
-            .pull
-            .lock()
-            .await
-            .as_ref()
-            .and_then(|p| p.ack.clone())
+        self.shared.pull.lock().await.as_ref().and_then(Pull::ack)
     }
 
     /// Acknowledges a message returned by [`poll`](Self::poll); it is committed
@@ -516,6 +497,12 @@ impl ConsumerGroup {
     pub async fn close_within(&self, drain: Duration) -> Result<(), Error> {
         // Requests are refused from now on, and a restart under way stops.
         self.handle.request_close();
+        // A puller not inside poll() will not see the close's revoke: what
+        // it has not been handed yet goes back now, so the drain waits only
+        // for what poll() returned. A poll() under way gets the revoke.
+        if let Ok(mut pull) = self.shared.pull.try_lock() {
+            *pull = None;
+        }
         self.handle.ask(Close { drain }).await?
     }
 

@@ -90,10 +90,12 @@ impl crate::record::AckSink for Commands {
     }
 }
 
-/// What the engine puts on the pull channel.
-pub(crate) enum PullItem {
-    Batch(MessageBatch),
-    Event(GroupEvent),
+/// The pull API's ends of the engine: batches on a bounded channel (its
+/// prefetch), events on their own so that a revoke overtakes the batches
+/// queued ahead of it.
+pub(crate) struct PullSink {
+    pub(crate) batches: tokio::sync::mpsc::Sender<MessageBatch>,
+    pub(crate) events: tokio::sync::mpsc::UnboundedSender<GroupEvent>,
 }
 
 /// Offsets a member acknowledged but could not commit (its last commit of

@@ -204,7 +204,7 @@ impl Engine {
                 }
                 let messages = Arc::new(messages);
                 for subscriber in &mut self.subscribers {
-                    subscriber.outbox.push_back(PullItem::Batch(MessageBatch {
+                    subscriber.outbox.push_back(MessageBatch {
                         generation: self.generation,
                         partition: partition.clone(),
                         messages: Arc::clone(&messages),
@@ -212,7 +212,7 @@ impl Engine {
                             sink: Arc::clone(&self.ack_sink),
                             by: subscriber.bit,
                         },
-                    }));
+                    });
                 }
             }
         }
@@ -230,7 +230,8 @@ impl Engine {
                         subscriber.outbox.push_front(item);
                         break;
                     }
-                    Err(Offer::Closed) => {
+                    Err(Offer::Closed(item)) => {
+                        subscriber.outbox.push_front(item);
                         gone.push(i);
                         break;
                     }
@@ -254,16 +255,14 @@ impl Engine {
     /// nothing is committed past it: those messages come again after a restart or
     /// a rebalance.
     pub(super) fn release_departed(&mut self, subscriber: Subscriber) {
-        for item in subscriber.outbox {
-            if let PullItem::Batch(batch) = item {
-                if let (Some(first), Some(last)) = (batch.messages.first(), batch.messages.last()) {
-                    self.acknowledge(
-                        subscriber.bit,
-                        &batch.partition,
-                        first.offset(),
-                        last.offset(),
-                    );
-                }
+        for batch in subscriber.outbox {
+            if let (Some(first), Some(last)) = (batch.messages.first(), batch.messages.last()) {
+                self.acknowledge(
+                    subscriber.bit,
+                    &batch.partition,
+                    first.offset(),
+                    last.offset(),
+                );
             }
         }
         let message =

@@ -25,7 +25,7 @@ mod observe;
 mod rebalance;
 mod split_queue;
 
-pub(crate) use command::{Command, Commands, PullItem, Uncommitted};
+pub(crate) use command::{Command, Commands, PullSink, Uncommitted};
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -82,42 +82,48 @@ type Consumer_ = BaseConsumer<GroupContext>;
 /// Where a message subscriber's batches go.
 pub(crate) enum MessageSink {
     Actor(Recipient<MessageBatch>),
-    Pull(tokio::sync::mpsc::Sender<PullItem>),
+    Pull(PullSink),
 }
 
 impl MessageSink {
-    /// Offers an item without blocking; gives it back when there is no room.
-    fn offer(&self, item: PullItem) -> Result<(), Offer> {
+    /// Offers a batch without blocking; gives it back when there is no room.
+    fn offer(&self, batch: MessageBatch) -> Result<(), Offer> {
         match self {
-            MessageSink::Actor(recipient) => match item {
-                PullItem::Batch(batch) => recipient.try_send(batch).map_err(|e| match e {
-                    SendError::Full(batch) => Offer::Full(PullItem::Batch(batch)),
-                    SendError::Closed(_) => Offer::Closed,
-                }),
-                // Actor subscribers get events through their event recipient.
-                PullItem::Event(_) => Ok(()),
-            },
-            MessageSink::Pull(sender) => sender.try_send(item).map_err(|e| match e {
-                tokio::sync::mpsc::error::TrySendError::Full(item) => Offer::Full(item),
-                tokio::sync::mpsc::error::TrySendError::Closed(_) => Offer::Closed,
+            MessageSink::Actor(recipient) => recipient.try_send(batch).map_err(|e| match e {
+                SendError::Full(batch) => Offer::Full(batch),
+                SendError::Closed(batch) => Offer::Closed(batch),
+            }),
+            MessageSink::Pull(sink) => sink.batches.try_send(batch).map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(batch) => Offer::Full(batch),
+                tokio::sync::mpsc::error::TrySendError::Closed(batch) => Offer::Closed(batch),
             }),
         }
     }
 
-    fn is_pull(&self) -> bool {
-        matches!(self, MessageSink::Pull(_))
+    /// Tells a puller of `event` at once (actor subscribers get events
+    /// through their own event recipients).
+    fn tell(&self, event: &GroupEvent) {
+        if let MessageSink::Pull(sink) = self {
+            // A puller gone is noticed by its batch channel.
+            let _ = sink.events.send(event.clone());
+        }
     }
 }
 
+/// A batch a sink did not take, handed back.
 enum Offer {
-    Full(PullItem),
-    Closed,
+    Full(MessageBatch),
+    /// The subscriber is gone: the batch is released with the rest of its
+    /// outbox, never lost (an unreleased batch would hold its partition's
+    /// revoke until `drainTimeout`).
+    Closed(MessageBatch),
 }
 
 struct Subscriber {
     bit: SubscriberMask,
     sink: MessageSink,
-    outbox: VecDeque<PullItem>,
+    /// Batches not offered yet: the sink had no room.
+    outbox: VecDeque<MessageBatch>,
 }
 
 struct Partition {
@@ -379,10 +385,9 @@ impl Engine {
             // Events are few (one per rebalance or error) and must not be dropped.
             recipient.do_send(event.clone());
         }
-        for subscriber in self.subscribers.iter_mut().filter(|s| s.sink.is_pull()) {
-            subscriber.outbox.push_back(PullItem::Event(event.clone()));
+        for subscriber in &self.subscribers {
+            subscriber.sink.tell(&event);
         }
-        self.flush_outboxes();
     }
 
     /// A partition to ask the coordinator about before leaving: one the
@@ -468,16 +473,13 @@ impl Engine {
                 "a group takes at most {MAX_SUBSCRIBERS} message subscribers"
             ));
         };
-        let mut outbox = VecDeque::new();
-        if sink.is_pull() {
-            if let Some(current) = self.current_assignment() {
-                outbox.push_back(PullItem::Event(GroupEvent::Assigned(current)));
-            }
+        if let Some(current) = self.current_assignment() {
+            sink.tell(&GroupEvent::Assigned(current));
         }
         self.subscribers.push(Subscriber {
             bit: 1 << index,
             sink,
-            outbox,
+            outbox: VecDeque::new(),
         });
         Ok(())
     }

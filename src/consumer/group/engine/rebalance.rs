@@ -6,7 +6,8 @@ use super::*;
 
 impl Engine {
     /// The barrier: stop handing out the revoked partitions, wait (up to
-    /// `drainTimeout`) for what subscribers still owe, commit it, let go.
+    /// `drainTimeout`) for what subscribers still owe, committing as usual
+    /// meanwhile, commit the rest, let go.
     pub(super) fn revoke(
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
@@ -25,21 +26,19 @@ impl Engine {
         // Batches not yet given to a subscriber never will be: release them.
         let mut undelivered = Vec::new();
         for subscriber in &mut self.subscribers {
-            subscriber.outbox.retain(|item| match item {
-                PullItem::Batch(batch) if revoked.contains(&batch.partition) => {
-                    if let (Some(first), Some(last)) =
-                        (batch.messages.first(), batch.messages.last())
-                    {
-                        undelivered.push((
-                            subscriber.bit,
-                            batch.partition.clone(),
-                            first.offset(),
-                            last.offset(),
-                        ));
-                    }
-                    false
+            subscriber.outbox.retain(|batch| {
+                if !revoked.contains(&batch.partition) {
+                    return true;
                 }
-                _ => true,
+                if let (Some(first), Some(last)) = (batch.messages.first(), batch.messages.last()) {
+                    undelivered.push((
+                        subscriber.bit,
+                        batch.partition.clone(),
+                        first.offset(),
+                        last.offset(),
+                    ));
+                }
+                false
             });
         }
         // Never acknowledged: that would let the commit pass messages nobody handled.
@@ -54,6 +53,10 @@ impl Engine {
 
         let deadline = Instant::now() + self.drain_timeout();
         loop {
+            // Commits go on while the barrier waits: an explicit commit is
+            // answered, and what is acknowledged is committed, not held
+            // back until the barrier ends.
+            self.commit_due(consumer);
             let owed: usize = self
                 .partitions
                 .iter()
