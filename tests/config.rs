@@ -887,3 +887,36 @@ fn max_buffered_bytes_sizes_librdkafka_prefetch_and_is_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn instance_id_makes_a_static_member_and_is_checked_against_kafkas_rule() {
+    let group = |instance: &str| {
+        format!(
+            "[kafka]\nbrokers = [\"b:9092\"]\n[kafka.consumerGroups.cg1]\ngroupID = \"g\"\n\
+             topic = \"t\"\ninstanceID = {instance:?}\n"
+        )
+    };
+    let config = load(&group("orders-7f9c-0"));
+    let props =
+        ekafka::config::librdkafka::consumer_group(&config, "cg1", &config.consumer_groups["cg1"]);
+    assert_eq!(props.get("group.instance.id"), Some("orders-7f9c-0"));
+    let without = load(
+        "[kafka]\nbrokers = [\"b:9092\"]\n[kafka.consumerGroups.cg1]\ngroupID = \"g\"\ntopic = \"t\"\n",
+    );
+    let props = ekafka::config::librdkafka::consumer_group(
+        &without,
+        "cg1",
+        &without.consumer_groups["cg1"],
+    );
+    assert_eq!(props.get("group.instance.id"), None, "dynamic by default");
+
+    for bad in ["pod 1", "pod/1", &"x".repeat(250)] {
+        let error = fail(&group(bad));
+        assert_eq!(
+            error.path(),
+            "kafka.consumerGroups.cg1.instanceID",
+            "{error}"
+        );
+        assert!(error.to_string().contains("group.instance.id"), "{error}");
+    }
+}

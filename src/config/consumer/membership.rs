@@ -57,6 +57,9 @@ impl GroupProtocol {
     }
 }
 
+/// The longest `group.instance.id` Kafka accepts.
+const MAX_INSTANCE_ID: usize = 249;
+
 /// Keys the broker decides under `groupProtocol = "consumer"`.
 const CLASSIC_ONLY_REASON: &str =
     "with groupProtocol = \"consumer\" (KIP-848) the broker decides this (its group.consumer.* settings)";
@@ -83,6 +86,16 @@ settings! {
         /// JoinGroup rebalance timeout, at least `sessionTimeout`).
         pub rebalance_timeout: Duration = key("rebalanceTimeout", "\"30s\"")
             .sets("max.poll.interval.ms"),
+        /// static membership (KIP-345, `group.instance.id`): a name unique to
+        /// this process within the group, kept across its restarts (a pod's
+        /// name, say). A member that stops with one does not leave the group:
+        /// restarted within `sessionTimeout` it gets its partitions back with no
+        /// rebalance, and no other member's partitions move; until then its
+        /// partitions wait for it. Letters, digits, `.`, `_` and `-`, at most
+        /// 249. Under `groupProtocol = "consumer"` a member killed without
+        /// closing cannot rejoin under the same name before the broker's session
+        /// expires.
+        pub instance_id: Option<String> = optional("instanceID").sets("group.instance.id"),
         /// ekafka's delay before a failed member rejoins.
         pub join_group_backoff: Duration = key("joinGroupBackoff", "\"5s\""),
         /// accepted for compatibility (Go's default was 24h for consumers):
@@ -102,6 +115,17 @@ impl Rules for GroupSettings {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
         if self.protocol == GroupProtocol::Consumer {
             reject_classic_only(section, &["heartbeatInterval", "sessionTimeout"])?;
+        }
+        if let Some(id) = &self.instance_id {
+            let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if id.len() > MAX_INSTANCE_ID || !id.chars().all(legal) {
+                let raw = section.value("instanceID").expect("set: it was read");
+                return Err(section.invalid(
+                    "instanceID",
+                    raw,
+                    "at most 249 letters, digits, '.', '_' or '-' (Kafka's rule for group.instance.id)",
+                ));
+            }
         }
         section.check_order(
             "heartbeatInterval",
@@ -128,6 +152,9 @@ impl Rules for GroupSettings {
                 .max(self.session_timeout)
                 .property_text(),
         );
+        if let Some(id) = &self.instance_id {
+            props.set("group.instance.id", id.clone());
+        }
         if self.watch_partition_changes {
             props.set(
                 "topic.metadata.refresh.interval.ms",
