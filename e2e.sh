@@ -14,19 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-RUN_DIR=$(mktemp -d -t ekafka-e2e-XXXXXX)
-export EKAFKA_E2E_DIR=$RUN_DIR
-stop_everything() {
-  local cluster
-  for cluster in "$RUN_DIR"/*/; do
-    if [ -f "$cluster/voters" ]; then
-      .ci/kafka stop "$cluster" || true
-    fi
-  done
-  rm -rf "$RUN_DIR"
-}
-trap stop_everything EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=.ci/run-dir
+. .ci/run-dir e2e
 
 # One single-node cluster (broker and controller in one JVM) for the suite, with
 # SASL, TLS and StandardAuthorizer listeners beside its PLAINTEXT one.
