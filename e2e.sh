@@ -51,6 +51,7 @@ stage "admin API, delay topics made by a server, fenced producers, exactly once 
   cargo test --no-fail-fast --test admin --test retry_topics --test transactions \
   --test exactly_once -- --include-ignored
 stage "security: SASL, TLS, ACLs" cargo test --no-fail-fast --test security -- --include-ignored
+stage "memcheck: transactions, exactly once and the group admin under valgrind" .ci/memcheck --kafka
 # One at a time: each test runs a 3-broker cluster of its own.
 stage "broker loss on 3 brokers" \
   cargo test --no-fail-fast --test broker_loss -- --include-ignored --test-threads=1

@@ -86,7 +86,7 @@ settings! {
         /// JoinGroup rebalance timeout, at least `sessionTimeout`).
         pub rebalance_timeout: Duration = key("rebalanceTimeout", "\"30s\"")
             .sets("max.poll.interval.ms"),
-        /// static membership (KIP-345, `group.instance.id`): a name unique to
+        /// static membership (KIP-345): a name unique to
         /// this process within the group, kept across its restarts (a pod's
         /// name, say). A member that stops with one does not leave the group:
         /// restarted within `sessionTimeout` it gets its partitions back with no
