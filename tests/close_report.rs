@@ -86,3 +86,77 @@ async fn a_close_does_not_report_a_failed_commit_of_a_partition_another_member_c
     );
     b.close().await.unwrap();
 }
+
+#[actix::test]
+async fn a_close_does_not_report_the_revoke_commit_of_a_member_expelled_while_it_drained() {
+    if common::consumer_protocol() {
+        // KIP-848 fences a member slow to give partitions up only after its
+        // rebalance timeout, which that protocol does not let a test shorten.
+        return;
+    }
+    let fixture = Fixture::new();
+    let group_id = unique_name("group");
+    // A's revoke waits (up to a minute) for a batch it holds back, longer than
+    // the group waits for it to rejoin: the group goes on without it.
+    let text = group_config(
+        &fixture,
+        &group_id,
+        "commitInterval = \"1h\"\ndrainTimeout = \"60s\"\nrebalanceTimeout = \"8s\"",
+    );
+    let member = || {
+        Ekafka::from_toml_str(&text, "kafka")
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    let (kafka_a, kafka_b) = (member(), member());
+    let a = kafka_a.consumer_group("cg1").unwrap();
+    let (events, mut a_events) = forwarder::<GroupEvent>();
+    a.subscribe_events(events).await.unwrap();
+    let (subscriber, mut a_batches) = forwarder::<MessageBatch>();
+    a.subscribe(subscriber).await.unwrap();
+    produce(&kafka_a, "m", MESSAGES).await;
+    let mut received = 0;
+    let held = loop {
+        let batch = next(&mut a_batches, "A's messages").await;
+        received += batch.messages().len();
+        if received >= MESSAGES {
+            break batch;
+        }
+        batch.ack();
+    };
+
+    // B joins; A's revoke waits for the held batch until the group drops A
+    // and gives B every partition.
+    let b = kafka_b.consumer_group("cg1").unwrap();
+    let (events, mut b_events) = forwarder::<GroupEvent>();
+    b.subscribe_events(events).await.unwrap();
+    let (subscriber, mut b_batches) = forwarder::<MessageBatch>();
+    b.subscribe(subscriber).await.unwrap();
+    loop {
+        let event = next(&mut b_events, "B given every partition").await;
+        if assigned(&event).is_some_and(|p| p.len() == 3) {
+            break;
+        }
+    }
+    // B handles everything again (nothing was committed) and commits it.
+    receive(&mut b_batches, MESSAGES).await;
+    b.commit_acknowledged().await.unwrap();
+
+    // A's revoke ends; its commit, from a member the group dropped, is refused.
+    held.ack();
+    let refused = loop {
+        match next(&mut a_events, "A's revoke commit refused").await {
+            GroupEvent::Error(error) if error.message.starts_with("commit failed") => break error,
+            _ => continue,
+        }
+    };
+    let closed = a.close().await;
+    assert!(
+        closed.is_ok(),
+        "A handed nothing out uncommitted since, yet its close says {closed:?}; its revoke's \
+         failure ({}) was of partitions B committed",
+        refused.message
+    );
+    b.close().await.unwrap();
+}
