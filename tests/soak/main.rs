@@ -251,7 +251,7 @@ async fn soak() {
     let started = Instant::now();
     let churn_until = started + plan.duration.saturating_sub(QUIET_END);
     let mut next_broker = started + Duration::from_secs(30);
-    let mut next_restart = started + Duration::from_secs(40);
+    let mut next_restart = started + Duration::from_secs(30);
     let mut broker_kills = 0usize;
     let mut restarts = 0usize;
     let mut stops = Vec::new();
