@@ -11,6 +11,7 @@ use common::{forwarder, group_config, next, produce, receive, Fixture};
 use ekafka::consumer::{GroupEvent, MessageBatch};
 use ekafka::testing::unique_name;
 use ekafka::Ekafka;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 const MESSAGES: usize = 30;
 
@@ -20,6 +21,23 @@ fn assigned(event: &GroupEvent) -> Option<Vec<i32>> {
         GroupEvent::Assigned(a) => Some(a.partitions.iter().map(|(p, _)| p.partition).collect()),
         _ => None,
     }
+}
+
+/// Group `cg1` of `kafka`, with a subscriber for its events and one for its
+/// batches.
+async fn join(
+    kafka: &Ekafka,
+) -> (
+    ekafka::ConsumerGroup,
+    UnboundedReceiver<GroupEvent>,
+    UnboundedReceiver<MessageBatch>,
+) {
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (events, events_rx) = forwarder::<GroupEvent>();
+    group.subscribe_events(events).await.unwrap();
+    let (subscriber, batches_rx) = forwarder::<MessageBatch>();
+    group.subscribe(subscriber).await.unwrap();
+    (group, events_rx, batches_rx)
 }
 
 #[actix::test]
@@ -40,11 +58,7 @@ async fn a_close_does_not_report_a_failed_commit_of_a_partition_another_member_c
             .unwrap()
     };
     let (kafka_a, kafka_b) = (member(), member());
-    let a = kafka_a.consumer_group("cg1").unwrap();
-    let (events, mut a_events) = forwarder::<GroupEvent>();
-    a.subscribe_events(events).await.unwrap();
-    let (subscriber, mut a_batches) = forwarder::<MessageBatch>();
-    a.subscribe(subscriber).await.unwrap();
+    let (a, mut a_events, mut a_batches) = join(&kafka_a).await;
     produce(&kafka_a, "m", MESSAGES).await;
     let per_partition: BTreeMap<i32, usize> = receive(&mut a_batches, MESSAGES)
         .await
@@ -53,11 +67,7 @@ async fn a_close_does_not_report_a_failed_commit_of_a_partition_another_member_c
         .collect();
 
     // B joins: A's revoke commits what it handled, and the commit is refused.
-    let b = kafka_b.consumer_group("cg1").unwrap();
-    let (events, mut b_events) = forwarder::<GroupEvent>();
-    b.subscribe_events(events).await.unwrap();
-    let (subscriber, mut b_batches) = forwarder::<MessageBatch>();
-    b.subscribe(subscriber).await.unwrap();
+    let (b, mut b_events, mut b_batches) = join(&kafka_b).await;
     let refused = loop {
         match next(&mut a_events, "A's revoke commit refused").await {
             GroupEvent::Error(error) => break error,
@@ -110,11 +120,7 @@ async fn a_close_does_not_report_the_revoke_commit_of_a_member_expelled_while_it
             .unwrap()
     };
     let (kafka_a, kafka_b) = (member(), member());
-    let a = kafka_a.consumer_group("cg1").unwrap();
-    let (events, mut a_events) = forwarder::<GroupEvent>();
-    a.subscribe_events(events).await.unwrap();
-    let (subscriber, mut a_batches) = forwarder::<MessageBatch>();
-    a.subscribe(subscriber).await.unwrap();
+    let (a, mut a_events, mut a_batches) = join(&kafka_a).await;
     produce(&kafka_a, "m", MESSAGES).await;
     let mut received = 0;
     let held = loop {
@@ -128,11 +134,7 @@ async fn a_close_does_not_report_the_revoke_commit_of_a_member_expelled_while_it
 
     // B joins; A's revoke waits for the held batch until the group drops A
     // and gives B every partition.
-    let b = kafka_b.consumer_group("cg1").unwrap();
-    let (events, mut b_events) = forwarder::<GroupEvent>();
-    b.subscribe_events(events).await.unwrap();
-    let (subscriber, mut b_batches) = forwarder::<MessageBatch>();
-    b.subscribe(subscriber).await.unwrap();
+    let (b, mut b_events, mut b_batches) = join(&kafka_b).await;
     loop {
         let event = next(&mut b_events, "B given every partition").await;
         if assigned(&event).is_some_and(|p| p.len() == 3) {
