@@ -39,17 +39,36 @@ pub enum OrderBy {
 
 impl Value for OrderBy {
     fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
-        let Some(raw) = section.value(name) else {
-            return Ok(None);
-        };
-        match raw {
-            toml::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "key" => Ok(Some(OrderBy::Key)),
-                "none" => Ok(Some(OrderBy::Nothing)),
-                _ => Err(section.invalid(name, raw, "\"key\" or \"none\"")),
-            },
-            other => Err(section.wrong_type(name, "\"key\" or \"none\"", other)),
+        one_of(
+            section,
+            name,
+            &[("key", OrderBy::Key), ("none", OrderBy::Nothing)],
+            "\"key\" or \"none\"",
+        )
+    }
+}
+
+/// The value of key `name` among `choices` (written in any case), or an
+/// error saying `expected`.
+fn one_of<T: Copy>(
+    section: &Section<'_>,
+    name: &'static str,
+    choices: &[(&str, T)],
+    expected: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    let Some(raw) = section.value(name) else {
+        return Ok(None);
+    };
+    match raw {
+        toml::Value::String(s) => {
+            let written = s.trim().to_ascii_lowercase();
+            choices
+                .iter()
+                .find(|(text, _)| *text == written)
+                .map(|(_, value)| Some(*value))
+                .ok_or_else(|| section.invalid(name, raw, expected))
         }
+        other => Err(section.wrong_type(name, expected, other)),
     }
 }
 
@@ -73,18 +92,15 @@ pub enum PartitionPastLimit {
 
 impl Value for PartitionPastLimit {
     fn read(section: &Section<'_>, name: &'static str) -> Result<Option<Self>, ConfigError> {
-        const EXPECTED: &str = "\"hold\" or \"escalate\"";
-        let Some(raw) = section.value(name) else {
-            return Ok(None);
-        };
-        match raw {
-            toml::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "hold" => Ok(Some(PartitionPastLimit::Hold)),
-                "escalate" => Ok(Some(PartitionPastLimit::Escalate)),
-                _ => Err(section.invalid(name, raw, EXPECTED)),
-            },
-            other => Err(section.wrong_type(name, EXPECTED, other)),
-        }
+        one_of(
+            section,
+            name,
+            &[
+                ("hold", PartitionPastLimit::Hold),
+                ("escalate", PartitionPastLimit::Escalate),
+            ],
+            "\"hold\" or \"escalate\"",
+        )
     }
 }
 
