@@ -146,9 +146,10 @@ impl Drop for Pull {
     }
 }
 
-/// Releases the messages of `batch` from its message `from` on.
+/// Releases the messages of `batch` from its message number `from` on
+/// (none when all of it was handed out).
 fn release_from(batch: &MessageBatch, from: usize) {
-    if let (Some(first), Some(last)) = (batch.messages().get(from), batch.messages().last()) {
-        batch.release_range(first.offset(), last.offset());
+    if let Some(first) = batch.messages().get(from) {
+        batch.release_from(first.offset());
     }
 }
