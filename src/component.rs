@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::admin::Admin;
-use crate::config::{self, Config, ConfigError, Properties, BALANCER_HASH, BALANCER_ROUND_ROBIN};
+use crate::config::{self, Config, ConfigError, Properties, BALANCER_ROUND_ROBIN};
 use crate::consumer::{Consumer, ConsumerGroup, GroupSpec};
 use crate::error::Error;
 use crate::interceptor::{
@@ -366,7 +366,7 @@ impl Ekafka {
             || {
                 let producer_config = self.inner.config.producers[name].clone();
                 let balancer = match producer_config.balancer.as_str() {
-                    BALANCER_HASH => None,
+                    native if config::native_partitioner(native).is_some() => None,
                     BALANCER_ROUND_ROBIN => {
                         Some(Arc::new(RoundRobin::default()) as Arc<dyn Balancer>)
                     }

@@ -598,8 +598,13 @@ fn producer_defaults_in_librdkafka_terms() {
         props.get("socket.connection.setup.timeout.ms"),
         Some("10000")
     );
+    // Go ekafka's hash (kafka-go's FNV-1a) and the Java client's murmur2.
     assert_eq!(
         properties("balancer=\"hash\"").get("partitioner"),
+        Some("fnv1a_random")
+    );
+    assert_eq!(
+        properties("balancer=\"murmur2\"").get("partitioner"),
         Some("murmur2_random")
     );
 }

@@ -276,25 +276,6 @@ async fn producers_that_may_not_create_topics_never_create_one_while_they_connec
     }
 }
 
-#[actix::test]
-async fn hash_balancer_puts_equal_keys_on_the_same_partition() {
-    let fixture = Fixture::new();
-    let producer = fixture.kafka("balancer = \"hash\"").producer("p1").unwrap();
-    let keys = ["alice", "bob", "carol", "dave", "erin"];
-    let messages = (0..50).map(|i| Message::new(format!("{i}")).with_key(keys[i % keys.len()]));
-    let report = producer.write(messages).await.unwrap();
-    let mut partition_of_key: HashMap<&str, i32> = HashMap::new();
-    for (i, outcome) in report.outcomes().iter().enumerate() {
-        let partition = delivered(outcome).partition;
-        let key = keys[i % keys.len()];
-        assert_eq!(
-            *partition_of_key.entry(key).or_insert(partition),
-            partition,
-            "key {key} moved"
-        );
-    }
-}
-
 struct Always(i32);
 
 impl Balancer for Always {

@@ -37,8 +37,10 @@ pub use consumer::{
 pub use error::{ConfigError, ConfigProblem};
 pub use kafka::{ClientSettings, Config, InterceptorSwitches};
 pub use observability::ObservabilitySettings;
+pub(crate) use producer::native_partitioner;
 pub use producer::{
-    Compression, ProducerConfig, RequiredAcks, BALANCER_HASH, BALANCER_ROUND_ROBIN,
+    Compression, ProducerConfig, RequiredAcks, BALANCER_HASH, BALANCER_MURMUR2,
+    BALANCER_ROUND_ROBIN,
 };
 pub use properties::Properties;
 pub use restart::{RestartPolicy, RestartSettings};

@@ -53,9 +53,37 @@ impl Compression {
 }
 
 /// The built-in balancer names; any other name must be registered on the component.
+///
+/// Messages are dealt out over the partitions in turn, whatever their key (kafka-go's
+/// `RoundRobin`, Go ekafka's default).
 pub const BALANCER_ROUND_ROBIN: &str = "roundRobin";
-/// Equal keys go to the same partition (murmur2, as the Java client does).
+/// Equal keys go to the partition Go ekafka's `hash` puts them on: kafka-go's `Hash`,
+/// the 32-bit FNV-1a of the key made non-negative, modulo the partition count (Sarama's
+/// rule too). A Go service and a Rust one writing the same topic keep each key on one
+/// partition.
 pub const BALANCER_HASH: &str = "hash";
+/// Equal keys go to the partition the Java client (and librdkafka's `murmur2_random`)
+/// puts them on: murmur2 of the key, its sign bit cleared, modulo the partition count.
+pub const BALANCER_MURMUR2: &str = "murmur2";
+
+/// Every built-in balancer name.
+const BUILT_IN_BALANCERS: [&str; 3] = [BALANCER_ROUND_ROBIN, BALANCER_HASH, BALANCER_MURMUR2];
+
+/// The librdkafka `partitioner` that does what the built-in `balancer` says, or `None`
+/// when it runs as ekafka's partitioner callback. Both hashes leave keyless messages to
+/// librdkafka's sticky partitioner (a batch's worth to one partition, then the next),
+/// which keeps batches full; kafka-go deals them out one by one, and neither promises
+/// keyless messages a partition.
+pub(crate) fn native_partitioner(balancer: &str) -> Option<&'static str> {
+    match balancer {
+        // librdkafka's FNV-1a takes the absolute value of the signed hash before the
+        // modulo, which is what Go's `int32(h) % n`, negated when negative, computes;
+        // an empty (not null) key is hashed like kafka-go hashes a non-nil empty key.
+        BALANCER_HASH => Some("fnv1a_random"),
+        BALANCER_MURMUR2 => Some("murmur2_random"),
+        _ => None,
+    }
+}
 
 settings! {
     /// One producer: `[kafka.producers.NAME]`.
@@ -70,10 +98,12 @@ settings! {
         /// where messages go that name no topic of their own.
         pub topic: Option<String> = optional("topic")
             .shown("none (then each message names its topic)"),
-        /// `roundRobin`, `hash`, or a name registered with
-        /// `EkafkaBuilder::with_balancer`. `hash` is librdkafka's
-        /// `partitioner = murmur2_random` (Java-compatible: equal keys, same
-        /// partition); the others are ekafka's partitioner callback, with
+        /// `roundRobin`, `hash`, `murmur2`, or a name registered with
+        /// `EkafkaBuilder::with_balancer`. `hash` places keys where Go ekafka's
+        /// `hash` does (kafka-go's FNV-1a; librdkafka's `partitioner =
+        /// fnv1a_random`); `murmur2` where the Java client does (`partitioner =
+        /// murmur2_random`); both spread keyless messages with librdkafka's
+        /// sticky partitioner. The others are ekafka's partitioner callback, with
         /// sticky partitioning off so keyless messages reach it too.
         pub balancer: String = key("balancer", "\"roundRobin\"")
             .sets("sticky.partitioning.linger.ms"),
@@ -200,8 +230,8 @@ impl Rules for ProducerConfig {
             "topic.metadata.propagation.max.ms",
             MISSING_TOPIC_GRACE.min(self.write_timeout).property_text(),
         );
-        if self.balancer == BALANCER_HASH {
-            props.set("partitioner", "murmur2_random");
+        if let Some(partitioner) = native_partitioner(&self.balancer) {
+            props.set("partitioner", partitioner);
         } else {
             // ekafka's partitioner callback decides; librdkafka skips the callback for
             // keyless messages unless sticky partitioning is off.
@@ -301,22 +331,24 @@ pub(crate) fn check_balancers(config: &Config, registered: &[&str]) -> Result<()
     let section = &config.section;
     if let Some(name) = registered
         .iter()
-        .find(|name| [BALANCER_HASH, BALANCER_ROUND_ROBIN].contains(name))
+        .find(|name| BUILT_IN_BALANCERS.contains(name))
     {
         return Err(ConfigError::new(
             format!("{section}.producers.*.balancer"),
             ConfigProblem::InvalidValue {
                 found: format!("{name:?} (registered with with_balancer)"),
-                expected: "a name other than the built-in \"hash\" and \"roundRobin\"".into(),
+                expected: format!(
+                    "a name other than the built-in {}",
+                    BUILT_IN_BALANCERS.map(|b| format!("{b:?}")).join(", ")
+                ),
             },
         ));
     }
     for (name, producer) in &config.producers {
         let balancer = producer.balancer.as_str();
-        let known = [BALANCER_HASH, BALANCER_ROUND_ROBIN].contains(&balancer)
-            || registered.contains(&balancer);
+        let known = BUILT_IN_BALANCERS.contains(&balancer) || registered.contains(&balancer);
         if !known {
-            let mut names = vec![BALANCER_ROUND_ROBIN, BALANCER_HASH];
+            let mut names = BUILT_IN_BALANCERS.to_vec();
             names.extend(registered);
             return Err(ConfigError::new(
                 format!("{section}.producers.{name}.balancer"),
