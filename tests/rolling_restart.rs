@@ -159,6 +159,16 @@ fn partitions_of(log: &Log, worker: usize, since: Instant) -> BTreeSet<i32> {
         .collect()
 }
 
+/// Whether the processes' recent `shares` are those of a settled group: none
+/// empty, none overlapping, sizes within one of each other.
+fn settled(shares: &[BTreeSet<i32>]) -> bool {
+    let sizes = shares.iter().map(BTreeSet::len);
+    let (smallest, largest) = (sizes.clone().min(), sizes.max());
+    let total: usize = shares.iter().map(BTreeSet::len).sum();
+    let distinct = shares.iter().flatten().collect::<BTreeSet<_>>().len();
+    matches!((smallest, largest), (Some(s), Some(l)) if s > 0 && l - s <= 1) && total == distinct
+}
+
 async fn a_rolling_restart_right_after_a_coordinator_kill() {
     let consumer_protocol = common::consumer_protocol();
     let session = if consumer_protocol {
@@ -225,21 +235,29 @@ async fn a_rolling_restart_right_after_a_coordinator_kill() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(ROUNDS);
     for round in 0..rounds {
-        // Every live process handles a share.
-        let settled = Instant::now();
+        // The group has settled: over the last 3 s every live process handled
+        // a balanced share and no partition was handled by two of them. Under
+        // KIP-848 a group converges over heartbeats (5 s apart by default), so a
+        // kill before that would measure a member still giving partitions away,
+        // and credit the stopped process with partitions it no longer owns.
         let live: Vec<usize> = workers.iter().map(|w| w.index).collect();
-        until("every process handling a share", || {
-            let since = settled + Duration::from_secs(2);
-            Instant::now() > since + Duration::from_secs(3)
-                && live
-                    .iter()
-                    .all(|w| !partitions_of(&log, *w, since).is_empty())
+        let started = Instant::now();
+        let mut shares = Vec::new();
+        until("every process handling a balanced share of its own", || {
+            if started.elapsed() < Duration::from_secs(3) {
+                return false;
+            }
+            let since = Instant::now() - Duration::from_secs(3);
+            shares = live
+                .iter()
+                .map(|w| partitions_of(&log, *w, since))
+                .collect();
+            settled(&shares)
         })
         .await;
         let mut victim = workers.remove(0);
         let victim_index = victim.index;
-        let victim_partitions =
-            partitions_of(&log, victim_index, Instant::now() - Duration::from_secs(3));
+        let victim_partitions = shares.swap_remove(0);
         let coordinator = cluster.coordinator(&group);
         cluster.kill(coordinator);
         // The scenario's timing: the SIGTERM comes 1.5 s after the kill.
