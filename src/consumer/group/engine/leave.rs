@@ -12,10 +12,17 @@
 //! So before leaving, the member asks its coordinator for one committed
 //! offset and waits (briefly) for the answer: it comes once a coordinator is
 //! up and nothing holds the connection, which is when the leave will arrive.
+//! An answer of "not the coordinator" (the group moved, and librdkafka has not
+//! looked it up again yet) is asked again: librdkafka sends the leave where it
+//! sent that offset fetch, and a KIP-848 leave sent there was refused the same
+//! way and lost (seen on Apache Kafka: refused 181 ms after the SIGTERM, the
+//! partitions then waited out the 45 s session).
 
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::Consumer_;
@@ -24,6 +31,10 @@ use super::Consumer_;
 /// and its coordinators moved within Kafka's 9 s `broker.session.timeout.ms`
 /// (default), and a held JoinGroup ends within a heartbeat of every member.
 const COORDINATOR_WAIT: Duration = Duration::from_secs(10);
+
+/// The pause before asking again after "not the coordinator": librdkafka
+/// looks the coordinator up again on that answer, which takes a round trip.
+const ASK_AGAIN_AFTER: Duration = Duration::from_millis(50);
 
 /// Waits until the coordinator of `group` answers this member (an offset
 /// fetch of `probe`, a partition of the group's topics), for at most
@@ -37,6 +48,7 @@ pub(super) fn await_coordinator(
     session: Duration,
 ) -> Duration {
     let started = Instant::now();
+    let deadline = started + COORDINATOR_WAIT.min(session);
     let mut asked = TopicPartitionList::new();
     if asked
         .add_partition_offset(probe.0, probe.1, Offset::Invalid)
@@ -44,21 +56,52 @@ pub(super) fn await_coordinator(
     {
         return Duration::ZERO;
     }
-    let answer = consumer.committed_offsets(asked, COORDINATOR_WAIT.min(session));
+    let mut asks = 0;
+    let answer = loop {
+        asks += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match consumer.committed_offsets(asked.clone(), left) {
+            Err(error)
+                if coordinator_moving(&error) && Instant::now() + ASK_AGAIN_AFTER < deadline =>
+            {
+                std::thread::sleep(ASK_AGAIN_AFTER);
+            }
+            answer => break answer,
+        }
+    };
     let waited = started.elapsed();
     match answer {
         Ok(_) => tracing::debug!(
             group,
             ?waited,
+            asks,
             "the coordinator answered: leaving the group"
         ),
         Err(error) => tracing::warn!(
             group,
             ?waited,
+            asks,
             %error,
             "leaving the group without an answer from its coordinator: the leave may not \
              arrive, and then the member's partitions wait for its session to end"
         ),
     }
     waited
+}
+
+/// Whether `error` says the group's coordinator is moving or not reachable
+/// yet, so that asking again shortly can reach the new one.
+fn coordinator_moving(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+        )
+    )
 }
