@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The end-to-end tier: the whole integration suite against Apache Kafka itself
 # (4.x, KRaft, assembled from Maven Central jars by .ci/kafka), both consumer
-# group protocols, then what only a real cluster shows: SASL, TLS and ACLs on
+# group protocols, then what only a real cluster shows: a Go peer (kafka-go as Go
+# ekafka configures it, built from tests/go_peer), SASL, TLS and ACLs on
 # the same broker, and brokers killed on a 3-broker cluster (under writes, a
 # consumer server, every admin operation, and a rolling restart).
 #
 #   ./e2e.sh                          # the whole tier
 #   ./e2e.sh --test consumer_group    # any cargo test arguments, against the broker
 #
-# Needs Java 17+ and Maven (the jars are fetched once into ~/.cache/ekafka).
+# Needs Java 17+ and Maven (the jars are fetched once into ~/.cache/ekafka), and
+# Go (kafka-go comes from the Go module proxy once, into Go's module cache).
 # Every broker it or a test starts lives under one run directory; the trap stops
 # them all and removes it however the run ends: success, a failed test, Ctrl-C.
 set -euo pipefail
@@ -50,6 +52,8 @@ stage "consumer groups under KIP-848 (group.protocol = consumer)" \
 stage "admin API, delay topics made by a server, fenced producers, exactly once across SIGKILL" \
   cargo test --no-fail-fast --test admin --test retry_topics --test transactions \
   --test exactly_once -- --include-ignored
+stage "side by side with Go ekafka's engine (kafka-go): its messages, key placement, a group moved both ways" \
+  cargo test --no-fail-fast --test go_peer -- --include-ignored
 stage "security: SASL, TLS, ACLs" cargo test --no-fail-fast --test security -- --include-ignored
 stage "memcheck: transactions, exactly once and the group admin under valgrind" .ci/memcheck --kafka
 # One at a time: each test runs a 3-broker cluster of its own.

@@ -1,0 +1,139 @@
+// The Go side of the migration checks (tests/go_peer.rs, run by ./e2e.sh):
+// kafka-go configured the way Go ekafka configures it, writing keyed messages
+// through its Hash balancer and reading with a consumer group that commits each
+// message synchronously (Go ekafka's commitInterval = 0).
+//
+//	go-peer produce -brokers B -topic T -count N -origin go
+//	go-peer consume -brokers B -topic T -group G -count N
+//
+// produce writes messages i = 0..N-1 with key "key-i", value "<origin>-i" and
+// headers origin=<origin>, seq=i. consume prints one JSON line per message it
+// read and committed, and leaves the group after N.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail("usage: go-peer produce|consume [flags]")
+	}
+	flags := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	brokers := flags.String("brokers", "", "bootstrap servers, comma-separated")
+	topic := flags.String("topic", "", "topic")
+	group := flags.String("group", "", "consumer group (consume)")
+	count := flags.Int("count", 0, "messages to write or read")
+	origin := flags.String("origin", "go", "value prefix and origin header (produce)")
+	timeout := flags.Duration("timeout", 60*time.Second, "how long the whole run may take")
+	if err := flags.Parse(os.Args[2:]); err != nil {
+		fail(err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	addrs := strings.Split(*brokers, ",")
+	switch os.Args[1] {
+	case "produce":
+		produce(ctx, addrs, *topic, *count, *origin)
+	case "consume":
+		consume(ctx, addrs, *topic, *group, *count)
+	default:
+		fail("unknown command " + os.Args[1])
+	}
+}
+
+// produce writes as a Go ekafka producer with balancer = "hash" does (kafka-go's
+// Hash, FNV-1a), with requiredAcks = -1 so that nothing is lost silently.
+func produce(ctx context.Context, brokers []string, topic string, count int, origin string) {
+	writer := &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		MaxAttempts:  10,
+		BatchSize:    100,
+		BatchBytes:   1 << 20,
+		BatchTimeout: 10 * time.Millisecond,
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: 10 * time.Second,
+		RequiredAcks: kafka.RequireAll,
+	}
+	messages := make([]kafka.Message, count)
+	for i := range messages {
+		messages[i] = kafka.Message{
+			Key:   []byte(fmt.Sprintf("key-%d", i)),
+			Value: []byte(fmt.Sprintf("%s-%d", origin, i)),
+			Headers: []kafka.Header{
+				{Key: "origin", Value: []byte(origin)},
+				{Key: "seq", Value: []byte(strconv.Itoa(i))},
+			},
+		}
+	}
+	if err := writer.WriteMessages(ctx, messages...); err != nil {
+		fail("write: " + err.Error())
+	}
+	if err := writer.Close(); err != nil {
+		fail("close: " + err.Error())
+	}
+}
+
+// One message as read, for the Rust side to check.
+type read struct {
+	Partition int               `json:"partition"`
+	Offset    int64             `json:"offset"`
+	Key       string            `json:"key"`
+	Value     string            `json:"value"`
+	Headers   map[string]string `json:"headers"`
+}
+
+// consume reads as a Go ekafka consumer group with commitInterval = 0 does:
+// fetch, then commit that message synchronously.
+func consume(ctx context.Context, brokers []string, topic, group string, count int) {
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           brokers,
+		Topic:             topic,
+		GroupID:           group,
+		MinBytes:          1,
+		MaxBytes:          1 << 20,
+		MaxWait:           500 * time.Millisecond,
+		HeartbeatInterval: 3 * time.Second,
+		SessionTimeout:    30 * time.Second,
+		RebalanceTimeout:  30 * time.Second,
+		JoinGroupBackoff:  5 * time.Second,
+		StartOffset:       kafka.FirstOffset,
+		CommitInterval:    0,
+	})
+	out := json.NewEncoder(os.Stdout)
+	for i := 0; i < count; i++ {
+		m, err := reader.FetchMessage(ctx)
+		if err != nil {
+			fail(fmt.Sprintf("fetch after %d of %d: %v", i, count, err))
+		}
+		headers := map[string]string{}
+		for _, h := range m.Headers {
+			headers[h.Key] = string(h.Value)
+		}
+		if err := reader.CommitMessages(ctx, m); err != nil {
+			fail("commit: " + err.Error())
+		}
+		if err := out.Encode(read{m.Partition, m.Offset, string(m.Key), string(m.Value), headers}); err != nil {
+			fail("stdout: " + err.Error())
+		}
+	}
+	if err := reader.Close(); err != nil {
+		fail("close: " + err.Error())
+	}
+}
+
+func fail(why string) {
+	fmt.Fprintln(os.Stderr, "go-peer:", why)
+	os.Exit(1)
+}
