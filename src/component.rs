@@ -14,7 +14,7 @@ use crate::interceptor::{
     OperationMetrics, TraceInterceptor,
 };
 use crate::observe::Metrics;
-use crate::producer::{Balancer, BalancerAdapter, Producer, ProducerSpec, RoundRobin};
+use crate::producer::{Balancer, BalancerAdapter, Producer, ProducerSpec, RoundRobin, SizeLimit};
 use crate::supervision::{Escalation, Escalator, RestartPolicy};
 
 /// Builds an [`Ekafka`] from a config, with the options of the Go `Build(...)`.
@@ -381,6 +381,16 @@ impl Ekafka {
                     interceptors: self.inner.interceptors.clone(),
                     escalator: self.inner.escalator.clone(),
                     metrics: self.registry().map(|registry| registry.producer(name)),
+                    size_limit: properties
+                        .get("message.max.bytes")
+                        .and_then(|bytes| bytes.parse().ok())
+                        .map(|bytes| SizeLimit {
+                            bytes,
+                            key: format!(
+                                "{}.producers.{name}.maxMessageBytes",
+                                self.inner.config.section
+                            ),
+                        }),
                 })
             },
         )

@@ -507,6 +507,35 @@ fn unknown_balancer_is_named_at_build() {
     );
 }
 
+#[test]
+fn topic_names_kafka_would_refuse_are_refused_naming_the_key() {
+    for (table, key, name) in [
+        ("[kafka.producers.p1]", "topic", "bad topic!"),
+        ("[kafka.consumers.c1]", "topic", "orders/eu"),
+        ("[kafka.consumerGroups.g1]\ngroupID = \"g\"", "topic", ".."),
+        (
+            "[kafka.consumerGroups.g1]\ngroupID = \"g\"",
+            "topics",
+            "ok\", \"ünicode",
+        ),
+    ] {
+        let list = if key == "topics" {
+            format!("topics = [\"{name}\"]")
+        } else {
+            format!("topic = {name:?}")
+        };
+        let text = format!("[kafka]\nbrokers=[\"b:1\"]\n{table}\n{list}\n");
+        let error = Ekafka::from_toml_str(&text, "kafka")
+            .unwrap_err()
+            .to_string();
+        let section = table.lines().next().unwrap().trim_matches(['[', ']']);
+        assert!(
+            error.contains(&format!("{section}.{key}")) && error.contains("valid topic name"),
+            "{text}: {error}"
+        );
+    }
+}
+
 // ---- Secrets ----
 
 #[test]

@@ -140,16 +140,18 @@ async fn tombstones_null_headers_and_bad_topic_names_are_written_or_refused_one_
         .await
         .unwrap();
     let outcomes = report.outcomes();
+    // Refused before sending by Kafka's naming rules, saying what is wrong.
     for (outcome, says) in [
-        (&outcomes[0], "NUL byte"),
-        (&outcomes[2], "refused the topic"),
+        (&outcomes[0], "'\\0' is not allowed"),
+        (&outcomes[2], "at most 249 characters"),
     ] {
         match outcome {
             Outcome::Failed(e) => {
                 assert_eq!(
                     e.kind,
-                    ProduceErrorKind::Kafka(ekafka::KafkaCode::InvalidArgument)
+                    ProduceErrorKind::Kafka(ekafka::KafkaCode::InvalidTopic)
                 );
+                assert!(e.reason.contains("before sending"), "{}", e.reason);
                 assert!(e.reason.contains(says), "{}", e.reason);
                 assert!(e.message.value.is_some(), "the message is handed back");
             }
@@ -203,6 +205,78 @@ async fn a_write_to_a_missing_topic_fails_naming_it_not_as_a_timeout() {
         .await
         .unwrap()
         .is_success());
+}
+
+#[actix::test]
+async fn a_write_to_an_invalid_topic_name_fails_naming_the_topic() {
+    let fixture = Fixture::new();
+    let producer = fixture.kafka("").producer("p1").unwrap();
+    let invalid = "bad topic!";
+    let report = producer
+        .write([Message::new("v").with_topic(invalid)])
+        .await
+        .unwrap();
+    let failure = report.failures().next().expect("the write fails");
+    // Refused before sending (Apache Kafka would answer InvalidTopic, the
+    // embedded cluster takes any name), naming the topic and what is wrong.
+    assert!(
+        failure.reason.contains(&format!("{invalid:?}")),
+        "the reason names the topic: {}",
+        failure.reason
+    );
+    assert!(failure.reason.contains("' '"), "{}", failure.reason);
+    assert_eq!(
+        failure.kind,
+        ProduceErrorKind::Kafka(ekafka::KafkaCode::InvalidTopic)
+    );
+    assert!(failure.to_string().contains(invalid), "{failure}");
+}
+
+#[actix::test]
+async fn a_message_under_the_brokers_default_limit_is_written_and_one_over_the_producers_is_refused_saying_so(
+) {
+    let fixture = Fixture::new();
+    // 1,040,000 bytes: under Apache Kafka's default message.max.bytes
+    // (1,048,588), over librdkafka's own default (1,000,000).
+    let under_kafkas_limit = vec![b'x'; 1_040_000];
+    let producer = fixture.kafka("compression = 0").producer("p1").unwrap();
+    let report = producer
+        .write([Message::new(under_kafkas_limit)])
+        .await
+        .unwrap();
+    assert!(
+        report.is_success(),
+        "a message Kafka accepts is not refused: {:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+
+    // Past the producer's own limit, the refusal is local and says how to
+    // raise it.
+    let limited = fixture
+        .kafka("maxMessageBytes = 2000")
+        .producer("p1")
+        .unwrap();
+    let report = limited
+        .write([Message::new(vec![b'x'; 5_000])])
+        .await
+        .unwrap();
+    let failure = report.failures().next().expect("the write fails");
+    assert_eq!(
+        failure.kind,
+        ProduceErrorKind::Kafka(ekafka::KafkaCode::MessageSizeTooLarge)
+    );
+    for expected in [
+        "not by the broker",
+        "2000",
+        "kafka.producers.p1.maxMessageBytes",
+        &format!("{:?}", fixture.topic),
+    ] {
+        assert!(
+            failure.reason.contains(expected),
+            "the reason says {expected:?}: {}",
+            failure.reason
+        );
+    }
 }
 
 /// True when the cluster has `topic` (asked without letting the question

@@ -26,6 +26,7 @@ mod sasl;
 mod secret;
 mod server;
 mod tls;
+mod topic_name;
 
 use std::path::Path;
 
@@ -51,6 +52,7 @@ pub use server::{
     RetrySettings, RetryTopics,
 };
 pub use tls::Tls;
+pub use topic_name::topic_name_problem;
 
 use reader::{normalize_key, Section};
 

@@ -9,6 +9,7 @@ use super::key::{settings, PropertyText, Rules, Value};
 use super::properties::Properties;
 use super::reader::Section;
 use super::restart::RestartSettings;
+use super::topic_name::check_topic_name;
 
 /// How many broker acknowledgements a write waits for (`requiredAcks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +117,14 @@ settings! {
         pub batch_size: u32 = key("batchSize", "100")
             .range(1, i64::from(i32::MAX))
             .property("batch.num.messages"),
+        /// the largest message (key, value and headers) the producer sends;
+        /// a larger one fails at once, refused locally. Apache Kafka's default
+        /// `message.max.bytes` (the broker's, which a topic's
+        /// `max.message.bytes` overrides), so what the broker takes is not
+        /// refused here; librdkafka's own default is 1,000,000.
+        pub max_message_bytes: u32 = key("maxMessageBytes", "1048588")
+            .range(1000, 1_000_000_000)
+            .property("message.max.bytes"),
         /// bytes per batch.
         pub batch_bytes: u32 = key("batchBytes", "1048576")
             .range(1, i64::from(i32::MAX))
@@ -169,6 +178,9 @@ settings! {
 
 impl Rules for ProducerConfig {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
+        if let Some(topic) = &self.topic {
+            check_topic_name(section, "topic", topic)?;
+        }
         if self.transactional_id.is_some() {
             if self.required_acks != RequiredAcks::All {
                 return Err(section.invalid(

@@ -8,7 +8,7 @@ use actix::prelude::*;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::balancer::BalancerAdapter;
-use super::client::{Blocked, Client, ClientError, DeliveryFailed, Pending, Shared};
+use super::client::{Blocked, Client, ClientError, DeliveryFailed, Pending, Shared, SizeLimit};
 use super::reports::{self, WriteSizes};
 use super::tracker::Tracker;
 use crate::config::ProducerConfig;
@@ -35,6 +35,8 @@ pub(crate) struct ProducerSpec {
     pub(crate) escalator: Escalator,
     /// What it records in the component's metrics, when they are on.
     pub(crate) metrics: Option<ProducerMetrics>,
+    /// Its largest message and the key that sets it.
+    pub(crate) size_limit: Option<SizeLimit>,
 }
 
 impl ProducerSpec {
@@ -203,7 +205,11 @@ pub(crate) struct ProducerActor {
 
 impl ProducerActor {
     pub(crate) fn new(mut spec: ProducerSpec) -> Result<Self, Error> {
-        let shared = Arc::new(Shared::new(spec.name.clone()).recording(spec.metrics.take()));
+        let shared = Arc::new(
+            Shared::new(spec.name.clone())
+                .recording(spec.metrics.take())
+                .limiting(spec.size_limit.take()),
+        );
         let first = spec.create_client(0, &shared)?;
         let info = Arc::new(ClientInfo {
             kind: crate::interceptor::ClientKind::Producer,

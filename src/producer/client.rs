@@ -72,6 +72,16 @@ pub(crate) struct Shared {
     metrics: Option<ProducerMetrics>,
     /// Whether the current client reached a broker, for readiness checks.
     pub(crate) probe: Arc<ProducerProbe>,
+    /// The largest message librdkafka sends, and the key that sets it.
+    size_limit: Option<SizeLimit>,
+}
+
+/// The producer's largest message (`message.max.bytes`) and the config key
+/// path that sets it, for the reason of a message refused as too large.
+#[derive(Debug, Clone)]
+pub(crate) struct SizeLimit {
+    pub(crate) bytes: u64,
+    pub(crate) key: String,
 }
 
 impl Shared {
@@ -90,7 +100,40 @@ impl Shared {
             serving: Arc::default(),
             metrics: None,
             probe: Arc::default(),
+            size_limit: None,
         }
+    }
+
+    /// Explains messages refused as too large with `limit`.
+    pub(crate) fn limiting(self, size_limit: Option<SizeLimit>) -> Self {
+        Shared { size_limit, ..self }
+    }
+
+    /// librdkafka refuses a message over `message.max.bytes` before sending
+    /// it, with the broker's code and text ("Broker: Message size too
+    /// large"): the reason says it was refused here, the size and the key.
+    fn explain_size_refusal(&self, failure: &mut ProduceError) {
+        let message = &failure.message;
+        let size = message.key.as_ref().map_or(0, Vec::len)
+            + message.value.as_ref().map_or(0, Vec::len)
+            + message
+                .headers
+                .iter()
+                .map(|header| header.key.len() + header.value.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
+        let topic = message.topic.as_deref().unwrap_or_default();
+        let limit = match &self.size_limit {
+            Some(limit) => format!(
+                "its limit of {} bytes (librdkafka's message.max.bytes; raise {}, and \
+                 the topic's max.message.bytes on the broker if the message is over that too)",
+                limit.bytes, limit.key
+            ),
+            None => "its limit (librdkafka's message.max.bytes)".to_string(),
+        };
+        failure.reason = format!(
+            "refused by this producer before sending, not by the broker: the message to \
+             topic {topic:?} is about {size} bytes (key, value and headers), over {limit}"
+        );
     }
 
     /// Records into `metrics` too.
@@ -576,9 +619,14 @@ impl Client {
                     }
                     handle
                 }
-                Err(reason) => {
-                    let kind = ProduceErrorKind::Kafka(RDKafkaErrorCode::InvalidArgument);
-                    fail_now(tracker, index, message, kind, reason);
+                Err((code, reason)) => {
+                    fail_now(
+                        tracker,
+                        index,
+                        message,
+                        ProduceErrorKind::Kafka(code),
+                        reason,
+                    );
                     continue;
                 }
             };
@@ -610,7 +658,13 @@ impl Client {
                     let topic = topic.to_owned();
                     let message = std::mem::take(message);
                     let error = KafkaError::MessageProduction(code);
-                    let failure = ProduceError::kafka(&error, message, &topic);
+                    let mut failure = ProduceError::kafka(&error, message, &topic);
+                    if code == RDKafkaErrorCode::MessageSizeTooLarge {
+                        self.producer
+                            .context()
+                            .shared
+                            .explain_size_refusal(&mut failure);
+                    }
                     tracker.complete(index, Outcome::Failed(failure));
                 }
             }

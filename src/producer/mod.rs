@@ -32,6 +32,7 @@ pub use transaction::Transaction;
 
 pub(crate) use actor::ProducerSpec;
 pub(crate) use balancer::BalancerAdapter;
+pub(crate) use client::SizeLimit;
 
 use crate::error::Error;
 use crate::handle::ActorHandle;

@@ -15,6 +15,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::IntoOpaque;
 
 use super::tracker::DeliveryTag;
+use crate::config::topic_name_problem;
 use crate::record::Message;
 
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
@@ -39,8 +40,10 @@ impl Drop for TopicHandle {
 pub(crate) struct Topics(HashMap<Box<str>, TopicHandle>);
 
 impl Topics {
-    /// The handle of `name` on `client`; `Err` says why librdkafka refused
-    /// the name.
+    /// The handle of `name` on `client`; `Err` says why the name was refused:
+    /// by Kafka's naming rules, checked here once per name so that a name the
+    /// broker would refuse fails at once and says what is wrong with it, or
+    /// by librdkafka.
     ///
     /// # Safety
     /// `client` must be the live producer these handles belong to.
@@ -48,20 +51,32 @@ impl Topics {
         &mut self,
         client: *mut ffi::rd_kafka_t,
         name: &str,
-    ) -> Result<*mut ffi::rd_kafka_topic_t, String> {
+    ) -> Result<*mut ffi::rd_kafka_topic_t, (RDKafkaErrorCode, String)> {
         if let Some(handle) = self.0.get(name) {
             return Ok(handle.0.as_ptr());
         }
-        let c_name = CString::new(name)
-            .map_err(|_| format!("the topic name {name:?} contains a NUL byte"))?;
+        if let Some(problem) = topic_name_problem(name) {
+            return Err((
+                RDKafkaErrorCode::InvalidTopic,
+                format!(
+                    "refused by this producer before sending: {name:?} is not a valid topic \
+                     name ({problem})"
+                ),
+            ));
+        }
+        let c_name = CString::new(name).map_err(|_| {
+            let reason = format!("the topic name {name:?} contains a NUL byte");
+            (RDKafkaErrorCode::InvalidTopic, reason)
+        })?;
         // SAFETY: `client` is live per the contract; a null configuration
         // takes the producer's default topic configuration.
         let raw = unsafe { ffi::rd_kafka_topic_new(client, c_name.as_ptr(), std::ptr::null_mut()) };
         let Some(handle) = NonNull::new(raw) else {
             // SAFETY: reads this thread's last librdkafka error.
             let code: RDKafkaErrorCode = unsafe { ffi::rd_kafka_last_error() }.into();
-            return Err(format!(
-                "librdkafka refused the topic name {name:?}: {code}"
+            return Err((
+                RDKafkaErrorCode::InvalidArgument,
+                format!("librdkafka refused the topic name {name:?}: {code}"),
             ));
         };
         let pointer = handle.as_ptr();

@@ -172,20 +172,29 @@ impl ProduceError {
     }
 
     /// A failure librdkafka reported for `message`, written to `topic`. The
-    /// reason leads with the cause when the code names one: a topic or
-    /// partition the cluster does not have.
-    pub(crate) fn kafka(error: &KafkaError, message: Message, topic: &str) -> Self {
+    /// reason names the topic (and the partition, once chosen) whatever the
+    /// code, and leads with the cause when the code names one: a topic or
+    /// partition the cluster does not have, a name it does not take. The
+    /// message handed back names its topic.
+    pub(crate) fn kafka(error: &KafkaError, mut message: Message, topic: &str) -> Self {
         let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        let place = match message.partition {
+            Some(partition) => format!("partition {partition} of topic {topic:?}"),
+            None => format!("topic {topic:?}"),
+        };
         let reason = match code {
             RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition => {
-                let what = match message.partition {
-                    Some(partition) => format!("partition {partition} of topic {topic:?}"),
-                    None => format!("topic {topic:?}"),
-                };
-                format!("{what} does not exist on the cluster ({error})")
+                format!("{place} does not exist on the cluster ({error})")
             }
-            _ => error.to_string(),
+            RDKafkaErrorCode::InvalidTopic => format!(
+                "{topic:?} is not a valid topic name: at most 249 letters, digits, '.', '_' \
+                 and '-' ({error})"
+            ),
+            _ => format!("{error}, writing to {place}"),
         };
+        if message.topic.is_none() {
+            message.topic = Some(topic.to_string());
+        }
         ProduceError {
             kind: ProduceErrorKind::Kafka(code),
             reason,
@@ -196,8 +205,14 @@ impl ProduceError {
 
 impl std::fmt::Display for ProduceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let topic = self.message.topic.as_deref().unwrap_or("<no topic>");
-        write!(f, "message to {topic} not written: {}", self.reason)
+        match (&self.kind, self.message.topic.as_deref()) {
+            // The reason of a Kafka error names where the message went.
+            (ProduceErrorKind::Kafka(_), _) => write!(f, "message not written: {}", self.reason),
+            (_, Some(topic)) => {
+                write!(f, "message to topic {topic:?} not written: {}", self.reason)
+            }
+            (_, None) => write!(f, "message not written: {}", self.reason),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use super::librdkafka::prefetch_properties;
 use super::properties::Properties;
 use super::reader::Section;
 use super::restart::RestartSettings;
+use super::topic_name::check_topic_name;
 use membership::reject_classic_only;
 
 /// What a `[kafka.consumers.NAME]` reads: one partition, or a share of a group.
@@ -51,7 +52,11 @@ settings! {
     }
 }
 
-impl Rules for ConsumerConfig {}
+impl Rules for ConsumerConfig {
+    fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
+        check_topic_name(section, "topic", &self.topic)
+    }
+}
 
 /// `partition` and `groupID` of a single consumer.
 struct Assignment;
@@ -179,8 +184,16 @@ impl Field<Vec<String>> for Topics {
                     reason: "name the topics in one of the two keys",
                 },
             )),
-            (Some(topic), true) => Ok(vec![topic]),
-            (None, false) => Ok(several),
+            (Some(topic), true) => {
+                check_topic_name(section, "topic", &topic)?;
+                Ok(vec![topic])
+            }
+            (None, false) => {
+                for topic in &several {
+                    check_topic_name(section, "topics", topic)?;
+                }
+                Ok(several)
+            }
             (None, true) => Err(section.missing("topic")),
         }
     }
