@@ -600,3 +600,61 @@ async fn close_with_the_coordinator_away_names_what_was_left_uncommitted() {
         }
     }
 }
+
+#[actix::test]
+async fn a_group_whose_topic_does_not_exist_says_so_and_consumes_it_once_created() {
+    let fixture = Fixture::new();
+    let missing = unique_name("not-yet");
+    let text = group_config(&fixture, &unique_name("group"), "").replace(
+        &format!("topic = {:?}", fixture.topic),
+        &format!("topic = {missing:?}"),
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    let group = kafka.consumer_group("cg1").unwrap();
+    let (events, mut group_events) = forwarder::<GroupEvent>();
+    group.subscribe_events(events).await.unwrap();
+    let (subscriber, mut batches) = forwarder::<MessageBatch>();
+    group.subscribe(subscriber).await.unwrap();
+
+    // The group says which topic is missing, in an event and in its status.
+    loop {
+        let event = next(&mut group_events, "an error naming the missing topic").await;
+        if let GroupEvent::Error(error) = event {
+            assert!(
+                error.message.contains(&format!("{missing:?}"))
+                    && error.message.contains("does not exist"),
+                "the error names the topic: {}",
+                error.message
+            );
+            break;
+        }
+    }
+    assert_eq!(
+        group.status().await.unwrap().missing_topics,
+        std::slice::from_ref(&missing)
+    );
+
+    // Once the topic exists, the group consumes it without a restart.
+    fixture
+        .cluster
+        .create_topic(&missing)
+        .expect("topic created");
+    let writer = Ekafka::from_toml_str(
+        &fixture.config("").replace(
+            &format!("topic = {:?}", fixture.topic),
+            &format!("topic = {missing:?}"),
+        ),
+        "kafka",
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    produce(&writer, "late", 30).await;
+    let received = receive(&mut batches, 30).await;
+    assert_eq!(received.values().map(Vec::len).sum::<usize>(), 30);
+    assert!(group.status().await.unwrap().missing_topics.is_empty());
+    group.close().await.unwrap();
+}

@@ -48,6 +48,7 @@ pub(crate) struct GroupProbe {
     /// The member's loop, beating on each pass while it runs.
     pub(crate) heartbeat: Heartbeat,
     assigned: AtomicBool,
+    missing_topics: Mutex<Vec<String>>,
 }
 
 impl GroupProbe {
@@ -60,6 +61,23 @@ impl GroupProbe {
     /// True once the current member has an assignment.
     pub(crate) fn assigned(&self) -> bool {
         self.assigned.load(Ordering::Relaxed)
+    }
+
+    /// The subscribed topics the cluster does not have, as the member last
+    /// found.
+    pub(crate) fn set_missing_topics(&self, topics: Vec<String>) {
+        *self
+            .missing_topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = topics;
+    }
+
+    /// The subscribed topics the cluster does not have.
+    pub(crate) fn missing_topics(&self) -> Vec<String> {
+        self.missing_topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -5,7 +5,8 @@
 //!   `stuckAfter`. A partition paused for back-pressure keeps its loop
 //!   running, so it is healthy.
 //! - Ready: live, not shutting down, every consumer group member has its
-//!   assignment and every producer has reached a broker.
+//!   assignment and all its topics exist, and every producer has reached a
+//!   broker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +46,13 @@ pub(crate) fn check(
                 group.name()
             ));
         }
-        if !probe.assigned() {
+        let missing = probe.missing_topics();
+        if !missing.is_empty() {
+            health.ready.push(format!(
+                "consumer group {:?}: subscribed topics {missing:?} do not exist on the cluster",
+                group.name()
+            ));
+        } else if !probe.assigned() {
             health.ready.push(format!(
                 "consumer group {:?} has no assignment yet",
                 group.name()

@@ -47,6 +47,8 @@ struct GroupView {
     held_messages: Option<usize>,
     held_bytes: Option<usize>,
     subscribers: Option<usize>,
+    /// Subscribed topics the cluster does not have (yet).
+    missing_topics: Vec<String>,
     partitions: Vec<PartitionView>,
 }
 
@@ -137,6 +139,7 @@ pub(crate) async fn collect(kafka: &Ekafka, servers: &[WatchedServer], health: H
                     held_messages: None,
                     held_bytes: None,
                     subscribers: None,
+                    missing_topics: group.probe().missing_topics(),
                     partitions: Vec::new(),
                 }
             }
@@ -226,6 +229,7 @@ fn group_view(name: &str, group_id: String, restarts: u64, status: &GroupStatus)
         held_messages: Some(status.held),
         held_bytes: Some(status.held_bytes),
         subscribers: Some(status.subscribers),
+        missing_topics: status.missing_topics.clone(),
         partitions,
     }
 }

@@ -58,6 +58,9 @@ use crate::supervision::{Slot, Supervisor};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GroupStatus {
+    /// Subscribed topics the cluster does not have: the member asks for them
+    /// every 2 s and consumes each once it is created.
+    pub missing_topics: Vec<String>,
     /// The current generation (-1 before the first assignment).
     pub generation: i32,
     /// Partitions assigned to this member.

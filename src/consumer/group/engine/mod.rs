@@ -21,6 +21,7 @@ mod commit;
 mod commit_queue;
 mod flow;
 mod leave;
+mod missing_topics;
 mod observe;
 mod rebalance;
 mod split_queue;
@@ -37,6 +38,7 @@ use actix::Recipient;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::ledger::{Ledger, MAX_SUBSCRIBERS};
@@ -192,6 +194,8 @@ pub(crate) struct Engine {
     published: observe::Published,
     /// What health checks read: the loop's beat, the assignment.
     probe: Arc<GroupProbe>,
+    /// Subscribed topics the cluster does not have (yet).
+    missing_topics: missing_topics::MissingTopics,
 }
 
 /// The librdkafka context: routes logs and rebalance callbacks into the engine.
@@ -347,11 +351,45 @@ impl Engine {
             metrics,
             published: observe::Published::default(),
             probe,
+            missing_topics: missing_topics::MissingTopics::default(),
         }
     }
 
     pub(crate) fn commands(&self) -> Commands {
         self.commands_tx.clone()
+    }
+
+    /// Asks the cluster which subscribed topics it lacks; names each newly
+    /// missing one in an error event, logs those still missing now and then,
+    /// and those that appeared. False when it found nothing missing.
+    fn look_for_topics(&mut self, consumer: &Consumer_) -> bool {
+        let change = self
+            .missing_topics
+            .ask(consumer, &self.settings.config.topics);
+        for topic in &change.missing {
+            let message = format!(
+                "subscribed topic {topic:?} does not exist on the cluster: the group consumes \
+                 it once it is created (asked for every {:?})",
+                missing_topics::RECHECK
+            );
+            let event = GroupEvent::Error(self.error_event(message));
+            self.emit(event);
+        }
+        self.topics_appeared(&change.appeared);
+        let missing = self.missing_topics.list();
+        if change.missing.is_empty() && self.missing_topics.log_due() {
+            tracing::warn!(group = %self.settings.config.group_id, topics = ?missing, "subscribed topics still do not exist on the cluster");
+        }
+        self.probe.set_missing_topics(missing.clone());
+        !missing.is_empty()
+    }
+
+    /// Says that `topics`, missing before, exist now.
+    fn topics_appeared(&self, topics: &[String]) {
+        for topic in topics {
+            tracing::info!(group = %self.settings.config.group_id, topic, "subscribed topic exists now: consuming it");
+        }
+        self.probe.set_missing_topics(self.missing_topics.list());
     }
 
     fn error_event(&self, message: String) -> GroupError {
@@ -372,8 +410,13 @@ impl Engine {
             (GroupEvent::Revoked(_), Some(metrics)) => metrics.rebalanced(false),
             _ => {}
         }
-        if let GroupEvent::Assigned(_) = &event {
+        if let GroupEvent::Assigned(assigned) = &event {
             self.probe.set_assigned(true);
+            let topics = assigned.partitions.iter().map(|(p, _)| &*p.topic);
+            let appeared = self.missing_topics.found(topics);
+            if !appeared.is_empty() {
+                self.topics_appeared(&appeared);
+            }
         }
         if let GroupEvent::Assigned(_) | GroupEvent::Revoked(_) = &event {
             // The assignment changed: the gauges follow on the next pass.
@@ -500,6 +543,7 @@ impl Engine {
 
     fn status(&self, consumer: &Consumer_) -> GroupStatus {
         GroupStatus {
+            missing_topics: self.missing_topics.list(),
             generation: self.generation,
             assigned: self.partitions.iter().map(|p| p.id.clone()).collect(),
             paused: self
@@ -605,6 +649,9 @@ impl Engine {
         }
         if self.is_full() {
             at(self.last_progress, PAUSE_AFTER);
+        }
+        if let Some(ask) = self.missing_topics.next_ask() {
+            at(ask, Duration::ZERO);
         }
         if let Some(deadline) = self.close_deadline() {
             at(deadline, Duration::ZERO);
@@ -728,6 +775,13 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake:
             engine.commit_due(consumer);
             engine.apply_pauses(consumer);
             engine.publish(consumer);
+            if engine
+                .missing_topics
+                .next_ask()
+                .is_some_and(|ask| ask <= Instant::now())
+            {
+                engine.look_for_topics(consumer);
+            }
             engine.probe.heartbeat.beat();
             if let Some(reason) = engine.failure.take() {
                 // Subscribers hear why before the member is replaced.
@@ -796,6 +850,11 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake:
                     context.lock().failure = Some(reason);
                     break;
                 }
+                // librdkafka's way of saying a subscribed topic does not
+                // exist, without naming it: the member finds out which.
+                Err(KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                )) if context.lock().look_for_topics(consumer) => break,
                 Err(error) => {
                     let mut engine = context.lock();
                     let event =
