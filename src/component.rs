@@ -428,7 +428,10 @@ impl Ekafka {
                     consumer,
                     &properties.to_client_config(),
                     config.client.timeout,
-                    consumer.restart.apply(&self.inner.restart_policy),
+                    consumer
+                        .group
+                        .restart_settings(&consumer.restart)
+                        .apply(&self.inner.restart_policy),
                     self.inner.escalator.clone(),
                     self.registry()
                         .map(|registry| registry.consumer_stats(name)),
@@ -495,7 +498,10 @@ impl Ekafka {
                 let config = Arc::new(group.clone());
                 ConsumerGroup::start(GroupSpec {
                     name: name.to_string(),
-                    restart_policy: config.restart.apply(&self.inner.restart_policy),
+                    restart_policy: config
+                        .group
+                        .restart_settings(&config.restart)
+                        .apply(&self.inner.restart_policy),
                     config,
                     client_config: properties.to_client_config(),
                     interceptors: self.inner.interceptors.clone(),

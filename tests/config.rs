@@ -142,7 +142,7 @@ fn consumer_group_block_with_mixed_key_case() {
     let cg1 = &config.consumer_groups["cg1"];
     assert_eq!(cg1.group_id, "group-1");
     assert_eq!(cg1.topics, ["my-topic"]);
-    assert_eq!(cg1.group.join_group_backoff, Duration::from_secs(1));
+    assert_eq!(cg1.group.join_group_backoff, Some(Duration::from_secs(1)));
     // Untouched keys keep the documented defaults.
     assert_eq!(cg1.group.session_timeout, Duration::from_secs(30));
     assert_eq!(cg1.timeout, Duration::from_secs(5));
@@ -158,7 +158,7 @@ fn consumer_group_reference_block_sets_every_key() {
     assert_eq!(cg1.group.partition_watch_interval, Duration::from_secs(5));
     assert!(!cg1.group.watch_partition_changes);
     assert_eq!(cg1.group.rebalance_timeout, Duration::from_secs(30));
-    assert_eq!(cg1.group.join_group_backoff, Duration::from_secs(5));
+    assert_eq!(cg1.group.join_group_backoff, Some(Duration::from_secs(5)));
     assert_eq!(cg1.fetch.start_offset, StartOffset::First);
     assert_eq!(
         cg1.group.retention_time, None,
@@ -182,8 +182,7 @@ fn consumer_server_block_with_numeric_start_offset() {
     assert_eq!(c1.assignment, ConsumerAssignment::Group("group-1".into()));
     assert_eq!(c1.fetch.start_offset, StartOffset::Last);
     assert_eq!(c1.fetch.commit_interval, Duration::from_secs(1));
-    // Accepted, but without effect since Kafka 2.1: unset, it is the
-    // broker's retention for consumers and groups alike.
+    // Unset (and only "-1" is accepted): the broker's retention applies.
     assert_eq!(c1.group.retention_time, None);
     assert_eq!(
         config.consumer_groups["cg1"].fetch.start_offset,
@@ -265,7 +264,7 @@ fn snake_case_keys_work_too() {
     assert_eq!(config.sasl.unwrap().mechanism, SaslMechanism::ScramSha512);
     assert!(config.interceptors.access);
     let cg1 = &config.consumer_groups["cg1"];
-    assert_eq!(cg1.group.join_group_backoff, Duration::from_secs(90));
+    assert_eq!(cg1.group.join_group_backoff, Some(Duration::from_secs(90)));
     assert_eq!(cg1.fetch.start_offset, StartOffset::Last);
     let p1 = &config.producers["p1"];
     assert_eq!(p1.batch_timeout, Duration::from_millis(100));
@@ -953,4 +952,64 @@ fn instance_id_makes_a_static_member_and_is_checked_against_kafkas_rule() {
         );
         assert!(error.to_string().contains("group.instance.id"), "{error}");
     }
+}
+
+#[test]
+fn group_only_keys_on_a_partition_consumer_are_refused_saying_why() {
+    for key in [
+        "heartbeatInterval = \"3s\"",
+        "sessionTimeout = \"30s\"",
+        "commitInterval = \"1s\"",
+        "joinGroupBackoff = \"1s\"",
+        "watchPartitionChanges = true",
+    ] {
+        let text = format!(
+            "[kafka]\nbrokers=[\"b:1\"]\n[kafka.consumers.c1]\ntopic = \"t\"\npartition = 2\n{key}\n"
+        );
+        let error = Ekafka::from_toml_str(&text, "kafka")
+            .unwrap_err()
+            .to_string();
+        let name = key.split(' ').next().unwrap();
+        assert!(
+            error.contains(&format!("kafka.consumers.c1.{name}"))
+                && error.contains("without a groupID")
+                && error.contains("partition 2"),
+            "{key}: {error}"
+        );
+    }
+}
+
+#[test]
+fn retention_time_other_than_the_brokers_is_refused_saying_why() {
+    let text = "[kafka]\nbrokers=[\"b:1\"]\n[kafka.consumerGroups.g]\ngroupID = \"g\"\ntopic = \"t\"\nretentionTime = \"24h\"\n";
+    let error = Ekafka::from_toml_str(text, "kafka")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("kafka.consumerGroups.g.retentionTime") && error.contains("KIP-211"),
+        "{error}"
+    );
+}
+
+#[test]
+fn join_group_backoff_is_a_failed_members_first_restart_delay() {
+    let config = load(GUIDE_CONSUMER_GROUP);
+    let group = &config.consumer_groups["cg1"];
+    let policy = group
+        .group
+        .restart_settings(&group.restart)
+        .apply(&ekafka::RestartPolicy::default());
+    assert_eq!(policy.backoff_min, Duration::from_secs(1));
+    let both = GUIDE_CONSUMER_GROUP.replace(
+        "JoinGroupBackoff = \"1s\"",
+        "JoinGroupBackoff = \"1s\"\nrestartBackoff = \"2s\"",
+    );
+    let error = Ekafka::from_toml_str(&both, "kafka")
+        .unwrap_err()
+        .to_string();
+    // The key path is the one written (the guide spells it JoinGroupBackoff).
+    assert!(
+        error.contains("cg1.JoinGroupBackoff") && error.contains("cg1.restartBackoff"),
+        "{error}"
+    );
 }

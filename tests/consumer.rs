@@ -8,11 +8,16 @@ use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Error, Message};
 
 fn kafka(fixture: &Fixture, consumer_keys: &str) -> Ekafka {
+    // Group keys only for a group member: a partition reader refuses them.
+    let group_keys = if consumer_keys.contains("groupID") {
+        common::group_protocol_keys()
+    } else {
+        ""
+    };
     let text = format!(
-        "{}\n[kafka.consumers.c1]\ntopic = {:?}\nmaxWait = \"100ms\"\n{}{consumer_keys}\n",
+        "{}\n[kafka.consumers.c1]\ntopic = {:?}\nmaxWait = \"100ms\"\n{group_keys}{consumer_keys}\n",
         fixture.config(""),
         fixture.topic,
-        common::group_protocol_keys(),
     );
     Ekafka::from_toml_str(&text, "kafka")
         .unwrap()
@@ -182,4 +187,103 @@ async fn a_fatally_failed_client_is_replaced_and_reading_continues_where_it_stop
         other => panic!("expected the restart limit, got {other:?}"),
     }
     assert_eq!(kafka.escalation().map(|e| e.name), Some("c1".to_string()));
+}
+
+/// The group's committed offsets on the fixture's topic, per partition,
+/// read from outside the group.
+async fn committed(fixture: &Fixture, group: &str) -> std::collections::BTreeMap<i32, i64> {
+    common::committed_offsets(
+        fixture.cluster.bootstrap_servers().to_string(),
+        group.to_string(),
+        fixture.topic.clone(),
+    )
+    .await
+    .into_iter()
+    .enumerate()
+    .filter_map(|(partition, offset)| Some((partition as i32, offset?)))
+    .collect()
+}
+
+#[actix::test]
+async fn with_a_commit_interval_commits_land_within_it_without_a_call_per_message() {
+    let fixture = Fixture::new();
+    let group = unique_name("group");
+    let kafka = kafka(
+        &fixture,
+        &format!("groupID = {group:?}\ncommitInterval = \"200ms\""),
+    );
+    common::produce(&kafka, "m", 30).await;
+    let consumer = kafka.consumer("c1").unwrap();
+    let mut expected = std::collections::BTreeMap::new();
+    for _ in 0..30 {
+        let message = fetch(&consumer).await;
+        // Stored, not committed: the call returns what will be committed.
+        let stored = consumer
+            .commit(std::slice::from_ref(&message))
+            .await
+            .unwrap();
+        assert_eq!(stored[0].offset, message.offset() + 1);
+        expected.insert(message.partition(), message.offset() + 1);
+    }
+    // Within the interval (and a round trip) the group has them all.
+    common::eventually_async("the periodic commit", || {
+        let (fixture, group, expected) = (&fixture, &group, &expected);
+        async move { (committed(fixture, group).await == *expected).then_some(()) }
+    })
+    .await;
+    consumer.close().await.unwrap();
+}
+
+#[actix::test]
+async fn what_was_stored_is_committed_at_close_and_a_failed_final_commit_is_reported() {
+    let fixture = Fixture::new();
+    let group = unique_name("group");
+    // An interval longer than the test: only the close commits.
+    let kafka = kafka(
+        &fixture,
+        &format!("groupID = {group:?}\ncommitInterval = \"1h\""),
+    );
+    common::produce(&kafka, "m", 3).await;
+    let consumer = kafka.consumer("c1").unwrap();
+    let message = fetch(&consumer).await;
+    consumer
+        .commit(std::slice::from_ref(&message))
+        .await
+        .unwrap();
+    consumer.close().await.unwrap();
+    assert_eq!(
+        committed(&fixture, &group).await.get(&message.partition()),
+        Some(&(message.offset() + 1)),
+        "the close committed what was stored"
+    );
+
+    // The coordinator refuses commits: the close says what was not committed.
+    let Some(cluster) = fixture.cluster.embedded() else {
+        return; // refusing requests needs the embedded cluster
+    };
+    let consumer = kafka.consumer("c1").unwrap();
+    let next = fetch(&consumer).await;
+    consumer.commit(std::slice::from_ref(&next)).await.unwrap();
+    for broker in 1..=3 {
+        cluster
+            .refuse_requests(
+                broker,
+                ekafka::testing::KafkaRequest::OffsetCommit,
+                100,
+                ekafka::KafkaCode::InvalidCommitOffsetSize,
+            )
+            .unwrap();
+    }
+    match consumer.close().await {
+        Err(Error::Commit { offsets, .. }) => {
+            assert!(
+                offsets
+                    .iter()
+                    .any(|o| o.partition.partition == next.partition()
+                        && o.offset == next.offset() + 1),
+                "{offsets:?}"
+            );
+        }
+        other => panic!("a close whose commit failed must say so, got {other:?}"),
+    }
 }

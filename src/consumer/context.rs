@@ -5,14 +5,17 @@
 //! like every other client's.
 
 use crate::observe::StatsSink;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
-use crate::error::Refusal;
+use crate::error::{CommitFailure, Refusal};
+use crate::record::{PartitionOffset, TopicPartition};
 
 /// The latest line librdkafka logged at error level for one client.
 #[derive(Default)]
@@ -43,11 +46,114 @@ impl LastErrorLog {
     }
 }
 
+/// A single consumer's periodic commits (`commitInterval` above 0): the
+/// offsets `commit` stored, and the latest failure to commit them, until a
+/// later commit succeeds (each commits every stored offset again).
+#[derive(Debug, Default)]
+pub(crate) struct PeriodicCommits(Mutex<PeriodicState>);
+
+#[derive(Debug, Default)]
+struct PeriodicState {
+    stored: BTreeMap<TopicPartition, i64>,
+    committed: BTreeMap<TopicPartition, i64>,
+    failure: Option<CommitFailure>,
+}
+
+impl PeriodicCommits {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PeriodicState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `offsets` were stored, to be committed on the next round.
+    pub(crate) fn stored(&self, offsets: &[PartitionOffset]) {
+        let mut state = self.lock();
+        for o in offsets {
+            state.stored.insert(o.partition.clone(), o.offset);
+        }
+    }
+
+    /// Commits what the client stored (librdkafka commits the stored offsets
+    /// of the current assignment, only those not committed yet) and keeps the
+    /// outcome. Runs on a blocking thread.
+    pub(crate) fn commit_stored<C: ConsumerContext>(
+        &self,
+        client: &str,
+        consumer: &BaseConsumer<C>,
+    ) {
+        let due: Vec<(TopicPartition, i64)> = {
+            let state = self.lock();
+            state
+                .stored
+                .iter()
+                .filter(|(partition, offset)| state.committed.get(*partition) != Some(*offset))
+                .map(|(partition, offset)| (partition.clone(), *offset))
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in &due {
+            let _ = list.add_partition_offset(
+                &partition.topic,
+                partition.partition,
+                Offset::Offset(*offset),
+            );
+        }
+        match consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => {
+                let mut state = self.lock();
+                state.failure = None;
+                state.committed.extend(due);
+            }
+            // Nothing stored since the last commit.
+            Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {}
+            Err(error) => {
+                tracing::warn!(consumer = client, %error, "a periodic commit failed; the next one tries again");
+                self.lock().failure = Some(CommitFailure::from_kafka(&error));
+            }
+        }
+    }
+
+    /// The partitions of `revoked` are no longer this consumer's: what was
+    /// stored for them is never committed later (it could go back past what
+    /// their next owner committed).
+    fn forget(&self, revoked: &TopicPartitionList) {
+        let mut state = self.lock();
+        for e in revoked.elements() {
+            let partition = TopicPartition {
+                topic: Arc::from(e.topic()),
+                partition: e.partition(),
+            };
+            state.stored.remove(&partition);
+            state.committed.remove(&partition);
+        }
+    }
+
+    /// The stored offsets and why committing them failed, when the latest
+    /// commit failed.
+    pub(crate) fn outstanding(&self) -> Option<(Vec<PartitionOffset>, CommitFailure)> {
+        let state = self.lock();
+        let failure = state.failure.clone()?;
+        let offsets = state
+            .stored
+            .iter()
+            .map(|(partition, offset)| PartitionOffset {
+                partition: partition.clone(),
+                offset: *offset,
+            })
+            .collect();
+        Some((offsets, failure))
+    }
+}
+
 pub(crate) struct LoggingContext {
     client_name: String,
     pub(crate) last_error_log: LastErrorLog,
     /// Where librdkafka's statistics go, when the metrics are on.
     pub(crate) stats: Option<StatsSink>,
+    /// Where periodic commits report, when the consumer commits that way.
+    pub(crate) periodic_commits: Option<Arc<PeriodicCommits>>,
 }
 
 impl LoggingContext {
@@ -56,6 +162,7 @@ impl LoggingContext {
             client_name,
             last_error_log: LastErrorLog::default(),
             stats: None,
+            periodic_commits: None,
         }
     }
 }
@@ -73,7 +180,16 @@ impl ClientContext for LoggingContext {
     }
 }
 
-impl ConsumerContext for LoggingContext {}
+impl ConsumerContext for LoggingContext {
+    /// With periodic commits, what was stored for partitions about to be
+    /// revoked is committed first: their next owner starts there.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Some(commits), Rebalance::Revoke(revoked)) = (&self.periodic_commits, rebalance) {
+            commits.commit_stored(&self.client_name, consumer);
+            commits.forget(revoked);
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

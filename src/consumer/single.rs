@@ -18,7 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::context::LoggingContext;
+use super::context::{LoggingContext, PeriodicCommits};
 use super::{ConsumedMessage, PartitionOffset, TopicPartition};
 use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
 use crate::error::CommitFailure;
@@ -48,6 +48,8 @@ struct ConsumerClients {
     position: Arc<Mutex<Option<i64>>>,
     /// Where librdkafka's statistics go, when the metrics are on.
     stats: Option<StatsSink>,
+    /// The outcome of periodic commits (`commitInterval` above 0, group mode).
+    periodic_commits: Option<Arc<PeriodicCommits>>,
 }
 
 impl ConsumerClients {
@@ -61,6 +63,7 @@ impl ConsumerClients {
             .map_or(self.start, Offset::Offset);
         let mut context = LoggingContext::new(format!("consumer {}", self.name));
         context.stats = self.stats.clone();
+        context.periodic_commits = self.periodic_commits.clone();
         connect(
             &self.name,
             &self.client_config,
@@ -100,8 +103,25 @@ impl Incarnations for ConsumerClients {
 
     async fn close(&self, client: Arc<Client>, _deadline: Duration) -> Result<(), Error> {
         // Leaves the group now, while the member is healthy, not whenever the
-        // last handle happens to be dropped; bounded by CLOSE_TIMEOUT.
-        self.close_off_thread(client).await
+        // last handle happens to be dropped; bounded by CLOSE_TIMEOUT. With
+        // periodic commits, librdkafka commits what was stored on the way.
+        if let Some(periodic) = &self.periodic_commits {
+            // The last round: what was stored since the previous one.
+            let (periodic, name, committing) =
+                (Arc::clone(periodic), self.name.clone(), Arc::clone(&client));
+            let _ = tokio::task::spawn_blocking(move || periodic.commit_stored(&name, &committing))
+                .await;
+        }
+        self.close_off_thread(client).await?;
+        match self.periodic_commits.as_ref().and_then(|c| c.outstanding()) {
+            Some((offsets, failure)) => Err(Error::Commit {
+                kind: KIND,
+                name: self.name.clone(),
+                offsets,
+                failure,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -128,6 +148,10 @@ struct Inner {
     position: Arc<Mutex<Option<i64>>>,
     timeout: Duration,
     slot: Arc<Slot<Arc<Client>>>,
+    /// Set when commits are periodic (`commitInterval` above 0, group
+    /// mode): `commit` stores the offsets, committed every `commit_interval`.
+    periodic_commits: Option<Arc<PeriodicCommits>>,
+    commit_interval: Duration,
 }
 
 impl Inner {
@@ -259,6 +283,22 @@ impl Inner {
         if committed.is_empty() {
             return Ok(committed);
         }
+        if let Some(periodic) = &self.periodic_commits {
+            // Committed within commitInterval (and on a revoke and at close);
+            // a failure there is logged, retried, and reported by `close`.
+            return match consumer.store_offsets(&list) {
+                Ok(()) => {
+                    periodic.stored(&committed);
+                    Ok(committed)
+                }
+                Err(error) => Err(Error::Commit {
+                    kind: KIND,
+                    name: self.name.clone(),
+                    offsets: committed,
+                    failure: CommitFailure::from_kafka(&error),
+                }),
+            };
+        }
         match consumer.commit(&list, rdkafka::consumer::CommitMode::Sync) {
             Ok(()) => Ok(committed),
             Err(error) => Err(Error::Commit {
@@ -267,6 +307,13 @@ impl Inner {
                 offsets: committed,
                 failure: CommitFailure::from_kafka(&error),
             }),
+        }
+    }
+
+    /// Commits what `commit` stored, with periodic commits.
+    fn commit_stored(&self, consumer: &Client) {
+        if let Some(periodic) = &self.periodic_commits {
+            periodic.commit_stored(&self.name, consumer);
         }
     }
 
@@ -413,10 +460,30 @@ pub(crate) struct ConsumerActor {
 impl Actor for ConsumerActor {
     type Context = Context<Self>;
 
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.inner.periodic_commits.is_some() {
+            ctx.run_interval(self.inner.commit_interval, |act, _ctx| {
+                let inner = Arc::clone(&act.inner);
+                actix::spawn(async move {
+                    // A client being replaced is waited for; one that failed
+                    // for good has nothing left to commit to.
+                    let _ = with_client(&inner, |inner, client| {
+                        inner.commit_stored(client);
+                        Ok(())
+                    })
+                    .await;
+                });
+            });
+        }
+    }
+
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         if let Some(client) = self.supervisor.slot().abandon() {
-            let name = self.inner.name.clone();
-            std::thread::spawn(move || close_client(&name, client));
+            let inner = Arc::clone(&self.inner);
+            std::thread::spawn(move || {
+                inner.commit_stored(&client);
+                close_client(&inner.name, client);
+            });
         }
     }
 }
@@ -608,6 +675,8 @@ impl Consumer {
             StartOffset::First => Offset::Beginning,
             StartOffset::Last => Offset::End,
         };
+        let periodic_commits = (partition.is_none() && !config.fetch.commit_interval.is_zero())
+            .then(|| Arc::new(PeriodicCommits::default()));
         let clients = ConsumerClients {
             name: name.to_string(),
             topic: config.topic.as_str().into(),
@@ -616,6 +685,7 @@ impl Consumer {
             client_config: client_config.clone(),
             position: Arc::new(Mutex::new(None)),
             stats,
+            periodic_commits: periodic_commits.clone(),
         };
         let first = clients.connect()?;
         let (topic, position) = (Arc::clone(&clients.topic), Arc::clone(&clients.position));
@@ -627,6 +697,8 @@ impl Consumer {
             position,
             timeout,
             slot: Arc::clone(supervisor.slot()),
+            periodic_commits,
+            commit_interval: config.fetch.commit_interval,
         });
         let addr = ConsumerActor {
             supervisor,
@@ -675,7 +747,12 @@ impl Consumer {
     }
 
     /// Commits one past the highest offset of `messages` per partition (group
-    /// mode), synchronously. Go's `CommitMessages`.
+    /// mode). Go's `CommitMessages`: synchronously with `commitInterval = 0`
+    /// (the default); otherwise the offsets are stored and committed within
+    /// `commitInterval` (and when partitions are revoked, and at `close`),
+    /// as Go's reader batches them. A periodic commit that fails is logged
+    /// and tried again on the next interval; if the last one failed,
+    /// [`close`](Self::close) returns it.
     pub async fn commit(
         &self,
         messages: &[ConsumedMessage],

@@ -7,6 +7,7 @@ use super::super::error::{ConfigError, ConfigProblem};
 use super::super::key::{settings, PropertyText, Rules, Value};
 use super::super::properties::Properties;
 use super::super::reader::{normalize_key, Section};
+use super::super::restart::RestartSettings;
 
 /// Partition assignment strategy of a group (`groupBalancers`; ignored by the Go
 /// library, honoured here).
@@ -96,11 +97,14 @@ settings! {
         /// closing cannot rejoin under the same name before the broker's session
         /// expires.
         pub instance_id: Option<String> = optional("instanceID").sets("group.instance.id"),
-        /// ekafka's delay before a failed member rejoins.
-        pub join_group_backoff: Duration = key("joinGroupBackoff", "\"5s\""),
-        /// accepted for compatibility (Go's default was 24h for consumers):
-        /// Kafka 2.1 dropped it from OffsetCommit, so the broker's
-        /// `offsets.retention.minutes` applies (`None`).
+        /// the delay before a member that failed rejoins: its first restart
+        /// delay (`restartBackoff`, which it replaces; the two together are an
+        /// error). Go's default is 5s; unset, the restart policy's applies.
+        pub join_group_backoff: Option<Duration> = optional("joinGroupBackoff")
+            .shown("none (`restartBackoff`'s)"),
+        /// only `"-1"` (the broker's `offsets.retention.minutes` applies): since
+        /// Kafka 2.1 (KIP-211) a commit carries no retention time, so any other
+        /// value is refused rather than ignored (`None`).
         pub retention_time: Option<Duration> = key("retentionTime", "\"-1\""),
         /// rebalance when partitions are added, looking for them every
         /// `partitionWatchInterval`.
@@ -111,8 +115,41 @@ settings! {
     }
 }
 
+impl GroupSettings {
+    /// `restart` with `joinGroupBackoff` as its first delay, when set.
+    #[must_use]
+    pub fn restart_settings(&self, restart: &RestartSettings) -> RestartSettings {
+        let mut settings = restart.clone();
+        if settings.backoff.is_none() {
+            settings.backoff = self.join_group_backoff;
+        }
+        settings
+    }
+}
+
 impl Rules for GroupSettings {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
+        if self.join_group_backoff.is_some() && section.value("restartBackoff").is_some() {
+            return Err(ConfigError::new(
+                section.key_path("joinGroupBackoff"),
+                ConfigProblem::Conflict {
+                    other: section.key_path("restartBackoff"),
+                    reason: "both set a failed member's first restart delay; keep one",
+                },
+            ));
+        }
+        if self.retention_time.is_some() {
+            let raw = section
+                .value("retentionTime")
+                .expect("set: not the default");
+            return Err(section.invalid(
+                "retentionTime",
+                raw,
+                "\"-1\": librdkafka's offset commits carry no retention time (removed from \
+                 OffsetCommit in Kafka 2.1, KIP-211), so the broker's \
+                 offsets.retention.minutes applies; remove the key or set it to \"-1\"",
+            ));
+        }
         if self.protocol == GroupProtocol::Consumer {
             reject_classic_only(section, &["heartbeatInterval", "sessionTimeout"])?;
         }

@@ -52,9 +52,43 @@ settings! {
     }
 }
 
+/// The keys of a consumer that only mean something with a `groupID`: group
+/// membership and commits.
+const GROUP_ONLY_KEYS: [&str; 10] = [
+    "heartbeatInterval",
+    "sessionTimeout",
+    "rebalanceTimeout",
+    "joinGroupBackoff",
+    "retentionTime",
+    "watchPartitionChanges",
+    "partitionWatchInterval",
+    "groupProtocol",
+    "instanceID",
+    "commitInterval",
+];
+
 impl Rules for ConsumerConfig {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
-        check_topic_name(section, "topic", &self.topic)
+        check_topic_name(section, "topic", &self.topic)?;
+        // Refused rather than ignored: a Go config that sets them on a
+        // partition reader expected something of them.
+        if let ConsumerAssignment::Partition(partition) = self.assignment {
+            if let Some(key) = GROUP_ONLY_KEYS
+                .iter()
+                .find(|key| section.value(key).is_some())
+            {
+                let raw = section.value(key).expect("set: just found");
+                return Err(section.invalid(
+                    key,
+                    raw,
+                    format!(
+                        "no {key} without a groupID: this consumer reads partition {partition} \
+                         alone, with no group to join or commit to (add groupID, or remove {key})"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
