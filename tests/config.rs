@@ -957,8 +957,8 @@ fn instance_id_makes_a_static_member_and_is_checked_against_kafkas_rule() {
 #[test]
 fn group_only_keys_on_a_partition_consumer_are_refused_saying_why() {
     for key in [
-        "heartbeatInterval = \"3s\"",
-        "sessionTimeout = \"30s\"",
+        "heartbeatInterval = \"2s\"",
+        "sessionTimeout = \"45s\"",
         "commitInterval = \"1s\"",
         "joinGroupBackoff = \"1s\"",
         "watchPartitionChanges = true",
@@ -977,6 +977,13 @@ fn group_only_keys_on_a_partition_consumer_are_refused_saying_why() {
             "{key}: {error}"
         );
     }
+}
+
+#[test]
+fn group_keys_left_at_their_default_on_a_partition_consumer_change_nothing_and_pass() {
+    let text = "[kafka]\nbrokers=[\"b:1\"]\n[kafka.consumers.c1]\ntopic = \"t\"\npartition = 2\n\
+                commitInterval = \"0\"\nheartbeatInterval = \"3s\"\n";
+    assert!(Ekafka::from_toml_str(text, "kafka").is_ok());
 }
 
 #[test]

@@ -52,32 +52,63 @@ settings! {
     }
 }
 
-/// The keys of a consumer that only mean something with a `groupID`: group
-/// membership and commits.
-const GROUP_ONLY_KEYS: [&str; 10] = [
-    "heartbeatInterval",
-    "sessionTimeout",
-    "rebalanceTimeout",
-    "joinGroupBackoff",
-    "retentionTime",
-    "watchPartitionChanges",
-    "partitionWatchInterval",
-    "groupProtocol",
-    "instanceID",
-    "commitInterval",
-];
+impl ConsumerConfig {
+    /// The group-only keys (membership and commits) set to something other
+    /// than their default: what a partition reader cannot do.
+    fn group_only_keys_changed(&self) -> Vec<&'static str> {
+        let (group, fetch) = (GroupSettings::default(), FetchSettings::default());
+        let changed = [
+            (
+                "heartbeatInterval",
+                self.group.heartbeat_interval != group.heartbeat_interval,
+            ),
+            (
+                "sessionTimeout",
+                self.group.session_timeout != group.session_timeout,
+            ),
+            (
+                "rebalanceTimeout",
+                self.group.rebalance_timeout != group.rebalance_timeout,
+            ),
+            (
+                "joinGroupBackoff",
+                self.group.join_group_backoff != group.join_group_backoff,
+            ),
+            (
+                "retentionTime",
+                self.group.retention_time != group.retention_time,
+            ),
+            (
+                "watchPartitionChanges",
+                self.group.watch_partition_changes != group.watch_partition_changes,
+            ),
+            (
+                "partitionWatchInterval",
+                self.group.partition_watch_interval != group.partition_watch_interval,
+            ),
+            ("groupProtocol", self.group.protocol != group.protocol),
+            ("instanceID", self.group.instance_id != group.instance_id),
+            (
+                "commitInterval",
+                self.fetch.commit_interval != fetch.commit_interval,
+            ),
+        ];
+        changed
+            .into_iter()
+            .filter_map(|(key, changed)| changed.then_some(key))
+            .collect()
+    }
+}
 
 impl Rules for ConsumerConfig {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
         check_topic_name(section, "topic", &self.topic)?;
         // Refused rather than ignored: a Go config that sets them on a
-        // partition reader expected something of them.
+        // partition reader expected something of them (their defaults, which
+        // change nothing, are let through).
         if let ConsumerAssignment::Partition(partition) = self.assignment {
-            if let Some(key) = GROUP_ONLY_KEYS
-                .iter()
-                .find(|key| section.value(key).is_some())
-            {
-                let raw = section.value(key).expect("set: just found");
+            if let Some(key) = self.group_only_keys_changed().first() {
+                let raw = section.value(key).expect("set: not the default");
                 return Err(section.invalid(
                     key,
                     raw,
