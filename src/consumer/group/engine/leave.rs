@@ -99,6 +99,8 @@ fn coordinator_moving(error: &KafkaError) -> bool {
                 | RDKafkaErrorCode::CoordinatorNotAvailable
                 | RDKafkaErrorCode::CoordinatorLoadInProgress
                 | RDKafkaErrorCode::NetworkException
+                // librdkafka's own wait ended before ours (seen after 1 s).
+                | RDKafkaErrorCode::OperationTimedOut
                 | RDKafkaErrorCode::RequestTimedOut
                 | RDKafkaErrorCode::BrokerTransportFailure
                 | RDKafkaErrorCode::AllBrokersDown
