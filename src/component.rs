@@ -433,8 +433,7 @@ impl Ekafka {
                         .restart_settings(&consumer.restart)
                         .apply(&self.inner.restart_policy),
                     self.inner.escalator.clone(),
-                    self.registry()
-                        .map(|registry| registry.consumer_stats(name)),
+                    self.registry().map(|registry| registry.consumer(name)),
                 )
             },
         )

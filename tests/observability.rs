@@ -552,3 +552,46 @@ async fn health_follows_assignment_a_stuck_handler_an_escalation_and_the_shutdow
         "{ended:?}"
     );
 }
+
+#[actix::test]
+async fn a_single_consumers_lag_is_a_metric_every_read_lag_interval() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "{}\n[kafka.observability]\naddress = \"127.0.0.1:0\"\n\
+         [kafka.consumers.c1]\ntopic = {:?}\npartition = 1\nmaxWait = \"100ms\"\n\
+         readLagInterval = \"100ms\"\n",
+        fixture.config(""),
+        fixture.topic,
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    write_all(
+        &kafka,
+        (0..10).map(|i| Message::new(format!("m-{i}")).with_partition(1)),
+    )
+    .await;
+    let consumer = kafka.consumer("c1").unwrap();
+    let app = App::new(kafka.clone()).handle_signals(false);
+    let (handle, serving, address) = serve(app).await;
+    let client = awc::Client::default();
+    let labels = [("client", "c1"), ("partition", "1")];
+    scrape_until(&client, address, "the consumer's lag of 10", |s| {
+        sum(s, "ekafka_consumer_lag", &labels) == 10.0
+    })
+    .await;
+    for _ in 0..10 {
+        tokio::time::timeout(WAIT, consumer.fetch())
+            .await
+            .expect("in time")
+            .expect("fetched");
+    }
+    scrape_until(&client, address, "the consumer's lag back to 0", |s| {
+        sum(s, "ekafka_consumer_lag", &labels) == 0.0
+            && s.samples.iter().any(|s| s.metric == "ekafka_consumer_lag")
+    })
+    .await;
+    handle.shutdown();
+    serving.await.unwrap().unwrap();
+}

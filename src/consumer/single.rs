@@ -24,7 +24,7 @@ use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
 use crate::error::CommitFailure;
 use crate::error::Error;
 use crate::handle::ActorHandle;
-use crate::observe::StatsSink;
+use crate::observe::{ConsumerMetrics, LagSeries, StatsSink};
 use crate::supervision::{
     client_failure, AuthorizationScope, ClientFailure, Escalator, Incarnations, RestartPolicy,
     Slot, Supervisor,
@@ -318,6 +318,18 @@ impl Inner {
     }
 
     fn lag(&self, consumer: &Client) -> Result<i64, Error> {
+        let lags = self.lag_by_partition(consumer, true)?;
+        Ok(lags.iter().map(|(_, lag)| lag).sum())
+    }
+
+    /// The messages past the position of each partition read; a group
+    /// member without an assignment yet reads none, or, with `whole_group`,
+    /// is behind by the group's lag over the whole topic.
+    fn lag_by_partition(
+        &self,
+        consumer: &Client,
+        whole_group: bool,
+    ) -> Result<Vec<(i32, i64)>, Error> {
         let partitions: Vec<(i32, Option<i64>)> = match self.partition {
             Some(p) => vec![(p, *self.position.lock().unwrap_or_else(|e| e.into_inner()))],
             None => {
@@ -327,7 +339,11 @@ impl Inner {
                 if positions.count() == 0 {
                     // Nothing assigned yet (or the cluster is out of reach):
                     // the group's committed offsets over the whole topic.
-                    return self.group_lag(consumer);
+                    return if whole_group {
+                        self.group_lag(consumer)
+                    } else {
+                        Ok(Vec::new())
+                    };
                 }
                 positions
                     .elements()
@@ -342,7 +358,7 @@ impl Inner {
     /// The lag of a group member that has no partitions: the topic's messages
     /// past the group's committed offsets. Fails when the cluster cannot be
     /// asked, rather than saying nothing is behind.
-    fn group_lag(&self, consumer: &Client) -> Result<i64, Error> {
+    fn group_lag(&self, consumer: &Client) -> Result<Vec<(i32, i64)>, Error> {
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), self.timeout)
             .map_err(self.request_error("reading the topic's partitions"))?;
@@ -372,14 +388,14 @@ impl Inner {
         &self,
         consumer: &Client,
         partitions: Vec<(i32, Option<i64>)>,
-    ) -> Result<i64, Error> {
-        let mut lag = 0;
+    ) -> Result<Vec<(i32, i64)>, Error> {
+        let mut lag = Vec::with_capacity(partitions.len());
         for (partition, position) in partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&self.topic, partition, self.timeout)
                 .map_err(self.request_error("reading the watermarks"))?;
             let next = position.filter(|p| *p >= 0).unwrap_or(low);
-            lag += (high - next).max(0);
+            lag.push((partition, (high - next).max(0)));
         }
         Ok(lag)
     }
@@ -455,12 +471,37 @@ fn close_client(name: &str, mut consumer: Arc<Client>) {
 pub(crate) struct ConsumerActor {
     supervisor: Supervisor<ConsumerClients>,
     inner: Arc<Inner>,
+    /// Its lag series and how often they are brought up to date
+    /// (`readLagInterval`), when the metrics are on.
+    lag: Option<(Duration, Arc<Mutex<LagSeries>>)>,
 }
 
 impl Actor for ConsumerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some((every, series)) = self.lag.clone() {
+            ctx.run_interval(every, move |act, _ctx| {
+                let (inner, series) = (Arc::clone(&act.inner), Arc::clone(&series));
+                actix::spawn(async move {
+                    let topic = Arc::clone(&inner.topic);
+                    match with_client(&inner, |inner, client| {
+                        inner.lag_by_partition(client, false)
+                    })
+                    .await
+                    {
+                        Ok(lags) => series.lock().unwrap_or_else(|e| e.into_inner()).set(
+                            lags.into_iter()
+                                .map(|(p, lag)| (Arc::clone(&topic), p, lag)),
+                        ),
+                        // Kept as last read; the next round tries again.
+                        Err(error) => {
+                            tracing::debug!(consumer = %inner.name, %error, "lag not read")
+                        }
+                    }
+                });
+            });
+        }
         if self.inner.periodic_commits.is_some() {
             ctx.run_interval(self.inner.commit_interval, |act, _ctx| {
                 let inner = Arc::clone(&act.inner);
@@ -665,8 +706,12 @@ impl Consumer {
         timeout: Duration,
         restart_policy: RestartPolicy,
         escalator: Escalator,
-        stats: Option<StatsSink>,
+        metrics: Option<ConsumerMetrics>,
     ) -> Result<Self, Error> {
+        let (stats, lag_series) = match metrics {
+            Some(ConsumerMetrics { lag, stats }) => (Some(stats), Some(lag)),
+            None => (None, None),
+        };
         let partition = match &config.assignment {
             ConsumerAssignment::Partition(p) => Some(*p),
             ConsumerAssignment::Group(_) => None,
@@ -700,9 +745,15 @@ impl Consumer {
             periodic_commits,
             commit_interval: config.fetch.commit_interval,
         });
+        let lag = config
+            .fetch
+            .read_lag_interval
+            .zip(lag_series)
+            .map(|(every, series)| (every, Arc::new(Mutex::new(series))));
         let addr = ConsumerActor {
             supervisor,
             inner: Arc::clone(&inner),
+            lag,
         }
         .start();
         let handle = ActorHandle::new(KIND, name, addr, Arc::clone(&inner.slot));

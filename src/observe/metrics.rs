@@ -373,8 +373,7 @@ impl Metrics {
             client: name.to_string(),
             consumed: self.consumed.clone(),
             consumed_by_topic: HashMap::new(),
-            lag: self.lag.clone(),
-            lag_series: Vec::new(),
+            lag: self.lag_series(name),
             commits_ok: commits("ok"),
             commits_failed: commits("failed"),
             assigned_events: event("assigned"),
@@ -387,9 +386,21 @@ impl Metrics {
         }
     }
 
-    /// Where single consumer `name`'s librdkafka statistics go.
-    pub(crate) fn consumer_stats(&self, name: &str) -> StatsSink {
-        StatsSink::new(&self.stats, "consumer", name)
+    /// What single consumer `name` records.
+    pub(crate) fn consumer(&self, name: &str) -> ConsumerMetrics {
+        ConsumerMetrics {
+            lag: self.lag_series(name),
+            stats: StatsSink::new(&self.stats, "consumer", name),
+        }
+    }
+
+    /// Client `name`'s lag series, none set yet.
+    fn lag_series(&self, name: &str) -> LagSeries {
+        LagSeries {
+            client: name.to_string(),
+            lag: self.lag.clone(),
+            series: Vec::new(),
+        }
     }
 
     /// What consumer server `name` records.
@@ -461,14 +472,56 @@ impl ProducerMetrics {
     }
 }
 
+/// One client's `ekafka_consumer_lag` series, one per partition it reads.
+pub(crate) struct LagSeries {
+    client: String,
+    lag: Family<PartitionLabels, Gauge>,
+    /// The series set, so those of partitions no longer read go.
+    series: Vec<PartitionLabels>,
+}
+
+impl LagSeries {
+    /// Sets the lag of every partition read (`(topic, partition, lag)`), and
+    /// drops the series of partitions no longer read.
+    pub(crate) fn set(&mut self, partitions: impl IntoIterator<Item = (Arc<str>, i32, i64)>) {
+        let current: Vec<(PartitionLabels, i64)> = partitions
+            .into_iter()
+            .map(|(topic, partition, lag)| {
+                let labels = PartitionLabels {
+                    client: self.client.clone(),
+                    topic: topic.to_string(),
+                    partition,
+                };
+                (labels, lag)
+            })
+            .collect();
+        for gone in self
+            .series
+            .iter()
+            .filter(|old| !current.iter().any(|(now, _)| now == *old))
+        {
+            self.lag.remove(gone);
+        }
+        for (labels, lag) in &current {
+            self.lag.get_or_create(labels).set(*lag);
+        }
+        self.series = current.into_iter().map(|(labels, _)| labels).collect();
+    }
+}
+
+/// What a single consumer records: its lag (every `readLagInterval`) and
+/// librdkafka's statistics.
+pub(crate) struct ConsumerMetrics {
+    pub(crate) lag: LagSeries,
+    pub(crate) stats: StatsSink,
+}
+
 /// A consumer group member's series. It lives on the member's own thread.
 pub(crate) struct GroupMetrics {
     client: String,
     consumed: Family<TopicLabels, Counter>,
     consumed_by_topic: HashMap<Arc<str>, Counter>,
-    lag: Family<PartitionLabels, Gauge>,
-    /// The lag series set, so those of partitions no longer ours go.
-    lag_series: Vec<PartitionLabels>,
+    lag: LagSeries,
     commits_ok: Counter,
     commits_failed: Counter,
     assigned_events: Counter,
@@ -526,28 +579,7 @@ impl GroupMetrics {
     /// Sets the lag of every partition assigned (`(topic, partition, lag)`),
     /// and drops the series of partitions no longer assigned.
     pub(crate) fn lag(&mut self, partitions: impl IntoIterator<Item = (Arc<str>, i32, i64)>) {
-        let current: Vec<(PartitionLabels, i64)> = partitions
-            .into_iter()
-            .map(|(topic, partition, lag)| {
-                let labels = PartitionLabels {
-                    client: self.client.clone(),
-                    topic: topic.to_string(),
-                    partition,
-                };
-                (labels, lag)
-            })
-            .collect();
-        for gone in self
-            .lag_series
-            .iter()
-            .filter(|old| !current.iter().any(|(now, _)| now == *old))
-        {
-            self.lag.remove(gone);
-        }
-        for (labels, lag) in &current {
-            self.lag.get_or_create(labels).set(*lag);
-        }
-        self.lag_series = current.into_iter().map(|(labels, _)| labels).collect();
+        self.lag.set(partitions);
     }
 
     /// Drops the member's lag series and statistics and zeroes its gauges:

@@ -10,5 +10,7 @@ pub(crate) mod trace;
 pub use health::StoppedPartition;
 pub(crate) use health::{GroupProbe, ProducerProbe, ServerProbe};
 
-pub(crate) use metrics::{GroupMetrics, Handled, Metrics, ProducerMetrics, ServerMetrics};
+pub(crate) use metrics::{
+    ConsumerMetrics, GroupMetrics, Handled, LagSeries, Metrics, ProducerMetrics, ServerMetrics,
+};
 pub(crate) use stats::StatsSink;

@@ -99,10 +99,12 @@ settings! {
         pub read_backoff_max: Duration = key("readBackoffMax", "\"1s\"")
             .property("retry.backoff.max.ms"),
         /// ekafka's commit batching: `0` commits as soon as messages are
-        /// acknowledged, one commit in flight at a time; otherwise at most
-        /// once per interval.
+        /// acknowledged (a group) or at each `commit` call (a consumer with a
+        /// `groupID`); otherwise at most once per interval, and at a revoke
+        /// and at close.
         pub commit_interval: Duration = key("commitInterval", "\"0\""),
-        /// how often ekafka refreshes lag; negative disables it (`None`).
+        /// how often ekafka refreshes the lag metric (`ekafka_consumer_lag`);
+        /// negative disables it (`None`).
         pub read_lag_interval: Option<Duration> = key("readLagInterval", "\"1m\"")
             .shown("`\"1m\"`; negative disables"),
     }
