@@ -56,6 +56,9 @@ pub(crate) struct PeriodicCommits(Mutex<PeriodicState>);
 struct PeriodicState {
     stored: BTreeMap<TopicPartition, i64>,
     committed: BTreeMap<TopicPartition, i64>,
+    /// The offsets no commit has committed since one failed to, and the
+    /// latest failure's reason.
+    failed: BTreeMap<TopicPartition, i64>,
     failure: Option<CommitFailure>,
 }
 
@@ -103,14 +106,27 @@ impl PeriodicCommits {
         match consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => {
                 let mut state = self.lock();
-                state.failure = None;
+                for (partition, offset) in &due {
+                    if state
+                        .failed
+                        .get(partition)
+                        .is_some_and(|failed| failed <= offset)
+                    {
+                        state.failed.remove(partition);
+                    }
+                }
+                if state.failed.is_empty() {
+                    state.failure = None;
+                }
                 state.committed.extend(due);
             }
             // Nothing stored since the last commit.
             Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {}
             Err(error) => {
                 tracing::warn!(consumer = client, %error, "a periodic commit failed; the next one tries again");
-                self.lock().failure = Some(CommitFailure::from_kafka(&error));
+                let mut state = self.lock();
+                state.failed.extend(due);
+                state.failure = Some(CommitFailure::from_kafka(&error));
             }
         }
     }
@@ -130,13 +146,14 @@ impl PeriodicCommits {
         }
     }
 
-    /// The stored offsets and why committing them failed, when the latest
-    /// commit failed.
+    /// The offsets the latest commit failed to commit, and why; `None` when
+    /// it succeeded. Revoked partitions stay listed: what failed for them
+    /// before the revoke was never committed.
     pub(crate) fn outstanding(&self) -> Option<(Vec<PartitionOffset>, CommitFailure)> {
         let state = self.lock();
         let failure = state.failure.clone()?;
         let offsets = state
-            .stored
+            .failed
             .iter()
             .map(|(partition, offset)| PartitionOffset {
                 partition: partition.clone(),
