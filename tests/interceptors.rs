@@ -137,6 +137,8 @@ async fn a_rejection_stops_the_write_and_only_outer_interceptors_see_it() {
                     }
                 );
                 assert!(e.reason.contains("not today"), "{}", e.reason);
+                // The messages named no topic: the error names the producer's.
+                assert!(e.to_string().contains(&fixture.topic), "{e}");
             }
             other => panic!("expected a rejection, got {other:?}"),
         }

@@ -292,6 +292,7 @@ impl Handler<Write> for ProducerActor {
         let messages = match chain.before_write(&info, messages) {
             Admitted::Pass(messages) => messages,
             Admitted::Rejected { depth, report } => {
+                let report = report.name_topics(info.topic.as_deref());
                 let shared = &self.supervisor.spec().shared;
                 shared.wrote(&report, info.topic.as_deref(), started.elapsed());
                 chain.after_write(depth, &info, &report, started.elapsed());
@@ -331,7 +332,8 @@ impl Handler<Write> for ProducerActor {
         let deadline = self.clients().spec.outcome_deadline();
         let shared = Arc::clone(shared);
         Box::pin(async move {
-            let report = WriteReport::new(tracker.outcomes(deadline).await);
+            let report = WriteReport::new(tracker.outcomes(deadline).await)
+                .name_topics(info.topic.as_deref());
             shared.wrote(&report, info.topic.as_deref(), started.elapsed());
             chain.after_write(chain.depth(), &info, &report, started.elapsed());
             Ok(report)

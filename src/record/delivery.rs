@@ -43,6 +43,19 @@ impl WriteReport {
         WriteReport { outcomes }
     }
 
+    /// Gives each failed message that named no topic the producer's own,
+    /// where it was going: its error then says which topic it is about.
+    pub(crate) fn name_topics(mut self, default_topic: Option<&str>) -> Self {
+        if let Some(topic) = default_topic {
+            for outcome in &mut self.outcomes {
+                if let Outcome::Failed(failure) = outcome {
+                    failure.message.topic.get_or_insert_with(|| topic.to_string());
+                }
+            }
+        }
+        self
+    }
+
     /// One outcome per message, in write order.
     #[must_use]
     pub fn outcomes(&self) -> &[Outcome] {
