@@ -47,12 +47,17 @@ fn group(cluster: &EmbeddedCluster) -> String {
     group
 }
 
-/// Reads `group`'s offsets, expecting a timeout that names the group.
+/// Reads `group`'s offsets, expecting a failure that names the group: our
+/// timeout, or librdkafka giving the request up first because the broker it
+/// waited on went away (`DestroyBroker`, seen once in a full-suite run,
+/// when the downed coordinator's handle was dropped before our wait ended).
 async fn times_out(admin: &Admin, group: &str) {
     let error = admin.group_offsets(group).await.unwrap_err();
-    assert_eq!(
-        error.kafka_code(),
-        Some(RDKafkaErrorCode::OperationTimedOut),
+    assert!(
+        matches!(
+            error.kafka_code(),
+            Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::DestroyBroker)
+        ),
         "{error}"
     );
     assert!(error.to_string().contains(group), "{error}");

@@ -49,7 +49,10 @@ impl WriteReport {
         if let Some(topic) = default_topic {
             for outcome in &mut self.outcomes {
                 if let Outcome::Failed(failure) = outcome {
-                    failure.message.topic.get_or_insert_with(|| topic.to_string());
+                    failure
+                        .message
+                        .topic
+                        .get_or_insert_with(|| topic.to_string());
                 }
             }
         }
