@@ -164,7 +164,9 @@ async fn resume(
         }
         if Instant::now() >= give_up_at {
             let reason = format!(
-                "the producer queue stayed full for writeTimeout ({:?})",
+                "refused by this producer before sending, not by the broker: its queue \
+                 (librdkafka's queue.buffering.max.messages and .kbytes) stayed full for \
+                 writeTimeout ({:?})",
                 config.write_timeout
             );
             return fail_all(
