@@ -456,7 +456,10 @@ impl Ekafka {
         })
     }
 
-    /// The librdkafka properties consumer group member `name` is created with.
+    /// The librdkafka properties consumer group member `name` is configured
+    /// with. On start the member sizes its prefetch (`queued.max.messages.kbytes`
+    /// and the fetch sizes) for the topics' partition count, where these
+    /// assume none is known; the other properties are these.
     pub fn consumer_group_properties(&self, name: &str) -> Result<Properties, Error> {
         let group = self.consumer_group_config(name)?;
         Ok(config::librdkafka::consumer_group(

@@ -1,5 +1,6 @@
-//! Consuming: consumer groups (`[kafka.consumerGroups.NAME]`), their events, and
-//! the owned message type.
+//! Consuming: consumer groups (`[kafka.consumerGroups.NAME]`) with their events,
+//! single consumers (`[kafka.consumers.NAME]`, one partition or a group's share,
+//! driven by `fetch` and `commit` like Go's reader), and the owned message type.
 
 mod context;
 mod group;

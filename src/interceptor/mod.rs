@@ -3,8 +3,10 @@
 //! Implement [`Interceptor`] and add it with
 //! [`EkafkaBuilder::with_interceptor`](crate::EkafkaBuilder::with_interceptor).
 //! Every method has a default that does nothing, so an interceptor implements only
-//! the operations it cares about; later operations (consume, commit, rebalance)
-//! arrive as new methods with defaults, without breaking existing interceptors.
+//! the operations it cares about: writes (`before_write`, `after_write`), and a
+//! consumer group's deliveries (`before_deliver`), commits (`after_commit`) and
+//! rebalance events and errors (`on_group_event`). An operation added later
+//! comes as a new method with a default, without breaking existing interceptors.
 //!
 //! # Order
 //!
