@@ -250,6 +250,14 @@ fn failed(operation: &'static str, target: &str, code: RDKafkaErrorCode, reason:
             reason: format!("{operation} {target:?}: {reason}"),
         };
     }
+    let reason = match code {
+        // librdkafka's words for it name its internals, not what happened.
+        RDKafkaErrorCode::DestroyBroker => format!(
+            "the broker it was waiting on went away (restarted, or no longer in the \
+             cluster's metadata) before answering; try again ({reason})"
+        ),
+        _ => reason,
+    };
     Error::Admin {
         operation,
         target: target.to_string(),
@@ -274,4 +282,22 @@ fn kafka_failure(error: rdkafka::error::KafkaError) -> ffi::Failure {
         other => other.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
     };
     ffi::Failure::new(code, error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_whose_broker_went_away_says_so_in_plain_words() {
+        let error = failed(
+            "reading the committed offsets of group",
+            "g1",
+            RDKafkaErrorCode::DestroyBroker,
+            "Local: Broker handle destroyed without termination".to_string(),
+        );
+        let text = error.to_string();
+        assert!(text.contains("\"g1\"") && text.contains("went away"), "{text}");
+        assert_eq!(error.kafka_code(), Some(RDKafkaErrorCode::DestroyBroker));
+    }
 }

@@ -20,7 +20,8 @@ use super::Consumer_;
 
 /// How often missing topics are asked for again.
 pub(super) const RECHECK: Duration = Duration::from_secs(2);
-/// The longest one ask may take: it runs on the member's loop.
+/// The longest one ask may take: it runs on the member's loop, which a round
+/// holds for one unanswered ask at most.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a topic still missing is logged again.
 const LOG_EVERY: Duration = Duration::from_secs(60);
@@ -74,8 +75,10 @@ impl MissingTopics {
             match exists(consumer, &topic) {
                 Some(false) if self.topics.insert(topic.clone()) => change.missing.push(topic),
                 Some(true) if self.topics.remove(&topic) => change.appeared.push(topic),
-                // Unchanged, or the cluster did not answer: asked again later.
-                _ => {}
+                Some(_) => {}
+                // The cluster did not answer: the others are asked next round,
+                // so one round holds the member's loop for one ask at most.
+                None => break,
             }
         }
         change
