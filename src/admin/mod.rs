@@ -297,7 +297,10 @@ mod tests {
             "Local: Broker handle destroyed without termination".to_string(),
         );
         let text = error.to_string();
-        assert!(text.contains("\"g1\"") && text.contains("went away"), "{text}");
+        assert!(
+            text.contains("\"g1\"") && text.contains("went away"),
+            "{text}"
+        );
         assert_eq!(error.kafka_code(), Some(RDKafkaErrorCode::DestroyBroker));
     }
 }

@@ -31,6 +31,7 @@ mod topic_name;
 use std::path::Path;
 
 pub use admin::AdminSettings;
+pub(crate) use consumer::prefetch_properties;
 pub use consumer::{
     ConsumerAssignment, ConsumerConfig, ConsumerGroupConfig, FetchSettings, FlowSettings,
     GroupBalancer, GroupProtocol, GroupSettings, IsolationLevel, StartOffset,

@@ -4,18 +4,19 @@
 mod fetch;
 mod flow;
 mod membership;
+mod prefetch;
 
 use std::time::Duration;
 
 pub use fetch::{FetchSettings, IsolationLevel, StartOffset};
 pub use flow::FlowSettings;
 pub use membership::{GroupBalancer, GroupProtocol, GroupSettings};
+pub(crate) use prefetch::prefetch_properties;
 
 use super::error::{ConfigError, ConfigProblem};
 use super::key::{settings, Field, Rules};
 #[cfg(test)]
 use super::key::{Doc, Row};
-use super::librdkafka::prefetch_properties;
 use super::properties::Properties;
 use super::reader::Section;
 use super::restart::RestartSettings;

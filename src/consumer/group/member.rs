@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::engine::{self, Engine, EngineSettings, Exit, GroupContext, MessageSink};
 use super::engine::{Command, Commands};
-use crate::config::{librdkafka, ConsumerGroupConfig};
+use crate::config::{prefetch_properties, ConsumerGroupConfig};
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
 use crate::observe::{GroupProbe, Metrics};
@@ -171,8 +171,8 @@ impl EngineStart {
         drop(self.probe);
         let mut client_config = self.client_config;
         let (flow, fetch) = (&self.config.flow, &self.config.fetch);
-        let ekafka_sizing = librdkafka::prefetch_properties(flow, fetch, None);
-        let sized = librdkafka::prefetch_properties(flow, fetch, partitions);
+        let ekafka_sizing = prefetch_properties(flow, fetch, None);
+        let sized = prefetch_properties(flow, fetch, partitions);
         for ((key, default), (_, value)) in ekafka_sizing.iter().zip(sized) {
             // A value set in a raw librdkafka table is the user's: keep it.
             if client_config.get(key) == Some(default.as_str()) {
