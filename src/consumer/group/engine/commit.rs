@@ -252,6 +252,26 @@ impl Engine {
         }
     }
 
+    /// The member stops without a final commit: what was acknowledged and
+    /// not committed is kept in `uncommitted`, for the close to report.
+    pub(super) fn leave_uncommitted(&mut self, failure: CommitFailure) {
+        let Ok((_, offsets)) = self.offsets_to_commit(None) else {
+            return;
+        };
+        if offsets.is_empty() {
+            return;
+        }
+        let kept = self.uncommitted.get_or_insert_with(|| Uncommitted {
+            offsets: Vec::new(),
+            failure: failure.clone(),
+        });
+        for offset in offsets {
+            kept.offsets.retain(|u| u.partition != offset.partition);
+            kept.offsets.push(offset);
+        }
+        kept.failure = failure;
+    }
+
     /// Whether the partition's committed offset reached `offset`.
     fn is_committed(&self, offset: &PartitionOffset) -> bool {
         self.partition_index(&offset.partition.topic, offset.partition.partition)

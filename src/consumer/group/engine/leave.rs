@@ -89,8 +89,10 @@ pub(super) fn await_coordinator(
     waited
 }
 
-/// Whether `error` says the group's coordinator is moving or not reachable
-/// yet, so that asking again shortly can reach the new one.
+/// Whether `error` says the group's coordinator is moving, so that asking
+/// again shortly can reach the new one. Not a transport error or a timeout:
+/// with every broker gone, asking again only delays the close (whose report
+/// then comes seconds later), and the leave cannot arrive anyway.
 fn coordinator_moving(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
@@ -98,12 +100,6 @@ fn coordinator_moving(error: &KafkaError) -> bool {
             RDKafkaErrorCode::NotCoordinator
                 | RDKafkaErrorCode::CoordinatorNotAvailable
                 | RDKafkaErrorCode::CoordinatorLoadInProgress
-                | RDKafkaErrorCode::NetworkException
-                // librdkafka's own wait ended before ours (seen after 1 s).
-                | RDKafkaErrorCode::OperationTimedOut
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
         )
     )
 }

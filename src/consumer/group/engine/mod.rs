@@ -45,7 +45,7 @@ use super::ledger::{Ledger, MAX_SUBSCRIBERS};
 use super::GroupStatus;
 use crate::config::ConsumerGroupConfig;
 use crate::consumer::context::LastErrorLog;
-use crate::error::Refusal;
+use crate::error::{CommitFailure, Refusal};
 use crate::interceptor::{Chain, ClientInfo};
 use crate::observe::{GroupMetrics, GroupProbe, StatsSink};
 use crate::record::{
@@ -717,6 +717,10 @@ pub(crate) fn run(mut consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce
         if matches!(exit, Exit::Closed) {
             // A failure is recorded in `uncommitted` (and emitted).
             engine.commit_and_wait(&consumer, None);
+        } else if !engine.closers.is_empty() {
+            // The member failed while closing: what was acknowledged and not
+            // committed stays so, and the close must say it, not answer Ok.
+            engine.leave_uncommitted(CommitFailure::MemberStopped);
         }
         // Partition queues hold the consumer: let go of them first; and the
         // commit queue before the consumer it belongs to.
