@@ -60,6 +60,7 @@ struct PeriodicState {
     /// latest failure's reason.
     failed: BTreeMap<TopicPartition, i64>,
     failure: Option<CommitFailure>,
+    closing: bool,
 }
 
 impl PeriodicCommits {
@@ -96,13 +97,16 @@ impl PeriodicCommits {
             return;
         }
         let mut list = TopicPartitionList::new();
-        for (partition, offset) in &due {
-            let _ = list.add_partition_offset(
+        let mut due = due;
+        // An offset the list refuses is not sent, so not marked committed.
+        due.retain(|(partition, offset)| {
+            list.add_partition_offset(
                 &partition.topic,
                 partition.partition,
                 Offset::Offset(*offset),
-            );
-        }
+            )
+            .is_ok()
+        });
         match consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => {
                 let mut state = self.lock();
@@ -131,9 +135,17 @@ impl PeriodicCommits {
         }
     }
 
+    /// The consumer is closing: its own revoke keeps what failed, which is
+    /// the close's report.
+    pub(crate) fn closing(&self) {
+        self.lock().closing = true;
+    }
+
     /// The partitions of `revoked` are no longer this consumer's: what was
     /// stored for them is never committed later (it could go back past what
-    /// their next owner committed).
+    /// their next owner committed). What failed for them is their next
+    /// owner's to read again, and no longer this consumer's to report (as
+    /// for a group member), unless the revoke is the close's own.
     fn forget(&self, revoked: &TopicPartitionList) {
         let mut state = self.lock();
         for e in revoked.elements() {
@@ -143,12 +155,17 @@ impl PeriodicCommits {
             };
             state.stored.remove(&partition);
             state.committed.remove(&partition);
+            if !state.closing {
+                state.failed.remove(&partition);
+            }
+        }
+        if state.failed.is_empty() {
+            state.failure = None;
         }
     }
 
     /// The offsets the latest commit failed to commit, and why; `None` when
-    /// it succeeded. Revoked partitions stay listed: what failed for them
-    /// before the revoke was never committed.
+    /// it succeeded.
     pub(crate) fn outstanding(&self) -> Option<(Vec<PartitionOffset>, CommitFailure)> {
         let state = self.lock();
         let failure = state.failure.clone()?;

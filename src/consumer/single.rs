@@ -106,6 +106,7 @@ impl Incarnations for ConsumerClients {
         // last handle happens to be dropped; bounded by CLOSE_TIMEOUT. With
         // periodic commits, librdkafka commits what was stored on the way.
         if let Some(periodic) = &self.periodic_commits {
+            periodic.closing();
             // The last round: what was stored since the previous one.
             let (periodic, name, committing) =
                 (Arc::clone(periodic), self.name.clone(), Arc::clone(&client));
