@@ -8,11 +8,11 @@ use std::sync::Arc;
 use actix::Recipient;
 use tokio::sync::watch;
 
-use super::handling::MessageHandler;
 use super::retry_topics;
+use super::shared::{self, MessageHandler, KIND};
 use super::supervisor::{self, ServerSpec};
 use super::{
-    actor_handler, debug_output, handling, required, server_name, HandleMessage, HandlerError,
+    actor_handler, debug_output, required, server_name, HandleMessage, HandlerError,
     HandlerFailure, RunningServer,
 };
 use crate::component::Ekafka;
@@ -58,7 +58,7 @@ impl ServerBuilder<'_> {
         Fut: Future<Output = Result<(), HandlerError>> + 'static,
     {
         let (kafka, config) = (self.kafka, self.config);
-        let handler: handling::BoxedHandler = if config.debug {
+        let handler: shared::BoxedHandler = if config.debug {
             debug_output(kafka.clone(), server_name(config), handler)
         } else {
             Rc::new(move |message| Box::pin(handler(message)))
@@ -91,7 +91,7 @@ impl ServerBuilder<'_> {
             .into());
         }
         let producer = kafka.producer(name)?;
-        let handler: handling::BoxedTransform = Rc::new(move |message| Box::pin(handler(message)));
+        let handler: shared::BoxedTransform = Rc::new(move |message| Box::pin(handler(message)));
         self.start(MessageHandler::Transform { handler, producer })
             .await
     }
@@ -144,7 +144,7 @@ impl ServerBuilder<'_> {
         };
         let first = spec.start_instance().await?;
         let escalator = kafka.escalator().clone();
-        let supervisor = Supervisor::new(spec, first, supervisor::KIND, &name, policy, escalator);
+        let supervisor = Supervisor::new(spec, first, KIND, &name, policy, escalator);
         let (shutdown, requested) = watch::channel(None);
         let (finished, done) = watch::channel(None);
         let supervised = supervisor::supervise(supervisor.clone(), requested);

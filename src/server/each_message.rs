@@ -24,14 +24,15 @@ mod concurrent;
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::handling::{handle_batch, is_stale, BatchEnd, DeadLetterSink, MessageHandler, Worker};
+use super::dead_letter::DeadLetterSink;
 use super::lane::Lane;
 use super::outcome::{HandlerError, HandlerFailure};
 use super::partition::{
     release_waiting, DeadLetterBudget, PartitionState, Queued, ServerStatus, Stop, StoppedPartition,
 };
 use super::retry_topics::RetryChain;
-use super::supervisor::KIND;
+use super::shared::{is_stale, BatchEnd, MessageHandler, Worker, KIND};
+use super::{at_least_once, transactional};
 use crate::config::{Concurrency, PartitionPastLimit, RestartPolicy, RetrySettings};
 use crate::consumer::ConsumerGroup;
 use crate::observe::{ServerMetrics, ServerProbe};
@@ -213,7 +214,7 @@ impl EachMessageActor {
         state.busy = true;
         let dead_letters = Rc::clone(&state.dead_letters);
         ctx.spawn(
-            handle_batch(queued, Rc::clone(&self.worker), dead_letters)
+            run_batch(queued, Rc::clone(&self.worker), dead_letters)
                 .into_actor(self)
                 .map(move |(queued, end), act, ctx| act.batch_ended(partition, queued, end, ctx)),
         );
@@ -553,4 +554,22 @@ impl Handler<Status> for EachMessageActor {
             stopped,
         })
     }
+}
+
+/// Handles `queued` through the server's driver, at least once or exactly
+/// once; gives the batch back with how it ended.
+async fn run_batch(
+    queued: Queued,
+    worker: Rc<Worker>,
+    dead_letters: Rc<RefCell<DeadLetterBudget>>,
+) -> (Queued, BatchEnd) {
+    let end = match &worker.handler {
+        MessageHandler::Each(handler) => {
+            at_least_once::handle_batch(&queued, &worker, handler, &dead_letters).await
+        }
+        MessageHandler::Transform { handler, producer } => {
+            transactional::handle_batch(&queued, &worker, handler, producer, &dead_letters).await
+        }
+    };
+    (queued, end)
 }

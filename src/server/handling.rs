@@ -1,218 +1,50 @@
-//! Handling one batch of a partition, message by message: the handler with
-//! panics caught, in-place retries with backoff for recoverable failures, and
-//! the dead-letter topic (within its limit) for failures for good.
+//! The per-message core every driver calls: the handler with panics caught,
+//! in-place retries with backoff for recoverable failures, the delay topics
+//! (`retryTopics`), the dead-letter topic (within its limit) for failures for
+//! good, and the failure report. Where a result goes (acknowledged at once, or
+//! written in a transaction) is the driver's [`Completion`].
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify};
-
-pub(crate) use super::completion::{stored, Acknowledge, Completion};
+use super::dead_letter::DeadLetterSink;
 use super::outcome::{FailureAction, HandlerError, HandlerFailure};
-use super::partition::{DeadLetterBudget, Queued};
-use super::retry_topics::{failure_headers, RetryChain};
-use crate::config::{RestartPolicy, RetrySettings};
-use crate::observe::{trace, Handled, ServerMetrics, ServerProbe};
-use crate::producer::Producer;
-use crate::record::{ConsumedMessage, Message, MessageBatch, TopicPartition};
+use super::partition::DeadLetterBudget;
+use super::retry_topics::failure_headers;
+use super::shared::{is_stale, MessageEnd, Worker};
+use crate::config::RestartPolicy;
+use crate::observe::{trace, Handled};
+use crate::record::{ConsumedMessage, Message, MessageBatch};
 use crate::supervision::backoff_with_jitter;
 use tracing::Instrument as _;
 
-/// The handler, boxed: any async function of a message.
-pub(crate) type BoxedHandler =
-    Rc<dyn Fn(ConsumedMessage) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>>>>>;
+/// Where a handled message's result goes: acknowledged at once (at least
+/// once), or written inside the batch's transaction (exactly once).
+pub(crate) trait Completion {
+    type Output;
 
-/// A transform handler, boxed: the messages to write for a message.
-pub(crate) type BoxedTransform = Rc<
-    dyn Fn(ConsumedMessage) -> Pin<Box<dyn Future<Output = Result<Vec<Message>, HandlerError>>>>,
->;
+    /// Calls the handler.
+    fn call(
+        &self,
+        message: ConsumedMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<Self::Output, HandlerError>>>>;
 
-/// What a server runs per message.
-#[derive(Clone)]
-pub(crate) enum MessageHandler {
-    /// At least once: the message is acknowledged once handled.
-    Each(BoxedHandler),
-    /// Exactly once: the messages returned and the input's offsets commit in
-    /// one transaction of `producer`.
-    Transform {
-        handler: BoxedTransform,
-        producer: Producer,
-    },
-}
+    /// Stores a success; an error stops the partition at the message.
+    async fn succeeded(
+        &self,
+        message: &ConsumedMessage,
+        output: Self::Output,
+    ) -> Result<(), HandlerError>;
 
-/// Where failed-for-good messages go.
-#[derive(Clone)]
-pub(crate) struct DeadLetterSink {
-    pub(crate) producer: Producer,
-    pub(crate) topic: Option<String>,
-    /// `deadLetterLimit` and `deadLetterWindow`: how many messages one
-    /// partition may send here within the window (0: no limit).
-    pub(crate) limit: u32,
-    pub(crate) window: std::time::Duration,
-}
+    /// Writes `out` to the dead-letter topic; true once stored.
+    async fn dead_lettered(&self, sink: &DeadLetterSink, out: Message) -> bool;
 
-/// Header names on dead-lettered messages.
-pub mod headers {
-    /// The topic the message was consumed from.
-    pub const ORIGINAL_TOPIC: &str = "ekafka.original.topic";
-    /// Its partition.
-    pub const ORIGINAL_PARTITION: &str = "ekafka.original.partition";
-    /// Its offset.
-    pub const ORIGINAL_OFFSET: &str = "ekafka.original.offset";
-    /// The last error's text.
-    pub const ERROR: &str = "ekafka.error";
-    /// How many times the handler was tried.
-    pub const ATTEMPTS: &str = "ekafka.attempts";
-    /// On a delay topic's message: when it is due, in milliseconds since the
-    /// Unix epoch.
-    pub const RETRY_DUE: &str = "ekafka.retry.due";
-}
-
-/// What handling a message needs: one per server incarnation, shared by its
-/// partitions' handling.
-pub(crate) struct Worker {
-    pub(crate) handler: MessageHandler,
-    pub(crate) retry: RetrySettings,
-    pub(crate) dead_letter: Option<DeadLetterSink>,
-    /// The delay topics, with `retryTopics`.
-    pub(crate) retry_chain: Option<RetryChain>,
-    /// Where failures are reported; the subscriber may change while handlers run.
-    pub(crate) errors: RefCell<Option<actix::Recipient<HandlerFailure>>>,
-    pub(crate) server: String,
-    /// The consumer group's `groupID`, for the handler's span.
-    pub(crate) group: String,
-    pub(crate) quiescing: watch::Receiver<bool>,
-    /// The server's group member: a transaction commits offsets as it.
-    pub(crate) member: crate::consumer::ConsumerGroup,
-    pub(crate) revoked: Rc<RefCell<HashMap<TopicPartition, i32>>>,
-    pub(crate) revocations: Rc<Notify>,
-    pub(crate) metrics: Option<ServerMetrics>,
-    pub(crate) probe: Arc<ServerProbe>,
-}
-
-impl Worker {
-    /// True once the server shuts down or restarts, or `batch`'s partition
-    /// was revoked after it was fetched: nothing more of it is started.
-    pub(crate) fn must_stop(&self, batch: &MessageBatch) -> bool {
-        *self.quiescing.borrow() || is_stale(&self.revoked, batch)
-    }
-}
-
-/// How a batch's handling ended.
-pub(crate) enum BatchEnd {
-    /// Every message handled or dead-lettered.
-    Done,
-    /// The server began shutting down, or the partition was revoked: the rest
-    /// was given back unhandled.
-    Interrupted,
-    /// The message at `offset` failed for good and could not be
-    /// dead-lettered: the batch is to be handled again from there.
-    Stopped {
-        offset: i64,
-        error: HandlerError,
-        /// Set when the dead-letter limit refused it: the partition is past
-        /// its limit at once (held or escalated) instead of restarting.
-        limit: Option<String>,
-    },
-    /// The message at `offset`, of a delay topic, is not due before `until`:
-    /// the batch is to be handled from there then.
-    Waiting { offset: i64, until: Instant },
-}
-
-/// How one message's handling ended.
-pub(crate) enum MessageEnd {
-    /// Handled or dead-lettered, and acknowledged.
-    Done,
-    /// The server began shutting down, or the partition was revoked, while it
-    /// waited for a retry (or before it started): not acknowledged; the caller
-    /// gives it back.
-    Interrupted,
-    /// Failed for good and could not be dead-lettered: not acknowledged.
-    Stopped {
-        error: HandlerError,
-        /// Set when the dead-letter limit refused it.
-        limit: Option<String>,
-    },
-}
-
-/// True when `batch` was fetched before its partition was last revoked.
-pub(crate) fn is_stale(
-    revoked: &RefCell<HashMap<TopicPartition, i32>>,
-    batch: &MessageBatch,
-) -> bool {
-    revoked
-        .borrow()
-        .get(batch.partition())
-        .is_some_and(|&generation| batch.generation() <= generation)
-}
-
-/// Handles a batch message by message, from offset `queued.from` on; gives
-/// the batch back with how it ended.
-pub(crate) async fn handle_batch(
-    queued: Queued,
-    worker: Rc<Worker>,
-    dead_letters: Rc<RefCell<DeadLetterBudget>>,
-) -> (Queued, BatchEnd) {
-    let end = match &worker.handler {
-        MessageHandler::Each(handler) => {
-            each_message(&queued, &worker, handler, &dead_letters).await
-        }
-        MessageHandler::Transform { handler, producer } => {
-            super::transactional::handle_batch(&queued, &worker, handler, producer, &dead_letters)
-                .await
-        }
-    };
-    (queued, end)
-}
-
-/// At least once: each message acknowledged when done.
-async fn each_message(
-    queued: &Queued,
-    worker: &Worker,
-    handler: &BoxedHandler,
-    dead_letters: &RefCell<DeadLetterBudget>,
-) -> BatchEnd {
-    let batch = &queued.batch;
-    for message in batch
-        .messages()
-        .iter()
-        .filter(|m| m.offset() >= queued.from)
-    {
-        if worker.must_stop(batch) {
-            batch.release_from(message.offset());
-            return BatchEnd::Interrupted;
-        }
-        let chain = worker.retry_chain.as_ref();
-        if let Some(until) = chain.and_then(|c| c.not_due_until(message)) {
-            return BatchEnd::Waiting {
-                offset: message.offset(),
-                until,
-            };
-        }
-        let completion = Acknowledge { handler, batch };
-        match handle_message(worker, &completion, dead_letters, batch, message).await {
-            MessageEnd::Done => {}
-            MessageEnd::Interrupted => {
-                batch.release_from(message.offset());
-                return BatchEnd::Interrupted;
-            }
-            MessageEnd::Stopped { error, limit } => {
-                return BatchEnd::Stopped {
-                    offset: message.offset(),
-                    error,
-                    limit,
-                }
-            }
-        }
-    }
-    BatchEnd::Done
+    /// A message settled without a result of its own (dead-lettered, delayed).
+    fn settled(&self, message: &ConsumedMessage);
 }
 
 /// Handles one message of `batch`: the handler, its in-place retries, and the

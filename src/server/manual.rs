@@ -17,7 +17,7 @@ use crate::component::Ekafka;
 use crate::error::Error;
 use crate::supervision::{Escalation, Incarnations, RestartPolicy, Supervisor};
 
-use super::supervisor::KIND;
+use super::shared::KIND;
 
 /// Tells a manual handler that the server is shutting down.
 ///

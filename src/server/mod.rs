@@ -30,15 +30,18 @@
 //! order; the offset committed is the end of the run of finished messages,
 //! never past one still running.
 
+mod at_least_once;
 mod builder;
-mod completion;
+mod dead_letter;
 mod each_message;
 mod handling;
+pub mod headers;
 mod lane;
 mod manual;
 mod outcome;
 mod partition;
 mod retry_topics;
+mod shared;
 mod supervisor;
 mod transactional;
 
@@ -52,7 +55,6 @@ use actix::Recipient;
 use tokio::sync::watch;
 
 pub use builder::ServerBuilder;
-pub use handling::headers;
 pub use manual::{ManualServer, Shutdown};
 pub use outcome::{FailureAction, HandleMessage, HandlerError, HandlerFailure};
 pub use partition::{ServerStatus, StoppedPartition};
@@ -217,7 +219,7 @@ pub(crate) fn actor_handler(
 }
 
 /// `debug = true`: prints every message handled and its result, as Go does.
-fn debug_output<F, Fut>(kafka: Ekafka, server: String, handler: F) -> handling::BoxedHandler
+fn debug_output<F, Fut>(kafka: Ekafka, server: String, handler: F) -> shared::BoxedHandler
 where
     F: Fn(ConsumedMessage) -> Fut + 'static,
     Fut: Future<Output = Result<(), HandlerError>> + 'static,
@@ -451,7 +453,7 @@ impl RunningServer {
             .send(each_message::Status { restarts })
             .await
             .map_err(|_| Error::ActorStopped {
-                kind: supervisor::KIND,
+                kind: shared::KIND,
                 name: self.name.clone(),
             })
     }
@@ -488,7 +490,7 @@ impl RunningServer {
         match outcome {
             Ok(outcome) => outcome.map_err(Error::from),
             Err(_) => Err(Error::ActorStopped {
-                kind: supervisor::KIND,
+                kind: shared::KIND,
                 name: self.name.clone(),
             }),
         }

@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::completion::stored;
-use super::handling::headers;
-use super::HandlerError;
+use super::dead_letter::stored;
+use super::headers;
+use super::outcome::HandlerError;
 use crate::admin::{Admin, TopicSpec};
 use crate::config::RetryDelay;
 use crate::error::Error;

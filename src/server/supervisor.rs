@@ -15,12 +15,13 @@ use std::time::Duration;
 use actix::{Actor, Addr, Recipient};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::dead_letter::DeadLetterSink;
 use super::each_message::{
     EachMessageActor, EachMessageSettings, PartitionGaveUp, Quiesce, Terminate,
 };
-use super::handling::{DeadLetterSink, MessageHandler};
+use super::outcome::HandlerFailure;
 use super::retry_topics::RetryChain;
-use super::HandlerFailure;
+use super::shared::MessageHandler;
 use crate::component::Ekafka;
 use crate::config::{
     Concurrency, DeadLetter, PartitionPastLimit, RestartPolicy, RetryDelay, RetrySettings,
@@ -29,8 +30,6 @@ use crate::consumer::ConsumerGroup;
 use crate::error::Error;
 use crate::observe::ServerProbe;
 use crate::supervision::{Escalation, Incarnations, Supervisor};
-
-pub(crate) const KIND: &str = "consumer server";
 
 /// `retryTopics`, with the producer that writes to them resolved.
 pub(crate) struct DelayStages {

@@ -15,11 +15,11 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 
-use super::handling::{
-    handle_message, BatchEnd, BoxedTransform, Completion, DeadLetterSink, MessageEnd, Worker,
-};
+use super::dead_letter::{stored, DeadLetterSink};
+use super::handling::{handle_message, Completion};
+use super::outcome::HandlerError;
 use super::partition::{DeadLetterBudget, Queued};
-use super::HandlerError;
+use super::shared::{BatchEnd, BoxedTransform, MessageEnd, Worker};
 use crate::consumer::PartitionOffset;
 use crate::error::Error;
 use crate::producer::{Producer, Transaction};
@@ -167,7 +167,7 @@ impl Completion for InTransaction<'_> {
         if out.topic.is_none() {
             out.topic = sink.producer.default_topic().map(str::to_string);
         }
-        super::handling::stored(self.transaction.write([out]).await, "dead-letter")
+        stored(self.transaction.write([out]).await, "dead-letter")
     }
 
     fn settled(&self, _message: &ConsumedMessage) {

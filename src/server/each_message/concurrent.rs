@@ -14,9 +14,11 @@ use actix::prelude::*;
 use super::EachMessageActor;
 use crate::config::OrderBy;
 use crate::record::{MessageBatch, TopicPartition};
-use crate::server::handling::{handle_message, Acknowledge, MessageEnd, MessageHandler};
+use crate::server::at_least_once::Acknowledge;
+use crate::server::handling::handle_message;
 use crate::server::lane::{Lane, OrderKey};
 use crate::server::partition::Waiting;
+use crate::server::shared::{MessageEnd, MessageHandler};
 
 /// Adds every message of `batch` to `lane`, in offset order.
 pub(super) fn push_batch(lane: &mut Lane<Waiting>, batch: MessageBatch, order: OrderBy) {
