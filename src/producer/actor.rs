@@ -9,7 +9,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::balancer::BalancerAdapter;
 use super::client::{Blocked, Client, ClientError, DeliveryFailed, Pending, Shared, SizeLimit};
-use super::reports::{self, WriteSizes};
+use super::reports::{self, ReportSource as _, WriteSizes};
 use super::tracker::Tracker;
 use crate::config::ProducerConfig;
 use crate::error::Error;

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use super::balancer::BalancerAdapter;
 use super::produce::{produce, Topics};
-use super::reports::{self, Bell, ReportServing};
+use super::reports::{self, Bell, ReportServing, ReportSource};
 use super::tracker::{DeliveryTag, Tracker};
 use crate::observe::{ProducerMetrics, ProducerProbe};
 use crate::queue::{QueueHandle, Wake};
@@ -548,31 +548,11 @@ impl Client {
         Ok(client)
     }
 
-    pub(crate) fn bell(&self) -> &Arc<Bell> {
-        &self.bell
-    }
-
-    /// Serves up to [`EVENTS_PER_TURN`] events of the client's queue: delivery
-    /// reports (completing writes), errors and log lines. True when more wait.
-    pub(crate) fn serve_reports(&self) -> bool {
-        for _ in 0..EVENTS_PER_TURN {
-            if self.reports.len() == 0 {
-                return false;
-            }
-            self.producer.poll(Duration::ZERO);
-        }
-        self.reports.len() > 0
-    }
-
     /// Takes the client out of the actor's serving task's hands; see
     /// `retired`. Call on the actor's thread before handing the client to
     /// another.
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
-    }
-
-    pub(crate) fn is_retired(&self) -> bool {
-        self.retired.load(Ordering::Acquire)
     }
 
     /// Puts messages on librdkafka's queue until done or blocked. Messages that
@@ -724,6 +704,28 @@ impl Client {
             rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
             reason,
         )
+    }
+}
+
+impl ReportSource for Client {
+    fn bell(&self) -> &Arc<Bell> {
+        &self.bell
+    }
+
+    /// Serves up to [`EVENTS_PER_TURN`] events of the client's queue: delivery
+    /// reports (completing writes), errors and log lines. True when more wait.
+    fn serve_reports(&self) -> bool {
+        for _ in 0..EVENTS_PER_TURN {
+            if self.reports.len() == 0 {
+                return false;
+            }
+            self.producer.poll(Duration::ZERO);
+        }
+        self.reports.len() > 0
+    }
+
+    fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 }
 

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::client::Client;
 use crate::queue::Wake;
 use crate::supervision::Slot;
 use crate::wake::Waker;
@@ -110,9 +109,21 @@ impl Wake for Bell {
     }
 }
 
+/// What serves reports: a producer's client, seen from here. (The client
+/// implements it, so this module does not depend on the client's.)
+pub(crate) trait ReportSource: Send + Sync + 'static {
+    /// The client's queue bell.
+    fn bell(&self) -> &Arc<Bell>;
+    /// Serves a turn of reports; true when more may be waiting.
+    fn serve_reports(&self) -> bool;
+    /// True once the client is retired: its flush or purge serves what is
+    /// left.
+    fn is_retired(&self) -> bool;
+}
+
 /// Starts `client`'s helper thread, which serves its reports while the
 /// serving is not on the actor, until the client is retired or dropped.
-pub(crate) fn start_helper(client: &Arc<Client>) -> std::io::Result<()> {
+pub(crate) fn start_helper<C: ReportSource>(client: &Arc<C>) -> std::io::Result<()> {
     let (weak, bell) = (Arc::downgrade(client), Arc::clone(client.bell()));
     std::thread::Builder::new()
         .name("ekafka:reports".to_string())
@@ -120,7 +131,7 @@ pub(crate) fn start_helper(client: &Arc<Client>) -> std::io::Result<()> {
         .map(drop)
 }
 
-fn serve_on_helper(client: Weak<Client>, bell: Arc<Bell>) {
+fn serve_on_helper<C: ReportSource>(client: Weak<C>, bell: Arc<Bell>) {
     bell.helper.attach_current_thread();
     loop {
         bell.helper.wait(HELPER_IDLE_CHECK);
@@ -141,7 +152,10 @@ fn serve_on_helper(client: Weak<Client>, bell: Arc<Bell>) {
 /// serving is there, a turn at a time, for the actor's life. Runs beside the
 /// actor, not in its context, so a write waiting for queue space (which holds
 /// the actor's mailbox) still gets the reports that free it.
-pub(crate) async fn serve_on_actor(slot: Arc<Slot<Arc<Client>>>, serving: Arc<ReportServing>) {
+pub(crate) async fn serve_on_actor<C: ReportSource>(
+    slot: Arc<Slot<Arc<C>>>,
+    serving: Arc<ReportServing>,
+) {
     loop {
         // The client is let go before every await, so a client retired on
         // this thread is never held here (see `Client::retire`).
