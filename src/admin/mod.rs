@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::BaseConsumer;
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
@@ -38,6 +38,15 @@ use crate::config::Properties;
 use crate::error::{is_retriable_code, Error, Refusal};
 
 pub(crate) const KIND: &str = "admin";
+
+/// The admin client, or a request client, could not be made.
+fn client_error(source: KafkaError) -> Error {
+    Error::Client {
+        kind: KIND,
+        name: "admin".into(),
+        source,
+    }
+}
 
 /// The admin client of a component: cheap to clone, made on first use by
 /// [`Ekafka::admin`](crate::Ekafka::admin) and shared after that.
@@ -89,14 +98,9 @@ impl Admin {
             config.set(key, value);
         }
         config.set("client.id", "ekafka-admin");
-        let client_error = |source| Error::Client {
-            kind: KIND,
-            name: "admin".into(),
-            source,
-        };
         let client = config.create().map_err(client_error)?;
         let lookup = config.create().map_err(client_error)?;
-        let requests = RequestClients::new(config)?;
+        let requests = RequestClients::new(config).map_err(client_error)?;
         Ok(Admin {
             shared: Arc::new(Shared {
                 client,
@@ -174,7 +178,7 @@ impl Shared {
                 answer: left,
                 native: request_client::native_timeout(left, self.timeout),
             };
-            let client = self.requests.get().map_err(|e| {
+            let client = self.requests.get().map_err(client_error).map_err(|e| {
                 ffi::Failure::new(
                     e.kafka_code().unwrap_or(RDKafkaErrorCode::Fail),
                     e.to_string(),

@@ -35,10 +35,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
 
 use super::ffi;
-use crate::error::Error;
 
 /// A client C API requests are made on.
 pub(super) type RequestClient = Arc<BaseConsumer>;
@@ -65,7 +65,7 @@ pub(super) struct RequestClients {
 impl RequestClients {
     /// Request clients made with `config`; the first is made now, so a config
     /// librdkafka refuses fails here.
-    pub(super) fn new(config: ClientConfig) -> Result<Self, Error> {
+    pub(super) fn new(config: ClientConfig) -> Result<Self, KafkaError> {
         let first = make(&config)?;
         Ok(RequestClients {
             config,
@@ -74,7 +74,7 @@ impl RequestClients {
     }
 
     /// The client to make a request on.
-    pub(super) fn get(&self) -> Result<RequestClient, Error> {
+    pub(super) fn get(&self) -> Result<RequestClient, KafkaError> {
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(client) = &*current {
             return Ok(Arc::clone(client));
@@ -131,19 +131,12 @@ fn destroy_if_last(client: RequestClient) {
     }
 }
 
-fn make(config: &ClientConfig) -> Result<RequestClient, Error> {
+fn make(config: &ClientConfig) -> Result<RequestClient, KafkaError> {
     let mut config = config.clone();
     config
         .set("group.id", REQUESTS_GROUP)
         .set("enable.auto.commit", "false");
-    config
-        .create()
-        .map(Arc::new)
-        .map_err(|source| Error::Client {
-            kind: super::KIND,
-            name: "admin".into(),
-            source,
-        })
+    config.create().map(Arc::new)
 }
 
 /// The C API handle of `client`, valid while the caller holds `client`.

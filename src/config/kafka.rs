@@ -212,6 +212,6 @@ impl Config {
                 },
             ));
         }
-        super::producer::check_balancers(self, registered)
+        super::producer::check_balancers(section, &self.producers, registered)
     }
 }

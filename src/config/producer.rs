@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use super::duration::format_go_duration;
 use super::error::{ConfigError, ConfigProblem};
-use super::kafka::Config;
 use super::key::{settings, PropertyText, Rules, Value};
 use super::properties::Properties;
 use super::reader::Section;
@@ -338,9 +337,13 @@ impl PropertyText for Compression {
 }
 
 /// Checks names `registered` in code (`with_balancer`) against the built-in
-/// balancers, and every producer's `balancer` against both.
-pub(crate) fn check_balancers(config: &Config, registered: &[&str]) -> Result<(), ConfigError> {
-    let section = &config.section;
+/// balancers, and every producer's `balancer` against both; `section` is the
+/// config's section (`kafka`).
+pub(crate) fn check_balancers(
+    section: &str,
+    producers: &std::collections::BTreeMap<String, ProducerConfig>,
+    registered: &[&str],
+) -> Result<(), ConfigError> {
     if let Some(name) = registered
         .iter()
         .find(|name| BUILT_IN_BALANCERS.contains(name))
@@ -356,7 +359,7 @@ pub(crate) fn check_balancers(config: &Config, registered: &[&str]) -> Result<()
             },
         ));
     }
-    for (name, producer) in &config.producers {
+    for (name, producer) in producers {
         let balancer = producer.balancer.as_str();
         let known = BUILT_IN_BALANCERS.contains(&balancer) || registered.contains(&balancer);
         if !known {

@@ -13,16 +13,38 @@ use super::reports::{self, ReportSource as _, WriteSizes};
 use super::tracker::Tracker;
 use crate::config::ProducerConfig;
 use crate::error::Error;
+use crate::handle::ActorHandle;
 use crate::interceptor::{Admitted, Chain, ClientInfo};
-use crate::observe::ProducerMetrics;
+use crate::observe::{trace, ProducerMetrics};
 use crate::record::Message;
 use crate::record::{CloseReport, Outcome, WriteReport};
 use crate::record::{ProduceError, ProduceErrorKind};
 use crate::supervision::{
     client_failure, AuthorizationScope, Escalator, Incarnations, RestartPolicy, Slot, Supervisor,
 };
+use tracing::Instrument as _;
 
 const KIND: &str = "producer";
+
+/// A handle on a producer's actor: what a [`Producer`](super::Producer) and
+/// its transactions talk to.
+pub(crate) type ProducerHandle = ActorHandle<ProducerActor, Arc<Client>>;
+
+/// Writes `messages` through the actor behind `handle`, in a send span naming
+/// `topic` (the config's default topic) and, with OpenTelemetry, carrying its
+/// trace context in the messages' headers.
+pub(crate) async fn write(
+    handle: &ProducerHandle,
+    topic: Option<&str>,
+    messages: impl IntoIterator<Item = Message>,
+) -> Result<WriteReport, Error> {
+    #[cfg_attr(not(feature = "opentelemetry"), allow(unused_mut))]
+    let mut messages: Vec<Message> = messages.into_iter().collect();
+    let span = trace::send_span(handle.name(), topic, messages.len());
+    #[cfg(feature = "opentelemetry")]
+    trace::inject(&span, &mut messages);
+    handle.ask(Write(messages)).instrument(span).await?
+}
 
 /// Everything needed to create (and re-create) the client.
 pub(crate) struct ProducerSpec {
@@ -401,7 +423,7 @@ impl Handler<ClientError> for ProducerActor {
             return; // about a client already replaced
         }
         if let Some((code, fatal)) = client.fatal_error_code() {
-            if super::transaction::is_fencing(code) {
+            if super::client::is_fencing(code) {
                 // Another producer has the transactional id now: a new
                 // client would fence it in turn. Stop for good.
                 let supervisor = self.supervisor.clone();

@@ -736,6 +736,16 @@ impl Drop for Client {
     }
 }
 
+/// Codes that mean another producer took the transactional id.
+pub(crate) fn is_fencing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

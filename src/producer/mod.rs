@@ -24,8 +24,8 @@ use std::sync::Arc;
 use actix::{Actor, Recipient};
 
 pub use crate::record::{CloseReport, Outcome, WriteReport};
-use actor::ProducerActor;
 pub use actor::ProducerStatus;
+use actor::{ProducerActor, ProducerHandle};
 pub use balancer::{Balancer, RoundRobin};
 pub use client::DeliveryFailed;
 pub use transaction::Transaction;
@@ -36,10 +36,8 @@ pub(crate) use client::SizeLimit;
 
 use crate::error::Error;
 use crate::handle::ActorHandle;
-use crate::observe::trace;
 use crate::observe::ProducerProbe;
 use crate::record::Message;
-use tracing::Instrument as _;
 
 /// A handle to a running producer actor. Cheap to clone; all clones talk to the
 /// same actor.
@@ -62,7 +60,7 @@ use tracing::Instrument as _;
 /// Two handles are equal when they talk to the same actor.
 #[derive(Clone)]
 pub struct Producer {
-    handle: ActorHandle<ProducerActor, Arc<client::Client>>,
+    handle: ProducerHandle,
     /// Whether the current client reached a broker, for readiness checks.
     probe: Arc<ProducerProbe>,
     /// `topic` from the config, named by each write's span.
@@ -155,15 +153,19 @@ impl Producer {
         &self,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteReport, Error> {
-        #[cfg_attr(not(feature = "opentelemetry"), allow(unused_mut))]
-        let mut messages: Vec<Message> = messages.into_iter().collect();
-        let span = trace::send_span(self.name(), self.topic.as_deref(), messages.len());
-        #[cfg(feature = "opentelemetry")]
-        trace::inject(&span, &mut messages);
-        self.handle
-            .ask(actor::Write(messages))
-            .instrument(span)
-            .await?
+        actor::write(&self.handle, self.topic.as_deref(), messages).await
+    }
+
+    /// Begins a transaction (the producer needs `transactionalID`), waiting
+    /// for the one open, if any, to end.
+    pub async fn begin(&self) -> Result<Transaction, Error> {
+        let Some(transactional) = &self.transactional else {
+            return Err(Error::Unsupported {
+                name: self.name().to_string(),
+                reason: "transactions need a transactional producer: set transactionalID".into(),
+            });
+        };
+        Transaction::begin(self.handle.clone(), self.topic.clone(), transactional).await
     }
 
     /// Sends async delivery failures to `subscriber` from now on.

@@ -14,8 +14,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::OwnedMutexGuard;
 
-use super::client::Client;
-use super::Producer;
+use super::actor::{write, ProducerHandle};
+use super::client::{is_fencing, Client};
 use crate::consumer::{ConsumerGroup, PartitionOffset};
 use crate::error::Error;
 use crate::record::{Message, WriteReport};
@@ -50,7 +50,10 @@ pub(crate) struct Transactional {
 /// ```
 #[must_use = "a transaction dropped open is aborted"]
 pub struct Transaction {
-    producer: Producer,
+    /// The producer's actor, and its default topic.
+    handle: ProducerHandle,
+    topic: Option<Arc<str>>,
+    transactional: Arc<Transactional>,
     client: Arc<Client>,
     incarnation: u64,
     timeout: Duration,
@@ -61,24 +64,23 @@ pub struct Transaction {
 impl std::fmt::Debug for Transaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transaction")
-            .field("producer", &self.producer.name())
+            .field("producer", &self.handle.name())
             .field("open", &self.turn.is_some())
             .finish()
     }
 }
 
-impl Producer {
-    /// Begins a transaction (the producer needs `transactionalID`), waiting
-    /// for the one open, if any, to end.
-    pub async fn begin(&self) -> Result<Transaction, Error> {
-        let Some(transactional) = &self.transactional else {
-            return Err(Error::Unsupported {
-                name: self.name().to_string(),
-                reason: "transactions need a transactional producer: set transactionalID".into(),
-            });
-        };
+impl Transaction {
+    /// Begins a transaction of the producer behind `handle`, waiting for the
+    /// one open, if any, to end; `topic` is the producer's default topic.
+    pub(super) async fn begin(
+        handle: ProducerHandle,
+        topic: Option<Arc<str>>,
+        transactional: &Arc<Transactional>,
+    ) -> Result<Transaction, Error> {
+        let name = || handle.name().to_string();
         let turn = Arc::clone(&transactional.turn).lock_owned().await;
-        let (incarnation, client) = self.handle.slot().ready().await?;
+        let (incarnation, client) = handle.slot().ready().await?;
         let initialised = *transactional
             .initialised
             .lock()
@@ -91,7 +93,7 @@ impl Producer {
             blocking(move || registering.transactions().init_transactions(timeout))
                 .await
                 .map_err(|e| Error::TransactionAborted {
-                    name: self.name().to_string(),
+                    name: name(),
                     reason: format!("initialising transactions failed: {e}"),
                 })?;
             *transactional
@@ -100,7 +102,9 @@ impl Producer {
                 .unwrap_or_else(|e| e.into_inner()) = Some(incarnation);
         }
         let transaction = Transaction {
-            producer: self.clone(),
+            handle,
+            topic,
+            transactional: Arc::clone(transactional),
             client,
             incarnation,
             timeout: transactional.timeout,
@@ -110,9 +114,7 @@ impl Producer {
         begun.map_err(|e| transaction.failed("beginning the transaction", e))?;
         Ok(transaction)
     }
-}
 
-impl Transaction {
     /// Writes messages inside the transaction: the report says each was
     /// delivered (not yet visible to `read_committed` readers). A message that
     /// failed makes the commit fail: abort, and begin again.
@@ -121,7 +123,7 @@ impl Transaction {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteReport, Error> {
         self.still_current()?;
-        self.producer.write_unchecked(messages).await
+        write(&self.handle, self.topic.as_deref(), messages).await
     }
 
     /// Commits `offsets` of `group` (the next offset to read, per partition)
@@ -174,7 +176,7 @@ impl Transaction {
                     let failure = self.failed("committing", error.clone());
                     if requires_abort(&error) {
                         if let Err(abort) = abort_now(&self.client, self.timeout).await {
-                            tracing::warn!(producer = %self.producer.name(), error = %abort, "aborting the failed transaction failed");
+                            tracing::warn!(producer = %self.handle.name(), error = %abort, "aborting the failed transaction failed");
                         }
                     }
                     // Ended: aborted, or the client is in a fatal error
@@ -198,10 +200,10 @@ impl Transaction {
     /// Fails when the producer replaced its client since `begin`: the
     /// transaction went with it.
     fn still_current(&self) -> Result<(), Error> {
-        match self.producer.handle.slot().current() {
+        match self.handle.slot().current() {
             Ok((incarnation, _)) if incarnation == self.incarnation => Ok(()),
             Ok(_) => Err(Error::TransactionAborted {
-                name: self.producer.name().to_string(),
+                name: self.handle.name().to_string(),
                 reason:
                     "the producer's client failed and was replaced; the transaction went with it"
                         .into(),
@@ -219,22 +221,16 @@ impl Transaction {
     }
 
     fn error(&self, reason: String, code: Option<RDKafkaErrorCode>) -> Error {
-        let name = self.producer.name().to_string();
+        let name = self.handle.name().to_string();
         let fenced = code.is_some_and(is_fencing)
             || self
                 .client
                 .fatal_error_code()
                 .is_some_and(|(code, _)| is_fencing(code));
         if fenced {
-            let transactional_id = self
-                .producer
-                .transactional
-                .as_ref()
-                .map(|t| t.id.clone())
-                .unwrap_or_default();
             return Error::Fenced {
                 name,
-                transactional_id,
+                transactional_id: self.transactional.id.clone(),
                 reason,
             };
         }
@@ -247,7 +243,7 @@ impl Drop for Transaction {
         let Some(turn) = self.turn.take() else {
             return;
         };
-        tracing::warn!(producer = %self.producer.name(), "a transaction was dropped open; aborting it");
+        tracing::warn!(producer = %self.handle.name(), "a transaction was dropped open; aborting it");
         let client = Arc::clone(&self.client);
         let timeout = self.timeout;
         std::thread::spawn(move || {
@@ -292,14 +288,4 @@ fn requires_abort(error: &rdkafka::error::KafkaError) -> bool {
 
 fn is_retriable(error: &rdkafka::error::KafkaError) -> bool {
     matches!(error, rdkafka::error::KafkaError::Transaction(txn) if txn.is_retriable())
-}
-
-/// Codes that mean another producer took the transactional id.
-pub(crate) fn is_fencing(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::Fenced
-            | RDKafkaErrorCode::ProducerFenced
-            | RDKafkaErrorCode::InvalidProducerEpoch
-    )
 }

@@ -21,17 +21,20 @@ use std::sync::Arc;
 
 mod concurrent;
 
+use concurrent::Settled;
+
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::dead_letter::DeadLetterSink;
-use super::lane::Lane;
+use super::lane::{Lane, OrderKey};
 use super::outcome::{HandlerError, HandlerFailure};
 use super::partition::{
-    release_waiting, DeadLetterBudget, PartitionState, Queued, ServerStatus, Stop, StoppedPartition,
+    release_waiting, DeadLetterBudget, PartitionState, Queued, ServerStatus, Stop,
+    StoppedPartition, Waiting,
 };
 use super::retry_topics::RetryChain;
-use super::shared::{is_stale, BatchEnd, MessageHandler, Worker, KIND};
+use super::shared::{is_stale, BatchEnd, MessageEnd, MessageHandler, Worker, KIND};
 use super::{at_least_once, transactional};
 use crate::config::{Concurrency, PartitionPastLimit, RestartPolicy, RetrySettings};
 use crate::consumer::ConsumerGroup;
@@ -264,6 +267,52 @@ impl EachMessageActor {
                 }
             }
         }
+        self.tell_idle_waiters();
+    }
+
+    /// Starts the messages of `partition` its lane lets start.
+    fn pump_lane(&mut self, partition: TopicPartition, ctx: &mut Context<Self>) {
+        let worker = Rc::clone(&self.worker);
+        let state = self.partition(&partition);
+        if state.stopped.is_some() || state.gave_up {
+            return;
+        }
+        let dead_letters = Rc::clone(&state.dead_letters);
+        let lane = state.lane.as_mut().expect("pumped as a lane");
+        for started in concurrent::start(lane, &worker, &dead_letters) {
+            let (partition, offset, key) = (partition.clone(), started.offset, started.key);
+            ctx.spawn(
+                started
+                    .handling
+                    .into_actor(self)
+                    .map(move |(waiting, end), act, ctx| {
+                        act.message_ended(partition, offset, key, waiting, end, ctx);
+                    }),
+            );
+        }
+    }
+
+    fn message_ended(
+        &mut self,
+        partition: TopicPartition,
+        offset: i64,
+        key: OrderKey,
+        waiting: Waiting,
+        end: MessageEnd,
+        ctx: &mut Context<Self>,
+    ) {
+        let given_up = *self.quiescing.borrow() || is_stale(&self.revoked, &waiting.batch);
+        let state = self.partition(&partition);
+        let given_up = given_up || state.gave_up;
+        let lane = state.lane.as_mut().expect("ended in a lane");
+        match concurrent::settle(lane, offset, key, waiting, end, given_up) {
+            Settled::Finished => self.got_past(&partition, offset),
+            Settled::Stop { error, limit } => {
+                self.stop_partition(partition.clone(), offset, error, limit, ctx);
+            }
+            Settled::GivenBack => {}
+        }
+        self.pump(partition, ctx);
         self.tell_idle_waiters();
     }
 

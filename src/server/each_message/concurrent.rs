@@ -7,18 +7,19 @@
 //! backoff handling resumes at that message; the messages that finished
 //! after it are not handled again.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
-use actix::prelude::*;
-
-use super::EachMessageActor;
 use crate::config::OrderBy;
-use crate::record::{MessageBatch, TopicPartition};
+use crate::record::MessageBatch;
 use crate::server::at_least_once::Acknowledge;
 use crate::server::handling::handle_message;
 use crate::server::lane::{Lane, OrderKey};
-use crate::server::partition::Waiting;
-use crate::server::shared::{MessageEnd, MessageHandler};
+use crate::server::outcome::HandlerError;
+use crate::server::partition::{DeadLetterBudget, Waiting};
+use crate::server::shared::{MessageEnd, MessageHandler, Worker};
 
 /// Adds every message of `batch` to `lane`, in offset order.
 pub(super) fn push_batch(lane: &mut Lane<Waiting>, batch: MessageBatch, order: OrderBy) {
@@ -32,21 +33,24 @@ pub(super) fn push_batch(lane: &mut Lane<Waiting>, batch: MessageBatch, order: O
     }
 }
 
-impl EachMessageActor {
-    /// Starts the messages of `partition` its lane lets start.
-    pub(super) fn pump_lane(&mut self, partition: TopicPartition, ctx: &mut Context<Self>) {
-        let state = self.partition(&partition);
-        if state.stopped.is_some() || state.gave_up {
-            return;
-        }
-        let dead_letters = Rc::clone(&state.dead_letters);
-        let lane = state.lane.as_mut().expect("pumped as a lane");
-        let started: Vec<_> = std::iter::from_fn(|| lane.start()).collect();
-        for (offset, key, waiting) in started {
-            let worker = Rc::clone(&self.worker);
-            let dead_letters = Rc::clone(&dead_letters);
-            let partition = partition.clone();
-            let run = async move {
+/// A message its lane let start: where it is, and its handling to run.
+pub(super) struct Started {
+    pub(super) offset: i64,
+    pub(super) key: OrderKey,
+    pub(super) handling: Pin<Box<dyn Future<Output = (Waiting, MessageEnd)>>>,
+}
+
+/// Starts the messages `lane` lets start: each one's handling, through the
+/// per-message core with the at-least-once completion.
+pub(super) fn start(
+    lane: &mut Lane<Waiting>,
+    worker: &Rc<Worker>,
+    dead_letters: &Rc<RefCell<DeadLetterBudget>>,
+) -> Vec<Started> {
+    std::iter::from_fn(|| lane.start())
+        .map(|(offset, key, waiting)| {
+            let (worker, dead_letters) = (Rc::clone(worker), Rc::clone(dead_letters));
+            let handling = async move {
                 let end = match &worker.handler {
                     // Lanes are made for each-message handlers only.
                     MessageHandler::Each(handler) if !worker.must_stop(&waiting.batch) => {
@@ -58,42 +62,53 @@ impl EachMessageActor {
                 };
                 (waiting, end)
             };
-            ctx.spawn(run.into_actor(self).map(move |(waiting, end), act, ctx| {
-                act.message_ended(partition, offset, key, waiting, end, ctx);
-            }));
-        }
-    }
+            Started {
+                offset,
+                key,
+                handling: Box::pin(handling),
+            }
+        })
+        .collect()
+}
 
-    fn message_ended(
-        &mut self,
-        partition: TopicPartition,
-        offset: i64,
-        key: OrderKey,
-        waiting: Waiting,
-        end: MessageEnd,
-        ctx: &mut Context<Self>,
-    ) {
-        let given_up = *self.quiescing.borrow() || super::is_stale(&self.revoked, &waiting.batch);
-        let state = self.partition(&partition);
-        let given_up = given_up || state.gave_up;
-        let lane = state.lane.as_mut().expect("ended in a lane");
-        match end {
-            MessageEnd::Done => {
-                lane.finish(key);
-                self.got_past(&partition, offset);
-            }
-            MessageEnd::Stopped { error, limit } if !given_up => {
-                lane.put_back(offset, key, waiting);
-                self.stop_partition(partition.clone(), offset, error, limit, ctx);
-            }
-            // Interrupted, or stopped while shutting down or revoked: its
-            // next owner, or the next start, handles it.
-            MessageEnd::Interrupted | MessageEnd::Stopped { .. } => {
-                waiting.batch.release_range(offset, offset);
-                lane.finish(key);
-            }
+/// What the partition does after a message of its lane ended.
+pub(super) enum Settled {
+    /// Handled: the partition got past `offset`.
+    Finished,
+    /// Failed for good: the partition stops at it (put back first in line).
+    Stop {
+        error: HandlerError,
+        limit: Option<String>,
+    },
+    /// Interrupted, or stopped while shutting down or revoked: given back
+    /// for its next owner, or the next start, to handle.
+    GivenBack,
+}
+
+/// Settles the message at `offset` in `lane` after its handling ended with
+/// `end`; `given_up` when the server is quiescing, the batch is stale, or
+/// the partition gave up.
+pub(super) fn settle(
+    lane: &mut Lane<Waiting>,
+    offset: i64,
+    key: OrderKey,
+    waiting: Waiting,
+    end: MessageEnd,
+    given_up: bool,
+) -> Settled {
+    match end {
+        MessageEnd::Done => {
+            lane.finish(key);
+            Settled::Finished
         }
-        self.pump(partition, ctx);
-        self.tell_idle_waiters();
+        MessageEnd::Stopped { error, limit } if !given_up => {
+            lane.put_back(offset, key, waiting);
+            Settled::Stop { error, limit }
+        }
+        MessageEnd::Interrupted | MessageEnd::Stopped { .. } => {
+            waiting.batch.release_range(offset, offset);
+            lane.finish(key);
+            Settled::GivenBack
+        }
     }
 }
