@@ -8,7 +8,7 @@ use super::MessageSink;
 use crate::consumer::GroupStatus;
 use crate::error::CommitFailure;
 use crate::record::{
-    Ack, ConsumedMessage, GroupEvent, MessageBatch, PartitionOffset, SubscriberMask, TopicPartition,
+    Ack, ConsumedMessage, GroupEvent, PartitionOffset, SubscriberMask, TopicPartition,
 };
 use crate::wake::Waker;
 
@@ -88,14 +88,6 @@ impl crate::record::AckSink for Commands {
             drop(returned);
         }
     }
-}
-
-/// The pull API's ends of the engine: batches on a bounded channel (its
-/// prefetch), events on their own so that a revoke overtakes the batches
-/// queued ahead of it.
-pub(crate) struct PullSink {
-    pub(crate) batches: tokio::sync::mpsc::Sender<MessageBatch>,
-    pub(crate) events: tokio::sync::mpsc::UnboundedSender<GroupEvent>,
 }
 
 /// Offsets a member acknowledged but could not commit (its last commit of

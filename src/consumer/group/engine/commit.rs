@@ -12,23 +12,21 @@
 //! close wait for the commit in flight, then for their own, each up to
 //! `timeout`. The commit point never passes an unacknowledged message: what is
 //! committed comes from the ledgers.
+//!
+//! The [`Committer`] keeps the books; each commit that ends is handed to the
+//! engine as a [`Finished`], which tells interceptors, metrics and
+//! subscribers, then answers the explicit commits it covered.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::command::Uncommitted;
 use super::commit_queue::{CommitQueue, CommitResult};
-use super::*;
+use super::partitions::Partitions;
 use crate::error::CommitFailure;
-
-impl CommitResult {
-    /// A commit `seq` that failed as a whole.
-    fn failed(seq: usize, failure: CommitFailure) -> Self {
-        CommitResult {
-            seq,
-            error: Some(failure),
-            refused: Vec::new(),
-        }
-    }
-}
+use crate::record::{PartitionOffset, TopicPartition};
 
 /// Where an explicit commit's result goes.
 pub(super) type CommitReply =
@@ -45,11 +43,43 @@ const LATE_ANSWERS_KEPT: usize = 8;
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MOST: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
-pub(super) struct Commits {
+/// A commit that ended, for the engine to report.
+pub(super) struct Finished {
+    /// What it committed.
+    pub(super) committed: Vec<PartitionOffset>,
+    /// Why the rest was not, and which offsets those were.
+    pub(super) failure: Option<(CommitFailure, Vec<PartitionOffset>)>,
+    pub(super) took: Duration,
+    /// The explicit commits it answers, once reported.
+    pub(super) replies: Vec<CommitReply>,
+}
+
+impl Finished {
+    /// What the explicit commits it covered are answered.
+    pub(super) fn outcome(&self) -> Result<Vec<PartitionOffset>, Uncommitted> {
+        match &self.failure {
+            None => Ok(self.committed.clone()),
+            Some((failure, offsets)) => Err(Uncommitted {
+                offsets: offsets.clone(),
+                failure: failure.clone(),
+            }),
+        }
+    }
+}
+
+struct InFlight {
+    seq: usize,
+    offsets: Vec<PartitionOffset>,
+    started: Instant,
+    replies: Vec<CommitReply>,
+}
+
+/// The member's commits: the one in flight, the explicit ones waiting, the
+/// pause after failures, and what is left uncommitted.
+pub(super) struct Committer {
     /// `None` before the engine runs and once it lets the consumer go; commits
     /// are then synchronous.
-    pub(super) queue: Option<CommitQueue>,
+    queue: Option<CommitQueue>,
     next_seq: usize,
     in_flight: Option<InFlight>,
     /// Explicit commits, answered by the next commit to start.
@@ -59,17 +89,298 @@ pub(super) struct Commits {
     /// Commits failed in a row, and when the periodic commit may try again.
     failed_in_a_row: u32,
     retry_at: Option<Instant>,
+    last_commit: Instant,
+    /// What was acknowledged but whose commit failed, per partition, and the
+    /// last failure: a close reports it instead of claiming a clean end.
+    uncommitted: Option<Uncommitted>,
+    /// Ended commits not reported yet.
+    finished: Vec<Finished>,
+    /// `commitInterval` (0: after every pass) and the group's `timeout`.
+    interval: Duration,
+    timeout: Duration,
 }
 
-impl Commits {
-    /// When the commit in flight, if any, was sent.
-    pub(super) fn in_flight_since(&self) -> Option<Instant> {
-        self.in_flight.as_ref().map(|c| c.started)
+impl Committer {
+    pub(super) fn new(interval: Duration, timeout: Duration) -> Self {
+        Committer {
+            queue: None,
+            next_seq: 0,
+            in_flight: None,
+            waiting: Vec::new(),
+            timed_out: VecDeque::new(),
+            failed_in_a_row: 0,
+            retry_at: None,
+            last_commit: Instant::now(),
+            uncommitted: None,
+            finished: Vec::new(),
+            interval,
+            timeout,
+        }
     }
 
-    /// When the periodic commit may try again after a failure.
-    pub(super) fn retry_at(&self) -> Option<Instant> {
-        self.retry_at
+    /// Commits from now on go out on `queue` (or synchronously without one).
+    pub(super) fn set_queue(&mut self, queue: Option<CommitQueue>) {
+        self.queue = queue;
+    }
+
+    /// Calls `at(since, after)` for each moment a commit may become due
+    /// without anyone waking the engine.
+    pub(super) fn deadlines(&self, mut at: impl FnMut(Instant, Duration)) {
+        if !self.interval.is_zero() {
+            at(self.last_commit, self.interval);
+        }
+        if let Some(in_flight) = &self.in_flight {
+            at(in_flight.started, self.timeout);
+        }
+        if let Some(retry) = self.retry_at {
+            at(retry, Duration::ZERO);
+        }
+    }
+
+    /// Commits that ended since the last call, oldest first.
+    pub(super) fn take_finished(&mut self) -> Vec<Finished> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// What was left uncommitted, taken for the close's report.
+    pub(super) fn take_uncommitted(&mut self) -> Option<Uncommitted> {
+        self.uncommitted.take()
+    }
+
+    /// An explicit commit: answered once the next commit is confirmed.
+    pub(super) fn request(&mut self, reply: CommitReply) {
+        self.waiting.push(reply);
+    }
+
+    /// Reads commit results, and starts a commit when one is due: at once
+    /// when `commitInterval` is 0 or an explicit commit waits, else every
+    /// `commitInterval`. `sync_commit` commits when there is no queue.
+    pub(super) fn commit_due(
+        &mut self,
+        partitions: &mut Partitions,
+        sync_commit: impl FnOnce(&TopicPartitionList) -> Option<CommitFailure>,
+    ) {
+        self.read_results(partitions, Duration::ZERO);
+        let backing_off = self.retry_at.is_some_and(|at| Instant::now() < at);
+        // An explicit commit goes at once; the periodic one waits out a failure.
+        if backing_off && self.waiting.is_empty() {
+            return;
+        }
+        if self.interval.is_zero()
+            || !self.waiting.is_empty()
+            || self.last_commit.elapsed() >= self.interval
+        {
+            self.begin(partitions, None, sync_commit);
+        }
+    }
+
+    /// Waits for the commit in flight, then commits what was acknowledged (in
+    /// `only`) and waits for that too, each up to the group's `timeout`: for
+    /// a revoke or a close, which must not let partitions go before their
+    /// commit is settled.
+    pub(super) fn commit_and_wait(
+        &mut self,
+        partitions: &mut Partitions,
+        only: Option<&[TopicPartition]>,
+        sync_commit: impl FnOnce(&TopicPartitionList) -> Option<CommitFailure>,
+    ) {
+        self.settle_in_flight(partitions);
+        self.begin(partitions, only, sync_commit);
+        self.settle_in_flight(partitions);
+    }
+
+    /// Offsets to commit as librdkafka's list; an offset the list refuses
+    /// fails the commit, naming it.
+    fn list_of(offsets: &[PartitionOffset]) -> Result<TopicPartitionList, Uncommitted> {
+        let mut list = TopicPartitionList::new();
+        for o in offsets {
+            let (id, offset) = (&o.partition, o.offset);
+            list.add_partition_offset(&id.topic, id.partition, Offset::Offset(offset))
+                .map_err(|e| Uncommitted {
+                    offsets: vec![o.clone()],
+                    failure: CommitFailure::Invalid {
+                        partition: id.clone(),
+                        detail: e.to_string(),
+                    },
+                })?;
+        }
+        Ok(list)
+    }
+
+    /// Starts a commit of what was acknowledged (in `only`), unless one is in
+    /// flight; explicit commits waiting are answered by it.
+    fn begin(
+        &mut self,
+        partitions: &mut Partitions,
+        only: Option<&[TopicPartition]>,
+        sync_commit: impl FnOnce(&TopicPartitionList) -> Option<CommitFailure>,
+    ) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        self.last_commit = Instant::now();
+        let replies = std::mem::take(&mut self.waiting);
+        let offsets = partitions.to_commit(only);
+        let list = match Self::list_of(&offsets) {
+            Ok(list) => list,
+            Err(invalid) => {
+                for reply in replies {
+                    let _ = reply.send(Err(invalid.clone()));
+                }
+                return;
+            }
+        };
+        if offsets.is_empty() {
+            for reply in replies {
+                let _ = reply.send(Ok(Vec::new()));
+            }
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        let in_flight = InFlight {
+            seq,
+            offsets,
+            started: Instant::now(),
+            replies,
+        };
+        let sent = self.queue.as_ref().map(|q| q.commit(&list, seq));
+        match sent {
+            Some(Ok(())) => self.in_flight = Some(in_flight),
+            Some(Err(error)) => self.fail(partitions, in_flight, error),
+            // Letting the consumer go: nothing is left to wait on, so wait here.
+            None => {
+                let result = CommitResult {
+                    seq,
+                    error: sync_commit(&list),
+                    refused: Vec::new(),
+                };
+                self.finish(partitions, in_flight, result);
+            }
+        }
+    }
+
+    /// Reads the commit results that came (waiting up to `wait` for the
+    /// first), and gives up on a commit in flight for longer than `timeout`.
+    fn read_results(&mut self, partitions: &mut Partitions, wait: Duration) {
+        if self.queue.is_none() {
+            if let Some(in_flight) = self.in_flight.take() {
+                self.fail(partitions, in_flight, CommitFailure::MemberStopped);
+            }
+            return;
+        }
+        let mut wait = wait;
+        while let Some(result) = self.queue.as_ref().and_then(|q| q.next_result(wait)) {
+            wait = Duration::ZERO;
+            match self.in_flight.take() {
+                Some(in_flight) if in_flight.seq == result.seq => {
+                    self.finish(partitions, in_flight, result);
+                }
+                other => {
+                    self.in_flight = other;
+                    self.late_answer(partitions, result);
+                }
+            }
+        }
+        let timeout = self.timeout;
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|c| c.started.elapsed() >= timeout)
+        {
+            let in_flight = self.in_flight.take().expect("checked above");
+            self.timed_out
+                .push_back((in_flight.seq, in_flight.offsets.clone()));
+            if self.timed_out.len() > LATE_ANSWERS_KEPT {
+                self.timed_out.pop_front();
+            }
+            self.fail(partitions, in_flight, CommitFailure::TimedOut { timeout });
+        }
+    }
+
+    /// Reads results until no commit is in flight (it times out at the
+    /// group's `timeout` at the latest).
+    fn settle_in_flight(&mut self, partitions: &mut Partitions) {
+        while self.in_flight.is_some() {
+            self.read_results(partitions, Duration::from_millis(20));
+        }
+    }
+
+    fn fail(&mut self, partitions: &mut Partitions, in_flight: InFlight, failure: CommitFailure) {
+        let result = CommitResult {
+            seq: in_flight.seq,
+            error: Some(failure),
+            refused: Vec::new(),
+        };
+        self.finish(partitions, in_flight, result);
+    }
+
+    /// A commit given up on was answered after all: what it committed counts.
+    fn late_answer(&mut self, partitions: &mut Partitions, result: CommitResult) {
+        let Some(index) = self
+            .timed_out
+            .iter()
+            .position(|(seq, _)| *seq == result.seq)
+        else {
+            return;
+        };
+        let (_, offsets) = self.timed_out.remove(index).expect("found above");
+        if result.error.is_none() {
+            let confirmed: Vec<PartitionOffset> = offsets
+                .into_iter()
+                .filter(|o| !result.refused.iter().any(|(p, _)| *p == o.partition))
+                .collect();
+            self.mark_committed(partitions, &confirmed);
+        }
+    }
+
+    /// The member stops without a final commit: what was acknowledged and
+    /// not committed is kept, for the close to report.
+    pub(super) fn leave_uncommitted(&mut self, partitions: &Partitions, failure: CommitFailure) {
+        let offsets = partitions.to_commit(None);
+        if offsets.is_empty() {
+            return;
+        }
+        self.keep_uncommitted(&offsets, failure);
+    }
+
+    fn keep_uncommitted(&mut self, offsets: &[PartitionOffset], failure: CommitFailure) {
+        let kept = self.uncommitted.get_or_insert_with(|| Uncommitted {
+            offsets: Vec::new(),
+            failure: failure.clone(),
+        });
+        for offset in offsets {
+            kept.offsets.retain(|u| u.partition != offset.partition);
+            kept.offsets.push(offset.clone());
+        }
+        kept.failure = failure;
+    }
+
+    /// Drops the failures kept for `partitions` (see the revoke).
+    pub(super) fn forget_uncommitted(&mut self, partitions: &[TopicPartition]) {
+        if let Some(uncommitted) = &mut self.uncommitted {
+            uncommitted
+                .offsets
+                .retain(|u| !partitions.contains(&u.partition));
+            if uncommitted.offsets.is_empty() {
+                self.uncommitted = None;
+            }
+        }
+    }
+
+    fn mark_committed(&mut self, partitions: &mut Partitions, offsets: &[PartitionOffset]) {
+        for committed in offsets {
+            partitions.mark_committed(committed);
+            // Only a failure at or past this offset is still outstanding.
+            if let Some(uncommitted) = &mut self.uncommitted {
+                uncommitted
+                    .offsets
+                    .retain(|u| u.partition != committed.partition || u.offset > committed.offset);
+                if uncommitted.offsets.is_empty() {
+                    self.uncommitted = None;
+                }
+            }
+        }
     }
 
     /// Counts a commit's outcome: a failure pushes the next periodic try
@@ -86,233 +397,10 @@ impl Commits {
         self.failed_in_a_row = self.failed_in_a_row.saturating_add(1);
         self.retry_at = Some(Instant::now() + pause);
     }
-}
 
-struct InFlight {
-    seq: usize,
-    offsets: Vec<PartitionOffset>,
-    started: Instant,
-    replies: Vec<CommitReply>,
-}
-
-impl Engine {
-    /// Offsets to commit: each partition (or those in `only`) whose
-    /// acknowledged offset moved past its last commit.
-    fn offsets_to_commit(
-        &self,
-        only: Option<&[TopicPartition]>,
-    ) -> Result<(TopicPartitionList, Vec<PartitionOffset>), Uncommitted> {
-        let mut list = TopicPartitionList::new();
-        let mut offsets = Vec::new();
-        for p in &self.partitions {
-            if only.is_some_and(|only| !only.contains(&p.id)) {
-                continue;
-            }
-            if let Some(offset) = p.ledger.to_commit() {
-                list.add_partition_offset(&p.id.topic, p.id.partition, Offset::Offset(offset))
-                    .map_err(|e| Uncommitted {
-                        offsets: vec![PartitionOffset {
-                            partition: p.id.clone(),
-                            offset,
-                        }],
-                        failure: CommitFailure::Invalid {
-                            partition: p.id.clone(),
-                            detail: e.to_string(),
-                        },
-                    })?;
-                offsets.push(PartitionOffset {
-                    partition: p.id.clone(),
-                    offset,
-                });
-            }
-        }
-        Ok((list, offsets))
-    }
-
-    /// Starts a commit of what was acknowledged (in `only`), unless one is in
-    /// flight; explicit commits waiting are answered by it.
-    fn begin_commit(
-        &mut self,
-        consumer: &BaseConsumer<GroupContext>,
-        only: Option<&[TopicPartition]>,
-    ) {
-        if self.commits.in_flight.is_some() {
-            return;
-        }
-        self.last_commit = Instant::now();
-        let replies = std::mem::take(&mut self.commits.waiting);
-        let (list, offsets) = match self.offsets_to_commit(only) {
-            Ok(found) => found,
-            Err(invalid) => {
-                for reply in replies {
-                    let _ = reply.send(Err(invalid.clone()));
-                }
-                return;
-            }
-        };
-        if offsets.is_empty() {
-            for reply in replies {
-                let _ = reply.send(Ok(Vec::new()));
-            }
-            return;
-        }
-        let started = Instant::now();
-        let seq = self.commits.next_seq;
-        self.commits.next_seq = seq.wrapping_add(1);
-        let in_flight = InFlight {
-            seq,
-            offsets,
-            started,
-            replies,
-        };
-        let sent = self.commits.queue.as_ref().map(|q| q.commit(&list, seq));
-        match sent {
-            Some(Ok(())) => self.commits.in_flight = Some(in_flight),
-            Some(Err(error)) => self.fail_in_flight(in_flight, error),
-            // Letting the consumer go: nothing is left to wait on, so wait here.
-            None => {
-                let result = CommitResult {
-                    seq,
-                    error: consumer
-                        .commit(&list, CommitMode::Sync)
-                        .err()
-                        .map(|e| CommitFailure::from_kafka(&e)),
-                    refused: Vec::new(),
-                };
-                self.finish(in_flight, result);
-            }
-        }
-    }
-
-    /// Reads the commit results that came (waiting up to `wait` for the
-    /// first), and gives up on a commit in flight for longer than `timeout`.
-    fn read_commit_results(&mut self, wait: Duration) {
-        if self.commits.queue.is_none() {
-            if let Some(in_flight) = self.commits.in_flight.take() {
-                self.fail_in_flight(in_flight, CommitFailure::MemberStopped);
-            }
-            return;
-        }
-        let mut wait = wait;
-        while let Some(result) = self
-            .commits
-            .queue
-            .as_ref()
-            .and_then(|q| q.next_result(wait))
-        {
-            wait = Duration::ZERO;
-            match self.commits.in_flight.take() {
-                Some(in_flight) if in_flight.seq == result.seq => self.finish(in_flight, result),
-                other => {
-                    self.commits.in_flight = other;
-                    self.late_answer(result);
-                }
-            }
-        }
-        let timeout = self.settings.config.timeout;
-        if self
-            .commits
-            .in_flight
-            .as_ref()
-            .is_some_and(|c| c.started.elapsed() >= timeout)
-        {
-            let in_flight = self.commits.in_flight.take().expect("checked above");
-            self.commits
-                .timed_out
-                .push_back((in_flight.seq, in_flight.offsets.clone()));
-            if self.commits.timed_out.len() > LATE_ANSWERS_KEPT {
-                self.commits.timed_out.pop_front();
-            }
-            self.fail_in_flight(in_flight, CommitFailure::TimedOut { timeout });
-        }
-    }
-
-    fn fail_in_flight(&mut self, in_flight: InFlight, failure: CommitFailure) {
-        let result = CommitResult::failed(in_flight.seq, failure);
-        self.finish(in_flight, result);
-    }
-
-    /// A commit given up on was answered after all: what it committed counts.
-    fn late_answer(&mut self, result: CommitResult) {
-        let Some(index) = self
-            .commits
-            .timed_out
-            .iter()
-            .position(|(seq, _)| *seq == result.seq)
-        else {
-            return;
-        };
-        let (_, offsets) = self.commits.timed_out.remove(index).expect("found above");
-        if result.error.is_none() {
-            let confirmed: Vec<PartitionOffset> = offsets
-                .into_iter()
-                .filter(|o| !result.refused.iter().any(|(p, _)| *p == o.partition))
-                .collect();
-            self.mark_committed(&confirmed);
-        }
-    }
-
-    /// The member stops without a final commit: what was acknowledged and
-    /// not committed is kept in `uncommitted`, for the close to report.
-    pub(super) fn leave_uncommitted(&mut self, failure: CommitFailure) {
-        let Ok((_, offsets)) = self.offsets_to_commit(None) else {
-            return;
-        };
-        if offsets.is_empty() {
-            return;
-        }
-        let kept = self.uncommitted.get_or_insert_with(|| Uncommitted {
-            offsets: Vec::new(),
-            failure: failure.clone(),
-        });
-        for offset in offsets {
-            kept.offsets.retain(|u| u.partition != offset.partition);
-            kept.offsets.push(offset);
-        }
-        kept.failure = failure;
-    }
-
-    /// Whether the partition's committed offset reached `offset`.
-    fn is_committed(&self, offset: &PartitionOffset) -> bool {
-        self.partition_index(&offset.partition.topic, offset.partition.partition)
-            .and_then(|i| self.partitions[i].ledger.committed())
-            .is_some_and(|done| done >= offset.offset)
-    }
-
-    /// Drops the failures kept for `partitions` (see the revoke).
-    pub(super) fn forget_uncommitted(&mut self, partitions: &[TopicPartition]) {
-        if let Some(uncommitted) = &mut self.uncommitted {
-            uncommitted
-                .offsets
-                .retain(|u| !partitions.contains(&u.partition));
-            if uncommitted.offsets.is_empty() {
-                self.uncommitted = None;
-            }
-        }
-    }
-
-    fn mark_committed(&mut self, offsets: &[PartitionOffset]) {
-        for committed in offsets {
-            if let Some(i) =
-                self.partition_index(&committed.partition.topic, committed.partition.partition)
-            {
-                self.partitions[i].ledger.mark_committed(committed.offset);
-            }
-            // Only a failure at or past this offset is still outstanding.
-            if let Some(uncommitted) = &mut self.uncommitted {
-                uncommitted
-                    .offsets
-                    .retain(|u| u.partition != committed.partition || u.offset > committed.offset);
-                if uncommitted.offsets.is_empty() {
-                    self.uncommitted = None;
-                }
-            }
-        }
-    }
-
-    /// Records a commit's result: marks what was committed, reports and keeps
-    /// what was not, answers explicit commits.
-    fn finish(&mut self, commit: InFlight, result: CommitResult) {
+    /// Records a commit's result: marks what was committed, keeps what was
+    /// not, and hands the commit over to be reported.
+    fn finish(&mut self, partitions: &mut Partitions, commit: InFlight, result: CommitResult) {
         let InFlight {
             offsets,
             started,
@@ -323,7 +411,7 @@ impl Engine {
             let refused =
                 result.error.is_some() || result.refused.iter().any(|(p, _)| *p == o.partition);
             // A late answer to an earlier commit may have confirmed it already.
-            refused && !self.is_committed(o)
+            refused && !partitions.is_committed(o)
         });
         let failure = match (&result.error, result.refused.first()) {
             _ if failed.is_empty() => None,
@@ -334,91 +422,132 @@ impl Engine {
             }),
             (None, None) => None,
         };
-        self.interceptors.after_commit(
-            &self.settings.client,
-            &committed,
-            failure.as_ref().map_or(Ok(()), Err),
-            started.elapsed(),
-        );
-        if let Some(metrics) = &self.metrics {
-            metrics.committed(failure.is_none());
+        self.mark_committed(partitions, &committed);
+        self.record_outcome(failure.is_some());
+        if let Some(failure) = &failure {
+            self.keep_uncommitted(&failed, failure.clone());
         }
-        self.mark_committed(&committed);
-        self.commits.record_outcome(failure.is_some());
-        let outcome = match failure {
-            None => Ok(committed),
-            Some(failure) => {
-                // Named with its offsets: the subscriber (and a later close)
-                // can tell exactly which messages will be handled again.
-                let message = format!(
-                    "commit failed: {failure} (left uncommitted: {})",
-                    crate::record::describe_offsets(&failed)
-                );
-                let kept = self.uncommitted.get_or_insert_with(|| Uncommitted {
-                    offsets: Vec::new(),
-                    failure: failure.clone(),
-                });
-                for offset in &failed {
-                    kept.offsets.retain(|u| u.partition != offset.partition);
-                    kept.offsets.push(offset.clone());
-                }
-                kept.failure = failure.clone();
-                let event = GroupEvent::Error(self.error_event(message));
-                self.emit(event);
-                Err(Uncommitted {
-                    offsets: failed,
-                    failure,
-                })
-            }
-        };
-        for reply in replies {
+        self.finished.push(Finished {
+            committed,
+            failure: failure.map(|failure| (failure, failed)),
+            took: started.elapsed(),
+            replies,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::StartingOffset;
+
+    fn id(partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: "t".into(),
+            partition,
+        }
+    }
+
+    /// Partitions 0 and 1, with `0..acknowledged` of partition 0 handed out
+    /// and acknowledged.
+    fn acknowledged(acknowledged: i64) -> Partitions {
+        let mut partitions = Partitions::new(1000, 1 << 20);
+        for partition in [0, 1] {
+            partitions.take(id(partition), StartingOffset::Committed(0), None);
+        }
+        for offset in 0..acknowledged {
+            let message = crate::ConsumedMessage::new("t", 0, offset, &crate::Message::new("v"));
+            partitions.hold_fetched(message);
+        }
+        partitions.take_batch(0, acknowledged as usize, 0b1);
+        partitions.acknowledge(0b1, &id(0), 0, acknowledged - 1);
+        partitions
+    }
+
+    fn refused() -> CommitFailure {
+        CommitFailure::TimedOut {
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn a_commit_marks_what_it_committed_and_answers_the_explicit_commits() {
+        let mut partitions = acknowledged(5);
+        let mut committer = Committer::new(Duration::ZERO, Duration::from_secs(1));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        committer.request(reply);
+        committer.commit_due(&mut partitions, |list| {
+            assert_eq!(list.count(), 1);
+            None
+        });
+        let finished = committer.take_finished();
+        assert_eq!(finished.len(), 1);
+        assert_eq!(finished[0].committed[0].offset, 5);
+        assert!(finished[0].failure.is_none());
+        assert_eq!(partitions.committed()[0].offset, 5);
+        // Answered by the engine once it reported the commit.
+        let outcome = finished[0].outcome();
+        for reply in finished.into_iter().flat_map(|f| f.replies) {
             let _ = reply.send(outcome.clone());
         }
+        assert_eq!(answer.blocking_recv().unwrap().unwrap()[0].offset, 5);
+        assert!(committer.take_uncommitted().is_none());
     }
 
-    /// Reads commit results, and starts a commit when one is due: at once
-    /// when `commitInterval` is 0 or an explicit commit waits, else every
-    /// `commitInterval`.
-    pub(super) fn commit_due(&mut self, consumer: &BaseConsumer<GroupContext>) {
-        self.read_commit_results(Duration::ZERO);
-        let backing_off = self.commits.retry_at.is_some_and(|at| Instant::now() < at);
-        // An explicit commit goes at once; the periodic one waits out a failure.
-        if backing_off && self.commits.waiting.is_empty() {
-            return;
-        }
-        let interval = self.settings.config.fetch.commit_interval;
-        if interval.is_zero()
-            || !self.commits.waiting.is_empty()
-            || self.last_commit.elapsed() >= interval
-        {
-            self.begin_commit(consumer, None);
-        }
+    #[test]
+    fn a_failed_commit_is_kept_and_the_periodic_one_waits_before_trying_again() {
+        let mut partitions = acknowledged(3);
+        let mut committer = Committer::new(Duration::ZERO, Duration::from_secs(1));
+        committer.commit_due(&mut partitions, |_| Some(refused()));
+        let finished = committer.take_finished();
+        let (_, offsets) = finished[0].failure.as_ref().expect("failed");
+        assert_eq!(offsets[0].offset, 3);
+        assert!(partitions.committed().is_empty());
+
+        // The periodic commit backs off; it does not ask again at once.
+        committer.commit_due(&mut partitions, |_| panic!("asked during the pause"));
+        assert!(committer.take_finished().is_empty());
+        let mut deadlines = Vec::new();
+        committer.deadlines(|at, after| deadlines.push((at, after)));
+        assert!(deadlines.iter().any(|(at, _)| *at > Instant::now()));
+
+        // An explicit commit goes at once, and its success clears the record.
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        committer.request(reply);
+        committer.commit_due(&mut partitions, |_| None);
+        assert!(committer.take_finished()[0].failure.is_none());
+        assert!(committer.take_uncommitted().is_none());
     }
 
-    /// An explicit commit: answered once the next commit is confirmed.
-    pub(super) fn request_commit(&mut self, reply: CommitReply) {
-        self.commits.waiting.push(reply);
+    #[test]
+    fn what_a_revoked_partition_left_uncommitted_is_forgotten_and_the_rest_kept() {
+        let partitions = acknowledged(2);
+        let mut committer = Committer::new(Duration::ZERO, Duration::from_secs(1));
+        committer.leave_uncommitted(&partitions, CommitFailure::MemberStopped);
+        committer.forget_uncommitted(&[id(1)]);
+        let kept = committer.take_uncommitted().expect("partition 0 kept");
+        assert_eq!(
+            (kept.offsets[0].partition.clone(), kept.offsets[0].offset),
+            (id(0), 2)
+        );
+
+        committer.leave_uncommitted(&partitions, CommitFailure::MemberStopped);
+        committer.forget_uncommitted(&[id(0)]);
+        assert!(committer.take_uncommitted().is_none());
+        // Nothing acknowledged past the commit point: nothing to keep.
+        let empty = Partitions::new(10, 10);
+        committer.leave_uncommitted(&empty, CommitFailure::MemberStopped);
+        assert!(committer.take_uncommitted().is_none());
     }
 
-    /// Waits for the commit in flight, then commits what was acknowledged (in
-    /// `only`) and waits for that too, each up to the group's `timeout`: for
-    /// a revoke or a close, which must not let partitions go before their
-    /// commit is settled.
-    pub(super) fn commit_and_wait(
-        &mut self,
-        consumer: &BaseConsumer<GroupContext>,
-        only: Option<&[TopicPartition]>,
-    ) {
-        self.settle_in_flight();
-        self.begin_commit(consumer, only);
-        self.settle_in_flight();
-    }
-
-    /// Reads results until no commit is in flight (it times out at the
-    /// group's `timeout` at the latest).
-    fn settle_in_flight(&mut self) {
-        while self.commits.in_flight.is_some() {
-            self.read_commit_results(Duration::from_millis(20));
-        }
+    #[test]
+    fn a_periodic_commit_waits_for_its_interval_but_a_revoke_commits_at_once() {
+        let mut partitions = acknowledged(1);
+        let mut committer = Committer::new(Duration::from_secs(3600), Duration::from_secs(1));
+        // With an interval and nothing explicit, nothing is due yet.
+        committer.commit_due(&mut partitions, |_| panic!("not due"));
+        assert!(committer.take_finished().is_empty());
+        committer.commit_and_wait(&mut partitions, Some(&[id(0)]), |_| None);
+        assert_eq!(committer.take_finished()[0].committed.len(), 1);
     }
 }

@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::bindings as ffi;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
-use super::GroupContext;
 use crate::error::CommitFailure;
 use crate::queue::QueueHandle;
 use crate::record::TopicPartition;
@@ -44,7 +43,10 @@ unsafe impl Sync for CommitQueue {}
 
 impl CommitQueue {
     /// A queue whose results wake `waker` as they arrive.
-    pub(super) fn new(consumer: &BaseConsumer<GroupContext>, waker: Arc<Waker>) -> Option<Self> {
+    pub(super) fn new<C: ConsumerContext>(
+        consumer: &BaseConsumer<C>,
+        waker: Arc<Waker>,
+    ) -> Option<Self> {
         let client = NonNull::new(consumer.client().native_ptr())?;
         // SAFETY: the client is alive for this call; the queue returned is ours.
         let mut queue = unsafe { QueueHandle::from_raw(ffi::rd_kafka_queue_new(client.as_ptr())) }?;

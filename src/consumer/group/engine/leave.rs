@@ -20,12 +20,10 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-
-use super::Consumer_;
 
 /// The longest a close waits for the coordinator: a killed broker is fenced
 /// and its coordinators moved within Kafka's 9 s `broker.session.timeout.ms`
@@ -41,8 +39,8 @@ const ASK_AGAIN_AFTER: Duration = Duration::from_millis(50);
 /// [`COORDINATOR_WAIT`] and never past the member's `session` (after which
 /// the group dropped the member anyway); says how it went either way, and
 /// returns how long it waited.
-pub(super) fn await_coordinator(
-    consumer: &Consumer_,
+pub(super) fn await_coordinator<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     group: &str,
     probe: (&str, i32),
     session: Duration,

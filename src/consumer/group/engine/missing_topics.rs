@@ -13,10 +13,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
-
-use super::Consumer_;
 
 /// How often missing topics are asked for again.
 pub(super) const RECHECK: Duration = Duration::from_secs(2);
@@ -62,7 +60,11 @@ impl MissingTopics {
 
     /// Asks the cluster which of `subscribed` exist (after an unknown-topic
     /// error, or when a recheck is due) and returns what changed.
-    pub(super) fn ask(&mut self, consumer: &Consumer_, subscribed: &[String]) -> Change {
+    pub(super) fn ask<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        subscribed: &[String],
+    ) -> Change {
         let now = Instant::now();
         self.asked = Some(now);
         let candidates: Vec<String> = if self.topics.is_empty() {
@@ -110,7 +112,7 @@ impl MissingTopics {
 }
 
 /// Whether the cluster has `topic`: `None` when it could not say.
-fn exists(consumer: &Consumer_, topic: &str) -> Option<bool> {
+fn exists<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str) -> Option<bool> {
     let metadata = consumer.fetch_metadata(Some(topic), ASK_TIMEOUT).ok()?;
     let found = metadata.topics().iter().find(|t| t.name() == topic)?;
     match found.error().map(RDKafkaErrorCode::from) {

@@ -6,65 +6,63 @@
 //! that polls, and the barrier must wait there for acknowledgements that arrive
 //! from actors; doing that on an actix thread would deadlock it.
 //!
-//! This file holds the state and the thread's loop; `command` is the private
-//! protocol handles and the actor speak to it, `flow` reads partitions within
-//! the bounds (messages and bytes) and hands batches out, `split_queue` is a
-//! partition's own queue in librdkafka (read in batches, its length the
-//! prefetch; `crate::queue` the handle it and the commit queue share),
-//! `crate::wake` lets the thread sleep until there is work, `commit` commits
-//! what was acknowledged without waiting (results come back on
-//! `commit_queue`), `rebalance` takes partitions on and lets them go,
-//! `leave` waits for the coordinator before a close leaves the group.
+//! The [`Engine`] here coordinates parts that each own their state:
+//! `partitions` (the ledgers, reading within the bounds, pauses), `dispatch`
+//! (subscribers and their outboxes), `commit` (the commit in flight, explicit
+//! commits, what was left uncommitted), `closing` (a close's drain and its
+//! waiters), `observe` (metrics) and `missing_topics`. `thread` is the loop
+//! that drives it; `command` the private protocol handles and the actor
+//! speak to it; `split_queue` a partition's own queue in librdkafka and
+//! `commit_queue` the queue commit results come back on; `leave` waits for
+//! the coordinator before a close leaves the group.
 
+mod closing;
 mod command;
 mod commit;
 mod commit_queue;
-mod flow;
+mod dispatch;
 mod leave;
 mod missing_topics;
 mod observe;
-mod rebalance;
+mod partitions;
 mod split_queue;
+mod thread;
 
-pub(crate) use command::{Command, Commands, PullSink, Uncommitted};
+pub(crate) use command::{Command, Commands, Uncommitted};
+pub(crate) use dispatch::{MessageSink, PullSink};
+pub(crate) use thread::{run, Exit};
 
-use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use actix::dev::SendError;
-use actix::Recipient;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::ledger::{Ledger, MAX_SUBSCRIBERS};
-use super::GroupStatus;
+use super::status::GroupStatus;
 use crate::config::ConsumerGroupConfig;
 use crate::consumer::context::LastErrorLog;
 use crate::error::{CommitFailure, Refusal};
 use crate::interceptor::{Chain, ClientInfo};
 use crate::observe::{GroupMetrics, GroupProbe, StatsSink};
 use crate::record::{
-    AckKind, AckSender, AckSink, Assigned, ConsumedMessage, GroupError, GroupEvent, MessageBatch,
-    PartitionOffset, Revoked, StartingOffset, SubscriberMask, TopicPartition,
+    AckKind, Assigned, GroupError, GroupEvent, Revoked, StartingOffset, TopicPartition,
 };
 use crate::supervision::{client_failure, AuthorizationScope, ClientFailure};
-
-/// Events taken from the main queue per round.
-const POLL_BURST: usize = 100;
+use closing::{Closer, Closing};
+use commit::{CommitReply, Committer};
+use dispatch::{Departures, Dispatch, Undelivered};
+use observe::Observer;
+use partitions::Partitions;
 
 /// The longest the engine sleeps with nothing to do and no deadline sooner.
 /// Everything that brings work wakes it; this only bounds what a missed
 /// wake-up could cost.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
-
-/// How long a close may take beyond its drain (the final commit, leaving)
-/// before the engine ends anyway.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// How soon a batch a subscriber's full mailbox refused is offered again. A
 /// mailbox gives no signal when it gets room, and a subscriber that
@@ -72,80 +70,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// [`IDLE_CHECK`].
 const OUTBOX_RETRY: Duration = Duration::from_millis(1);
 
-/// How long a partition may sit at its share of the bound before it is also
-/// paused in librdkafka, which then drops what it prefetched for it. Shorter
-/// stalls are absorbed by not reading the partition's queue: librdkafka resumes a
-/// paused partition only at its broker thread's next wake-up (up to a second), so
-/// pausing on every brief backlog would throttle a healthy consumer.
-const PAUSE_AFTER: Duration = Duration::from_secs(1);
-
 type Consumer_ = BaseConsumer<GroupContext>;
-
-/// Where a message subscriber's batches go.
-pub(crate) enum MessageSink {
-    Actor(Recipient<MessageBatch>),
-    Pull(PullSink),
-}
-
-impl MessageSink {
-    /// Offers a batch without blocking; gives it back when there is no room.
-    fn offer(&self, batch: MessageBatch) -> Result<(), Offer> {
-        match self {
-            MessageSink::Actor(recipient) => recipient.try_send(batch).map_err(|e| match e {
-                SendError::Full(batch) => Offer::Full(batch),
-                SendError::Closed(batch) => Offer::Closed(batch),
-            }),
-            MessageSink::Pull(sink) => sink.batches.try_send(batch).map_err(|e| match e {
-                tokio::sync::mpsc::error::TrySendError::Full(batch) => Offer::Full(batch),
-                tokio::sync::mpsc::error::TrySendError::Closed(batch) => Offer::Closed(batch),
-            }),
-        }
-    }
-
-    /// Tells a puller of `event` at once (actor subscribers get events
-    /// through their own event recipients).
-    fn tell(&self, event: &GroupEvent) {
-        if let MessageSink::Pull(sink) = self {
-            // A puller gone is noticed by its batch channel.
-            let _ = sink.events.send(event.clone());
-        }
-    }
-}
-
-/// A batch a sink did not take, handed back.
-enum Offer {
-    Full(MessageBatch),
-    /// The subscriber is gone: the batch is released with the rest of its
-    /// outbox, never lost (an unreleased batch would hold its partition's
-    /// revoke until `drainTimeout`).
-    Closed(MessageBatch),
-}
-
-struct Subscriber {
-    bit: SubscriberMask,
-    sink: MessageSink,
-    /// Batches not offered yet: the sink had no room.
-    outbox: VecDeque<MessageBatch>,
-}
-
-struct Partition {
-    id: TopicPartition,
-    /// Where consumption started when it was assigned.
-    start: StartingOffset,
-    ledger: Ledger,
-    /// This partition's own queue in librdkafka, read only while there is
-    /// room; its length tells what librdkafka prefetched.
-    queue: Option<split_queue::SplitQueue>,
-    /// The sizes of the partition's recent messages.
-    sizes: flow::RecentSizes,
-    /// Since when the partition has been at its share of the bound.
-    full_since: Option<Instant>,
-    /// Whether librdkafka currently has it paused.
-    paused: bool,
-    /// Not read, and paused, until then: a subscriber's next message of it is
-    /// not due before (a delay topic's).
-    held_until: Option<Instant>,
-}
 
 /// Fixed settings of one group member: who it is to interceptors, and its
 /// group's config as read.
@@ -154,7 +79,8 @@ pub(crate) struct EngineSettings {
     pub(crate) config: Arc<ConsumerGroupConfig>,
 }
 
-/// All mutable state of the member, behind the context's lock.
+/// All mutable state of the member, behind the context's lock: the parts,
+/// and what ties them together.
 pub(crate) struct Engine {
     settings: EngineSettings,
     interceptors: Chain,
@@ -163,39 +89,36 @@ pub(crate) struct Engine {
     waker: Arc<crate::wake::Waker>,
     commands_tx: Commands,
     commands: Receiver<Command>,
-    /// Where the batches handed out send their acknowledgements (`commands`).
-    ack_sink: Arc<dyn AckSink>,
-    partitions: Vec<Partition>,
-    subscribers: Vec<Subscriber>,
-    event_subscribers: Vec<Recipient<GroupEvent>>,
-    held: usize,
-    max_held: usize,
-    generation: i32,
-    closers: Vec<tokio::sync::oneshot::Sender<Result<(), Uncommitted>>>,
-    /// What was acknowledged but whose commit failed, per partition, and the
-    /// last failure: a close reports it instead of claiming a clean end.
-    uncommitted: Option<Uncommitted>,
-    close_started: Option<Instant>,
-    /// How long the close may wait for acknowledgements.
-    close_drain: Duration,
-    unsubscribed: bool,
-    last_commit: Instant,
-    /// When subscribers last acknowledged something: a member at its bound
-    /// without progress for `PAUSE_AFTER` is stalled.
-    last_progress: Instant,
-    commits: commit::Commits,
-    rotation: usize,
-    failure: Option<String>,
-    /// The consumer, for splitting partition queues inside rebalance callbacks.
-    consumer: Weak<Consumer_>,
-    /// What the member records in the component's metrics, when they are on.
-    metrics: Option<GroupMetrics>,
-    /// When the metrics were last brought up to date.
-    published: observe::Published,
-    /// What health checks read: the loop's beat, the assignment.
-    probe: Arc<GroupProbe>,
+    partitions: Partitions,
+    dispatch: Dispatch,
+    committer: Committer,
+    closing: Closing,
+    observer: Observer,
     /// Subscribed topics the cluster does not have (yet).
     missing_topics: missing_topics::MissingTopics,
+    generation: i32,
+    /// Why the member fails, once it does.
+    failure: Option<String>,
+    /// What health checks read: the loop's beat, the assignment.
+    probe: Arc<GroupProbe>,
+}
+
+/// What a pass of the loop asks of the thread.
+enum Pass {
+    /// Carry on: `read` messages were read, and the thread may sleep for
+    /// `idle_wait` when nothing else came.
+    Continue { read: usize, idle_wait: Duration },
+    /// A close started: wait for the coordinator (asking about `probe`),
+    /// then unsubscribe.
+    Leave {
+        probe: Option<(String, i32)>,
+        session: Duration,
+        group: String,
+    },
+    /// The close is done draining.
+    Closed,
+    /// The member failed.
+    Failed(String),
 }
 
 /// The librdkafka context: routes logs and rebalance callbacks into the engine.
@@ -215,7 +138,7 @@ pub(crate) struct GroupContext {
 impl GroupContext {
     pub(crate) fn new(engine: Engine) -> Self {
         GroupContext {
-            stats: engine.metrics.as_ref().map(GroupMetrics::stats),
+            stats: engine.stats_sink(),
             client_name: format!("consumer group {}", engine.settings.client.name),
             waker: Arc::clone(&engine.waker),
             engine: Mutex::new(engine),
@@ -253,7 +176,7 @@ impl ClientContext for GroupContext {
                     ClientFailure::Refused(Refusal::Authorization) => code.to_string(),
                     _ => reason.to_string(),
                 };
-                self.lock().failure = Some(failure.describe(&detail));
+                self.lock().fail(failure.describe(&detail));
                 self.waker.wake();
             }
             None => tracing::warn!(error = %error, reason, "consumer group client error"),
@@ -267,7 +190,7 @@ impl ConsumerContext for GroupContext {
             Rebalance::Revoke(list) => self.lock().revoke(consumer, list),
             // Split before librdkafka starts fetching, so no message of these
             // partitions reaches the shared queue.
-            Rebalance::Assign(list) => self.lock().take_partitions(list),
+            Rebalance::Assign(list) => self.lock().take_partitions(consumer, list),
             Rebalance::Error(_) => {}
         }
         self.waker.wake();
@@ -299,7 +222,7 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
 }
 
 /// The group generation, read from librdkafka's group metadata.
-fn generation_of(consumer: &BaseConsumer<GroupContext>) -> i32 {
+fn generation_of<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> i32 {
     // SAFETY: the handle is live for the call; the metadata copy is freed here.
     unsafe {
         let metadata =
@@ -324,40 +247,81 @@ impl Engine {
         let (sender, commands) = std::sync::mpsc::channel();
         let waker = Arc::new(crate::wake::Waker::default());
         let commands_tx = Commands::new(sender, Arc::clone(&waker));
+        let config = &settings.config;
+        let flow = &config.flow;
         Engine {
+            partitions: Partitions::new(flow.max_buffered, flow.max_buffered_bytes),
+            dispatch: Dispatch::new(Arc::new(commands_tx.clone()), flow.delivery_batch),
+            committer: Committer::new(config.fetch.commit_interval, config.timeout),
+            closing: Closing::new(flow.drain_timeout),
+            observer: Observer::new(metrics, config.fetch.read_lag_interval),
+            missing_topics: missing_topics::MissingTopics::default(),
             settings,
             interceptors,
             waker,
-            ack_sink: Arc::new(commands_tx.clone()),
             commands_tx,
             commands,
-            partitions: Vec::new(),
-            subscribers: Vec::new(),
-            event_subscribers: Vec::new(),
-            held: 0,
-            max_held: 0,
             generation: -1,
-            closers: Vec::new(),
-            uncommitted: None,
-            close_started: None,
-            close_drain: Duration::MAX,
-            unsubscribed: false,
-            last_commit: Instant::now(),
-            last_progress: Instant::now(),
-            commits: commit::Commits::default(),
-            rotation: 0,
             failure: None,
-            consumer: Weak::new(),
-            metrics,
-            published: observe::Published::default(),
             probe,
-            missing_topics: missing_topics::MissingTopics::default(),
         }
     }
 
     pub(crate) fn commands(&self) -> Commands {
         self.commands_tx.clone()
     }
+
+    /// Where librdkafka's statistics go, when the metrics are on.
+    fn stats_sink(&self) -> Option<StatsSink> {
+        self.observer.metrics_ref().map(GroupMetrics::stats)
+    }
+
+    /// The member fails for `reason` on its next pass.
+    fn fail(&mut self, reason: String) {
+        self.failure = Some(reason);
+    }
+
+    fn error_event(&self, message: String) -> GroupError {
+        GroupError {
+            group_id: self.settings.config.group_id.clone(),
+            generation: self.generation,
+            message,
+        }
+    }
+
+    /// Sends an event to every event subscriber and every pull subscriber.
+    fn emit(&mut self, event: GroupEvent) {
+        match (&event, self.observer.metrics()) {
+            (GroupEvent::Error(error), _) => {
+                tracing::warn!(group = %self.settings.config.group_id, error = %error.message, "consumer group error");
+            }
+            (GroupEvent::Assigned(_), Some(metrics)) => metrics.rebalanced(true),
+            (GroupEvent::Revoked(_), Some(metrics)) => metrics.rebalanced(false),
+            _ => {}
+        }
+        if let GroupEvent::Assigned(assigned) = &event {
+            self.probe.set_assigned(true);
+            let topics = assigned.partitions.iter().map(|(p, _)| &*p.topic);
+            let appeared = self.missing_topics.found(topics);
+            if !appeared.is_empty() {
+                self.topics_appeared(&appeared);
+            }
+        }
+        if let GroupEvent::Assigned(_) | GroupEvent::Revoked(_) = &event {
+            // The assignment changed: the gauges follow on the next pass.
+            self.observer.state_due();
+        }
+        self.interceptors
+            .on_group_event(&self.settings.client, &event);
+        self.dispatch.tell(&event);
+    }
+
+    fn emit_error(&mut self, message: String) {
+        let event = GroupEvent::Error(self.error_event(message));
+        self.emit(event);
+    }
+
+    // ---- Missing topics ----
 
     /// Asks the cluster which subscribed topics it lacks; names each newly
     /// missing one in an error event, logs those still missing now and then,
@@ -367,13 +331,11 @@ impl Engine {
             .missing_topics
             .ask(consumer, &self.settings.config.topics);
         for topic in &change.missing {
-            let message = format!(
+            self.emit_error(format!(
                 "subscribed topic {topic:?} does not exist on the cluster: the group consumes \
                  it once it is created (asked for every {:?})",
                 missing_topics::RECHECK
-            );
-            let event = GroupEvent::Error(self.error_event(message));
-            self.emit(event);
+            ));
         }
         self.topics_appeared(&change.appeared);
         let missing = self.missing_topics.list();
@@ -392,99 +354,45 @@ impl Engine {
         self.probe.set_missing_topics(self.missing_topics.list());
     }
 
-    fn error_event(&self, message: String) -> GroupError {
-        GroupError {
-            group_id: self.settings.config.group_id.clone(),
-            generation: self.generation,
-            message,
-        }
-    }
-
-    /// Sends an event to every event subscriber and every pull subscriber.
-    fn emit(&mut self, event: GroupEvent) {
-        match (&event, &self.metrics) {
-            (GroupEvent::Error(error), _) => {
-                tracing::warn!(group = %self.settings.config.group_id, error = %error.message, "consumer group error");
-            }
-            (GroupEvent::Assigned(_), Some(metrics)) => metrics.rebalanced(true),
-            (GroupEvent::Revoked(_), Some(metrics)) => metrics.rebalanced(false),
-            _ => {}
-        }
-        if let GroupEvent::Assigned(assigned) = &event {
-            self.probe.set_assigned(true);
-            let topics = assigned.partitions.iter().map(|(p, _)| &*p.topic);
-            let appeared = self.missing_topics.found(topics);
-            if !appeared.is_empty() {
-                self.topics_appeared(&appeared);
-            }
-        }
-        if let GroupEvent::Assigned(_) | GroupEvent::Revoked(_) = &event {
-            // The assignment changed: the gauges follow on the next pass.
-            self.published.state_due();
-        }
-        self.interceptors
-            .on_group_event(&self.settings.client, &event);
-        for recipient in &self.event_subscribers {
-            // Events are few (one per rebalance or error) and must not be dropped.
-            recipient.do_send(event.clone());
-        }
-        for subscriber in &self.subscribers {
-            subscriber.sink.tell(&event);
-        }
-    }
-
-    /// A partition to ask the coordinator about before leaving: one the
-    /// member holds, or the first of the group's topics.
-    fn coordinator_probe(&self) -> Option<(String, i32)> {
-        match self.partitions.first() {
-            Some(held) => Some((held.id.topic.to_string(), held.id.partition)),
-            None => self.settings.config.topics.first().map(|t| (t.clone(), 0)),
-        }
-    }
-
-    fn partition_index(&self, topic: &str, partition: i32) -> Option<usize> {
-        self.partitions
-            .iter()
-            .position(|p| p.id.partition == partition && &*p.id.topic == topic)
-    }
-
     // ---- Commands ----
 
-    fn serve_commands(&mut self, consumer: &BaseConsumer<GroupContext>) {
+    fn serve_commands(&mut self, consumer: &Consumer_) {
         while let Ok(command) = self.commands.try_recv() {
             self.handle(consumer, command);
         }
     }
 
-    fn handle(&mut self, consumer: &BaseConsumer<GroupContext>, command: Command) {
+    fn handle(&mut self, consumer: &Consumer_, command: Command) {
         match command {
             Command::Ack(ack) => match ack.kind {
                 AckKind::Handled => {
-                    self.acknowledge(ack.by, &ack.partition, ack.from, ack.to);
+                    self.partitions
+                        .acknowledge(ack.by, &ack.partition, ack.from, ack.to);
                     self.apply_pauses(consumer);
                 }
-                AckKind::Released => self.release(ack.by, &ack.partition, ack.from, ack.to),
+                AckKind::Released => {
+                    self.partitions
+                        .release(ack.by, &ack.partition, ack.from, ack.to);
+                }
             },
             Command::Commit { by, offsets, reply } => {
                 for (partition, from, to) in &offsets {
-                    self.acknowledge(by, partition, *from, *to);
+                    self.partitions.acknowledge(by, partition, *from, *to);
                 }
                 self.request_commit(reply);
                 self.commit_due(consumer);
                 self.apply_pauses(consumer);
             }
             Command::SubscribeMessages { sink, reply } => {
-                let _ = reply.send(self.add_subscriber(sink));
+                let current = self.current_assignment();
+                let _ = reply.send(self.dispatch.subscribe(sink, current));
             }
             Command::SubscribeEvents(recipient) => {
-                if let Some(current) = self.current_assignment() {
-                    recipient.do_send(GroupEvent::Assigned(current));
-                }
-                self.event_subscribers.push(recipient);
+                let current = self.current_assignment();
+                self.dispatch.subscribe_events(recipient, current);
             }
             Command::Hold { partition, until } => {
-                if let Some(index) = self.partition_index(&partition.topic, partition.partition) {
-                    self.partitions[index].held_until = Some(until);
+                if self.partitions.hold_until(&partition, until) {
                     self.apply_pauses(consumer);
                 }
             }
@@ -495,11 +403,7 @@ impl Engine {
                 self.commit_due(consumer);
                 let _ = reply.send(self.status(consumer));
             }
-            Command::Close { drain, reply } => {
-                self.close_drain = self.close_drain.min(drain);
-                self.closers.push(reply);
-                self.close_started.get_or_insert_with(Instant::now);
-            }
+            Command::Close { drain, reply } => self.closing.ask(drain, reply),
             Command::Recycle(messages) => drop(messages),
             #[cfg(feature = "testing")]
             Command::SimulateFatalError { reason, reply } => {
@@ -508,110 +412,363 @@ impl Engine {
         }
     }
 
-    fn add_subscriber(&mut self, sink: MessageSink) -> Result<(), String> {
-        let used = self.subscribers.iter().fold(0u64, |mask, s| mask | s.bit);
-        let free = (0..MAX_SUBSCRIBERS).find(|i| used & (1 << i) == 0);
-        let Some(index) = free else {
-            return Err(format!(
-                "a group takes at most {MAX_SUBSCRIBERS} message subscribers"
-            ));
-        };
-        if let Some(current) = self.current_assignment() {
-            sink.tell(&GroupEvent::Assigned(current));
-        }
-        self.subscribers.push(Subscriber {
-            bit: 1 << index,
-            sink,
-            outbox: VecDeque::new(),
-        });
-        Ok(())
-    }
-
     /// The assignment so far, told to a subscriber that attaches after it was
     /// made, so that every subscriber learns which partitions the member holds.
     fn current_assignment(&self) -> Option<Assigned> {
         (!self.partitions.is_empty()).then(|| Assigned {
             group_id: self.settings.config.group_id.clone(),
             generation: self.generation,
-            partitions: self
-                .partitions
-                .iter()
-                .map(|p| (p.id.clone(), p.start))
-                .collect(),
+            partitions: self.partitions.assignment(),
         })
     }
 
     fn status(&self, consumer: &Consumer_) -> GroupStatus {
+        let (held, max_held, held_bytes) = self.partitions.holdings();
         GroupStatus {
             missing_topics: self.missing_topics.list(),
             generation: self.generation,
-            assigned: self.partitions.iter().map(|p| p.id.clone()).collect(),
-            paused: self
-                .partitions
-                .iter()
-                .filter(|p| p.paused)
-                .map(|p| p.id.clone())
-                .collect(),
-            held: self.held,
-            max_held: self.max_held,
-            held_bytes: self.partitions.iter().map(|p| p.ledger.held_bytes()).sum(),
-            committed: self
-                .partitions
-                .iter()
-                .filter_map(|p| {
-                    p.ledger.committed().map(|offset| PartitionOffset {
-                        partition: p.id.clone(),
-                        offset,
-                    })
-                })
-                .collect(),
-            subscribers: self.subscribers.len(),
-            positions: self
-                .partitions
-                .iter()
-                .filter_map(|p| {
-                    p.ledger.position().map(|offset| PartitionOffset {
-                        partition: p.id.clone(),
-                        offset,
-                    })
-                })
-                .collect(),
-            high_watermarks: self.high_watermarks(consumer),
+            assigned: self.partitions.ids().cloned().collect(),
+            paused: self.partitions.paused(),
+            held,
+            max_held,
+            held_bytes,
+            committed: self.partitions.committed(),
+            subscribers: self.dispatch.count(),
+            positions: self.partitions.positions(),
+            high_watermarks: observe::high_watermarks(consumer, &self.partitions),
         }
     }
 
-    fn acknowledge(&mut self, by: SubscriberMask, partition: &TopicPartition, from: i64, to: i64) {
-        // Acknowledgements for a partition no longer ours are stale: drop them.
-        if let Some(index) = self.partition_index(&partition.topic, partition.partition) {
-            let released = self.partitions[index].ledger.acknowledge(by, from, to);
-            self.held -= released;
-            if released > 0 {
-                self.last_progress = Instant::now();
+    /// A partition to ask the coordinator about before leaving: one the
+    /// member holds, or the first of the group's topics.
+    fn coordinator_probe(&self) -> Option<(String, i32)> {
+        match self.partitions.ids().next() {
+            Some(held) => Some((held.topic.to_string(), held.partition)),
+            None => self.settings.config.topics.first().map(|t| (t.clone(), 0)),
+        }
+    }
+
+    // ---- Flow ----
+
+    /// Hands what was fetched to the subscribers (through the interceptors,
+    /// counted in the metrics).
+    fn dispatch(&mut self) {
+        let (interceptors, client) = (&self.interceptors, &self.settings.client);
+        let mut metrics = self.observer.metrics();
+        let departures = self.dispatch.dispatch(
+            &mut self.partitions,
+            self.generation,
+            |partition, messages| {
+                interceptors.before_deliver(client, messages);
+                if let Some(metrics) = metrics.as_mut() {
+                    metrics.consumed(&partition.topic, messages.len());
+                }
+            },
+        );
+        self.depart(departures);
+    }
+
+    /// Offers the batches waiting for room again.
+    fn flush_outboxes(&mut self) {
+        let departures = self.dispatch.flush();
+        self.depart(departures);
+    }
+
+    /// Subscribers went away. What they never received is acknowledged on
+    /// their behalf; what they received and did not acknowledge keeps holding
+    /// its partitions, so nothing is committed past it: those messages come
+    /// again after a restart or a rebalance.
+    fn depart(&mut self, departures: Departures) {
+        for Undelivered {
+            by,
+            partition,
+            from,
+            to,
+        } in departures.undelivered
+        {
+            self.partitions.acknowledge(by, &partition, from, to);
+        }
+        for _ in 0..departures.subscribers {
+            self.emit_error(
+                "a message subscriber stopped; messages it had not acknowledged stay uncommitted"
+                    .to_string(),
+            );
+        }
+    }
+
+    /// Carries out the pauses and resumes the partitions call for.
+    fn apply_pauses(&mut self, consumer: &Consumer_) {
+        let changes = self.partitions.decide_pauses();
+        let list = |ids: &[TopicPartition]| {
+            let mut list = TopicPartitionList::new();
+            for id in ids {
+                list.add_partition(&id.topic, id.partition);
+            }
+            list
+        };
+        if !changes.pause.is_empty() {
+            tracing::debug!(group = %self.settings.config.group_id, partitions = changes.pause.len(), over_budget = changes.over_budget, "pausing full partitions");
+            if let Err(e) = consumer.pause(&list(&changes.pause)) {
+                tracing::warn!(error = %e, "pausing partitions failed");
+            }
+        }
+        if !changes.resume.is_empty() {
+            if let Err(e) = consumer.resume(&list(&changes.resume)) {
+                tracing::warn!(error = %e, "resuming partitions failed");
             }
         }
     }
 
-    /// How long the revoke barrier waits for acknowledgements: `drainTimeout`,
-    /// or less when a close asked for a shorter drain.
-    fn drain_timeout(&self) -> Duration {
-        let drain = self.settings.config.flow.drain_timeout;
-        if self.close_started.is_some() {
-            drain.min(self.close_drain)
-        } else {
-            drain
+    // ---- Commits ----
+
+    /// Commits when due (see `commit`), and reports what ended.
+    fn commit_due(&mut self, consumer: &Consumer_) {
+        self.committer
+            .commit_due(&mut self.partitions, |list| sync_commit(consumer, list));
+        self.report_commits();
+    }
+
+    /// Commits what was acknowledged (in `only`) and waits for it.
+    fn commit_and_wait(&mut self, consumer: &Consumer_, only: Option<&[TopicPartition]>) {
+        self.committer
+            .commit_and_wait(&mut self.partitions, only, |list| {
+                sync_commit(consumer, list)
+            });
+        self.report_commits();
+    }
+
+    fn request_commit(&mut self, reply: CommitReply) {
+        self.committer.request(reply);
+    }
+
+    /// Tells interceptors, metrics and subscribers of each commit that
+    /// ended, then answers the explicit commits it covered.
+    fn report_commits(&mut self) {
+        for finished in self.committer.take_finished() {
+            let outcome = finished.outcome();
+            let failure = finished.failure.as_ref().map(|(failure, _)| failure);
+            self.interceptors.after_commit(
+                &self.settings.client,
+                &finished.committed,
+                failure.map_or(Ok(()), Err),
+                finished.took,
+            );
+            if let Some(metrics) = self.observer.metrics() {
+                metrics.committed(failure.is_none());
+            }
+            if let Some((failure, offsets)) = &finished.failure {
+                // Named with its offsets: the subscriber (and a later close)
+                // can tell exactly which messages will be handled again.
+                self.emit_error(format!(
+                    "commit failed: {failure} (left uncommitted: {})",
+                    crate::record::describe_offsets(offsets)
+                ));
+            }
+            for reply in finished.replies {
+                let _ = reply.send(outcome.clone());
+            }
         }
     }
 
-    /// When a close gives up on draining and leaves with what it has.
-    fn close_deadline(&self) -> Option<Instant> {
-        let started = self.close_started?;
-        started.checked_add(self.drain_timeout().saturating_add(CLOSE_GRACE))
+    // ---- Rebalances ----
+
+    /// The barrier: stop handing out the revoked partitions, wait (up to
+    /// `drainTimeout`) for what subscribers still owe, committing as usual
+    /// meanwhile, commit the rest, let go.
+    fn revoke(&mut self, consumer: &Consumer_, list: &TopicPartitionList) {
+        // With cooperative rebalancing the revoke comes within the new generation.
+        self.generation = generation_of(consumer);
+        let revoked = partitions_of(list);
+        self.partitions.drop_fetched(&revoked);
+        // Batches not yet given to a subscriber never will be: release them,
+        // never acknowledge them (that would let the commit pass messages
+        // nobody handled).
+        for undelivered in self.dispatch.withdraw(&revoked) {
+            let Undelivered {
+                by,
+                partition,
+                from,
+                to,
+            } = undelivered;
+            self.partitions.release(by, &partition, from, to);
+        }
+        self.emit(GroupEvent::Revoked(Revoked {
+            group_id: self.settings.config.group_id.clone(),
+            generation: self.generation,
+            partitions: revoked.clone(),
+        }));
+
+        let deadline = Instant::now() + self.closing.drain_timeout();
+        loop {
+            // Commits go on while the barrier waits: an explicit commit is
+            // answered, and what is acknowledged is committed, not held
+            // back until the barrier ends.
+            self.commit_due(consumer);
+            let owed = self.partitions.owed(&revoked);
+            let now = Instant::now();
+            if owed == 0 || now >= deadline {
+                if owed > 0 {
+                    tracing::warn!(
+                        group = %self.settings.config.group_id,
+                        unacknowledged = owed,
+                        "revoke: drain timeout passed; unacknowledged messages will be delivered again to the next owner"
+                    );
+                }
+                break;
+            }
+            match self
+                .commands
+                .recv_timeout((deadline - now).min(Duration::from_millis(20)))
+            {
+                Ok(command) => self.handle(consumer, command),
+                Err(RecvTimeoutError::Timeout) => self.flush_outboxes(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // A failure is not lost: it is emitted to subscribers, naming the
+        // offsets, and recorded for the close's report.
+        self.commit_and_wait(consumer, Some(&revoked));
+        if !self.closing.is_started() {
+            // Given to another member, which reads them from the committed
+            // offset: what this one could not commit is handled again there
+            // (emitted when it failed), and no longer this member's to report.
+            // A close's own revoke keeps them: they are its report.
+            self.committer.forget_uncommitted(&revoked);
+        }
+        let released = self.partitions.remove(&revoked);
+        tracing::debug!(group = %self.settings.config.group_id, revoked = released, "partitions released");
     }
 
-    fn release(&mut self, by: SubscriberMask, partition: &TopicPartition, from: i64, to: i64) {
-        if let Some(index) = self.partition_index(&partition.topic, partition.partition) {
-            self.partitions[index].ledger.release(by, from, to);
+    /// Takes on newly assigned partitions, each with its own queue.
+    fn take_partitions(&mut self, consumer: &Consumer_, list: &TopicPartitionList) {
+        for id in partitions_of(list) {
+            if self.partitions.contains(&id) {
+                continue;
+            }
+            let queue = split_queue::SplitQueue::split(
+                consumer,
+                &id.topic,
+                id.partition,
+                Arc::clone(&self.waker),
+            );
+            let start = StartingOffset::Reset(self.settings.config.fetch.start_offset);
+            self.partitions.take(id, start, queue);
         }
+    }
+
+    fn assign(&mut self, consumer: &Consumer_, list: &TopicPartitionList) {
+        // Incremental protocols (cooperativeSticky, KIP-848) also call back with
+        // an empty assignment when a reconciliation adds nothing (after giving
+        // partitions up, say): there is nothing to take on or announce.
+        if list.count() == 0
+            && matches!(
+                consumer.rebalance_protocol(),
+                RebalanceProtocol::Cooperative
+            )
+        {
+            return;
+        }
+        // Normally done before the assignment; here too in case librdkafka skipped it.
+        self.take_partitions(consumer, list);
+        self.generation = generation_of(consumer);
+        let assigned = partitions_of(list);
+        let committed = consumer.committed_offsets(list.clone(), self.settings.config.timeout);
+        let reset = StartingOffset::Reset(self.settings.config.fetch.start_offset);
+        let mut partitions = Vec::with_capacity(assigned.len());
+        for id in assigned {
+            let start = committed
+                .as_ref()
+                .ok()
+                .and_then(|c| c.find_partition(&id.topic, id.partition))
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(StartingOffset::Committed(o)),
+                    _ => None,
+                })
+                .unwrap_or(reset);
+            self.partitions.set_start(&id, start);
+            partitions.push((id, start));
+        }
+        if let Err(e) = committed {
+            self.emit_error(format!("cannot read committed offsets: {e}"));
+        }
+        self.apply_pauses(consumer);
+        self.emit(GroupEvent::Assigned(Assigned {
+            group_id: self.settings.config.group_id.clone(),
+            generation: self.generation,
+            partitions,
+        }));
+    }
+
+    // ---- The loop's pass ----
+
+    /// Commits from now on go out on a queue of `consumer`'s own.
+    fn attach(&mut self, consumer: &Consumer_) {
+        let queue = commit_queue::CommitQueue::new(consumer, Arc::clone(&self.waker));
+        self.committer.set_queue(queue);
+    }
+
+    /// Lets go of the commit queue (before the consumer it belongs to).
+    fn detach(&mut self) {
+        self.committer.set_queue(None);
+    }
+
+    /// One pass: serves commands, reads partitions with room, hands out
+    /// batches, commits, pauses and resumes, publishes metrics, asks after
+    /// missing topics, beats; then says what the thread is to do.
+    fn pass(&mut self, consumer: &Consumer_) -> Pass {
+        self.serve_commands(consumer);
+        let read = self.partitions.fill();
+        self.dispatch();
+        self.commit_due(consumer);
+        self.apply_pauses(consumer);
+        self.observer.publish(&self.partitions, |id| {
+            observe::cached_watermarks(consumer, &id.topic, id.partition)
+        });
+        if self
+            .missing_topics
+            .next_ask()
+            .is_some_and(|ask| ask <= Instant::now())
+        {
+            self.look_for_topics(consumer);
+        }
+        self.probe.heartbeat.beat();
+        if let Some(reason) = self.failure.take() {
+            // Subscribers hear why before the member is replaced.
+            self.emit_error(reason.clone());
+            return Pass::Failed(reason);
+        }
+        if self.closing.unsubscribe_now() {
+            return Pass::Leave {
+                probe: self.coordinator_probe(),
+                session: self.settings.config.group.session_timeout,
+                group: self.settings.config.group_id.clone(),
+            };
+        }
+        if self.closing.is_started()
+            && (self.partitions.is_empty() || self.closing.is_out_of_time())
+        {
+            return Pass::Closed;
+        }
+        Pass::Continue {
+            read,
+            idle_wait: self.idle_wait(),
+        }
+    }
+
+    /// The close's drain starts later by `waited`, spent waiting for the
+    /// coordinator.
+    fn close_delayed(&mut self, waited: Duration) {
+        self.closing.delay(waited);
+    }
+
+    /// A message from the consumer's shared queue.
+    fn on_message(&mut self, message: &BorrowedMessage<'_>) {
+        self.partitions.on_message(message);
+    }
+
+    /// The consumer failed to fetch: subscribers hear why.
+    fn fetch_failed(&mut self, error: &KafkaError) {
+        self.emit_error(format!("fetch error: {error}"));
     }
 
     /// How long the engine may sleep after a pass that found nothing to do:
@@ -629,50 +786,61 @@ impl Engine {
                 due = due.min(deadline);
             }
         };
-        let interval = self.settings.config.fetch.commit_interval;
-        if !interval.is_zero() {
-            at(self.last_commit, interval);
-        }
-        if let Some(started) = self.commits.in_flight_since() {
-            at(started, self.settings.config.timeout);
-        }
-        if let Some(retry) = self.commits.retry_at() {
-            at(retry, Duration::ZERO);
-        }
-        for p in &self.partitions {
-            if let (false, Some(since)) = (p.paused, p.full_since) {
-                at(since, PAUSE_AFTER);
-            }
-            if let Some(until) = p.held_until {
-                at(until, Duration::ZERO);
-            }
-        }
-        if self.is_full() {
-            at(self.last_progress, PAUSE_AFTER);
-        }
+        self.committer.deadlines(&mut at);
+        self.partitions.pause_deadlines(&mut at);
         if let Some(ask) = self.missing_topics.next_ask() {
             at(ask, Duration::ZERO);
         }
-        if let Some(deadline) = self.close_deadline() {
+        if let Some(deadline) = self.closing.deadline() {
             at(deadline, Duration::ZERO);
         }
-        if self.subscribers.iter().any(|s| !s.outbox.is_empty()) {
+        if self.dispatch.is_waiting() {
             at(now, OUTBOX_RETRY);
         }
-        if let Some((since, every)) = self.next_publication() {
+        if let Some((since, every)) = self.observer.next_publication() {
             at(since, every);
         }
         due.saturating_duration_since(now)
     }
+
+    /// The engine ends (`closed` on request, else failed): commits what is
+    /// left when closed, lets go of the partitions and the metrics, and
+    /// gives back who waits for the close with their answer.
+    fn end(
+        &mut self,
+        consumer: &Consumer_,
+        closed: bool,
+    ) -> (Vec<Closer>, Result<(), Uncommitted>) {
+        if closed {
+            // A failure is recorded as uncommitted (and emitted).
+            self.commit_and_wait(consumer, None);
+        } else if self.closing.is_awaited() {
+            // The member failed while closing: what was acknowledged and not
+            // committed stays so, and the close must say it, not answer Ok.
+            self.committer
+                .leave_uncommitted(&self.partitions, CommitFailure::MemberStopped);
+        }
+        // Partition queues hold the consumer: let go of them first; and the
+        // commit queue before the consumer it belongs to.
+        self.partitions.clear();
+        self.detach();
+        self.observer.unpublish();
+        self.probe.heartbeat.stop();
+        self.probe.set_assigned(false);
+        let outcome = match self.committer.take_uncommitted() {
+            None => Ok(()),
+            Some(uncommitted) => Err(uncommitted),
+        };
+        (self.closing.take_closers(), outcome)
+    }
 }
 
-/// Why the engine thread ended.
-#[derive(Clone)]
-pub(crate) enum Exit {
-    /// Closed on request.
-    Closed,
-    /// Failed; the actor restarts it.
-    Failed(String),
+/// Commits `list` and waits: for when the engine has no commit queue.
+fn sync_commit(consumer: &Consumer_, list: &TopicPartitionList) -> Option<CommitFailure> {
+    consumer
+        .commit(list, CommitMode::Sync)
+        .err()
+        .map(|e| CommitFailure::from_kafka(&e))
 }
 
 /// Makes librdkafka raise a fatal error in this consumer, as a fenced static
@@ -684,192 +852,4 @@ fn raise_fatal_error(consumer: &Consumer_, reason: &str) -> Result<(), String> {
         rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
         reason,
     )
-}
-
-/// Runs the engine until it is closed or fails; `on_exit` hears why before the
-/// consumer is dropped (leaving the group can take a while, and a restart need
-/// not wait for it).
-pub(crate) fn run(mut consumer: BaseConsumer<GroupContext>, on_exit: impl FnOnce(&Exit)) -> Exit {
-    let waker = Arc::clone(&consumer.context().waker);
-    waker.attach_current_thread();
-    let on_event = Arc::clone(&waker);
-    // Rebalances, errors, and messages of partitions not (yet) split off.
-    consumer.set_nonempty_callback(move || on_event.wake());
-    let consumer = Arc::new(consumer);
-    let context = Arc::clone(consumer.context());
-    {
-        let mut engine = context.lock();
-        engine.consumer = Arc::downgrade(&consumer);
-        engine.commits.queue = commit_queue::CommitQueue::new(&consumer, Arc::clone(&waker));
-    }
-    // Declared after the consumer, so dropped before it when a panic unwinds:
-    // the commit queue must go before its client.
-    let _queue_first = CommitQueueGuard(&context);
-    let exit = serve(&consumer, &context, &waker);
-    let mut on_exit = Some(on_exit);
-    if matches!(exit, Exit::Failed(_)) {
-        if let Some(notify) = on_exit.take() {
-            notify(&exit);
-        }
-    }
-    let (closers, outcome) = {
-        let mut engine = context.lock();
-        if matches!(exit, Exit::Closed) {
-            // A failure is recorded in `uncommitted` (and emitted).
-            engine.commit_and_wait(&consumer, None);
-        } else if !engine.closers.is_empty() {
-            // The member failed while closing: what was acknowledged and not
-            // committed stays so, and the close must say it, not answer Ok.
-            engine.leave_uncommitted(CommitFailure::MemberStopped);
-        }
-        // Partition queues hold the consumer: let go of them first; and the
-        // commit queue before the consumer it belongs to.
-        engine.partitions.clear();
-        engine.commits.queue = None;
-        engine.unpublish();
-        engine.probe.heartbeat.stop();
-        engine.probe.set_assigned(false);
-        let outcome = match engine.uncommitted.take() {
-            None => Ok(()),
-            Some(uncommitted) => Err(uncommitted),
-        };
-        (std::mem::take(&mut engine.closers), outcome)
-    };
-    // When the final commit failed the coordinator is likely unreachable, and
-    // leaving the group (below) can wait for the commits librdkafka still has
-    // outstanding: say what was left uncommitted first, not after.
-    let mut closers = Some(closers);
-    if outcome.is_err() {
-        for closer in closers.take().into_iter().flatten() {
-            let _ = closer.send(outcome.clone());
-        }
-    }
-    // Dropping the consumer leaves the group (librdkafka's consumer close).
-    drop(consumer);
-    for closer in closers.into_iter().flatten() {
-        let _ = closer.send(outcome.clone());
-    }
-    if let Some(notify) = on_exit.take() {
-        notify(&exit);
-    }
-    exit
-}
-
-/// Drops the engine's commit queue (if still there) when dropped.
-struct CommitQueueGuard<'a>(&'a GroupContext);
-
-impl Drop for CommitQueueGuard<'_> {
-    fn drop(&mut self) {
-        self.0.lock().commits.queue = None;
-    }
-}
-
-/// The engine's loop: a pass serves commands, reads partitions with room,
-/// hands out batches, commits, pauses and resumes, then serves the consumer's
-/// own queue (rebalances, errors); a pass that found nothing to read sleeps
-/// until woken (see `wake`) or until something is due.
-fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake::Waker) -> Exit {
-    let events = split_queue::ConsumerQueue::new(consumer);
-    loop {
-        let (read, idle_wait) = {
-            let mut engine = context.lock();
-            engine.serve_commands(consumer);
-            let read = engine.fill();
-            engine.dispatch();
-            engine.commit_due(consumer);
-            engine.apply_pauses(consumer);
-            engine.publish(consumer);
-            if engine
-                .missing_topics
-                .next_ask()
-                .is_some_and(|ask| ask <= Instant::now())
-            {
-                engine.look_for_topics(consumer);
-            }
-            engine.probe.heartbeat.beat();
-            if let Some(reason) = engine.failure.take() {
-                // Subscribers hear why before the member is replaced.
-                let event = GroupEvent::Error(engine.error_event(reason.clone()));
-                engine.emit(event);
-                return Exit::Failed(reason);
-            }
-            if engine.close_started.is_some() {
-                if !engine.unsubscribed {
-                    engine.unsubscribed = true;
-                    let probe = engine.coordinator_probe();
-                    let session = engine.settings.config.group.session_timeout;
-                    let group = engine.settings.config.group_id.clone();
-                    drop(engine);
-                    if let Some((topic, partition)) = probe {
-                        let waited = leave::await_coordinator(
-                            consumer,
-                            &group,
-                            (&topic, partition),
-                            session,
-                        );
-                        // The drain's time starts now: handlers went on
-                        // meanwhile, and the wait must not eat into it.
-                        if let Some(started) = context.lock().close_started.as_mut() {
-                            *started += waited;
-                        }
-                    }
-                    consumer.unsubscribe();
-                    continue;
-                }
-                let out_of_time = engine
-                    .close_deadline()
-                    .is_some_and(|deadline| Instant::now() > deadline);
-                if engine.partitions.is_empty() || out_of_time {
-                    return Exit::Closed;
-                }
-            }
-            (read, engine.idle_wait())
-        };
-        let mut served = 0;
-        while served < POLL_BURST {
-            let polled = consumer.poll(Duration::ZERO);
-            // Nothing returned: the queue was empty, or rust-rdkafka served an
-            // event there (a rebalance, a log line) and more may follow, which
-            // would not wake the engine (the queue never became empty).
-            if polled.is_none()
-                && events
-                    .as_ref()
-                    .is_none_or(split_queue::ConsumerQueue::is_empty)
-            {
-                break;
-            }
-            served += 1;
-            let Some(polled) = polled else { continue };
-            match polled {
-                Ok(message) => context.lock().on_message(&message),
-                Err(KafkaError::MessageConsumptionFatal(code)) => {
-                    return Exit::Failed(ClientFailure::Fatal.describe(&code.to_string()));
-                }
-                // See GroupContext::error: a refusal fails the member.
-                Err(KafkaError::MessageConsumption(code))
-                    if client_failure(code, AuthorizationScope::Client).is_some() =>
-                {
-                    let refusal = Refusal::of(code).expect("classified as a refusal");
-                    let reason = context.last_error_log.refusal_reason(refusal, code);
-                    context.lock().failure = Some(reason);
-                    break;
-                }
-                // librdkafka's way of saying a subscribed topic does not
-                // exist, without naming it: the member finds out which.
-                Err(KafkaError::MessageConsumption(
-                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
-                )) if context.lock().look_for_topics(consumer) => break,
-                Err(error) => {
-                    let mut engine = context.lock();
-                    let event =
-                        GroupEvent::Error(engine.error_event(format!("fetch error: {error}")));
-                    engine.emit(event);
-                    break;
-                }
-            }
-        }
-        if read == 0 && served == 0 {
-            waker.wait(idle_wait);
-        }
-    }
 }

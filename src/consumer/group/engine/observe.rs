@@ -12,71 +12,88 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings as ffi;
-use rdkafka::consumer::Consumer as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 
-use super::{Consumer_, Engine};
-use crate::record::PartitionOffset;
+use super::partitions::Partitions;
+use crate::observe::GroupMetrics;
+use crate::record::{PartitionOffset, TopicPartition};
 
 /// How often the state gauges are brought up to date.
 const STATE_EVERY: Duration = Duration::from_millis(250);
 
-/// When the metrics were last brought up to date.
-pub(super) struct Published {
+/// The member's metrics, when they are on, and when they were last brought
+/// up to date.
+pub(super) struct Observer {
+    metrics: Option<GroupMetrics>,
     state: Instant,
     lag: Instant,
+    /// `readLagInterval`: how often lag is published (never without it).
+    lag_every: Option<Duration>,
 }
 
-impl Published {
-    /// The state gauges are brought up to date on the next pass.
-    pub(super) fn state_due(&mut self) {
-        self.state = Published::default().state;
-    }
-}
-
-impl Default for Published {
-    fn default() -> Self {
+impl Observer {
+    pub(super) fn new(metrics: Option<GroupMetrics>, lag_every: Option<Duration>) -> Self {
         // Long enough ago that the first pass publishes both.
         let long_ago = Instant::now()
             .checked_sub(Duration::from_secs(3600))
             .unwrap_or_else(Instant::now);
-        Published {
+        Observer {
+            metrics,
             state: long_ago,
             lag: long_ago,
+            lag_every,
         }
     }
-}
 
-impl Engine {
-    /// Brings the metrics up to date when due.
-    pub(super) fn publish(&mut self, consumer: &Consumer_) {
+    /// The metrics, when they are on.
+    pub(super) fn metrics_ref(&self) -> Option<&GroupMetrics> {
+        self.metrics.as_ref()
+    }
+
+    /// The metrics, when they are on, to record in.
+    pub(super) fn metrics(&mut self) -> Option<&mut GroupMetrics> {
+        self.metrics.as_mut()
+    }
+
+    /// The state gauges are brought up to date on the next pass.
+    pub(super) fn state_due(&mut self) {
+        self.state = Instant::now()
+            .checked_sub(STATE_EVERY)
+            .unwrap_or_else(Instant::now);
+    }
+
+    /// Brings the metrics up to date when due; `watermarks` tells a
+    /// partition's cached low and high watermarks.
+    pub(super) fn publish(
+        &mut self,
+        partitions: &Partitions,
+        watermarks: impl Fn(&TopicPartition) -> Option<(i64, i64)>,
+    ) {
         let Some(metrics) = &mut self.metrics else {
             return;
         };
         let now = Instant::now();
-        if now.duration_since(self.published.state) >= STATE_EVERY {
-            self.published.state = now;
+        if now.duration_since(self.state) >= STATE_EVERY {
+            self.state = now;
+            let (held, _, held_bytes) = partitions.holdings();
             metrics.state(
-                self.partitions.len(),
-                self.partitions.iter().filter(|p| p.paused).count(),
-                self.held,
-                self.partitions.iter().map(|p| p.ledger.held_bytes()).sum(),
+                partitions.len(),
+                partitions.paused().len(),
+                held,
+                held_bytes,
             );
         }
-        let Some(every) = self.settings.config.fetch.read_lag_interval else {
+        let Some(every) = self.lag_every else {
             return;
         };
-        if now.duration_since(self.published.lag) < every {
+        if now.duration_since(self.lag) < every {
             return;
         }
-        self.published.lag = now;
-        let lags = self.partitions.iter().filter_map(|p| {
-            let (low, high) = cached_watermarks(consumer, &p.id.topic, p.id.partition)?;
-            let committed = p.ledger.committed().unwrap_or(low);
-            Some((
-                p.id.topic.clone(),
-                p.id.partition,
-                (high - committed).max(0),
-            ))
+        self.lag = now;
+        let lags = partitions.commit_points().filter_map(|(id, committed)| {
+            let (low, high) = watermarks(id)?;
+            let committed = committed.unwrap_or(low);
+            Some((id.topic.clone(), id.partition, (high - committed).max(0)))
         });
         metrics.lag(lags.collect::<Vec<_>>());
     }
@@ -84,27 +101,11 @@ impl Engine {
     /// When the metrics are next due, as (since, after), while they are on.
     pub(super) fn next_publication(&self) -> Option<(Instant, Duration)> {
         self.metrics.as_ref()?;
-        let state = (self.published.state, STATE_EVERY);
-        Some(match self.settings.config.fetch.read_lag_interval {
-            Some(every) if self.published.lag + every < self.published.state + STATE_EVERY => {
-                (self.published.lag, every)
-            }
+        let state = (self.state, STATE_EVERY);
+        Some(match self.lag_every {
+            Some(every) if self.lag + every < self.state + STATE_EVERY => (self.lag, every),
             _ => state,
         })
-    }
-
-    /// Each assigned partition's cached high watermark, where known.
-    pub(super) fn high_watermarks(&self, consumer: &Consumer_) -> Vec<PartitionOffset> {
-        self.partitions
-            .iter()
-            .filter_map(|p| {
-                let (_, high) = cached_watermarks(consumer, &p.id.topic, p.id.partition)?;
-                Some(PartitionOffset {
-                    partition: p.id.clone(),
-                    offset: high,
-                })
-            })
-            .collect()
     }
 
     /// Drops what the metrics show of this member: it let go of everything.
@@ -115,10 +116,31 @@ impl Engine {
     }
 }
 
+/// Each partition's cached high watermark, where known.
+pub(super) fn high_watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &Partitions,
+) -> Vec<PartitionOffset> {
+    partitions
+        .ids()
+        .filter_map(|id| {
+            let (_, high) = cached_watermarks(consumer, &id.topic, id.partition)?;
+            Some(PartitionOffset {
+                partition: id.clone(),
+                offset: high,
+            })
+        })
+        .collect()
+}
+
 /// librdkafka's cached low and high watermarks of a partition, from its
 /// latest fetch response (no request; rust-rdkafka wraps only the fetching
 /// variant). `None` before any fetch response came.
-fn cached_watermarks(consumer: &Consumer_, topic: &str, partition: i32) -> Option<(i64, i64)> {
+pub(super) fn cached_watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
     let topic = CString::new(topic).ok()?;
     let (mut low, mut high) = (-1_i64, -1_i64);
     // SAFETY: the client is alive for the call (borrowed); librdkafka reads

@@ -9,10 +9,9 @@ use std::ffi::CString;
 use std::sync::Arc;
 
 use rdkafka::bindings as ffi;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::GroupContext;
 use crate::queue::QueueHandle;
 use crate::record::ConsumedMessage;
 use crate::wake::Waker;
@@ -35,8 +34,8 @@ pub(super) struct SplitQueue(QueueHandle);
 impl SplitQueue {
     /// Splits `topic`/`partition` off the consumer's queue; messages arriving
     /// in it while it is empty wake `waker`.
-    pub(super) fn split(
-        consumer: &BaseConsumer<GroupContext>,
+    pub(super) fn split<C: ConsumerContext>(
+        consumer: &BaseConsumer<C>,
         topic: &str,
         partition: i32,
         waker: Arc<Waker>,
@@ -105,7 +104,7 @@ impl SplitQueue {
 pub(super) struct ConsumerQueue(QueueHandle);
 
 impl ConsumerQueue {
-    pub(super) fn new(consumer: &BaseConsumer<GroupContext>) -> Option<Self> {
+    pub(super) fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Self> {
         // SAFETY: the client is alive for the call; the handle returned is ours.
         unsafe {
             QueueHandle::from_raw(ffi::rd_kafka_queue_get_consumer(
