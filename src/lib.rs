@@ -43,6 +43,9 @@
 //! - [`testing`]: an embedded cluster for tests.
 
 #![warn(missing_docs)]
+// Every call into librdkafka's C API stands in `native`, the only module
+// allowed `unsafe`.
+#![deny(unsafe_code)]
 
 pub mod admin;
 mod app;
@@ -52,9 +55,10 @@ pub mod consumer;
 mod error;
 mod handle;
 pub mod interceptor;
+#[allow(unsafe_code)]
+mod native;
 mod observe;
 pub mod producer;
-mod queue;
 mod record;
 pub mod server;
 mod supervision;

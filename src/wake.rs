@@ -55,7 +55,7 @@ impl Waker {
     }
 }
 
-impl crate::queue::Wake for Waker {
+impl crate::native::queue::Wake for Waker {
     fn wake(&self) {
         Waker::wake(self)
     }

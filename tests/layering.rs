@@ -448,3 +448,35 @@ fn the_folder_reader_finds_a_circle_and_only_a_circle() {
     let graph = folder_graph(&folder, &front_item);
     assert!(first_cycle(&graph).is_some(), "{graph:?}");
 }
+
+#[test]
+fn the_native_layer_stands_below_every_other_module() {
+    let graph = module_graph();
+    assert!(
+        graph["native"].is_empty(),
+        "native uses {:?}",
+        graph["native"]
+    );
+}
+
+/// `unsafe` is denied crate-wide; the native layer is the one exception, and
+/// no other module may grant itself one.
+#[test]
+fn only_the_native_layer_may_hold_unsafe_code() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
+    assert!(lib.contains("#![deny(unsafe_code)]"));
+    let mut allowed = Vec::new();
+    for file in rust_files(&src) {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            if line.contains("allow(unsafe_code)") {
+                let next = lines.get(n + 1).copied().unwrap_or_default();
+                allowed.push(format!("{}: {}", file.display(), next.trim()));
+            }
+        }
+    }
+    assert_eq!(allowed.len(), 1, "{allowed:?}");
+    assert!(allowed[0].ends_with("mod native;"), "{allowed:?}");
+}

@@ -8,8 +8,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::topics::topic_description;
-use super::{failed, ffi, ffi_failed, kafka_failed, Admin, Shared};
+use super::{failed, ffi_failed, kafka_failed, Admin, Shared};
 use crate::error::Error;
+use crate::native::admin as ffi;
 use crate::record::{PartitionOffset, TopicPartition};
 
 /// A consumer group, as the cluster lists it.

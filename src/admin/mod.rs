@@ -6,13 +6,12 @@
 //! Topic creation, deletion and config reads go through rust-rdkafka's
 //! `AdminClient`; what it lacks (groups, their offsets, incremental config
 //! changes, the cluster's description) through librdkafka's C API
-//! (`ffi.rs`), on a client that is replaced whenever a request on it goes
+//! (`native::admin`), on a client that is replaced whenever a request on it goes
 //! unanswered, which keeps librdkafka 2.12's use-after-free in group
 //! requests from aborting the process (`request_client.rs`). Metadata,
 //! watermarks and offsets by time come from a consumer client that never
 //! joins a group. Every request is bounded by `[kafka.admin] timeout`.
 
-mod ffi;
 mod groups;
 mod request_client;
 mod topics;
@@ -36,6 +35,7 @@ use request_client::RequestClients;
 
 use crate::config::Properties;
 use crate::error::{is_retriable_code, Error, Refusal};
+use crate::native::admin as ffi;
 
 pub(crate) const KIND: &str = "admin";
 
@@ -171,7 +171,7 @@ impl Shared {
     /// wait took all the time there was.
     fn ffi<T>(
         &self,
-        mut request: impl FnMut(ffi::Client, ffi::Wait) -> Result<T, ffi::Failure>,
+        mut request: impl FnMut(ffi::Client<'_>, ffi::Wait) -> Result<T, ffi::Failure>,
     ) -> Result<T, ffi::Failure> {
         let attempt = |left: Duration| {
             let wait = ffi::Wait {

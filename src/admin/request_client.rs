@@ -38,7 +38,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
 
-use super::ffi;
+use crate::native::admin as ffi;
 
 /// A client C API requests are made on.
 pub(super) type RequestClient = Arc<BaseConsumer>;
@@ -140,6 +140,6 @@ fn make(config: &ClientConfig) -> Result<RequestClient, KafkaError> {
 }
 
 /// The C API handle of `client`, valid while the caller holds `client`.
-pub(super) fn handle(client: &RequestClient) -> ffi::Client {
-    ffi::Client(client.client().native_ptr())
+pub(super) fn handle(client: &RequestClient) -> ffi::Client<'_> {
+    ffi::Client::of(client.client())
 }

@@ -6,8 +6,9 @@ use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication
 use rdkafka::consumer::Consumer as _;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{failed, ffi, ffi_failed, kafka_failed, Admin, Shared};
+use super::{failed, ffi_failed, kafka_failed, Admin, Shared};
 use crate::error::Error;
+use crate::native::admin as ffi;
 
 /// A topic to create: its name, partitions, replication factor and configs.
 ///

@@ -24,6 +24,7 @@ use crate::config::{ConsumerAssignment, ConsumerConfig, StartOffset};
 use crate::error::CommitFailure;
 use crate::error::Error;
 use crate::handle::ActorHandle;
+use crate::native::message::RawMessage;
 use crate::observe::{ConsumerMetrics, LagSeries, StatsSink};
 use crate::supervision::{
     client_failure, AuthorizationScope, ClientFailure, Escalator, Incarnations, RestartPolicy,
@@ -234,7 +235,7 @@ impl Inner {
             }
             Some(Err(e)) => Err(self.request_error("reading")(e)),
             Some(Ok(m)) => {
-                let message = crate::record::owned_consumed(&self.topic, &m);
+                let message = crate::record::owned_consumed(&self.topic, &RawMessage::of(&m));
                 if self.partition.is_some() {
                     *self.position.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(message.offset() + 1);
@@ -846,8 +847,8 @@ impl Consumer {
     /// (partition mode) or from the committed offsets (group mode).
     pub async fn simulate_fatal_error(&self, reason: &str) -> Result<(), Error> {
         let (_, consumer) = self.inner.slot.current()?;
-        crate::supervision::inject_fatal_error(
-            consumer.client().native_ptr(),
+        crate::native::client::inject_fatal_error(
+            consumer.client(),
             rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__FATAL,
             reason,
         )

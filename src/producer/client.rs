@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Recipient;
-use rdkafka::bindings as ffi;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
@@ -18,11 +17,12 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Notify;
 
 use super::balancer::BalancerAdapter;
-use super::produce::{produce, Topics};
 use super::reports::{self, Bell, ReportServing, ReportSource};
 use super::tracker::{DeliveryTag, Tracker};
+use crate::config::topic_name_problem;
+use crate::native::produce::{Outgoing, Topics};
+use crate::native::queue::{QueueHandle, Wake};
 use crate::observe::{ProducerMetrics, ProducerProbe};
-use crate::queue::{QueueHandle, Wake};
 use crate::record::Outcome;
 use crate::record::{Delivery, Message, WriteReport};
 use crate::record::{ProduceError, ProduceErrorKind};
@@ -517,11 +517,8 @@ impl Client {
         };
         let producer: BaseProducer<Context, BalancerAdapter> =
             BaseProducer::from_config_and_context(config, context)?;
-        // SAFETY: a new reference on the live client's main queue, released by
-        // the handle, which the struct drops before the client.
-        let reports = unsafe {
-            QueueHandle::from_raw(ffi::rd_kafka_queue_get_main(producer.client().native_ptr()))
-        };
+        // Released by the handle, which the struct drops before the client.
+        let reports = crate::native::client::main_queue(producer.client());
         let Some(mut reports) = reports else {
             return Err(KafkaError::ClientCreation(
                 "librdkafka gave no event queue for the producer".to_string(),
@@ -530,7 +527,7 @@ impl Client {
         reports.wake_on_arrival(Arc::clone(&bell));
         let client = Arc::new(Client {
             reports,
-            topics: Mutex::default(),
+            topics: Mutex::new(Topics::new(producer.client())),
             producer,
             bell,
             retired: AtomicBool::new(false),
@@ -565,8 +562,7 @@ impl Client {
         async_writes: bool,
         pending: &mut Pending,
     ) -> Result<(), Blocked> {
-        let client = self.producer.client().native_ptr();
-        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         // Most messages go to the producer's topic: its handle is looked up once.
         let mut default_handle = None;
         while let Some(message) = pending.messages.get_mut(pending.next) {
@@ -589,8 +585,13 @@ impl Client {
             };
             let handle = match default_handle {
                 Some(handle) if !own_topic => Ok(handle),
-                // SAFETY: `client` is this live producer, whose handles these are.
-                _ => unsafe { topics.handle(client, topic) },
+                _ => topics.handle(topic, || {
+                    let problem = topic_name_problem(topic)?;
+                    Some(format!(
+                        "refused by this producer before sending: {topic:?} is not a valid \
+                         topic name ({problem})"
+                    ))
+                }),
             };
             let handle = match handle {
                 Ok(handle) => {
@@ -611,12 +612,11 @@ impl Client {
                 }
             };
             let tag = if async_writes {
-                DeliveryTag::ASYNC
+                DeliveryTag::NONE
             } else {
                 DeliveryTag::new(tracker, index)
             };
-            // SAFETY: `handle` is a live handle of the live `client`.
-            match unsafe { produce(client, handle, message, tag) } {
+            match handle.produce(outgoing(message), tag) {
                 Ok(()) => {
                     if async_writes {
                         tracker.complete(index, Outcome::Enqueued);
@@ -699,8 +699,8 @@ impl Client {
     /// Makes librdkafka raise a fatal error, as a broken idempotent producer would.
     #[cfg(feature = "testing")]
     pub(crate) fn trigger_fatal_error(&self, reason: &str) -> Result<(), String> {
-        crate::supervision::inject_fatal_error(
-            self.producer.client().native_ptr(),
+        crate::native::client::inject_fatal_error(
+            self.producer.client(),
             rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
             reason,
         )
@@ -733,6 +733,22 @@ impl Drop for Client {
     fn drop(&mut self) {
         // Lets the helper thread see the client is gone now, not at its next check.
         self.bell.ring_both();
+    }
+}
+
+/// `message` as librdkafka takes it.
+fn outgoing(
+    message: &Message,
+) -> Outgoing<'_, impl ExactSizeIterator<Item = (&str, Option<&[u8]>)>> {
+    Outgoing {
+        partition: message.partition,
+        key: message.key.as_deref(),
+        value: message.value.as_deref(),
+        timestamp: message.timestamp,
+        headers: message
+            .headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_deref())),
     }
 }
 

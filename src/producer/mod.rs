@@ -14,7 +14,6 @@
 mod actor;
 mod balancer;
 mod client;
-mod produce;
 mod reports;
 mod tracker;
 mod transaction;

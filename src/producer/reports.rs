@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::queue::Wake;
+use crate::native::queue::Wake;
 use crate::supervision::Slot;
 use crate::wake::Waker;
 

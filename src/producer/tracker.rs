@@ -1,14 +1,13 @@
 //! Collects the outcome of every message of one write as librdkafka reports
 //! them, and the tag each message carries through librdkafka to find its slot.
 
-use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::util::IntoOpaque;
 use tokio::sync::Notify;
 
+use crate::native::delivery::{HasSlots, SlotTag, Slots};
 use crate::record::Outcome;
 use crate::record::{ProduceError, ProduceErrorKind};
 
@@ -21,7 +20,7 @@ pub(crate) struct Tracker {
     /// message's [`DeliveryTag`] is the address of its entry, which gives
     /// both the tracker and (by its position) the message's index without an
     /// allocation per message.
-    tags: Box<[*const Tracker]>,
+    tags: Slots<Tracker>,
     /// The topic messages that name none are written to: a delivery shares it
     /// instead of copying the topic's name for every message.
     default_topic: Option<Arc<str>>,
@@ -29,12 +28,6 @@ pub(crate) struct Tracker {
     /// deliveries take the topic from the report.
     own_topics: AtomicBool,
 }
-
-// SAFETY: `tags` only holds this tracker's own address, never dereferenced
-// except through a `DeliveryTag`, which keeps the tracker alive; everything
-// else is Send and Sync.
-unsafe impl Send for Tracker {}
-unsafe impl Sync for Tracker {}
 
 struct State {
     outcomes: Vec<Option<Outcome>>,
@@ -49,7 +42,7 @@ impl Tracker {
                 remaining: messages,
             }),
             done: Notify::new(),
-            tags: vec![this.as_ptr(); messages].into_boxed_slice(),
+            tags: Slots::new(this, messages),
             default_topic,
             own_topics: AtomicBool::new(false),
         })
@@ -117,66 +110,13 @@ impl Tracker {
 }
 
 /// What librdkafka carries with a message to its delivery report: for a
-/// synchronous write, the address of the message's entry in its tracker's
-/// `tags`, owning one strong reference on the tracker; for an `async` write,
-/// nothing (null).
-pub(crate) struct DeliveryTag(*const *const Tracker);
+/// synchronous write, the message's slot in its tracker (see
+/// `native::delivery`); for an `async` write, none.
+pub(crate) type DeliveryTag = SlotTag<Tracker>;
 
-// SAFETY: the pointer is either null or an entry of a tracker this tag keeps
-// alive; trackers are Send and Sync.
-unsafe impl Send for DeliveryTag {}
-unsafe impl Sync for DeliveryTag {}
-
-impl DeliveryTag {
-    /// The tag of an `async` write's message: its report goes to no tracker.
-    pub(crate) const ASYNC: DeliveryTag = DeliveryTag(std::ptr::null());
-
-    /// The tag of message `index` of `tracker`'s write.
-    ///
-    /// # Panics
-    /// When `index` is not a message of the write (a bug in the caller).
-    pub(crate) fn new(tracker: &Arc<Tracker>, index: usize) -> Self {
-        let entry: *const *const Tracker = &tracker.tags[index];
-        // SAFETY: the pointer comes from a live Arc; the reference taken here
-        // is given back by Drop.
-        unsafe { Arc::increment_strong_count(Arc::as_ptr(tracker)) };
-        DeliveryTag(entry)
-    }
-
-    /// The tracker and the message's index in its write; None for `async`.
-    pub(crate) fn slot(&self) -> Option<(&Tracker, usize)> {
-        if self.0.is_null() {
-            return None;
-        }
-        // SAFETY: a non-null tag points at an entry of a tracker it keeps
-        // alive; the entry holds that tracker's address.
-        unsafe {
-            let tracker = &**self.0;
-            let index = self.0.offset_from(tracker.tags.as_ptr()) as usize;
-            Some((tracker, index))
-        }
-    }
-}
-
-impl Drop for DeliveryTag {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: gives back the reference `new` took.
-            unsafe { Arc::decrement_strong_count(*self.0) };
-        }
-    }
-}
-
-impl IntoOpaque for DeliveryTag {
-    fn into_ptr(self) -> *mut c_void {
-        let pointer = self.0 as *mut c_void;
-        // The reference travels with the pointer, through librdkafka.
-        std::mem::forget(self);
-        pointer
-    }
-
-    unsafe fn from_ptr(pointer: *mut c_void) -> Self {
-        DeliveryTag(pointer as *const *const Tracker)
+impl HasSlots for Tracker {
+    fn slots(&self) -> &Slots<Self> {
+        &self.tags
     }
 }
 
@@ -199,11 +139,6 @@ mod tests {
         let tracker = Tracker::new(3, None);
         let tags: Vec<_> = (0..3).map(|i| DeliveryTag::new(&tracker, i)).collect();
         assert_eq!(Arc::strong_count(&tracker), 4);
-        // Through librdkafka and back, as the delivery report does.
-        let tags: Vec<_> = tags
-            .into_iter()
-            .map(|tag| unsafe { DeliveryTag::from_ptr(tag.into_ptr()) })
-            .collect();
         for (expected, tag) in tags.iter().enumerate().rev() {
             let (found, index) = tag.slot().expect("a sync tag");
             assert!(std::ptr::eq(found, Arc::as_ptr(&tracker)));
@@ -214,12 +149,6 @@ mod tests {
         assert_eq!(Arc::strong_count(&tracker), 1);
         let outcomes = block_on(tracker.outcomes(Duration::from_secs(1)));
         assert_eq!(outcomes, vec![delivered(0), delivered(1), delivered(2)]);
-    }
-
-    #[test]
-    fn an_async_tag_has_no_slot() {
-        let tag = unsafe { DeliveryTag::from_ptr(DeliveryTag::ASYNC.into_ptr()) };
-        assert!(tag.slot().is_none());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::body::{Body, ConsumedHeaders};
-use crate::record::message::{native_bytes, NativeHeaders};
+use crate::native::message::RawMessage;
 use crate::record::{Message, Preview};
 
 /// A message read from Kafka, owned, so it can cross actor boundaries.
@@ -167,43 +167,15 @@ impl fmt::Debug for ConsumedMessage {
     }
 }
 
-/// Copies a librdkafka message into an owned one, sharing the topic name.
-pub(crate) fn owned(
-    topic: &Arc<str>,
-    message: &rdkafka::message::BorrowedMessage<'_>,
-) -> ConsumedMessage {
-    // SAFETY: the borrowed message is alive for the call.
-    unsafe { owned_native(topic, message.ptr()) }
-}
-
-/// Copies a librdkafka message (of `topic`) into an owned one.
-///
-/// # Safety
-/// `message` must point to a live librdkafka message without an error.
-pub(crate) unsafe fn owned_native(
-    topic: &Arc<str>,
-    message: *const rdkafka::bindings::rd_kafka_message_t,
-) -> ConsumedMessage {
-    use rdkafka::bindings as ffi;
-    // SAFETY: per the contract, for the whole function: the message, and the
-    // bytes and headers it points to, are alive until it returns.
-    unsafe {
-        let m = &*message;
-        let mut kind = ffi::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-        let timestamp = ffi::rd_kafka_message_timestamp(message, &mut kind);
-        ConsumedMessage {
-            topic: Arc::clone(topic),
-            partition: m.partition,
-            offset: m.offset,
-            timestamp: (kind != ffi::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-                && timestamp >= 0)
-                .then_some(timestamp),
-            body: Body::pack(
-                native_bytes(m.key, m.key_len),
-                native_bytes(m.payload, m.len),
-                NativeHeaders::of(message),
-            ),
-        }
+/// Copies a librdkafka message (of `topic`) into an owned one, sharing the
+/// topic name.
+pub(crate) fn owned(topic: &Arc<str>, message: &RawMessage<'_>) -> ConsumedMessage {
+    ConsumedMessage {
+        topic: Arc::clone(topic),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp: message.timestamp(),
+        body: Body::pack(message.key(), message.value(), message.headers()),
     }
 }
 

@@ -1,10 +1,9 @@
 //! Owned message types that cross actor boundaries.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use rdkafka::bindings as ffi;
+use crate::native::message::RawMessage;
 
 /// A message header. Kafka allows a header without a value, hence the `Option`.
 #[derive(Clone, PartialEq, Eq)]
@@ -89,102 +88,15 @@ impl Message {
     }
 }
 
-/// Copies the headers of a librdkafka message.
-pub(crate) fn owned_headers(message: &rdkafka::message::BorrowedMessage<'_>) -> Vec<Header> {
-    // SAFETY: the borrowed message is alive for the call.
-    unsafe { native_headers(message.ptr()) }
-}
-
 /// Copies the headers of a librdkafka message, in order.
-///
-/// # Safety
-/// `message` must point to a live librdkafka message.
-pub(crate) unsafe fn native_headers(message: *const ffi::rd_kafka_message_t) -> Vec<Header> {
-    // SAFETY: per the contract; the iterator is used up before returning.
-    unsafe { NativeHeaders::of(message) }
+pub(crate) fn owned_headers(message: &rdkafka::message::BorrowedMessage<'_>) -> Vec<Header> {
+    RawMessage::of(message)
+        .headers()
         .map(|(name, value)| Header {
             key: name.into_owned(),
             value: value.map(<[u8]>::to_vec),
         })
         .collect()
-}
-
-/// A librdkafka message's headers, read in place. Reads librdkafka's list
-/// directly: rust-rdkafka's iterator checks every name twice and wraps each
-/// header in a struct of its own.
-#[derive(Clone)]
-pub(crate) struct NativeHeaders<'a> {
-    list: *const ffi::rd_kafka_headers_t,
-    index: usize,
-    count: usize,
-    message: std::marker::PhantomData<&'a ()>,
-}
-
-impl NativeHeaders<'_> {
-    /// # Safety
-    /// `message` must point to a live librdkafka message that outlives the
-    /// iterator.
-    pub(crate) unsafe fn of(message: *const ffi::rd_kafka_message_t) -> Self {
-        let mut list = std::ptr::null_mut();
-        // SAFETY: per the contract; the list belongs to the message.
-        let found = unsafe { ffi::rd_kafka_message_headers(message, &mut list) };
-        let count =
-            if found == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && !list.is_null() {
-                // SAFETY: the list is alive while the message is.
-                unsafe { ffi::rd_kafka_header_cnt(list) }
-            } else {
-                0
-            };
-        NativeHeaders {
-            list,
-            index: 0,
-            count,
-            message: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<'a> Iterator for NativeHeaders<'a> {
-    type Item = (Cow<'a, str>, Option<&'a [u8]>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.index >= self.count {
-            return None;
-        }
-        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0);
-        // SAFETY: `index` is below the count of a list that lives as long as
-        // the message, as do the pointers written.
-        let read = unsafe {
-            ffi::rd_kafka_header_get_all(self.list, self.index, &mut name, &mut value, &mut size)
-        };
-        if read != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
-            self.index = self.count;
-            return None;
-        }
-        self.index += 1;
-        Some((
-            // SAFETY: librdkafka's header names are NUL-terminated.
-            unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy(),
-            // SAFETY: `value` points to `size` bytes, or is null for Kafka's null.
-            unsafe { native_bytes(value, size) },
-        ))
-    }
-}
-
-/// The `size` bytes at `data`, or `None` when it is null.
-///
-/// # Safety
-/// `data` must be null or point to `size` readable bytes that outlive `'a`.
-pub(crate) unsafe fn native_bytes<'a>(
-    data: *const std::ffi::c_void,
-    size: usize,
-) -> Option<&'a [u8]> {
-    if data.is_null() {
-        None
-    } else {
-        // SAFETY: per the contract.
-        Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size) })
-    }
 }
 
 /// Shows bytes as text when they are UTF-8, cut to a readable length.

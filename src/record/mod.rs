@@ -16,8 +16,6 @@ pub use delivery::{CloseReport, Outcome, ProduceError, ProduceErrorKind, WriteRe
 pub use group::{Assigned, Event, GroupError, GroupEvent, MessageBatch, Revoked};
 pub use message::{Delivery, Header, Message};
 
-pub(crate) use consumed::{
-    describe_offsets, owned as owned_consumed, owned_native as owned_consumed_native,
-};
+pub(crate) use consumed::{describe_offsets, owned as owned_consumed};
 pub(crate) use group::{Ack, AckKind, AckSender, AckSink, SubscriberMask};
 pub(crate) use message::{owned_headers, Preview};

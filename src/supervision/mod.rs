@@ -15,11 +15,8 @@
 //! - [`policy`]: the restart policy, its backoff and its limit.
 //! - [`escalation`]: where failures past the limit go (the component, then the App).
 //! - [`verdict`]: which client errors mean the client itself failed.
-//! - [`fault`]: fault injection for tests.
 
 mod escalation;
-#[cfg(feature = "testing")]
-mod fault;
 mod policy;
 mod supervisor;
 mod verdict;
@@ -28,8 +25,6 @@ pub use escalation::Escalation;
 
 pub(crate) use crate::config::RestartPolicy;
 pub(crate) use escalation::Escalator;
-#[cfg(feature = "testing")]
-pub(crate) use fault::inject_fatal_error;
 pub(crate) use policy::{backoff_with_jitter, RestartTracker};
 pub(crate) use supervisor::{Incarnations, Slot, Supervisor};
 pub(crate) use verdict::{client_failure, AuthorizationScope, ClientFailure};

@@ -1,12 +1,9 @@
 //! Placing and slowing the embedded cluster's brokers, so tests can take the
 //! coordinator of a group away from the leaders of its partitions.
 
-use std::ffi::CString;
 use std::time::Duration;
 
-use rdkafka::bindings as ffi;
-
-use super::{check, cluster_error, EmbeddedCluster};
+use super::{cluster_error, EmbeddedCluster};
 use crate::error::Error;
 
 /// A kind of Kafka request whose responses can be delayed.
@@ -41,26 +38,13 @@ impl KafkaRequest {
     }
 }
 
-fn c_string(what: &str, value: &str) -> Result<CString, Error> {
-    CString::new(value).map_err(|_| cluster_error(format!("{what} {value:?} contains a NUL byte")))
-}
-
 impl EmbeddedCluster {
     /// Makes broker `broker` the coordinator of consumer group `group_id`
     /// (before the group's members look it up).
     pub fn set_group_coordinator(&self, group_id: &str, broker: i32) -> Result<(), Error> {
-        let (kind, key) = (
-            c_string("key type", "group")?,
-            c_string("group id", group_id)?,
-        );
-        // SAFETY: `mock` is live and the strings are valid for the call.
-        let code = unsafe {
-            ffi::rd_kafka_mock_coordinator_set(self.mock, kind.as_ptr(), key.as_ptr(), broker)
-        };
-        check(
-            code,
-            &format!("coordinator of group {group_id:?} on broker {broker}"),
-        )
+        self.mock
+            .set_group_coordinator(group_id, broker)
+            .map_err(cluster_error)
     }
 
     /// Makes broker `broker` the leader of `topic`'s partition `partition`.
@@ -70,15 +54,9 @@ impl EmbeddedCluster {
         partition: i32,
         broker: i32,
     ) -> Result<(), Error> {
-        let name = c_string("topic name", topic)?;
-        // SAFETY: `mock` is live and the name is valid for the call.
-        let code = unsafe {
-            ffi::rd_kafka_mock_partition_set_leader(self.mock, name.as_ptr(), partition, broker)
-        };
-        check(
-            code,
-            &format!("leader of {topic}/{partition} on broker {broker}"),
-        )
+        self.mock
+            .set_partition_leader(topic, partition, broker)
+            .map_err(cluster_error)
     }
 
     /// Makes broker `broker` refuse its next `count` requests of kind `request`
@@ -125,19 +103,9 @@ impl EmbeddedCluster {
         what: impl Fn() -> String,
     ) -> Result<(), Error> {
         for _ in 0..count {
-            // SAFETY: `mock` is live; one (error, round-trip time) pair follows
-            // the count of 1, as the variadic signature expects.
-            let pushed = unsafe {
-                ffi::rd_kafka_mock_broker_push_request_error_rtts(
-                    self.mock,
-                    broker,
-                    request.api_key(),
-                    1,
-                    code,
-                    millis,
-                )
-            };
-            check(pushed, &what())?;
+            self.mock
+                .push_answer(broker, request.api_key(), code, millis, &what)
+                .map_err(cluster_error)?;
         }
         Ok(())
     }

@@ -6,14 +6,10 @@
 //! 127.0.0.1 speaking the Kafka protocol (produce, fetch, offsets, consumer groups,
 //! idempotence, transactions), but no SASL or TLS.
 
-use std::ffi::{CStr, CString};
 use std::time::Duration;
 
-use rdkafka::bindings as ffi;
-use rdkafka::config::FromClientConfig;
-use rdkafka::producer::{BaseProducer, Producer as _};
-
 use crate::error::Error;
+use crate::native::mock::MockCluster;
 
 mod cluster;
 mod faults;
@@ -34,10 +30,8 @@ pub const DEFAULT_PARTITIONS: i32 = 3;
 /// # Ok::<(), ekafka::Error>(())
 /// ```
 pub struct EmbeddedCluster {
-    mock: *mut ffi::rd_kafka_mock_cluster_t,
+    mock: MockCluster,
     bootstrap_servers: String,
-    // The mock cluster lives on this client's handle; it must outlive `mock`.
-    _host: BaseProducer,
 }
 
 impl std::fmt::Debug for EmbeddedCluster {
@@ -48,24 +42,9 @@ impl std::fmt::Debug for EmbeddedCluster {
     }
 }
 
-// SAFETY: every rd_kafka_mock_* call posts an operation to the mock cluster's own
-// thread and waits for it, so the handle may be used from any thread.
-unsafe impl Send for EmbeddedCluster {}
-unsafe impl Sync for EmbeddedCluster {}
-
 fn cluster_error(reason: impl Into<String>) -> Error {
     Error::TestCluster {
         reason: reason.into(),
-    }
-}
-
-fn check(code: ffi::rd_kafka_resp_err_t, what: &str) -> Result<(), Error> {
-    if code == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        Ok(())
-    } else {
-        // SAFETY: rd_kafka_err2str returns a static string for any code.
-        let text = unsafe { CStr::from_ptr(ffi::rd_kafka_err2str(code)) };
-        Err(cluster_error(format!("{what}: {}", text.to_string_lossy())))
     }
 }
 
@@ -82,26 +61,10 @@ impl EmbeddedCluster {
                 "a cluster needs at least one broker, not {brokers}"
             )));
         }
-        let mut config = rdkafka::ClientConfig::new();
-        // The host client never connects anywhere; keep it quiet.
-        config.set("log_level", "3");
-        let host = BaseProducer::from_config(&config)
-            .map_err(|e| cluster_error(format!("cannot create the host client: {e}")))?;
-        // SAFETY: the handle is valid for as long as `host` lives, which is as long
-        // as the returned cluster (destroyed first, in Drop).
-        let mock = unsafe { ffi::rd_kafka_mock_cluster_new(host.client().native_ptr(), brokers) };
-        if mock.is_null() {
-            return Err(cluster_error("librdkafka could not start the mock cluster"));
-        }
-        // SAFETY: `mock` is live; the string is owned by the cluster and copied here.
-        let bootstrap_servers =
-            unsafe { CStr::from_ptr(ffi::rd_kafka_mock_cluster_bootstraps(mock)) }
-                .to_string_lossy()
-                .into_owned();
+        let mock = MockCluster::start(brokers).map_err(cluster_error)?;
         let cluster = EmbeddedCluster {
+            bootstrap_servers: mock.bootstrap_servers(),
             mock,
-            bootstrap_servers,
-            _host: host,
         };
         // A real broker waits 3s for more members before the first group assignment;
         // tests want groups to form quickly.
@@ -151,48 +114,27 @@ impl EmbeddedCluster {
         partitions: i32,
         replication: i32,
     ) -> Result<(), Error> {
-        let topic = CString::new(name)
-            .map_err(|_| cluster_error(format!("topic name {name:?} contains a NUL byte")))?;
-        // SAFETY: `mock` is live and the name is a valid C string for the call.
-        let code = unsafe {
-            ffi::rd_kafka_mock_topic_create(self.mock, topic.as_ptr(), partitions, replication)
-        };
-        check(code, &format!("create topic {name:?}"))
+        self.mock
+            .create_topic(name, partitions, replication)
+            .map_err(cluster_error)
     }
 
     /// Takes broker `id` down: its connections close and it accepts no new ones.
     pub fn broker_down(&self, id: i32) -> Result<(), Error> {
-        // SAFETY: `mock` is live.
-        check(
-            unsafe { ffi::rd_kafka_mock_broker_set_down(self.mock, id) },
-            &format!("broker {id} down"),
-        )
+        self.mock.set_broker_up(id, false).map_err(cluster_error)
     }
 
     /// Brings broker `id` back up.
     pub fn broker_up(&self, id: i32) -> Result<(), Error> {
-        // SAFETY: `mock` is live.
-        check(
-            unsafe { ffi::rd_kafka_mock_broker_set_up(self.mock, id) },
-            &format!("broker {id} up"),
-        )
+        self.mock.set_broker_up(id, true).map_err(cluster_error)
     }
 
     /// How long a new group waits for more members before its first assignment
     /// (100ms here; 3s on a real broker).
     pub fn set_group_initial_rebalance_delay(&self, delay: Duration) -> Result<(), Error> {
         let millis = i32::try_from(delay.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `mock` is live.
-        unsafe { ffi::rd_kafka_mock_group_initial_rebalance_delay_ms(self.mock, millis) };
+        self.mock.set_group_initial_rebalance_delay(millis);
         Ok(())
-    }
-}
-
-impl Drop for EmbeddedCluster {
-    fn drop(&mut self) {
-        // SAFETY: `mock` was created by rd_kafka_mock_cluster_new and not yet freed;
-        // the host client is dropped after this.
-        unsafe { ffi::rd_kafka_mock_cluster_destroy(self.mock) };
     }
 }
 

@@ -20,12 +20,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::command::Uncommitted;
-use super::commit_queue::{CommitQueue, CommitResult};
 use super::partitions::Partitions;
 use crate::error::CommitFailure;
+use crate::native::commit_queue::{self, CommitQueue};
 use crate::record::{PartitionOffset, TopicPartition};
 
 /// Where an explicit commit's result goes.
@@ -42,6 +43,40 @@ const LATE_ANSWERS_KEPT: usize = 8;
 /// `commitInterval` of 0, thousands of times a second).
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MOST: Duration = Duration::from_secs(5);
+
+/// The result of one commit, matched to it by its sequence number.
+struct CommitResult {
+    seq: usize,
+    /// Why the commit as a whole failed.
+    error: Option<CommitFailure>,
+    /// Partitions the coordinator refused, and why.
+    refused: Vec<(TopicPartition, RDKafkaErrorCode)>,
+}
+
+impl From<commit_queue::CommitResult> for CommitResult {
+    fn from(result: commit_queue::CommitResult) -> Self {
+        CommitResult {
+            seq: result.seq,
+            error: result.error.map(refusal),
+            refused: result
+                .refused
+                .into_iter()
+                .map(|(topic, partition, code)| {
+                    let topic = topic.into();
+                    (TopicPartition { topic, partition }, code)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// librdkafka's refusal of a commit, as the member reports it.
+fn refusal(refused: commit_queue::Refused) -> CommitFailure {
+    CommitFailure::Refused {
+        code: refused.code,
+        detail: refused.detail,
+    }
+}
 
 /// A commit that ended, for the engine to report.
 pub(super) struct Finished {
@@ -247,7 +282,7 @@ impl Committer {
         let sent = self.queue.as_ref().map(|q| q.commit(&list, seq));
         match sent {
             Some(Ok(())) => self.in_flight = Some(in_flight),
-            Some(Err(error)) => self.fail(partitions, in_flight, error),
+            Some(Err(refused)) => self.fail(partitions, in_flight, refusal(refused)),
             // Letting the consumer go: nothing is left to wait on, so wait here.
             None => {
                 let result = CommitResult {
@@ -271,6 +306,7 @@ impl Committer {
         }
         let mut wait = wait;
         while let Some(result) = self.queue.as_ref().and_then(|q| q.next_result(wait)) {
+            let result = CommitResult::from(result);
             wait = Duration::ZERO;
             match self.in_flight.take() {
                 Some(in_flight) if in_flight.seq == result.seq => {

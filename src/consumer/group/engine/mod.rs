@@ -12,20 +12,17 @@
 //! commits, what was left uncommitted), `closing` (a close's drain and its
 //! waiters), `observe` (metrics) and `missing_topics`. `thread` is the loop
 //! that drives it; `command` the private protocol handles and the actor
-//! speak to it; `split_queue` a partition's own queue in librdkafka and
-//! `commit_queue` the queue commit results come back on; `leave` waits for
+//! speak to it; `leave` waits for
 //! the coordinator before a close leaves the group.
 
 mod closing;
 mod command;
 mod commit;
-mod commit_queue;
 mod dispatch;
 mod leave;
 mod missing_topics;
 mod observe;
 mod partitions;
-mod split_queue;
 mod thread;
 
 pub(crate) use command::{Command, Commands, Uncommitted};
@@ -48,6 +45,8 @@ use crate::config::ConsumerGroupConfig;
 use crate::consumer::context::LastErrorLog;
 use crate::error::{CommitFailure, Refusal};
 use crate::interceptor::{Chain, ClientInfo};
+use crate::native::commit_queue::CommitQueue;
+use crate::native::split_queue::SplitQueue;
 use crate::observe::{GroupMetrics, GroupProbe, StatsSink};
 use crate::record::{
     AckKind, Assigned, GroupError, GroupEvent, Revoked, StartingOffset, TopicPartition,
@@ -223,18 +222,7 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
 
 /// The group generation, read from librdkafka's group metadata.
 fn generation_of<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> i32 {
-    // SAFETY: the handle is live for the call; the metadata copy is freed here.
-    unsafe {
-        let metadata =
-            rdkafka::bindings::rd_kafka_consumer_group_metadata(consumer.client().native_ptr());
-        if metadata.is_null() {
-            return -1;
-        }
-        let generation =
-            rdkafka::bindings::rd_kafka_consumer_group_metadata_generation_id(metadata);
-        rdkafka::bindings::rd_kafka_consumer_group_metadata_destroy(metadata);
-        generation
-    }
+    crate::native::client::group_generation(consumer.client())
 }
 
 impl Engine {
@@ -645,12 +633,8 @@ impl Engine {
             if self.partitions.contains(&id) {
                 continue;
             }
-            let queue = split_queue::SplitQueue::split(
-                consumer,
-                &id.topic,
-                id.partition,
-                Arc::clone(&self.waker),
-            );
+            let queue =
+                SplitQueue::split(consumer, &id.topic, id.partition, Arc::clone(&self.waker));
             let start = StartingOffset::Reset(self.settings.config.fetch.start_offset);
             self.partitions.take(id, start, queue);
         }
@@ -703,7 +687,7 @@ impl Engine {
 
     /// Commits from now on go out on a queue of `consumer`'s own.
     fn attach(&mut self, consumer: &Consumer_) {
-        let queue = commit_queue::CommitQueue::new(consumer, Arc::clone(&self.waker));
+        let queue = CommitQueue::new(consumer, Arc::clone(&self.waker));
         self.committer.set_queue(queue);
     }
 
@@ -847,8 +831,8 @@ fn sync_commit(consumer: &Consumer_, list: &TopicPartitionList) -> Option<Commit
 /// member would see, so tests can watch the group restart.
 #[cfg(feature = "testing")]
 fn raise_fatal_error(consumer: &Consumer_, reason: &str) -> Result<(), String> {
-    crate::supervision::inject_fatal_error(
-        consumer.client().native_ptr(),
+    crate::native::client::inject_fatal_error(
+        consumer.client(),
         rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
         reason,
     )

@@ -8,10 +8,8 @@
 //! back-pressure keeps the one it had, which is still at least as far as
 //! the messages held.
 
-use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-use rdkafka::bindings as ffi;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 
 use super::partitions::Partitions;
@@ -134,26 +132,11 @@ pub(super) fn high_watermarks<C: ConsumerContext>(
 }
 
 /// librdkafka's cached low and high watermarks of a partition, from its
-/// latest fetch response (no request; rust-rdkafka wraps only the fetching
-/// variant). `None` before any fetch response came.
+/// latest fetch response; `None` before any came.
 pub(super) fn cached_watermarks<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     partition: i32,
 ) -> Option<(i64, i64)> {
-    let topic = CString::new(topic).ok()?;
-    let (mut low, mut high) = (-1_i64, -1_i64);
-    // SAFETY: the client is alive for the call (borrowed); librdkafka reads
-    // the name and writes the two offsets, nothing else.
-    let code = unsafe {
-        ffi::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    (code == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-        .then_some((low, high))
+    crate::native::client::cached_watermarks(consumer.client(), topic, partition)
 }

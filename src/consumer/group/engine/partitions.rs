@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use rdkafka::message::{BorrowedMessage, Message as _};
 
-use super::split_queue::SplitQueue;
 use crate::consumer::group::ledger::Ledger;
+use crate::native::message::RawMessage;
+use crate::native::split_queue::SplitQueue;
 use crate::record::{
-    ConsumedMessage, PartitionOffset, StartingOffset, SubscriberMask, TopicPartition,
+    owned_consumed, ConsumedMessage, PartitionOffset, StartingOffset, SubscriberMask,
+    TopicPartition,
 };
 
 /// How long a partition may sit at its share of the bound before it is also
@@ -196,7 +198,7 @@ impl Partitions {
             // A message of a partition revoked a moment ago: its next owner reads it.
             return;
         };
-        let owned = crate::record::owned_consumed(&self.list[index].id.topic, message);
+        let owned = owned_consumed(&self.list[index].id.topic, &RawMessage::of(message));
         self.hold_at(index, owned);
     }
 
@@ -252,8 +254,11 @@ impl Partitions {
                     break;
                 }
                 let mut failed = false;
-                let taken = queue.read(&p.id.topic, room, |fetched| match fetched {
-                    Ok(owned) => held_bytes += hold(&mut p.ledger, &mut p.sizes, owned),
+                let taken = queue.read(room, |fetched| match fetched {
+                    Ok(raw) => {
+                        let owned = owned_consumed(&p.id.topic, &raw);
+                        held_bytes += hold(&mut p.ledger, &mut p.sizes, owned);
+                    }
                     Err(code) => {
                         tracing::warn!(partition = %p.id, error = %code, "fetch error");
                         failed = true;

@@ -12,8 +12,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{leave, split_queue, Consumer_, GroupContext, Pass};
+use super::{leave, Consumer_, GroupContext, Pass};
 use crate::error::Refusal;
+use crate::native::split_queue::ConsumerQueue;
 use crate::supervision::{client_failure, AuthorizationScope, ClientFailure};
 
 /// Events taken from the main queue per round.
@@ -82,7 +83,7 @@ impl Drop for CommitQueueGuard<'_> {
 
 /// The engine's loop.
 fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake::Waker) -> Exit {
-    let events = split_queue::ConsumerQueue::new(consumer);
+    let events = ConsumerQueue::new(consumer);
     loop {
         let pass = context.lock().pass(consumer);
         let (read, idle_wait) = match pass {
@@ -109,11 +110,7 @@ fn serve(consumer: &Arc<Consumer_>, context: &GroupContext, waker: &crate::wake:
             // Nothing returned: the queue was empty, or rust-rdkafka served an
             // event there (a rebalance, a log line) and more may follow, which
             // would not wake the engine (the queue never became empty).
-            if polled.is_none()
-                && events
-                    .as_ref()
-                    .is_none_or(split_queue::ConsumerQueue::is_empty)
-            {
+            if polled.is_none() && events.as_ref().is_none_or(ConsumerQueue::is_empty) {
                 break;
             }
             served += 1;

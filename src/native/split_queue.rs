@@ -12,33 +12,32 @@ use rdkafka::bindings as ffi;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::queue::QueueHandle;
-use crate::record::ConsumedMessage;
-use crate::wake::Waker;
+use super::message::RawMessage;
+use super::queue::{QueueHandle, Wake};
 
 /// Messages taken from librdkafka per call.
 const READ_BATCH: usize = 64;
 
 /// What one [`SplitQueue::read`] did.
-pub(super) struct Read {
+pub(crate) struct Read {
     /// Messages handed over.
-    pub(super) messages: usize,
+    pub(crate) messages: usize,
     /// Whether it took everything the queue held: the next message to arrive
     /// wakes the engine.
-    pub(super) emptied: bool,
+    pub(crate) emptied: bool,
 }
 
 /// One partition's queue, no longer forwarded to the consumer's.
-pub(super) struct SplitQueue(QueueHandle);
+pub(crate) struct SplitQueue(QueueHandle);
 
 impl SplitQueue {
     /// Splits `topic`/`partition` off the consumer's queue; messages arriving
     /// in it while it is empty wake `waker`.
-    pub(super) fn split<C: ConsumerContext>(
+    pub(crate) fn split<C: ConsumerContext>(
         consumer: &BaseConsumer<C>,
         topic: &str,
         partition: i32,
-        waker: Arc<Waker>,
+        waker: Arc<impl Wake>,
     ) -> Option<Self> {
         let topic = CString::new(topic).ok()?;
         // SAFETY: the client is alive for the call; the handle returned is ours.
@@ -56,17 +55,17 @@ impl SplitQueue {
     }
 
     /// Messages (and other events) waiting in the queue.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
-    /// Takes up to `max` messages without waiting, each copied and handed to
-    /// `take` (a fetch error instead, as librdkafka's error code).
-    pub(super) fn read(
+    /// Takes up to `max` messages without waiting, each handed to `take`
+    /// to copy while it lives (a fetch error instead, as librdkafka's error
+    /// code).
+    pub(crate) fn read(
         &self,
-        topic: &Arc<str>,
         max: usize,
-        mut take: impl FnMut(Result<ConsumedMessage, RDKafkaErrorCode>),
+        mut take: impl FnMut(Result<RawMessage<'_>, RDKafkaErrorCode>),
     ) -> Read {
         let mut batch = [std::ptr::null_mut::<ffi::rd_kafka_message_t>(); READ_BATCH];
         let wanted = max.min(READ_BATCH);
@@ -82,7 +81,7 @@ impl SplitQueue {
             unsafe {
                 let code = (*message).err;
                 if code == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    take(Ok(crate::record::owned_consumed_native(topic, message)));
+                    take(Ok(RawMessage::from_ptr(message)));
                     messages += 1;
                 } else if code != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF {
                     take(Err(code.into()));
@@ -101,10 +100,10 @@ impl SplitQueue {
 /// of partitions not split off), used only to read its length: rust-rdkafka's
 /// poll returns nothing both when the queue is empty and when it served an
 /// event there itself, and only the first means there is nothing left.
-pub(super) struct ConsumerQueue(QueueHandle);
+pub(crate) struct ConsumerQueue(QueueHandle);
 
 impl ConsumerQueue {
-    pub(super) fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Self> {
+    pub(crate) fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Self> {
         // SAFETY: the client is alive for the call; the handle returned is ours.
         unsafe {
             QueueHandle::from_raw(ffi::rd_kafka_queue_get_consumer(
@@ -115,7 +114,7 @@ impl ConsumerQueue {
     }
 
     /// Whether events wait in the queue.
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.len() == 0
     }
 }

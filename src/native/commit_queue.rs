@@ -14,24 +14,28 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
-use crate::error::CommitFailure;
-use crate::queue::QueueHandle;
-use crate::record::TopicPartition;
-use crate::wake::Waker;
+use super::queue::{QueueHandle, Wake};
 
 /// The result of one commit, matched to it by its sequence number.
 #[derive(Debug)]
-pub(super) struct CommitResult {
-    pub(super) seq: usize,
+pub(crate) struct CommitResult {
+    pub(crate) seq: usize,
     /// Why the commit as a whole failed.
-    pub(super) error: Option<CommitFailure>,
-    /// Partitions the broker refused, and why.
-    pub(super) refused: Vec<(TopicPartition, RDKafkaErrorCode)>,
+    pub(crate) error: Option<Refused>,
+    /// Partitions the broker refused (topic, partition), and why.
+    pub(crate) refused: Vec<(String, i32, RDKafkaErrorCode)>,
+}
+
+/// librdkafka's or the coordinator's refusal: its code, and what it said.
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    pub(crate) code: RDKafkaErrorCode,
+    pub(crate) detail: String,
 }
 
 /// A queue of the consumer's own for commit results; dropped before the
 /// client it belongs to, like every `QueueHandle`.
-pub(super) struct CommitQueue {
+pub(crate) struct CommitQueue {
     queue: QueueHandle,
     client: NonNull<ffi::rd_kafka_t>,
 }
@@ -43,9 +47,9 @@ unsafe impl Sync for CommitQueue {}
 
 impl CommitQueue {
     /// A queue whose results wake `waker` as they arrive.
-    pub(super) fn new<C: ConsumerContext>(
+    pub(crate) fn new<C: ConsumerContext>(
         consumer: &BaseConsumer<C>,
-        waker: Arc<Waker>,
+        waker: Arc<impl Wake>,
     ) -> Option<Self> {
         let client = NonNull::new(consumer.client().native_ptr())?;
         // SAFETY: the client is alive for this call; the queue returned is ours.
@@ -55,11 +59,7 @@ impl CommitQueue {
     }
 
     /// Sends a commit of `offsets` whose result will come back as `seq`.
-    pub(super) fn commit(
-        &self,
-        offsets: &TopicPartitionList,
-        seq: usize,
-    ) -> Result<(), CommitFailure> {
+    pub(crate) fn commit(&self, offsets: &TopicPartitionList, seq: usize) -> Result<(), Refused> {
         // SAFETY: client and queue are alive (see the struct); librdkafka copies the
         // list; with no callback, the result is posted to the queue as an event.
         let code = unsafe {
@@ -75,7 +75,7 @@ impl CommitQueue {
             Ok(())
         } else {
             let code = RDKafkaErrorCode::from(code);
-            Err(CommitFailure::Refused {
+            Err(Refused {
                 code,
                 detail: code.to_string(),
             })
@@ -83,7 +83,7 @@ impl CommitQueue {
     }
 
     /// The next commit result, waiting at most `timeout` for one.
-    pub(super) fn next_result(&self, timeout: Duration) -> Option<CommitResult> {
+    pub(crate) fn next_result(&self, timeout: Duration) -> Option<CommitResult> {
         let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: the queue is alive; the event is destroyed below.
         let event = unsafe { ffi::rd_kafka_queue_poll(self.queue.as_ptr(), millis) };
@@ -113,7 +113,7 @@ unsafe fn read_commit_event(event: *mut ffi::rd_kafka_event_t) -> Option<CommitR
         } else {
             CStr::from_ptr(text).to_string_lossy().into_owned()
         };
-        CommitFailure::Refused { code, detail }
+        Refused { code, detail }
     });
     let mut refused = Vec::new();
     let list = ffi::rd_kafka_event_topic_partition_list(event);
@@ -125,14 +125,8 @@ unsafe fn read_commit_event(event: *mut ffi::rd_kafka_event_t) -> Option<CommitR
             {
                 continue;
             }
-            let topic = CStr::from_ptr(elem.topic).to_string_lossy();
-            refused.push((
-                TopicPartition {
-                    topic: topic.as_ref().into(),
-                    partition: elem.partition,
-                },
-                RDKafkaErrorCode::from(elem.err),
-            ));
+            let topic = CStr::from_ptr(elem.topic).to_string_lossy().into_owned();
+            refused.push((topic, elem.partition, RDKafkaErrorCode::from(elem.err)));
         }
     }
     Some(CommitResult {

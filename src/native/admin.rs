@@ -19,12 +19,12 @@ use rdkafka::TopicPartitionList;
 
 /// Why an admin request failed: librdkafka's or the broker's code, and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Failure {
-    pub(super) code: RDKafkaErrorCode,
-    pub(super) reason: String,
+pub(crate) struct Failure {
+    pub(crate) code: RDKafkaErrorCode,
+    pub(crate) reason: String,
     /// No answer came within our wait: the request is still pending in
     /// librdkafka, and its client must be retired (see `request_client`).
-    pub(super) unanswered: bool,
+    pub(crate) unanswered: bool,
 }
 
 impl std::fmt::Display for Failure {
@@ -34,7 +34,7 @@ impl std::fmt::Display for Failure {
 }
 
 impl Failure {
-    pub(super) fn new(code: RDKafkaErrorCode, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(code: RDKafkaErrorCode, reason: impl Into<String>) -> Self {
         Failure {
             code,
             reason: reason.into(),
@@ -63,14 +63,29 @@ impl Failure {
     }
 }
 
-/// The client an admin request is made on. The pointer stays valid while the
-/// `AdminClient` it came from lives, which the caller guarantees for the
-/// request's duration; librdkafka's handle is safe to use from any thread.
+/// The client an admin request is made on, borrowed for the request: its
+/// handle stays valid while the borrow lasts; librdkafka's handle is safe to
+/// use from any thread.
 #[derive(Clone, Copy)]
-pub(super) struct Client(pub(super) *mut ffi::rd_kafka_t);
+pub(crate) struct Client<'c> {
+    handle: *mut ffi::rd_kafka_t,
+    client: std::marker::PhantomData<&'c ()>,
+}
 
 // SAFETY: see the type's doc; rd_kafka_t is thread-safe.
-unsafe impl Send for Client {}
+unsafe impl Send for Client<'_> {}
+
+impl<'c> Client<'c> {
+    /// The handle of `client`, valid while it is borrowed.
+    pub(crate) fn of<C: rdkafka::client::ClientContext>(
+        client: &'c rdkafka::client::Client<C>,
+    ) -> Self {
+        Client {
+            handle: client.native_ptr(),
+            client: std::marker::PhantomData,
+        }
+    }
+}
 
 /// A result event, destroyed when dropped.
 struct Event(*mut ffi::rd_kafka_event_t);
@@ -107,9 +122,9 @@ fn c_string(value: &str, what: &str) -> Result<CString, Failure> {
 /// it: longer, so that librdkafka never times out a request on a client that
 /// lives on (see `request_client`).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Wait {
-    pub(super) answer: Duration,
-    pub(super) native: Duration,
+pub(crate) struct Wait {
+    pub(crate) answer: Duration,
+    pub(crate) native: Duration,
 }
 
 fn millis(duration: Duration) -> i32 {
@@ -119,7 +134,7 @@ fn millis(duration: Duration) -> i32 {
 /// Makes one admin request and waits for its result event: `send` makes the
 /// call with the options and the queue it is given.
 fn request(
-    client: Client,
+    client: Client<'_>,
     operation: ffi::rd_kafka_admin_op_t,
     wait: Wait,
     send: impl FnOnce(*const ffi::rd_kafka_AdminOptions_t, *mut ffi::rd_kafka_queue_t),
@@ -129,7 +144,7 @@ fn request(
     // (librdkafka copies the options into the request, and keeps the queue
     // alive while the request holds it).
     unsafe {
-        let options = ffi::rd_kafka_AdminOptions_new(client.0, operation);
+        let options = ffi::rd_kafka_AdminOptions_new(client.handle, operation);
         let mut errstr = [0 as c_char; 512];
         let set = ffi::rd_kafka_AdminOptions_set_request_timeout(
             options,
@@ -141,7 +156,7 @@ fn request(
             ffi::rd_kafka_AdminOptions_destroy(options);
             return Err(failure);
         }
-        let queue = ffi::rd_kafka_queue_new(client.0);
+        let queue = ffi::rd_kafka_queue_new(client.handle);
         send(options, queue);
         let event = ffi::rd_kafka_queue_poll(queue, millis(wait.answer));
         ffi::rd_kafka_queue_destroy(queue);
@@ -199,20 +214,20 @@ fn result_of<R>(
 }
 
 /// One consumer group, as listed.
-pub(super) struct Listing {
-    pub(super) id: String,
-    pub(super) state: String,
-    pub(super) protocol: String,
-    pub(super) simple: bool,
+pub(crate) struct Listing {
+    pub(crate) id: String,
+    pub(crate) state: String,
+    pub(crate) protocol: String,
+    pub(crate) simple: bool,
 }
 
 /// Every consumer group the cluster knows; a broker that failed to answer
 /// fails the whole listing (a partial list would pass for a complete one).
-pub(super) fn list_groups(client: Client, wait: Wait) -> Result<Vec<Listing>, Failure> {
+pub(crate) fn list_groups(client: Client<'_>, wait: Wait) -> Result<Vec<Listing>, Failure> {
     use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS as OP;
     let event = request(client, OP, wait, |options, queue| {
         // SAFETY: arguments made by `request`.
-        unsafe { ffi::rd_kafka_ListConsumerGroups(client.0, options, queue) }
+        unsafe { ffi::rd_kafka_ListConsumerGroups(client.handle, options, queue) }
     })?;
     // SAFETY: the result and everything in it live as long as `event`, and
     // are copied out before it is dropped.
@@ -245,15 +260,15 @@ pub(super) fn list_groups(client: Client, wait: Wait) -> Result<Vec<Listing>, Fa
 }
 
 /// One consumer group, as described.
-pub(super) struct Description {
-    pub(super) state: String,
-    pub(super) protocol: String,
-    pub(super) members: usize,
-    pub(super) coordinator: Option<i32>,
+pub(crate) struct Description {
+    pub(crate) state: String,
+    pub(crate) protocol: String,
+    pub(crate) members: usize,
+    pub(crate) coordinator: Option<i32>,
 }
 
-pub(super) fn describe_group(
-    client: Client,
+pub(crate) fn describe_group(
+    client: Client<'_>,
     group: &str,
     wait: Wait,
 ) -> Result<Description, Failure> {
@@ -263,7 +278,13 @@ pub(super) fn describe_group(
         let mut names = [name.as_ptr()];
         // SAFETY: `names` holds one live C string for the call, which copies it.
         unsafe {
-            ffi::rd_kafka_DescribeConsumerGroups(client.0, names.as_mut_ptr(), 1, options, queue)
+            ffi::rd_kafka_DescribeConsumerGroups(
+                client.handle,
+                names.as_mut_ptr(),
+                1,
+                options,
+                queue,
+            )
         }
     })?;
     // SAFETY: as in `list_groups`.
@@ -297,12 +318,12 @@ pub(super) fn describe_group(
 }
 
 /// One partition of a group's offsets: its offset, or why it failed.
-pub(super) struct PartitionResult {
-    pub(super) topic: String,
-    pub(super) partition: i32,
+pub(crate) struct PartitionResult {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
     /// The offset; negative when none is committed.
-    pub(super) offset: i64,
-    pub(super) failure: Option<Failure>,
+    pub(crate) offset: i64,
+    pub(crate) failure: Option<Failure>,
 }
 
 /// Copies the partitions of a group result.
@@ -350,8 +371,8 @@ unsafe fn first_group(
 }
 
 /// The offsets `group` committed, on every partition it committed on.
-pub(super) fn group_offsets(
-    client: Client,
+pub(crate) fn group_offsets(
+    client: Client<'_>,
     group: &str,
     wait: Wait,
 ) -> Result<Vec<PartitionResult>, Failure> {
@@ -365,7 +386,13 @@ pub(super) fn group_offsets(
                 name.as_ptr(),
                 std::ptr::null(),
             )];
-            ffi::rd_kafka_ListConsumerGroupOffsets(client.0, asked.as_mut_ptr(), 1, options, queue);
+            ffi::rd_kafka_ListConsumerGroupOffsets(
+                client.handle,
+                asked.as_mut_ptr(),
+                1,
+                options,
+                queue,
+            );
             ffi::rd_kafka_ListConsumerGroupOffsets_destroy(asked[0]);
         }
     })?;
@@ -380,8 +407,8 @@ pub(super) fn group_offsets(
 
 /// Sets `group`'s committed offsets to those in `offsets`; per partition,
 /// whether it was set.
-pub(super) fn alter_group_offsets(
-    client: Client,
+pub(crate) fn alter_group_offsets(
+    client: Client<'_>,
     group: &str,
     offsets: &TopicPartitionList,
     wait: Wait,
@@ -396,7 +423,7 @@ pub(super) fn alter_group_offsets(
                 offsets.ptr(),
             )];
             ffi::rd_kafka_AlterConsumerGroupOffsets(
-                client.0,
+                client.handle,
                 asked.as_mut_ptr(),
                 1,
                 options,
@@ -417,8 +444,8 @@ pub(super) fn alter_group_offsets(
 /// Sets each `(name, value)` of `changes` on `topic`, leaving its other
 /// configs as they are (IncrementalAlterConfigs; the older AlterConfigs
 /// rust-rdkafka wraps resets every config not named).
-pub(super) fn alter_topic_config(
-    client: Client,
+pub(crate) fn alter_topic_config(
+    client: Client<'_>,
     topic: &str,
     changes: &[(String, String)],
     wait: Wait,
@@ -461,7 +488,7 @@ pub(super) fn alter_topic_config(
         // SAFETY: one live resource, copied by the call.
         unsafe {
             ffi::rd_kafka_IncrementalAlterConfigs(
-                client.0,
+                client.handle,
                 resources.as_mut_ptr(),
                 1,
                 options,
@@ -491,25 +518,25 @@ pub(super) fn alter_topic_config(
 }
 
 /// A broker of the cluster.
-pub(super) struct Node {
-    pub(super) id: i32,
-    pub(super) host: String,
-    pub(super) port: u16,
-    pub(super) rack: Option<String>,
+pub(crate) struct Node {
+    pub(crate) id: i32,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) rack: Option<String>,
 }
 
 /// The cluster's id, its controller and its brokers.
-pub(super) struct Cluster {
-    pub(super) id: Option<String>,
-    pub(super) controller: Option<i32>,
-    pub(super) nodes: Vec<Node>,
+pub(crate) struct Cluster {
+    pub(crate) id: Option<String>,
+    pub(crate) controller: Option<i32>,
+    pub(crate) nodes: Vec<Node>,
 }
 
-pub(super) fn describe_cluster(client: Client, wait: Wait) -> Result<Cluster, Failure> {
+pub(crate) fn describe_cluster(client: Client<'_>, wait: Wait) -> Result<Cluster, Failure> {
     use ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER as OP;
     let event = request(client, OP, wait, |options, queue| {
         // SAFETY: arguments made by `request`.
-        unsafe { ffi::rd_kafka_DescribeCluster(client.0, options, queue) }
+        unsafe { ffi::rd_kafka_DescribeCluster(client.handle, options, queue) }
     })?;
     // SAFETY: as in `list_groups`.
     unsafe {

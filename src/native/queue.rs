@@ -38,7 +38,7 @@ impl QueueHandle {
     ///
     /// # Safety
     /// `queue` must be null or a handle not released elsewhere.
-    pub(crate) unsafe fn from_raw(queue: *mut ffi::rd_kafka_queue_t) -> Option<Self> {
+    pub(super) unsafe fn from_raw(queue: *mut ffi::rd_kafka_queue_t) -> Option<Self> {
         NonNull::new(queue).map(|queue| QueueHandle { queue, waker: None })
     }
 
@@ -58,7 +58,7 @@ impl QueueHandle {
         self.waker = Some(waker);
     }
 
-    pub(crate) fn as_ptr(&self) -> *mut ffi::rd_kafka_queue_t {
+    pub(super) fn as_ptr(&self) -> *mut ffi::rd_kafka_queue_t {
         self.queue.as_ptr()
     }
 
