@@ -2,7 +2,7 @@
 //! written inside one, and the consumer offsets sent with it, become visible
 //! to `read_committed` readers together when it commits, or never.
 //!
-//! A producer runs one transaction at a time: [`Producer::begin`] waits for
+//! A producer runs one transaction at a time: [`Producer::begin`](super::Producer::begin) waits for
 //! the one open to end. librdkafka's transaction calls block (a commit waits
 //! for every message to be delivered), so they run on a blocking thread.
 
@@ -33,7 +33,7 @@ pub(crate) struct Transactional {
     pub(crate) initialised: std::sync::Mutex<Option<u64>>,
 }
 
-/// An open transaction; from [`Producer::begin`]. End it with
+/// An open transaction; from [`Producer::begin`](super::Producer::begin). End it with
 /// [`commit`](Self::commit) or [`abort`](Self::abort); one dropped open is
 /// aborted (and a warning logged).
 ///
