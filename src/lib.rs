@@ -40,7 +40,9 @@
 //! - [`App`]: runs servers until SIGINT/SIGTERM, shuts down gracefully, and
 //!   returns the failure of anything that failed past its restart limit.
 //! - [`interceptor`]: your code around every operation.
-//! - [`testing`]: an embedded cluster for tests.
+//! - `testing` (the `testing` feature): an embedded cluster for tests.
+//! - [`guide`]: the guide, chapter by chapter: using, observing, config,
+//!   migrating from Go, compatibility, benchmarks, testing, architecture.
 
 #![warn(missing_docs)]
 // Every call into librdkafka's C API stands in `native`, the only module
@@ -53,6 +55,7 @@ mod component;
 pub mod config;
 pub mod consumer;
 mod error;
+pub mod guide;
 mod handle;
 pub mod interceptor;
 #[allow(unsafe_code)]

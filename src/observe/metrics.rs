@@ -722,8 +722,7 @@ mod tests {
         metrics.go_operation("producer", "p", "WriteMessages", true, Duration::ZERO);
         let exposed = declared(&metrics.encode());
 
-        let readme = include_str!("../../README.md");
-        let section = &readme[readme.find("## Observe it").expect("the section")..];
+        let section = include_str!("../guide/observing.md");
         let table = &section[section.find("| metric |").expect("its table")..];
         let table = &table[..table.find("\n\n").unwrap_or(table.len())];
         let listed: BTreeSet<String> = table

@@ -20,7 +20,7 @@ settings! {
         /// the most bytes of messages (keys, values and headers) held at once,
         /// from fetch until acknowledged, checked like `maxBuffered`.
         /// librdkafka's prefetch is sized from it too (all partitions together
-        /// prefetch at most as much): see the README's "Memory" section.
+        /// prefetch at most as much): see "Memory" in `ekafka::guide::config`.
         pub max_buffered_bytes: usize = key("maxBufferedBytes", "16777216")
             .range(1024, 1 << 40)
             .shown("`16777216` (16 MiB)")

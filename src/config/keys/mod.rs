@@ -1,6 +1,7 @@
-//! The README's config tables, made from the keys' declarations (see
-//! `config::key`), and the tests that hold everything else to them:
-//! - the README's config tables are rendered from the declarations (run the
+//! The config tables (in the README and in the guide's config chapter),
+//! made from the keys' declarations (see `config::key`), and the tests that
+//! hold everything else to them:
+//! - both copies of the tables are rendered from the declarations (run the
 //!   tests with `EKAFKA_BLESS=1` to rewrite them after changing a key);
 //! - the reader asks for exactly the keys described, table by table;
 //! - every default written as a TOML value is the real default: a config
@@ -317,15 +318,23 @@ fn every_default_described_is_the_real_default() {
 }
 
 #[test]
-fn the_readme_config_tables_are_rendered_from_the_description() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    let readme = std::fs::read_to_string(path).expect("README.md readable");
+fn the_config_tables_are_rendered_from_the_description() {
+    // The README's tables, and the guide's config chapter (docs.rs).
+    for file in ["README.md", "src/guide/config.md"] {
+        check_tables(&format!("{}/{file}", env!("CARGO_MANIFEST_DIR")));
+    }
+}
+
+/// The config tables in the markdown file at `path` are the rendered ones;
+/// with `EKAFKA_BLESS` set they are rewritten instead.
+fn check_tables(path: &str) {
+    let readme = std::fs::read_to_string(path).expect("markdown readable");
     let mut blessed = readme.clone();
     let mut stale = Vec::new();
     for section in ALL {
         let start = readme
             .find(section.heading())
-            .expect("the section's heading");
+            .unwrap_or_else(|| panic!("{path}: the heading {}", section.heading()));
         let table_start = start + readme[start..].find("\n| key |").expect("its table") + 1;
         let table_end = table_start + readme[table_start..].find("\n\n").expect("its end") + 1;
         let shown = &readme[table_start..table_end];
@@ -336,12 +345,12 @@ fn the_readme_config_tables_are_rendered_from_the_description() {
         }
     }
     if !stale.is_empty() && std::env::var_os("EKAFKA_BLESS").is_some() {
-        std::fs::write(path, blessed).expect("README.md written");
+        std::fs::write(path, blessed).expect("markdown written");
         return;
     }
     assert!(
         stale.is_empty(),
-        "README config tables differ from the keys declared in src/config: {stale:?}; \
+        "{path}: config tables differ from the keys declared in src/config: {stale:?}; \
          run `EKAFKA_BLESS=1 cargo test --lib config::keys` to rewrite them"
     );
 }
