@@ -73,7 +73,7 @@ fn config(brokers_line: &str, topic: &str, group: &str, commit_interval: &str) -
 /// The raw side: a `BaseConsumer` poll loop committing like ekafka does.
 fn raw_run(kafka: &Ekafka, messages: usize, commit_interval: Duration) -> Run {
     let consumer: BaseConsumer<CommitTracking> = kafka
-        .consumer_group_properties("bench")
+        .consumer_group_properties("bench", Some(PARTITIONS))
         .expect("properties")
         .to_client_config()
         .create_with_context(CommitTracking::default())

@@ -212,7 +212,7 @@ fn raw_send(producer: &BaseProducer<Deliveries>, topic: &str, index: u64) {
 fn raw_side(kafka: &Ekafka, messages: usize, rate: usize) -> Latencies {
     let topic = kafka.config().consumer_groups["g"].topics[0].clone();
     let consumer: BaseConsumer<CommitTracking> = kafka
-        .consumer_group_properties("g")
+        .consumer_group_properties("g", Some(PARTITIONS))
         .expect("properties")
         .to_client_config()
         .create_with_context(CommitTracking::default())

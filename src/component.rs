@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::admin::Admin;
 use crate::config::{self, Config, ConfigError, Properties, BALANCER_ROUND_ROBIN};
-use crate::consumer::{Consumer, ConsumerGroup, GroupSpec};
+use crate::consumer::{Consumer, ConsumerGroup, GroupProperties, GroupSpec};
 use crate::error::Error;
 use crate::interceptor::{
     AccessLogInterceptor, Chain, DebugInterceptor, Interceptor, MetricsInterceptor,
@@ -456,16 +456,21 @@ impl Ekafka {
         })
     }
 
-    /// The librdkafka properties consumer group member `name` is configured
-    /// with. On start the member sizes its prefetch (`queued.max.messages.kbytes`
-    /// and the fetch sizes) for the topics' partition count, where these
-    /// assume none is known; the other properties are these.
-    pub fn consumer_group_properties(&self, name: &str) -> Result<Properties, Error> {
+    /// The librdkafka properties consumer group member `name` is created
+    /// with when its topics have `partitions` partitions in all (it reads the
+    /// count before it joins, and sizes its prefetch from it; see
+    /// [`config::librdkafka::consumer_group`]).
+    pub fn consumer_group_properties(
+        &self,
+        name: &str,
+        partitions: Option<usize>,
+    ) -> Result<Properties, Error> {
         let group = self.consumer_group_config(name)?;
         Ok(config::librdkafka::consumer_group(
             &self.inner.config,
             name,
             group,
+            partitions,
         ))
     }
 
@@ -490,7 +495,14 @@ impl Ekafka {
             }
         }
         let group = &group;
-        let properties = config::librdkafka::consumer_group(&self.inner.config, name, group);
+        // Made when the member knows its topics' partition count.
+        let properties: GroupProperties = {
+            let (config, name, group) =
+                (self.inner.config.clone(), name.to_string(), group.clone());
+            Arc::new(move |partitions| {
+                config::librdkafka::consumer_group(&config, &name, &group, partitions)
+            })
+        };
         let member = running_or_start(
             &self.inner.groups,
             name,
@@ -505,7 +517,7 @@ impl Ekafka {
                         .restart_settings(&config.restart)
                         .apply(&self.inner.restart_policy),
                     config,
-                    client_config: properties.to_client_config(),
+                    properties,
                     interceptors: self.inner.interceptors.clone(),
                     escalator: self.inner.escalator.clone(),
                     metrics: self.registry().cloned(),

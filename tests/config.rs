@@ -670,8 +670,12 @@ fn raw_tables_override_what_ekafka_derives() {
 #[test]
 fn consumer_group_keys_become_librdkafka_properties() {
     let config = load(GUIDE_CONSUMER_GROUP_REFERENCE);
-    let props =
-        ekafka::config::librdkafka::consumer_group(&config, "cg1", &config.consumer_groups["cg1"]);
+    let props = ekafka::config::librdkafka::consumer_group(
+        &config,
+        "cg1",
+        &config.consumer_groups["cg1"],
+        None,
+    );
     assert_eq!(props.get("group.id"), Some("group-1"));
     assert_eq!(props.get("auto.offset.reset"), Some("earliest"));
     assert_eq!(props.get("heartbeat.interval.ms"), Some("3000"));
@@ -801,8 +805,12 @@ fn bad_restart_keys_name_the_key_and_value() {
 fn the_consumer_group_protocol_leaves_timings_and_assignment_to_the_broker() {
     let group = "[kafka]\nbrokers = [\"b:1\"]\n[kafka.consumerGroups.cg1]\ngroupID = \"g\"\ntopic = \"t\"\n";
     let config = load(&format!("{group}groupProtocol = \"consumer\"\n"));
-    let props =
-        ekafka::config::librdkafka::consumer_group(&config, "cg1", &config.consumer_groups["cg1"]);
+    let props = ekafka::config::librdkafka::consumer_group(
+        &config,
+        "cg1",
+        &config.consumer_groups["cg1"],
+        None,
+    );
     assert_eq!(props.get("group.protocol"), Some("consumer"));
     for classic_only in [
         "session.timeout.ms",
@@ -816,6 +824,7 @@ fn the_consumer_group_protocol_leaves_timings_and_assignment_to_the_broker() {
         &classic,
         "cg1",
         &classic.consumer_groups["cg1"],
+        None,
     );
     assert_eq!(
         props.get("group.protocol"),
@@ -904,13 +913,18 @@ fn max_buffered_bytes_sizes_librdkafka_prefetch_and_is_checked() {
     let config = load(toml);
     let group = &config.consumer_groups["cg1"];
     assert_eq!(group.flow.max_buffered_bytes, 64 << 20);
-    let props = ekafka::config::librdkafka::consumer_group(&config, "cg1", group);
+    let props = ekafka::config::librdkafka::consumer_group(&config, "cg1", group, None);
     assert_eq!(props.get("queued.max.messages.kbytes"), Some("1024"));
     assert_eq!(props.get("max.partition.fetch.bytes"), Some("1048576"));
     assert_eq!(props.get("fetch.max.bytes"), Some("16777216"));
     // maxWait left out: librdkafka's 500ms, capped at 50ms for groups.
     assert_eq!(group.fetch.max_wait, std::time::Duration::from_millis(500));
     assert_eq!(props.get("fetch.wait.max.ms"), Some("50"));
+    // What the member is created with once it knows its 16 partitions: half
+    // the bound queued over them, each fetch capped by maxBytes.
+    let props = ekafka::config::librdkafka::consumer_group(&config, "cg1", group, Some(16));
+    assert_eq!(props.get("queued.max.messages.kbytes"), Some("2048"));
+    assert_eq!(props.get("max.partition.fetch.bytes"), Some("1048576"));
 
     let error = ekafka::Config::from_toml_str(&toml.replace("67108864", "100"), "kafka")
         .expect_err("below 1 KiB");
@@ -930,8 +944,12 @@ fn instance_id_makes_a_static_member_and_is_checked_against_kafkas_rule() {
         )
     };
     let config = load(&group("orders-7f9c-0"));
-    let props =
-        ekafka::config::librdkafka::consumer_group(&config, "cg1", &config.consumer_groups["cg1"]);
+    let props = ekafka::config::librdkafka::consumer_group(
+        &config,
+        "cg1",
+        &config.consumer_groups["cg1"],
+        None,
+    );
     assert_eq!(props.get("group.instance.id"), Some("orders-7f9c-0"));
     let without = load(
         "[kafka]\nbrokers = [\"b:9092\"]\n[kafka.consumerGroups.cg1]\ngroupID = \"g\"\ntopic = \"t\"\n",
@@ -940,6 +958,7 @@ fn instance_id_makes_a_static_member_and_is_checked_against_kafkas_rule() {
         &without,
         "cg1",
         &without.consumer_groups["cg1"],
+        None,
     );
     assert_eq!(props.get("group.instance.id"), None, "dynamic by default");
 

@@ -168,7 +168,9 @@ fn properties(config: &Config, section: Section) -> ekafka::config::Properties {
         Producer => librdkafka::producer(config, "p", &config.producers["p"]),
         GroupConsumer => librdkafka::consumer(config, "c", &config.consumers["c"]),
         PartitionConsumer => librdkafka::consumer(config, "pc", &config.consumers["pc"]),
-        ConsumerGroup => librdkafka::consumer_group(config, "g", &config.consumer_groups["g"]),
+        ConsumerGroup => {
+            librdkafka::consumer_group(config, "g", &config.consumer_groups["g"], None)
+        }
     }
 }
 

@@ -63,12 +63,39 @@ pub fn consumer(config: &Config, name: &str, consumer: &ConsumerConfig) -> Prope
     props
 }
 
-/// The properties of the consumer group member named `name` (raw tables applied last).
+/// The properties of the consumer group member named `name`, whose topics
+/// have `partitions` partitions in all (raw tables applied last): exactly what
+/// the member is created with. A member reads the count before it joins, and
+/// librdkafka's prefetch (its queue per partition, and the fetch sizes) is
+/// sized from it so that together the partitions take at most
+/// `maxBufferedBytes`; with `None` (the count unknown) each partition gets a
+/// 64th of it.
+///
+/// ```
+/// let config = ekafka::config::Config::from_toml_str(
+///     "[kafka]\nbrokers = [\"b:9092\"]\n\
+///      [kafka.consumerGroups.g]\ngroupID = \"g\"\ntopic = \"t\"\nmaxBufferedBytes = 1048576\n",
+///     "kafka",
+/// )?;
+/// let group = &config.consumer_groups["g"];
+/// let properties = ekafka::config::librdkafka::consumer_group(&config, "g", group, Some(8));
+/// // 1 MiB over 8 partitions, half of it queued: 64 KiB each.
+/// assert_eq!(properties.get("queued.max.messages.kbytes"), Some("64"));
+/// # Ok::<(), ekafka::config::ConfigError>(())
+/// ```
 #[must_use]
-pub fn consumer_group(config: &Config, name: &str, group: &ConsumerGroupConfig) -> Properties {
+pub fn consumer_group(
+    config: &Config,
+    name: &str,
+    group: &ConsumerGroupConfig,
+    partitions: Option<usize>,
+) -> Properties {
     let mut props = common(config);
     props.set("client.id", format!("ekafka-group-{name}"));
     group.set_properties(&mut props);
+    for (key, value) in super::prefetch_properties(&group.flow, &group.fetch, partitions) {
+        props.set(key, value);
+    }
     props.extend(&config.librdkafka);
     props.extend(&group.librdkafka);
     props

@@ -24,7 +24,12 @@ pub struct Properties {
 impl Properties {
     /// Sets a property, replacing an earlier value.
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.entries.insert(name.into(), value.into());
+        let name = name.into();
+        #[cfg(test)]
+        if self.entries.contains_key(&name) {
+            rewrites::note(&name);
+        }
+        self.entries.insert(name, value.into());
     }
 
     /// The value of a property, if set.
@@ -49,10 +54,11 @@ impl Properties {
         self.entries.is_empty()
     }
 
-    /// Sets every property of `other`, replacing values already present.
+    /// Sets every property of `other`, replacing values already present (the
+    /// raw tables, layered last on purpose).
     pub fn extend(&mut self, other: &Properties) {
         for (k, v) in other.iter() {
-            self.set(k, v);
+            self.entries.insert(k.to_string(), v.to_string());
         }
     }
 
@@ -103,5 +109,26 @@ impl fmt::Debug for Properties {
             }
         }
         map.finish()
+    }
+}
+
+/// Properties [`Properties::set`] replaced on this thread: the mapping
+/// writes each property once (tests hold it to that); only the raw tables,
+/// layered last with `extend`, replace.
+#[cfg(test)]
+pub(crate) mod rewrites {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static REWRITTEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn note(name: &str) {
+        REWRITTEN.with(|r| r.borrow_mut().push(name.to_string()));
+    }
+
+    /// What was replaced since the last call.
+    pub(crate) fn take() -> Vec<String> {
+        REWRITTEN.with(|r| std::mem::take(&mut *r.borrow_mut()))
     }
 }

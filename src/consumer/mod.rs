@@ -13,4 +13,4 @@ pub use crate::record::{
 pub use group::{ConsumerGroup, GroupStatus};
 pub use single::Consumer;
 
-pub(crate) use group::GroupSpec;
+pub(crate) use group::{GroupProperties, GroupSpec};

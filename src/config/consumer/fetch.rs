@@ -82,7 +82,7 @@ settings! {
         /// the most data fetched per partition per request.
         pub max_bytes: u32 = key("maxBytes", "1048576")
             .range(1, 1_000_000_000)
-            .property("max.partition.fetch.bytes"),
+            .sets("max.partition.fetch.bytes"),
         /// how long the broker may hold a fetch waiting for `minBytes`; at most
         /// `50ms` for groups. librdkafka's fetch covers all of a broker's
         /// partitions and leaves out those whose prefetch queue is full, so a
@@ -91,7 +91,7 @@ settings! {
         /// idle group member asks each broker for data up to 20 times a second.
         pub max_wait: Duration = key("maxWait", "\"500ms\"")
             .shown("`\"500ms\"` (librdkafka's; Go: `\"10s\"`)")
-            .property("fetch.wait.max.ms"),
+            .sets("fetch.wait.max.ms"),
         /// the first delay when retrying a failed request.
         pub read_backoff_min: Duration = key("readBackoffMin", "\"100ms\"")
             .property("retry.backoff.ms"),

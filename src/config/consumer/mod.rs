@@ -102,6 +102,17 @@ impl ConsumerConfig {
 }
 
 impl Rules for ConsumerConfig {
+    // A single consumer fetches as asked; a group sizes its fetches with its
+    // prefetch (`prefetch_properties`), the one writer of these for groups.
+    fn derive_properties(&self, props: &mut Properties) {
+        use super::key::PropertyText as _;
+        props.set("fetch.wait.max.ms", self.fetch.max_wait.property_text());
+        props.set(
+            "max.partition.fetch.bytes",
+            self.fetch.max_bytes.to_string(),
+        );
+    }
+
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
         check_topic_name(section, "topic", &self.topic)?;
         // Refused rather than ignored: a Go config that sets them on a
@@ -220,10 +231,8 @@ impl Rules for ConsumerGroupConfig {
     }
 
     fn derive_properties(&self, props: &mut Properties) {
-        for (key, value) in prefetch_properties(&self.flow, &self.fetch, None) {
-            props.set(key, value);
-        }
-        // Under KIP-848 the broker assigns (its group.consumer.assignors).
+        // The prefetch properties depend on the topics' partition count too:
+        // `librdkafka::consumer_group` sets them. Under KIP-848 the broker assigns (its group.consumer.assignors).
         if self.group.protocol == GroupProtocol::Classic {
             let strategies: Vec<&str> = self
                 .group_balancers

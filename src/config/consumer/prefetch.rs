@@ -28,13 +28,14 @@ fn prefetch_per_partition(flow: &FlowSettings, partitions: Option<usize>) -> usi
 /// `maxWait` comes from, fetches each partition on its own.
 const GROUP_FETCH_WAIT_MAX: Duration = Duration::from_millis(50);
 
-/// librdkafka's prefetch, sized from the group's own bounds. A group member
-/// reads each partition from a queue of its own, so the queue limits apply per
-/// partition. From the config, before the partitions are known, each gets a
-/// 64th of `maxBufferedBytes`; the member sizes them again from the number of
-/// partitions its topics have ([`prefetch_per_partition`]) before it joins. A
-/// fetch response is at most a quarter of the bound (but never below 1 MiB,
-/// the largest message librdkafka accepts by default).
+/// librdkafka's prefetch, sized from the group's own bounds and the number of
+/// partitions its topics have (read by the member before it joins; `None`
+/// when unknown, and then each partition gets a 64th of `maxBufferedBytes`).
+/// A group member reads each partition from a queue of its own, so the queue
+/// limits apply per partition ([`prefetch_per_partition`]). A fetch response
+/// is at most a quarter of the bound (but never below 1 MiB, the largest
+/// message librdkafka accepts by default). The one writer of these properties
+/// for groups (`config::librdkafka::consumer_group` calls it).
 pub(crate) fn prefetch_properties(
     flow: &FlowSettings,
     fetch: &FetchSettings,

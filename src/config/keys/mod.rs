@@ -370,11 +370,10 @@ fn sample(key: &str, literal: Option<&str>) -> String {
     }
 }
 
-#[test]
-fn every_librdkafka_property_described_is_set_by_the_mapping() {
-    use super::librdkafka;
-    // One config setting every key that names a property, so that the
-    // properties set only when asked for (SASL, TLS, a group id) show.
+/// One config setting every key that names a property, so that the
+/// properties set only when asked for (SASL, TLS, a group id) show; and what
+/// each row names: (table, key, property).
+fn config_setting_every_property() -> (Config, Vec<(String, String, &'static str)>) {
     let mut set: Vec<(String, String, String)> = Vec::new();
     let mut expected: Vec<(String, String, &str)> = Vec::new();
     for section in [Table::Kafka, Table::Producer, Table::Consumers] {
@@ -408,18 +407,52 @@ fn every_librdkafka_property_described_is_set_by_the_mapping() {
         .collect();
     let text = config_with_all(&extras);
     let config = Config::from_toml_str(&text, "kafka").expect("the config reads");
-    let properties = |table: &str| match table.split('.').take(2).collect::<Vec<_>>()[..] {
-        ["kafka", "producers"] => librdkafka::producer(&config, "p", &config.producers["p"]),
-        ["kafka", "consumers"] => librdkafka::consumer(&config, "c", &config.consumers["c"]),
+    (config, expected)
+}
+
+/// Each client kind's properties for `table`, as the mapping makes them.
+fn mapped(config: &Config, table: &str) -> super::Properties {
+    use super::librdkafka;
+    match table.split('.').take(2).collect::<Vec<_>>()[..] {
+        ["kafka", "producers"] => librdkafka::producer(config, "p", &config.producers["p"]),
+        ["kafka", "consumers"] => librdkafka::consumer(config, "c", &config.consumers["c"]),
         ["kafka", "consumerGroups"] => {
-            librdkafka::consumer_group(&config, "g", &config.consumer_groups["g"])
+            librdkafka::consumer_group(config, "g", &config.consumer_groups["g"], Some(3))
         }
-        _ => librdkafka::common(&config),
-    };
+        _ => librdkafka::common(config),
+    }
+}
+
+#[test]
+fn every_librdkafka_property_described_is_set_by_the_mapping() {
+    let (config, expected) = config_setting_every_property();
+    let properties = |table: &str| mapped(&config, table);
     for (table, key, property) in expected {
         assert!(
             properties(&table).get(property).is_some(),
             "{table}.{key} is described as setting {property}, which the mapping does not set"
+        );
+    }
+}
+
+/// Each librdkafka property has one writer: no step of the mapping replaces
+/// what an earlier one set (only the raw tables do, layered last).
+#[test]
+fn every_librdkafka_property_is_written_once_by_the_mapping() {
+    let (config, _) = config_setting_every_property();
+    for table in [
+        "kafka",
+        "kafka.producers.NAME",
+        "kafka.consumers.NAME",
+        "kafka.consumerGroups.NAME",
+    ] {
+        super::properties::rewrites::take();
+        let properties = mapped(&config, table);
+        assert!(!properties.is_empty());
+        let rewritten = super::properties::rewrites::take();
+        assert!(
+            rewritten.is_empty(),
+            "{table}: the mapping writes {rewritten:?} more than once"
         );
     }
 }

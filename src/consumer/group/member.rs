@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::engine::{self, Engine, EngineSettings, Exit, GroupContext, MessageSink};
 use super::engine::{Command, Commands};
-use crate::config::{prefetch_properties, ConsumerGroupConfig};
+use crate::config::{ConsumerGroupConfig, Properties};
 use crate::error::Error;
 use crate::interceptor::{Chain, ClientInfo, ClientKind};
 use crate::observe::{GroupProbe, Metrics};
@@ -26,11 +26,16 @@ pub(crate) const KIND: &str = "consumer group";
 pub(crate) const COMMIT_AND_LEAVE: Duration = Duration::from_secs(15);
 
 /// Everything needed to (re)start the member.
+/// A member's librdkafka properties, made from its topics' partition count
+/// (see `config::librdkafka::consumer_group`).
+pub(crate) type GroupProperties = Arc<dyn Fn(Option<usize>) -> Properties + Send + Sync>;
+
 pub(crate) struct GroupSpec {
     pub(crate) name: String,
     /// Shared with every incarnation's engine, as read.
     pub(crate) config: Arc<ConsumerGroupConfig>,
-    pub(crate) client_config: rdkafka::ClientConfig,
+    /// The member's librdkafka properties for its topics' partition count.
+    pub(crate) properties: GroupProperties,
     pub(crate) interceptors: Chain,
     pub(crate) restart_policy: RestartPolicy,
     pub(crate) escalator: Escalator,
@@ -108,10 +113,8 @@ impl GroupMembers {
         let commands = engine.commands();
         // Without a group id: it never joins, and closing it does not wait
         // for a group it is not in.
-        let probe: BaseConsumer = self
-            .spec
-            .client_config
-            .clone()
+        let probe: BaseConsumer = (self.spec.properties)(None)
+            .to_client_config()
             .remove("group.id")
             // Short-lived, with no context to take them.
             .remove("statistics.interval.ms")
@@ -123,7 +126,7 @@ impl GroupMembers {
             })?;
         let start = EngineStart {
             probe,
-            client_config: self.spec.client_config.clone(),
+            properties: Arc::clone(&self.spec.properties),
             config: Arc::clone(&self.spec.config),
         };
         let exits = self.exits.clone();
@@ -160,7 +163,7 @@ impl GroupMembers {
 struct EngineStart {
     /// A client of the same config, never subscribed: reads the metadata.
     probe: BaseConsumer,
-    client_config: rdkafka::ClientConfig,
+    properties: GroupProperties,
     config: Arc<ConsumerGroupConfig>,
 }
 
@@ -169,16 +172,8 @@ impl EngineStart {
     fn consumer(self, engine: Engine) -> Result<BaseConsumer<GroupContext>, String> {
         let partitions = self.partitions();
         drop(self.probe);
-        let mut client_config = self.client_config;
-        let (flow, fetch) = (&self.config.flow, &self.config.fetch);
-        let ekafka_sizing = prefetch_properties(flow, fetch, None);
-        let sized = prefetch_properties(flow, fetch, partitions);
-        for ((key, default), (_, value)) in ekafka_sizing.iter().zip(sized) {
-            // A value set in a raw librdkafka table is the user's: keep it.
-            if client_config.get(key) == Some(default.as_str()) {
-                client_config.set(*key, value);
-            }
-        }
+        // The member's properties, made once, now that the count is known.
+        let client_config = (self.properties)(partitions).to_client_config();
         let consumer =
             BaseConsumer::from_config_and_context(&client_config, GroupContext::new(engine))
                 .map_err(|e| format!("cannot create the consumer: {e}"))?;

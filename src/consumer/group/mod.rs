@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub(crate) use member::GroupSpec;
+pub(crate) use member::{GroupProperties, GroupSpec};
 pub use status::GroupStatus;
 
 use crate::observe::GroupProbe;
