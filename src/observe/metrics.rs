@@ -704,7 +704,7 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_lists_every_metric_and_no_other() {
+    fn the_guide_lists_every_metric_and_no_other() {
         let metrics = Metrics::new(&["b:1".to_string()]);
         // A series of every metric (a family without one is not declared).
         StatsSink::new(&metrics.stats, "producer", "p").record(&rdkafka::Statistics::default());

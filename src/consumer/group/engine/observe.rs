@@ -65,7 +65,7 @@ impl Observer {
     pub(super) fn publish(
         &mut self,
         partitions: &Partitions,
-        watermarks: impl Fn(&TopicPartition) -> Option<(i64, i64)>,
+        mut watermarks: impl FnMut(&TopicPartition) -> Option<(i64, i64)>,
     ) {
         let Some(metrics) = &mut self.metrics else {
             return;
@@ -139,4 +139,55 @@ pub(super) fn cached_watermarks<C: ConsumerContext>(
     partition: i32,
 ) -> Option<(i64, i64)> {
     crate::native::client::cached_watermarks(consumer.client(), topic, partition)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Metrics;
+    use crate::record::StartingOffset;
+
+    fn partition(number: i32) -> TopicPartition {
+        TopicPartition {
+            topic: "t".into(),
+            partition: number,
+        }
+    }
+
+    #[test]
+    fn without_metrics_nothing_is_due_or_published() {
+        let mut observer = Observer::new(None, Some(Duration::from_secs(1)));
+        assert!(observer.next_publication().is_none());
+        observer.publish(&Partitions::new(10, 10), |_| {
+            panic!("no lag without metrics")
+        });
+    }
+
+    #[test]
+    fn lag_is_the_high_watermark_past_the_commit_point_every_interval() {
+        let metrics = Metrics::new(&["b:1".to_string()]);
+        let mut observer = Observer::new(Some(metrics.group("g")), Some(Duration::from_secs(60)));
+        let mut partitions = Partitions::new(10, 1 << 20);
+        partitions.take(partition(0), StartingOffset::Committed(0), None);
+        partitions.take(partition(1), StartingOffset::Committed(0), None);
+        let mut asked = Vec::new();
+        observer.publish(&partitions, |id| {
+            asked.push(id.partition);
+            // No fetch answered for partition 1 yet: no lag for it.
+            (id.partition == 0).then_some((5, 42))
+        });
+        assert_eq!(asked, vec![0, 1]);
+        let text = metrics.encode();
+        let lag = text
+            .lines()
+            .find(|l| l.starts_with("ekafka_consumer_lag{") && l.contains("partition=\"0\""))
+            .expect("partition 0's lag");
+        // Nothing committed: lag counts from the low watermark, 42 - 5.
+        assert!(lag.ends_with(" 37"), "{lag}");
+        assert!(!text.contains("partition=\"1\""), "{text}");
+        // Not due again within the interval.
+        observer.publish(&partitions, |_| panic!("lag published before its interval"));
+        let (_, after) = observer.next_publication().expect("metrics on");
+        assert!(after <= Duration::from_secs(60));
+    }
 }
