@@ -191,22 +191,59 @@ fn inline_modules(text: &str) -> Vec<(String, usize, usize)> {
             continue;
         }
         let open = text.len() - after.len();
-        let mut depth = 0;
-        for (offset, c) in text[open..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        spans.push((name.clone(), open, open + offset));
-                        break;
-                    }
-                }
-                _ => {}
-            }
+        if let Some(close) = matching_brace(text, open) {
+            spans.push((name, open, close));
         }
     }
     spans
+}
+
+/// Where the `{` at `open` is closed, skipping braces inside string and
+/// character literals.
+fn matching_brace(text: &str, open: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut at) = (0usize, open);
+    while at < bytes.len() {
+        match bytes[at] {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at);
+                }
+            }
+            b'"' => {
+                // A raw string (`r"…"`, `r#"…"#`) ends at its quote and hashes;
+                // another at the first unescaped quote.
+                let hashes = bytes[..at].iter().rev().take_while(|&&b| b == b'#').count();
+                let raw = at > hashes && bytes[at - hashes - 1] == b'r';
+                let end = if raw {
+                    let closing = format!("\"{}", "#".repeat(hashes));
+                    text[at + 1..]
+                        .find(&closing)
+                        .map(|n| at + 1 + n + closing.len() - 1)
+                } else {
+                    let mut end = at + 1;
+                    while end < bytes.len() && bytes[end] != b'"' {
+                        end += if bytes[end] == b'\\' { 2 } else { 1 };
+                    }
+                    Some(end)
+                };
+                at = end?;
+            }
+            // A character literal holding a brace or a quote.
+            b'\'' if bytes.get(at + 2) == Some(&b'\'') => at += 2,
+            b'\'' if bytes.get(at + 1) == Some(&b'\\') => {
+                at += bytes[at + 2..]
+                    .iter()
+                    .position(|&b| b == b'\'')
+                    .map_or(0, |n| n + 2);
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    None
 }
 
 /// The first identifier of each top-level item of a `{ … }` use list that
@@ -436,6 +473,20 @@ fn the_folder_reader_finds_a_circle_and_only_a_circle() {
     let graph = folder_graph(&folder, &no_circle);
     assert_eq!(graph["b"], BTreeSet::from(["a".to_string()]), "{graph:?}");
     assert!(first_cycle(&graph).is_none(), "{graph:?}");
+
+    // A brace inside a string does not end the inline module early or late.
+    let strings = [
+        source(&["f"], true, "mod a;\nmod b;\nfn go() { a::run(); }\n"),
+        source(
+            &["f", "a"],
+            false,
+            "fn s() -> &'static str { \"{\" }\nfn c() -> char { '}' }\n\
+             mod tests {\n use super::*;\n fn t() { let _ = (\"x{\", '{', r#\"\"{\"#); }\n}\n",
+        ),
+        source(&["f", "b"], false, ""),
+    ];
+    let graph = folder_graph(&folder, &strings);
+    assert!(graph["a"].is_empty(), "{graph:?}");
 
     let front_item = [
         source(

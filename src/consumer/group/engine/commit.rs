@@ -474,27 +474,13 @@ impl Committer {
 
 #[cfg(test)]
 mod tests {
+    use super::super::partitions::fixtures::{fetched, id};
     use super::*;
-    use crate::record::StartingOffset;
-
-    fn id(partition: i32) -> TopicPartition {
-        TopicPartition {
-            topic: "t".into(),
-            partition,
-        }
-    }
 
     /// Partitions 0 and 1, with `0..acknowledged` of partition 0 handed out
     /// and acknowledged.
     fn acknowledged(acknowledged: i64) -> Partitions {
-        let mut partitions = Partitions::new(1000, 1 << 20);
-        for partition in [0, 1] {
-            partitions.take(id(partition), StartingOffset::Committed(0), None);
-        }
-        for offset in 0..acknowledged {
-            let message = crate::ConsumedMessage::new("t", 0, offset, &crate::Message::new("v"));
-            partitions.hold_fetched(message);
-        }
+        let mut partitions = fetched(1000, [0..acknowledged, 0..0]);
         partitions.take_batch(0, acknowledged as usize, 0b1);
         partitions.acknowledge(0b1, &id(0), 0, acknowledged - 1);
         partitions

@@ -274,8 +274,9 @@ impl Dispatch {
 
 #[cfg(test)]
 mod tests {
+    use super::super::partitions::fixtures::id;
     use super::*;
-    use crate::record::{Ack, StartingOffset};
+    use crate::record::Ack;
 
     struct NoAcks;
 
@@ -283,25 +284,9 @@ mod tests {
         fn acknowledge(&self, _ack: Ack) {}
     }
 
-    fn id(partition: i32) -> TopicPartition {
-        TopicPartition {
-            topic: "t".into(),
-            partition,
-        }
-    }
-
     /// Partitions 0 and 1, each with `per_partition` messages fetched.
     fn fetched(per_partition: i64) -> Partitions {
-        let mut partitions = Partitions::new(1000, 1 << 20);
-        for partition in [0, 1] {
-            partitions.take(id(partition), StartingOffset::Committed(0), None);
-            for offset in 0..per_partition {
-                let message =
-                    ConsumedMessage::new("t", partition, offset, &crate::Message::new("v"));
-                partitions.hold_fetched(message);
-            }
-        }
-        partitions
+        super::super::partitions::fixtures::fetched(1000, [0..per_partition, 0..per_partition])
     }
 
     fn puller(room: usize) -> (MessageSink, tokio::sync::mpsc::Receiver<MessageBatch>) {

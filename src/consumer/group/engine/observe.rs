@@ -143,16 +143,9 @@ pub(super) fn cached_watermarks<C: ConsumerContext>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::partitions::fixtures::fetched;
     use super::*;
     use crate::observe::Metrics;
-    use crate::record::StartingOffset;
-
-    fn partition(number: i32) -> TopicPartition {
-        TopicPartition {
-            topic: "t".into(),
-            partition: number,
-        }
-    }
 
     #[test]
     fn without_metrics_nothing_is_due_or_published() {
@@ -167,9 +160,7 @@ mod tests {
     fn lag_is_the_high_watermark_past_the_commit_point_every_interval() {
         let metrics = Metrics::new(&["b:1".to_string()]);
         let mut observer = Observer::new(Some(metrics.group("g")), Some(Duration::from_secs(60)));
-        let mut partitions = Partitions::new(10, 1 << 20);
-        partitions.take(partition(0), StartingOffset::Committed(0), None);
-        partitions.take(partition(1), StartingOffset::Committed(0), None);
+        let partitions = fetched(10, [0..0, 0..0]);
         let mut asked = Vec::new();
         observer.publish(&partitions, |id| {
             asked.push(id.partition);

@@ -202,13 +202,6 @@ impl Partitions {
         self.hold_at(index, owned);
     }
 
-    /// Holds `message` as fetched, for other parts' tests.
-    #[cfg(test)]
-    pub(super) fn hold_fetched(&mut self, message: ConsumedMessage) {
-        let index = self.find(message.topic(), message.partition());
-        self.hold_at(index.expect("a partition held"), message);
-    }
-
     fn hold_at(&mut self, index: usize, message: ConsumedMessage) {
         let p = &mut self.list[index];
         hold(&mut p.ledger, &mut p.sizes, message);
@@ -558,29 +551,48 @@ fn running_average(average: usize, size: usize) -> usize {
     }
 }
 
+/// What the engine parts' tests start from.
 #[cfg(test)]
-mod tests {
+pub(super) mod fixtures {
     use super::*;
 
-    fn id(partition: i32) -> TopicPartition {
+    /// Partition `partition` of topic "t".
+    pub(in super::super) fn id(partition: i32) -> TopicPartition {
         TopicPartition {
             topic: "t".into(),
             partition,
         }
     }
 
-    /// Partitions 0 and 1 taken on, with `offsets` of partition 0 fetched.
-    fn holding(offsets: std::ops::Range<i64>) -> Partitions {
-        let mut partitions = Partitions::new(100, 1 << 20);
-        for partition in [0, 1] {
-            let start = StartingOffset::Committed(0);
-            assert!(partitions.take(id(partition), start, None));
-        }
-        for offset in offsets {
-            let message = ConsumedMessage::new("t", 0, offset, &crate::Message::new("v"));
-            partitions.hold_at(0, message);
+    /// Partitions 0 and 1 of "t", taken on at offset 0 and bounded by
+    /// `bound` messages (and 1 MiB), with the offsets in `fetched[i]` of
+    /// partition `i` fetched.
+    pub(in super::super) fn fetched(
+        bound: usize,
+        fetched: [std::ops::Range<i64>; 2],
+    ) -> Partitions {
+        let mut partitions = Partitions::new(bound, 1 << 20);
+        for (index, offsets) in fetched.into_iter().enumerate() {
+            let partition = index as i32;
+            assert!(partitions.take(id(partition), StartingOffset::Committed(0), None));
+            for offset in offsets {
+                let message =
+                    ConsumedMessage::new("t", partition, offset, &crate::Message::new("v"));
+                partitions.hold_at(index, message);
+            }
         }
         partitions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{fetched, id};
+    use super::*;
+
+    /// Partitions 0 and 1 taken on, with `offsets` of partition 0 fetched.
+    fn holding(offsets: std::ops::Range<i64>) -> Partitions {
+        fetched(100, [offsets, 0..0])
     }
 
     #[test]
@@ -659,12 +671,7 @@ mod tests {
 
     #[test]
     fn a_member_at_its_bound_is_full_and_names_when_to_look_again() {
-        let mut partitions = Partitions::new(4, 1 << 20);
-        assert!(partitions.take(id(0), StartingOffset::Committed(0), None));
-        for offset in 0..4 {
-            let message = ConsumedMessage::new("t", 0, offset, &crate::Message::new("v"));
-            partitions.hold_at(0, message);
-        }
+        let mut partitions = fetched(4, [0..4, 0..0]);
         assert!(partitions.is_full());
         let mut deadlines = Vec::new();
         partitions.pause_deadlines(|_, after| deadlines.push(after));
