@@ -8,6 +8,7 @@
 #
 #   ./e2e.sh                          # the whole tier
 #   ./e2e.sh --test consumer_group    # any cargo test arguments, against the broker
+#   ./e2e.sh --bench producer_throughput   # benches (all when none is named), against it
 #
 # Needs Java 17+ and Maven (the jars are fetched once into ~/.cache/ekafka), and
 # Go (kafka-go comes from the Go module proxy once, into Go's module cache).
@@ -26,6 +27,18 @@ export EKAFKA_TEST_KAFKA=$RUN_DIR/suite
 EKAFKA_TEST_BROKERS=$(sed -n 's/^PLAINTEXT=//p' "$RUN_DIR/suite/cluster.env")
 export EKAFKA_TEST_BROKERS
 echo "== Apache Kafka on $EKAFKA_TEST_BROKERS"
+
+# ./e2e.sh --bench [NAME...]: the benches (all, or those named) on this broker.
+if [ "${1:-}" = "--bench" ]; then
+  shift
+  if [ "$#" -eq 0 ]; then
+    cargo bench
+  fi
+  for bench in "$@"; do
+    cargo bench --bench "$bench"
+  done
+  exit
+fi
 
 if [ "$#" -gt 0 ]; then
   cargo test --no-fail-fast "$@"

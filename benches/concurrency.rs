@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use common::{env_usize, min_median_max};
 use ekafka::config::ConsumerServerConfig;
 use ekafka::server::ConsumerServer;
-use ekafka::testing::{unique_name, EmbeddedCluster};
+use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Message};
 
 const HANDLER_WAIT: Duration = Duration::from_millis(10);
@@ -50,9 +50,9 @@ fn config(brokers_line: &str, topic: &str, concurrency: usize) -> String {
 /// One repetition at `concurrency`: the messages handled per second.
 async fn repetition(concurrency: usize, keys: usize, seconds: usize) -> f64 {
     let messages = concurrency * 100 * seconds;
-    let cluster = EmbeddedCluster::start().expect("embedded cluster");
+    let cluster = common::cluster();
     let topic = unique_name("bench");
-    cluster.create_topic_with(&topic, 1, 3).expect("topic");
+    cluster.create_topic_with_partitions(&topic, 1).expect("topic");
     let text = config(&cluster.brokers_line(), &topic, concurrency);
     let kafka = Ekafka::from_toml_str(&text, "kafka")
         .expect("config")
@@ -107,7 +107,8 @@ async fn main() {
     let seconds = env_usize("BENCH_SECONDS", 3);
     println!(
         "one partition, handler waiting {HANDLER_WAIT:?}, {keys} keys, orderBy = \"key\", \
-         {repetitions} repetitions"
+         {repetitions} repetitions, on {}",
+        common::measured_on()
     );
     let mut ratios = vec![Vec::new(); levels.len()];
     for repetition_index in 0..repetitions {

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Context, Handler};
 use common::{cpu_time, env_usize, read_message, CommitTracking, Ratios, RawCommits, Run};
 use ekafka::consumer::MessageBatch;
-use ekafka::testing::{unique_name, EmbeddedCluster};
+use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Message};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -120,10 +120,10 @@ async fn ekafka_run(kafka: &Ekafka, messages: usize) -> Run {
 
 /// One repetition on a fresh cluster: (raw, ekafka).
 async fn repetition(messages: usize, commit_interval: &str, raw_first: bool) -> (Run, Run) {
-    let cluster = EmbeddedCluster::start().expect("embedded cluster");
+    let cluster = common::cluster();
     let topic = unique_name("bench");
     cluster
-        .create_topic_with(&topic, PARTITIONS as i32, 3)
+        .create_topic_with_partitions(&topic, PARTITIONS as i32)
         .expect("topic");
     let kafka = |group: &str| {
         Ekafka::from_toml_str(
@@ -177,7 +177,8 @@ async fn main() {
     for commit_interval in ["0", "1s"] {
         println!(
             "consumer throughput, commitInterval = {commit_interval:?}: {messages} messages of \
-             {MESSAGE_BYTES} B on {PARTITIONS} partitions per repetition, join excluded"
+             {MESSAGE_BYTES} B on {PARTITIONS} partitions per repetition, join excluded, on {}",
+            common::measured_on()
         );
         let mut ratios = Ratios::default();
         for number in 0..repetitions {

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Context, Handler};
 use common::{env_usize, read_message, CommitTracking, Deliveries, RawCommits};
 use ekafka::consumer::MessageBatch;
-use ekafka::testing::{unique_name, EmbeddedCluster};
+use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Message};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
@@ -274,11 +274,11 @@ fn raw_side(kafka: &Ekafka, messages: usize, rate: usize) -> Latencies {
 
 /// One repetition on a fresh cluster: (raw, ekafka).
 async fn repetition(messages: usize, rate: usize, raw_first: bool) -> (Latencies, Latencies) {
-    let cluster = EmbeddedCluster::start().expect("embedded cluster");
+    let cluster = common::cluster();
     let kafka = || {
         let topic = unique_name("latency");
         cluster
-            .create_topic_with(&topic, PARTITIONS as i32, 3)
+            .create_topic_with_partitions(&topic, PARTITIONS as i32)
             .expect("topic");
         Ekafka::from_toml_str(
             &config(&cluster.brokers_line(), &topic, &unique_name("group")),
@@ -320,7 +320,8 @@ async fn main() {
     let repetitions = env_usize("BENCH_REPETITIONS", 5);
     println!(
         "end-to-end latency at {rate} msg/s: {messages} messages of {MESSAGE_BYTES} B on \
-         {PARTITIONS} partitions per side and repetition"
+         {PARTITIONS} partitions per side and repetition, on {}",
+        common::measured_on()
     );
     let (mut added_p50, mut added_p99) = (Vec::new(), Vec::new());
     for number in 0..repetitions {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{cpu_time, env_usize, Deliveries, Ratios, Run};
-use ekafka::testing::{unique_name, EmbeddedCluster};
+use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Message};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -125,7 +125,7 @@ async fn repetition(
     messages: usize,
     raw_first: bool,
 ) -> (Run, Run) {
-    let cluster = EmbeddedCluster::start().expect("embedded cluster");
+    let cluster = common::cluster();
     let topic = unique_name("bench");
     cluster.create_topic(&topic).expect("topic");
     let text = config(&cluster.brokers_line(), &topic, kafka_keys, producer_keys);
@@ -171,7 +171,7 @@ async fn repetition(
 /// `FutureProducer` (`send_result`, then the delivery), with the same
 /// properties. One repetition on a fresh cluster: (raw, ekafka).
 async fn single_message_repetition(writers: usize, messages: usize, raw_first: bool) -> (Run, Run) {
-    let cluster = EmbeddedCluster::start().expect("embedded cluster");
+    let cluster = common::cluster();
     let topic = unique_name("bench");
     cluster.create_topic(&topic).expect("topic");
     let no_extras = "enableTraceInterceptor = false\nenableMetricInterceptor = false";
@@ -257,7 +257,8 @@ async fn main() {
     ];
     println!(
         "producer throughput: {messages} messages of {MESSAGE_BYTES} B per run, acks = all, \
-         idempotence, 3 brokers, 3 partitions; raw = BaseProducer with a delivery callback"
+         idempotence, 3 partitions, on {}; raw = BaseProducer with a delivery callback",
+        common::measured_on()
     );
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for (label, kafka_keys, producer_keys) in configurations {

@@ -6,6 +6,24 @@
 
 use std::time::{Duration, Instant};
 
+use ekafka::testing::{TestCluster, BROKERS_VARIABLE};
+
+/// The cluster a repetition runs on: the broker `EKAFKA_TEST_BROKERS` names
+/// (`./e2e.sh --bench` starts Apache Kafka and sets it), else a new embedded
+/// cluster, fresh for each repetition.
+pub(crate) fn cluster() -> TestCluster {
+    TestCluster::from_env().expect("a cluster to measure on")
+}
+
+/// Where the bench runs, for its header: figures are only comparable on the
+/// same broker and machine.
+pub(crate) fn measured_on() -> String {
+    match std::env::var(BROKERS_VARIABLE) {
+        Ok(brokers) if !brokers.trim().is_empty() => format!("the broker at {}", brokers.trim()),
+        _ => "the embedded cluster (librdkafka's mock, 3 brokers, fresh per repetition)".into(),
+    }
+}
+
 /// One side's run: how long, and the process CPU time spent meanwhile.
 #[derive(Clone, Copy)]
 pub(crate) struct Run {
