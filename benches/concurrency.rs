@@ -52,7 +52,9 @@ async fn repetition(concurrency: usize, keys: usize, seconds: usize) -> f64 {
     let messages = concurrency * 100 * seconds;
     let cluster = common::cluster();
     let topic = unique_name("bench");
-    cluster.create_topic_with_partitions(&topic, 1).expect("topic");
+    cluster
+        .create_topic_with_partitions(&topic, 1)
+        .expect("topic");
     let text = config(&cluster.brokers_line(), &topic, concurrency);
     let kafka = Ekafka::from_toml_str(&text, "kafka")
         .expect("config")
