@@ -124,6 +124,9 @@ pub(super) struct Committer {
     /// Commits failed in a row, and when the periodic commit may try again.
     failed_in_a_row: u32,
     retry_at: Option<Instant>,
+    /// The pause after the last failure: it runs again from when the
+    /// failure is reported (see [`Committer::failure_reported`]).
+    pause: Duration,
     last_commit: Instant,
     /// What was acknowledged but whose commit failed, per partition, and the
     /// last failure: a close reports it instead of claiming a clean end.
@@ -145,6 +148,7 @@ impl Committer {
             timed_out: VecDeque::new(),
             failed_in_a_row: 0,
             retry_at: None,
+            pause: Duration::ZERO,
             last_commit: Instant::now(),
             uncommitted: None,
             finished: Vec::new(),
@@ -431,7 +435,17 @@ impl Committer {
             .saturating_mul(1 << self.failed_in_a_row.min(16))
             .min(RETRY_MOST);
         self.failed_in_a_row = self.failed_in_a_row.saturating_add(1);
+        self.pause = pause;
         self.retry_at = Some(Instant::now() + pause);
+    }
+
+    /// A failed commit was reported: the pause before the periodic commit
+    /// tries again runs from now, so subscribers see the tries a full pause
+    /// apart however long the report took.
+    pub(super) fn failure_reported(&mut self) {
+        if self.retry_at.is_some() {
+            self.retry_at = Some(Instant::now() + self.pause);
+        }
     }
 
     /// Records a commit's result: marks what was committed, keeps what was

@@ -551,6 +551,7 @@ impl Engine {
                     "commit failed: {failure} (left uncommitted: {})",
                     crate::record::describe_offsets(offsets)
                 ));
+                self.committer.failure_reported();
             }
             for reply in finished.replies {
                 let _ = reply.send(outcome.clone());
