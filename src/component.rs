@@ -11,7 +11,7 @@ use crate::consumer::{Consumer, ConsumerGroup, GroupProperties, GroupSpec};
 use crate::error::Error;
 use crate::interceptor::{
     AccessLogInterceptor, Chain, DebugInterceptor, Interceptor, MetricsInterceptor,
-    OperationMetrics, TraceInterceptor,
+    OperationMetrics,
 };
 use crate::observe::Metrics;
 use crate::producer::{Balancer, BalancerAdapter, Producer, ProducerSpec, RoundRobin, SizeLimit};
@@ -98,9 +98,6 @@ impl EkafkaBuilder {
             .map(|registry| Arc::new(MetricsInterceptor::recording(Arc::clone(registry))));
         if let Some(metrics) = &metrics {
             layers.push(Arc::clone(metrics) as Arc<dyn Interceptor>);
-        }
-        if switches.trace {
-            layers.push(Arc::new(TraceInterceptor));
         }
         let debug_output = self
             .debug_interceptor
@@ -381,6 +378,7 @@ impl Ekafka {
                     interceptors: self.inner.interceptors.clone(),
                     escalator: self.inner.escalator.clone(),
                     metrics: self.registry().map(|registry| registry.producer(name)),
+                    propagate_trace: self.inner.config.interceptors.trace,
                     size_limit: properties
                         .get("message.max.bytes")
                         .and_then(|bytes| bytes.parse().ok())

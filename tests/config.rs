@@ -205,9 +205,9 @@ fn producer_blocks_with_documented_defaults() {
         assert!(p1.topic.is_some());
         assert_eq!(p1.balancer, "roundRobin");
         assert_eq!(p1.max_attempts, 10);
-        assert_eq!(p1.batch_size, 100);
+        assert_eq!(p1.batch_size, 10_000);
         assert_eq!(p1.batch_bytes, 1024 * 1024);
-        assert_eq!(p1.batch_timeout, Duration::from_secs(1));
+        assert_eq!(p1.batch_timeout, Duration::from_millis(5));
         assert_eq!(p1.read_timeout, Duration::from_secs(10));
         assert_eq!(p1.write_timeout, Duration::from_secs(10));
         assert_eq!(
@@ -482,11 +482,11 @@ fn the_same_key_twice_in_two_spellings() {
 
 #[test]
 fn batch_timeout_must_fit_in_write_timeout() {
-    let e = fail("[kafka]\nbrokers=[\"b:1\"]\n[kafka.producers.p1]\nwriteTimeout=\"500ms\"\n");
+    let e = fail("[kafka]\nbrokers=[\"b:1\"]\n[kafka.producers.p1]\nwriteTimeout=\"3ms\"\n");
     assert_error(
         &e,
         "kafka.producers.p1.writeTimeout",
-        &["\"500ms\"", "batchTimeout"],
+        &["\"3ms\"", "batchTimeout"],
     );
 }
 
@@ -610,8 +610,8 @@ fn producer_defaults_in_librdkafka_terms() {
     let props = properties("");
     assert_eq!(props.get("acks"), Some("all"));
     assert_eq!(props.get("enable.idempotence"), Some("true"));
-    assert_eq!(props.get("linger.ms"), Some("1000"));
-    assert_eq!(props.get("batch.num.messages"), Some("100"));
+    assert_eq!(props.get("linger.ms"), Some("5"));
+    assert_eq!(props.get("batch.num.messages"), Some("10000"));
     assert_eq!(props.get("batch.size"), Some("1048576"));
     assert_eq!(props.get("message.send.max.retries"), Some("9"));
     assert_eq!(props.get("message.timeout.ms"), Some("10000"));

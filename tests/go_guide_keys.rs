@@ -43,7 +43,7 @@ const GUIDE_KEYS: &[(Section, &str, &str, &str, Use)] = &[
     (Kafka, "saslMechanism", "\"SCRAM-SHA-512\"", SASL, Property("sasl.mechanism")),
     (Kafka, "saslUserName", "\"bob\"", SASL, Property("sasl.username")),
     (Kafka, "saslPassword", "\"other\"", SASL, Property("sasl.password")),
-    (Kafka, "enableTraceInterceptor", "false", "", Behaviour("tests/interceptors.rs::trace_gives_each_message_a_traceparent_unless_it_has_one")),
+    (Kafka, "enableTraceInterceptor", "false", "", Behaviour("tests/tracing.rs::with_enable_trace_interceptor_false_a_write_in_a_trace_carries_no_traceparent")),
     (Kafka, "enableAccessInterceptor", "true", "", Behaviour("tests/access_log.rs::the_access_log_shows_each_write_and_its_messages_and_results_only_when_asked")),
     (Kafka, "enableAccessInterceptorReq", "true", "", Behaviour("tests/access_log.rs::the_access_log_shows_each_write_and_its_messages_and_results_only_when_asked")),
     (Kafka, "enableAccessInterceptorRes", "true", "", Behaviour("tests/access_log.rs::the_access_log_shows_each_write_and_its_messages_and_results_only_when_asked")),

@@ -208,21 +208,44 @@ async fn debug_prints_each_request_and_its_response() {
 }
 
 #[actix::test]
-async fn trace_gives_each_message_a_traceparent_unless_it_has_one() {
+async fn with_no_trace_active_a_message_carries_no_traceparent() {
+    // No OpenTelemetry layer on this thread: no trace to carry, so the
+    // default `enableTraceInterceptor = true` adds nothing.
     let fixture = Fixture::new();
     let kafka = fixture.kafka("");
+    kafka
+        .producer("p1")
+        .unwrap()
+        .write([Message::new("plain")])
+        .await
+        .unwrap()
+        .into_result()
+        .expect("written");
+    let read = fixture.read_back(1).await;
+    assert!(read[0].headers.is_empty(), "{:?}", read[0].headers);
+}
+
+#[actix::test]
+async fn the_trace_interceptor_added_by_hand_gives_each_message_a_traceparent_unless_it_has_one() {
+    let fixture = Fixture::new();
+    let kafka = Ekafka::from_toml_str(&fixture.config(""), "kafka")
+        .unwrap()
+        .with_interceptor(ekafka::interceptor::TraceInterceptor)
+        .build()
+        .unwrap();
     let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let report = kafka
         .producer("p1")
         .unwrap()
         .write([
             Message::new("fresh"),
+            Message::new("more"),
             Message::new("traced").with_header("traceparent", own),
         ])
         .await
         .unwrap();
     assert!(report.is_success());
-    let mut read = fixture.read_back(2).await;
+    let mut read = fixture.read_back(3).await;
     read.sort_by_key(|m| m.value.clone());
     let traceparents: Vec<Vec<String>> = read
         .iter()
@@ -234,7 +257,7 @@ async fn trace_gives_each_message_a_traceparent_unless_it_has_one() {
                 .collect()
         })
         .collect();
-    // Sorted by value: "fresh" then "traced".
+    // Sorted by value: "fresh", "more", then "traced".
     assert_eq!(traceparents[0].len(), 1);
     assert!(
         traceparents[0][0].starts_with("00-") && traceparents[0][0].len() == 55,
@@ -242,33 +265,14 @@ async fn trace_gives_each_message_a_traceparent_unless_it_has_one() {
         traceparents[0]
     );
     assert_eq!(
-        traceparents[1],
+        traceparents[1], traceparents[0],
+        "the messages of one write share one"
+    );
+    assert_eq!(
+        traceparents[2],
         [own],
         "an existing traceparent is kept, not doubled"
     );
-
-    // Switched off, nothing is added.
-    let text = fixture
-        .config("")
-        .replace("[kafka]\n", "[kafka]\nenableTraceInterceptor = false\n");
-    let kafka = Ekafka::from_toml_str(&text, "kafka")
-        .unwrap()
-        .build()
-        .unwrap();
-    kafka
-        .producer("p1")
-        .unwrap()
-        .write([Message::new("zzz-plain")])
-        .await
-        .unwrap()
-        .into_result()
-        .expect("written");
-    let read = fixture.read_back(3).await;
-    let plain = read
-        .iter()
-        .find(|m| m.value.as_deref() == Some(&b"zzz-plain"[..]))
-        .unwrap();
-    assert!(plain.headers.is_empty(), "{:?}", plain.headers);
 }
 
 #[actix::test]

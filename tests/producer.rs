@@ -115,10 +115,7 @@ async fn messages_carry_topic_partition_headers_and_timestamp() {
         read[0].headers[0],
         ("trace".to_string(), Some(b"abc".to_vec()))
     );
-    assert_eq!(
-        read[0].headers[1].0, "traceparent",
-        "added by the trace interceptor"
-    );
+    assert_eq!(read[0].headers.len(), 1, "{:?}", read[0].headers);
     assert_eq!(read[0].timestamp, Some(1_700_000_000_000));
 }
 

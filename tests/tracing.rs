@@ -14,7 +14,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 use common::{next, server_setup, write_all, Fixture};
 use ekafka::server::ConsumerServer;
-use ekafka::{ConsumedMessage, Message};
+use ekafka::{ConsumedMessage, Ekafka, Message};
 
 fn attribute(span: &SpanData, key: &str) -> Option<String> {
     span.attributes
@@ -143,4 +143,49 @@ async fn a_handlers_span_continues_the_trace_of_the_code_that_wrote_the_message(
         attribute(process, "messaging.consumer.group.name"),
         Some(group)
     );
+}
+
+#[actix::test]
+async fn with_enable_trace_interceptor_false_a_write_in_a_trace_carries_no_traceparent() {
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(InMemorySpanExporter::default())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("ekafka-test")));
+    let _subscriber = tracing::subscriber::set_default(subscriber);
+
+    let fixture = Fixture::new();
+    let write_in_a_trace = |text: String, value: &'static str| async move {
+        let kafka = Ekafka::from_toml_str(&text, "kafka")
+            .unwrap()
+            .build()
+            .unwrap();
+        let checkout = tracing::info_span!("checkout");
+        let producer = kafka.producer("p1").unwrap();
+        async { producer.write([Message::new(value)]).await }
+            .instrument(checkout)
+            .await
+            .unwrap()
+            .into_result()
+            .expect("written");
+    };
+    let traced = fixture.config("");
+    let untraced = traced.replace("[kafka]\n", "[kafka]\nenableTraceInterceptor = false\n");
+    assert_ne!(traced, untraced);
+    write_in_a_trace(traced, "traced").await;
+    write_in_a_trace(untraced, "untraced").await;
+    let read = fixture.read_back(2).await;
+    let headers = |value: &str| {
+        let message = read
+            .iter()
+            .find(|m| m.value.as_deref() == Some(value.as_bytes()))
+            .expect("read back");
+        message
+            .headers
+            .iter()
+            .map(|(key, _)| key.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(headers("traced"), ["traceparent"], "the default carries it");
+    assert!(headers("untraced").is_empty(), "{:?}", headers("untraced"));
 }

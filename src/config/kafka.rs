@@ -40,7 +40,10 @@ settings! {
     #[derive(Debug, Clone, PartialEq, Eq)]
     #[non_exhaustive]
     pub struct InterceptorSwitches with Default {
-        /// add a W3C `traceparent` header to produced messages that have none.
+        /// carry the writer's trace in produced messages: with the
+        /// `opentelemetry` feature, each message without a `traceparent`
+        /// gets its write's span context (W3C `traceparent`, `tracestate`);
+        /// with no trace active, nothing is added.
         pub trace: bool = key("enableTraceInterceptor", "true"),
         /// record the Prometheus metrics (`Ekafka::metrics_text()`, the App's
         /// `/metrics`; see "Observe it") and the per-operation totals of

@@ -14,9 +14,10 @@
 //! `A` then `B`, a write runs `A.before_write`, `B.before_write`, the write itself,
 //! then `B.after_write`, `A.after_write`. Interceptors you add are outermost; the
 //! built-in ones come after them in this order: metrics
-//! (`enableMetricInterceptor`), trace (`enableTraceInterceptor`), debug (`debug`),
-//! access log (`enableAccessInterceptor`), so that debug and access logs show what
-//! is really sent, headers included. When an interceptor rejects a write, the
+//! (`enableMetricInterceptor`), debug (`debug`), access log
+//! (`enableAccessInterceptor`), so that debug and access logs show what is really
+//! sent, headers included. The caller's trace context (`enableTraceInterceptor`)
+//! is in the messages' headers before the chain runs. When an interceptor rejects a write, the
 //! interceptors inside it and the client never see it, and the ones outside it see
 //! every message failed with [`ProduceErrorKind::Rejected`](crate::ProduceErrorKind).
 

@@ -1,4 +1,5 @@
-//! `enableTraceInterceptor`: a W3C `traceparent` header on every produced message.
+//! [`TraceInterceptor`]: a fresh W3C `traceparent` header on every produced
+//! message, for those who want one without OpenTelemetry.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -8,10 +9,26 @@ use crate::record::{Header, Message};
 /// The header name of W3C Trace Context.
 pub const TRACEPARENT: &str = "traceparent";
 
-/// Gives each message that has no `traceparent` header one, so consumers can
-/// continue the trace. All messages of one write share a trace id and the write's
-/// span id; a message that already carries a `traceparent` (from your own tracing
-/// setup) is left as it is. Enabled by `enableTraceInterceptor` (on by default).
+/// Gives each message that has no `traceparent` header a made-up one: all
+/// messages of one write share a random trace id and span id, so readers can
+/// tell which messages were written together. A message that already carries
+/// a `traceparent` is left as it is.
+///
+/// No key installs it. `enableTraceInterceptor` (on by default) carries the
+/// caller's real trace, with the `opentelemetry` feature, and writes nothing
+/// when no trace is active: a made-up trace id belongs to no recorded trace,
+/// and the 55-byte header on every message cost the producer about a third of
+/// its throughput (`cargo bench --bench defaults`, see `guide::benchmarks`).
+/// Add it by hand where the shared id is worth that:
+///
+/// ```
+/// # fn build(config: &str) -> Result<ekafka::Ekafka, ekafka::Error> {
+/// let kafka = ekafka::Ekafka::from_toml_str(config, "kafka")?
+///     .with_interceptor(ekafka::interceptor::TraceInterceptor)
+///     .build()?;
+/// # Ok(kafka)
+/// # }
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct TraceInterceptor;
 

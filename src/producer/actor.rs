@@ -30,19 +30,32 @@ const KIND: &str = "producer";
 /// its transactions talk to.
 pub(crate) type ProducerHandle = ActorHandle<ProducerActor, Arc<Client>>;
 
+/// What every write of one producer shares: its default topic, named by each
+/// write's span, and whether its messages carry the caller's trace.
+#[derive(Debug, Clone)]
+pub(crate) struct Sending {
+    /// `topic` from the config.
+    pub(crate) topic: Option<Arc<str>>,
+    /// `enableTraceInterceptor`: with OpenTelemetry and a trace active, each
+    /// message without a `traceparent` gets the write's span context.
+    pub(crate) propagate_trace: bool,
+}
+
 /// Writes `messages` through the actor behind `handle`, in a send span naming
-/// `topic` (the config's default topic) and, with OpenTelemetry, carrying its
-/// trace context in the messages' headers.
+/// the producer's default topic and, with OpenTelemetry and
+/// `propagate_trace`, carrying its trace context in the messages' headers.
 pub(crate) async fn write(
     handle: &ProducerHandle,
-    topic: Option<&str>,
+    sending: &Sending,
     messages: impl IntoIterator<Item = Message>,
 ) -> Result<WriteReport, Error> {
     #[cfg_attr(not(feature = "opentelemetry"), allow(unused_mut))]
     let mut messages: Vec<Message> = messages.into_iter().collect();
-    let span = trace::send_span(handle.name(), topic, messages.len());
+    let span = trace::send_span(handle.name(), sending.topic.as_deref(), messages.len());
     #[cfg(feature = "opentelemetry")]
-    trace::inject(&span, &mut messages);
+    if sending.propagate_trace {
+        trace::inject(&span, &mut messages);
+    }
     handle.ask(Write(messages)).instrument(span).await?
 }
 
@@ -59,6 +72,8 @@ pub(crate) struct ProducerSpec {
     pub(crate) metrics: Option<ProducerMetrics>,
     /// Its largest message and the key that sets it.
     pub(crate) size_limit: Option<SizeLimit>,
+    /// `enableTraceInterceptor`.
+    pub(crate) propagate_trace: bool,
 }
 
 impl ProducerSpec {

@@ -24,7 +24,7 @@ use actix::{Actor, Recipient};
 
 pub use crate::record::{CloseReport, Outcome, WriteReport};
 pub use actor::ProducerStatus;
-use actor::{ProducerActor, ProducerHandle};
+use actor::{ProducerActor, ProducerHandle, Sending};
 pub use balancer::{Balancer, RoundRobin};
 pub use client::DeliveryFailed;
 pub use transaction::Transaction;
@@ -62,8 +62,8 @@ pub struct Producer {
     handle: ProducerHandle,
     /// Whether the current client reached a broker, for readiness checks.
     probe: Arc<ProducerProbe>,
-    /// `topic` from the config, named by each write's span.
-    topic: Option<Arc<str>>,
+    /// Its default topic, and whether writes carry the caller's trace.
+    sending: Sending,
     /// Set for a transactional producer (`transactionalID`).
     transactional: Option<Arc<transaction::Transactional>>,
 }
@@ -85,7 +85,10 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     pub(crate) fn start(spec: ProducerSpec) -> Result<Self, Error> {
         let name = spec.name.clone();
-        let topic = spec.config.topic.as_deref().map(Arc::from);
+        let sending = Sending {
+            topic: spec.config.topic.as_deref().map(Arc::from),
+            propagate_trace: spec.propagate_trace,
+        };
         let transactional = spec.config.transactional_id.as_ref().map(|id| {
             Arc::new(transaction::Transactional {
                 id: id.clone(),
@@ -100,14 +103,14 @@ impl Producer {
         Ok(Producer {
             handle: ActorHandle::new("producer", &name, actor.start(), slot),
             probe,
-            topic,
+            sending,
             transactional,
         })
     }
 
     /// `topic` from the config: where messages naming none go.
     pub(crate) fn default_topic(&self) -> Option<&str> {
-        self.topic.as_deref()
+        self.sending.topic.as_deref()
     }
 
     /// Whether the current client reached a broker.
@@ -152,7 +155,7 @@ impl Producer {
         &self,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteReport, Error> {
-        actor::write(&self.handle, self.topic.as_deref(), messages).await
+        actor::write(&self.handle, &self.sending, messages).await
     }
 
     /// Begins a transaction (the producer needs `transactionalID`), waiting
@@ -164,7 +167,7 @@ impl Producer {
                 reason: "transactions need a transactional producer: set transactionalID".into(),
             });
         };
-        Transaction::begin(self.handle.clone(), self.topic.clone(), transactional).await
+        Transaction::begin(self.handle.clone(), self.sending.clone(), transactional).await
     }
 
     /// Sends async delivery failures to `subscriber` from now on.

@@ -14,7 +14,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::OwnedMutexGuard;
 
-use super::actor::{write, ProducerHandle};
+use super::actor::{write, ProducerHandle, Sending};
 use super::client::{is_fencing, Client};
 use crate::consumer::{ConsumerGroup, PartitionOffset};
 use crate::error::Error;
@@ -50,9 +50,9 @@ pub(crate) struct Transactional {
 /// ```
 #[must_use = "a transaction dropped open is aborted"]
 pub struct Transaction {
-    /// The producer's actor, and its default topic.
+    /// The producer's actor, and what its writes share.
     handle: ProducerHandle,
-    topic: Option<Arc<str>>,
+    sending: Sending,
     transactional: Arc<Transactional>,
     client: Arc<Client>,
     incarnation: u64,
@@ -72,10 +72,10 @@ impl std::fmt::Debug for Transaction {
 
 impl Transaction {
     /// Begins a transaction of the producer behind `handle`, waiting for the
-    /// one open, if any, to end; `topic` is the producer's default topic.
+    /// one open, if any, to end; `sending` is what the producer's writes share.
     pub(super) async fn begin(
         handle: ProducerHandle,
-        topic: Option<Arc<str>>,
+        sending: Sending,
         transactional: &Arc<Transactional>,
     ) -> Result<Transaction, Error> {
         let name = || handle.name().to_string();
@@ -103,7 +103,7 @@ impl Transaction {
         }
         let transaction = Transaction {
             handle,
-            topic,
+            sending,
             transactional: Arc::clone(transactional),
             client,
             incarnation,
@@ -123,7 +123,7 @@ impl Transaction {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteReport, Error> {
         self.still_current()?;
-        write(&self.handle, self.topic.as_deref(), messages).await
+        write(&self.handle, &self.sending, messages).await
     }
 
     /// Commits `offsets` of `group` (the next offset to read, per partition)
