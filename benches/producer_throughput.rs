@@ -32,7 +32,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{cpu_time, env_usize, Deliveries, Ratios, Run};
+use common::{cpu_time, env_usize, thread_cpu_time, Deliveries, Ratios, Run};
 use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Message};
 use rdkafka::error::KafkaError;
@@ -43,13 +43,18 @@ use tokio::task::JoinSet;
 
 const MESSAGE_BYTES: usize = 100;
 const WRITE_BATCH: usize = 1000;
-const WRITES_IN_FLIGHT: usize = 16;
+const WRITES_IN_FLIGHT_DEFAULT: usize = 16;
 const WARM_UP: usize = 10_000;
 
-async fn timed<F: std::future::Future<Output = ()>>(work: F) -> Run {
+/// A side's run, and how busy the thread that writes was over it: the
+/// actor's thread (ekafka: the bench's tasks, the actor and its serving
+/// task share it) or the raw side's sending and polling thread. A thread
+/// busy all the time is that side's ceiling.
+async fn timed<F: std::future::Future<Output = Duration>>(work: F) -> (Run, f64) {
     let (started, cpu_started) = (Instant::now(), cpu_time());
-    work.await;
-    Run::since(started, cpu_started)
+    let thread_cpu = work.await;
+    let run = Run::since(started, cpu_started);
+    (run, thread_cpu.as_secs_f64() / run.elapsed.as_secs_f64())
 }
 
 /// `kafka_keys` go in `[kafka]`, `producer_keys` in the producer's table.
@@ -61,8 +66,15 @@ fn config(brokers_line: &str, topic: &str, kafka_keys: &str, producer_keys: &str
 }
 
 /// The raw side: enqueue as fast as the queue takes (polling for deliveries
-/// when it is full), then poll until every message is delivered.
-fn raw_run(producer: &BaseProducer<Deliveries>, topic: &str, messages: usize, trace: bool) {
+/// when it is full), then poll until every message is delivered. Returns the
+/// thread's CPU time.
+fn raw_run(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    messages: usize,
+    trace: bool,
+) -> Duration {
+    let thread_started = thread_cpu_time();
     let payload = [b'x'; MESSAGE_BYTES];
     let delivered_before = producer.context().0.load(Ordering::Relaxed);
     let mut traceparent = ekafka::interceptor::new_traceparent();
@@ -91,15 +103,19 @@ fn raw_run(producer: &BaseProducer<Deliveries>, topic: &str, messages: usize, tr
     while producer.context().0.load(Ordering::Relaxed) - delivered_before < messages {
         producer.poll(Duration::from_millis(1));
     }
+    thread_cpu_time() - thread_started
 }
 
 /// ekafka: synchronous writes of 1000 messages, several in flight at once, each
-/// answered with every message's delivery.
-async fn ekafka_run(producer: &ekafka::Producer, messages: usize) {
+/// answered with every message's delivery. Returns the CPU time of the
+/// actor's thread (this one).
+async fn ekafka_run(producer: &ekafka::Producer, messages: usize) -> Duration {
+    let thread_started = thread_cpu_time();
     let mut writes = JoinSet::new();
     let mut remaining = messages;
     while remaining > 0 || !writes.is_empty() {
-        while remaining > 0 && writes.len() < WRITES_IN_FLIGHT {
+        while remaining > 0 && writes.len() < env_usize("BENCH_IN_FLIGHT", WRITES_IN_FLIGHT_DEFAULT)
+        {
             let count = remaining.min(WRITE_BATCH);
             remaining -= count;
             let batch: Vec<Message> = (0..count)
@@ -116,15 +132,17 @@ async fn ekafka_run(producer: &ekafka::Producer, messages: usize) {
         let report = report.expect("write accepted");
         assert!(report.is_success(), "{:?}", report.failures().next());
     }
+    thread_cpu_time() - thread_started
 }
 
-/// One repetition on a fresh cluster: (raw, ekafka).
+/// One repetition on a fresh cluster: (raw, ekafka), each with how busy its
+/// writing thread was.
 async fn repetition(
     kafka_keys: &str,
     producer_keys: &str,
     messages: usize,
     raw_first: bool,
-) -> (Run, Run) {
+) -> ((Run, f64), (Run, f64)) {
     let cluster = common::cluster();
     let topic = unique_name("bench");
     cluster.create_topic(&topic).expect("topic");
@@ -148,7 +166,7 @@ async fn repetition(
         async move {
             tokio::task::spawn_blocking(move || raw_run(&raw, &topic, count, trace))
                 .await
-                .expect("raw side");
+                .expect("raw side")
         }
     };
     // Warm up both: connections, metadata, idempotent producer id.
@@ -210,6 +228,7 @@ async fn single_message_repetition(writers: usize, messages: usize, raw_first: b
                 });
             }
             while tasks.join_next().await.is_some() {}
+            Duration::ZERO
         }
     };
     let ekafka_side = || {
@@ -227,11 +246,12 @@ async fn single_message_repetition(writers: usize, messages: usize, raw_first: b
                 });
             }
             while tasks.join_next().await.is_some() {}
+            Duration::ZERO
         }
     };
     raw_side().await;
     ekafka_side().await;
-    let pair = if raw_first {
+    let ((raw_run, _), (ours, _)) = if raw_first {
         let raw_run = timed(raw_side()).await;
         (raw_run, timed(ekafka_side()).await)
     } else {
@@ -239,7 +259,7 @@ async fn single_message_repetition(writers: usize, messages: usize, raw_first: b
         (timed(raw_side()).await, ours)
     };
     assert!(actor.close().await.expect("close").is_clean());
-    pair
+    (raw_run, ours)
 }
 
 #[actix::main]
@@ -269,8 +289,14 @@ async fn main() {
         let mut ratios = Ratios::default();
         for number in 0..repetitions {
             let raw_first = number % 2 == 0;
-            let (raw, ours) = repetition(kafka_keys, producer_keys, messages, raw_first).await;
+            let ((raw, raw_busy), (ours, ours_busy)) =
+                repetition(kafka_keys, producer_keys, messages, raw_first).await;
             ratios.record(raw, ours, messages, raw_first);
+            println!(
+                "    writing thread busy: raw {:.0}%, ekafka (the actor's) {:.0}%",
+                raw_busy * 100.0,
+                ours_busy * 100.0
+            );
         }
         ratios.report("");
     }

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{committed_offsets, next, write_all, Fixture};
+use common::{committed_offsets, forwarder, next, write_all, Fixture};
 use ekafka::config::ConsumerServerConfig;
-use ekafka::server::{ConsumerServer, HandlerError};
+use ekafka::server::{ConsumerServer, HandlerError, HandlerFailure};
 use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Message};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -201,6 +201,65 @@ async fn a_failed_transaction_is_aborted_and_its_inputs_handled_again_without_du
     let mut wanted = expected(30);
     wanted.extend((0..30).map(|i| (format!("out-{i}-audit"), 1)));
     assert_eq!(outputs, wanted);
+    assert_eq!(calls.borrow()["in-7"], 2);
+    kafka.close().await.expect("closed");
+}
+
+#[actix::test]
+async fn an_output_refused_before_sending_fails_its_input_which_is_handled_again_once() {
+    let fixture = Fixture::new();
+    let output = unique_name("output");
+    fixture.cluster.create_topic(&output).expect("output topic");
+    let (kafka, config, _) = setup(&fixture, &output);
+    write_inputs(&fixture, 30).await;
+
+    let calls = std::rc::Rc::new(std::cell::RefCell::new(BTreeMap::<String, u32>::new()));
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let handler_calls = std::rc::Rc::clone(&calls);
+    let server = ConsumerServer::on_each_message_transform(&kafka, &config, move |input| {
+        let calls = std::rc::Rc::clone(&handler_calls);
+        let done = done_tx.clone();
+        async move {
+            let value = input.value_str().unwrap_or_default().to_string();
+            let call = {
+                let mut calls = calls.borrow_mut();
+                let count = calls.entry(value.clone()).or_default();
+                *count += 1;
+                *count
+            };
+            let out = value.replace("in-", "out-");
+            let _ = done.send(value.clone());
+            // in-7's first output names a topic that cannot exist: refused
+            // by the producer before sending, so never in the transaction.
+            if value == "in-7" && call == 1 {
+                return Ok(vec![Message::new(out).with_topic("not a topic!")]);
+            }
+            Ok(vec![Message::new(out)])
+        }
+    })
+    .await
+    .expect("server started");
+    let (failures_tx, mut failures) = forwarder::<HandlerFailure>();
+    server.subscribe_failures(failures_tx).await.unwrap();
+    let mut handled = std::collections::BTreeSet::new();
+    while handled.len() < 30 || calls.borrow().get("in-7") != Some(&2) {
+        handled.insert(next(&mut done, "every input handled, in-7 twice").await);
+    }
+    let failure = next(&mut failures, "in-7's failure reported").await;
+    assert_eq!(failure.message.value_str(), Some("in-7"));
+    let reason = failure.error.to_string();
+    assert!(
+        reason.contains("not a valid topic name") && reason.contains("not a topic!"),
+        "{reason}"
+    );
+    server.close().await.expect("clean close");
+
+    let outputs = committed_outputs(fixture.cluster.bootstrap_servers().to_string(), output).await;
+    assert_eq!(
+        outputs,
+        expected(30),
+        "each output once, in-7's from its second call"
+    );
     assert_eq!(calls.borrow()["in-7"], 2);
     kafka.close().await.expect("closed");
 }

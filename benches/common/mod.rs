@@ -60,6 +60,17 @@ pub(crate) fn cpu_time() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
+/// User plus system CPU time of the calling thread so far.
+pub(crate) fn thread_cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 /// `name` from the environment, or `default`.
 pub(crate) fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

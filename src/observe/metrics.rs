@@ -98,6 +98,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     written: Family<ResultLabels, Counter>,
     write_seconds: Timings<ClientLabels>,
+    transaction_seconds: Timings<OutcomeLabels>,
     consumed: Family<TopicLabels, Counter>,
     handled: Family<ResultLabels, Counter>,
     handler_seconds: Timings<TopicLabels>,
@@ -143,6 +144,7 @@ impl Metrics {
         let metrics = Metrics {
             written: Family::default(),
             write_seconds: timings(),
+            transaction_seconds: timings(),
             consumed: Family::default(),
             handled: Family::default(),
             handler_seconds: timings(),
@@ -174,6 +176,12 @@ impl Metrics {
             "How long a write took, from the call to every message's outcome",
             Unit::Seconds,
             metrics.write_seconds.clone(),
+        );
+        r.register_with_unit(
+            "ekafka_producer_transaction_duration",
+            "How long a transaction took, from begin to its end, by result (committed, aborted)",
+            Unit::Seconds,
+            metrics.transaction_seconds.clone(),
         );
         r.register(
             "ekafka_consumer_messages",
@@ -346,6 +354,7 @@ impl Metrics {
             written: self.written.clone(),
             by_topic: Mutex::default(),
             write_seconds: self.write_seconds.get_or_create(&client(name)).clone(),
+            transaction_seconds: self.transaction_seconds.clone(),
             stats: StatsSink::new(&self.stats, "producer", name),
         }
     }
@@ -429,6 +438,7 @@ pub(crate) struct ProducerMetrics {
     /// Per topic, its ok and failed counters: found without building labels.
     by_topic: Mutex<HashMap<Box<str>, [Counter; 2]>>,
     write_seconds: Histogram,
+    transaction_seconds: Timings<OutcomeLabels>,
     stats: StatsSink,
 }
 
@@ -469,6 +479,17 @@ impl ProducerMetrics {
     /// Records a write that took `elapsed`.
     pub(crate) fn wrote(&self, elapsed: Duration) {
         self.write_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a transaction that took `elapsed` and ended `committed` or not.
+    pub(crate) fn transaction_ended(&self, elapsed: Duration, committed: bool) {
+        let labels = OutcomeLabels {
+            client: self.client.clone(),
+            result: if committed { "committed" } else { "aborted" },
+        };
+        self.transaction_seconds
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 }
 

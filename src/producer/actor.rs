@@ -38,6 +38,7 @@ pub(crate) struct Sending {
     pub(crate) topic: Option<Arc<str>>,
     /// `enableTraceInterceptor`: with OpenTelemetry and a trace active, each
     /// message without a `traceparent` gets the write's span context.
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
     pub(crate) propagate_trace: bool,
 }
 
@@ -57,6 +58,24 @@ pub(crate) async fn write(
         trace::inject(&span, &mut messages);
     }
     handle.ask(Write(messages)).instrument(span).await?
+}
+
+/// Like [`write`], but answers once the messages are queued in librdkafka,
+/// before their delivery: with the messages refused before sending, and
+/// the write's report to come.
+pub(crate) async fn queue(
+    handle: &ProducerHandle,
+    sending: &Sending,
+    messages: impl IntoIterator<Item = Message>,
+) -> Result<Queued, Error> {
+    #[cfg_attr(not(feature = "opentelemetry"), allow(unused_mut))]
+    let mut messages: Vec<Message> = messages.into_iter().collect();
+    let span = trace::send_span(handle.name(), sending.topic.as_deref(), messages.len());
+    #[cfg(feature = "opentelemetry")]
+    if sending.propagate_trace {
+        trace::inject(&span, &mut messages);
+    }
+    handle.ask(Queue(messages)).instrument(span).await
 }
 
 /// Everything needed to create (and re-create) the client.
@@ -321,9 +340,56 @@ impl Handler<Write> for ProducerActor {
     type Result = ResponseFuture<Result<WriteReport, Error>>;
 
     fn handle(&mut self, Write(messages): Write, ctx: &mut Self::Context) -> Self::Result {
+        self.write(messages, ctx).1
+    }
+}
+
+/// Put messages on librdkafka's queue; answers once they are there.
+#[derive(Message)]
+#[rtype(result = "Queued")]
+pub(crate) struct Queue(pub(crate) Vec<Message>);
+
+/// A write queued by [`Queue`].
+#[derive(Debug)]
+pub(crate) struct Queued {
+    /// The messages refused before they were sent (no topic, too large, a
+    /// topic name that cannot be, ...), by their index in the write.
+    pub(crate) refused: Vec<(usize, ProduceError)>,
+    /// The write's report, once every message has its outcome.
+    pub(crate) report: tokio::sync::oneshot::Receiver<Result<WriteReport, Error>>,
+}
+
+impl Handler<Queue> for ProducerActor {
+    type Result = MessageResult<Queue>;
+
+    fn handle(&mut self, Queue(messages): Queue, ctx: &mut Self::Context) -> Self::Result {
+        let (tracker, report) = self.write(messages, ctx);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        actix::spawn(async move {
+            let _ = sender.send(report.await);
+        });
+        MessageResult(Queued {
+            refused: tracker.map_or_else(Vec::new, |tracker| tracker.failures_so_far()),
+            report: receiver,
+        })
+    }
+}
+
+impl ProducerActor {
+    /// Queues `messages` (or the part that fits, the rest following before
+    /// the mailbox moves on); returns the write's tracker, when it got one,
+    /// and its report to come.
+    fn write(
+        &mut self,
+        messages: Vec<Message>,
+        ctx: &mut Context<Self>,
+    ) -> (
+        Option<Arc<Tracker>>,
+        ResponseFuture<Result<WriteReport, Error>>,
+    ) {
         let client = match self.supervisor.slot().current() {
             Ok((_, client)) => client,
-            Err(error) => return Box::pin(async move { Err(error) }),
+            Err(error) => return (None, Box::pin(async move { Err(error) })),
         };
         let started = Instant::now();
         let chain = self.clients().spec.interceptors.clone();
@@ -335,7 +401,7 @@ impl Handler<Write> for ProducerActor {
                 let shared = &self.supervisor.spec().shared;
                 shared.wrote(&report, info.topic.as_deref(), started.elapsed());
                 chain.after_write(depth, &info, &report, started.elapsed());
-                return Box::pin(async move { Ok(report) });
+                return (None, Box::pin(async move { Ok(report) }));
             }
         };
         let shared = &self.supervisor.spec().shared;
@@ -370,13 +436,15 @@ impl Handler<Write> for ProducerActor {
         }
         let deadline = self.clients().spec.outcome_deadline();
         let shared = Arc::clone(shared);
-        Box::pin(async move {
-            let report = WriteReport::new(tracker.outcomes(deadline).await)
+        let outcomes = Arc::clone(&tracker);
+        let report = Box::pin(async move {
+            let report = WriteReport::new(outcomes.outcomes(deadline).await)
                 .name_topics(info.topic.as_deref());
             shared.wrote(&report, info.topic.as_deref(), started.elapsed());
             chain.after_write(chain.depth(), &info, &report, started.elapsed());
             Ok(report)
-        })
+        });
+        (Some(tracker), report)
     }
 }
 

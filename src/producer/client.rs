@@ -691,6 +691,14 @@ impl Client {
         self.producer.client().fatal_error()
     }
 
+    /// Records a transaction of this client's that took `elapsed`, in the
+    /// producer's metrics when they are on.
+    pub(crate) fn transaction_ended(&self, elapsed: Duration, committed: bool) {
+        if let Some(metrics) = &self.producer.context().shared.metrics {
+            metrics.transaction_ended(elapsed, committed);
+        }
+    }
+
     /// The transactional client's operations (blocking, but for `begin`).
     pub(crate) fn transactions(&self) -> &BaseProducer<Context, BalancerAdapter> {
         &self.producer

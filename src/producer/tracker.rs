@@ -80,6 +80,18 @@ impl Tracker {
         }
     }
 
+    /// The messages of the write that failed so far, by index.
+    pub(crate) fn failures_so_far(&self) -> Vec<(usize, ProduceError)> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = state.outcomes.iter().enumerate();
+        failures
+            .filter_map(|(index, slot)| match slot {
+                Some(Outcome::Failed(failure)) => Some((index, failure.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Waits until every message has an outcome, or `deadline` passes; messages
     /// librdkafka never reported on by then are `Lost`. librdkafka reports every
     /// message within `message.timeout.ms`, so the deadline is a safety net that

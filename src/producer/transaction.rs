@@ -14,11 +14,11 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::OwnedMutexGuard;
 
-use super::actor::{write, ProducerHandle, Sending};
+use super::actor::{queue, write, ProducerHandle, Queued, Sending};
 use super::client::{is_fencing, Client};
 use crate::consumer::{ConsumerGroup, PartitionOffset};
 use crate::error::Error;
-use crate::record::{Message, WriteReport};
+use crate::record::{Message, Outcome, ProduceError, WriteReport};
 
 /// What a transactional producer keeps for its transactions.
 pub(crate) struct Transactional {
@@ -57,6 +57,11 @@ pub struct Transaction {
     client: Arc<Client>,
     incarnation: u64,
     timeout: Duration,
+    /// When it began, for the producer's transaction metric.
+    begun: Instant,
+    /// Writes queued by [`send`](Self::send) whose reports the commit
+    /// awaits.
+    pending: std::sync::Mutex<Vec<Queued>>,
     /// Released when the transaction ends; `None` once it ended.
     turn: Option<OwnedMutexGuard<()>>,
 }
@@ -108,6 +113,8 @@ impl Transaction {
             client,
             incarnation,
             timeout: transactional.timeout,
+            begun: Instant::now(),
+            pending: std::sync::Mutex::default(),
             turn: Some(turn),
         };
         let begun = transaction.client.transactions().begin_transaction();
@@ -124,6 +131,51 @@ impl Transaction {
     ) -> Result<WriteReport, Error> {
         self.still_current()?;
         write(&self.handle, &self.sending, messages).await
+    }
+
+    /// Queues messages inside the transaction without waiting for their
+    /// delivery, which [`commit`](Self::commit) awaits: a message that
+    /// fails to be delivered fails the commit. Answers with the first
+    /// message refused before it was sent (no topic, too large, ...), which
+    /// is not in the transaction and does not fail the commit.
+    pub(crate) async fn send(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<Option<ProduceError>, Error> {
+        self.still_current()?;
+        let queued = queue(&self.handle, &self.sending, messages).await?;
+        let first_refused = queued.refused.first().map(|(_, error)| error.clone());
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(queued);
+        Ok(first_refused)
+    }
+
+    /// Waits for the report of every write [`send`](Self::send) queued: the
+    /// first message that failed after it was queued, if any.
+    async fn settle_sent(&self) -> Result<(), String> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut first_failure = None;
+        for queued in pending {
+            let refused: Vec<usize> = queued.refused.iter().map(|(index, _)| *index).collect();
+            let failure = match queued.report.await {
+                Ok(Ok(report)) => report.outcomes().iter().enumerate().find_map(
+                    |(index, outcome)| match outcome {
+                        Outcome::Failed(failure) if !refused.contains(&index) => {
+                            Some(failure.to_string())
+                        }
+                        _ => None,
+                    },
+                ),
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(_) => Some("the producer stopped before the write was reported".into()),
+            };
+            if first_failure.is_none() {
+                first_failure = failure;
+            }
+        }
+        first_failure.map_or(Ok(()), Err)
     }
 
     /// Commits `offsets` of `group` (the next offset to read, per partition)
@@ -162,12 +214,25 @@ impl Transaction {
     /// ([`Error::TransactionAborted`], or [`Error::Fenced`]).
     pub async fn commit(mut self) -> Result<(), Error> {
         self.still_current()?;
+        // Every message sent must be in librdkafka's hands (and delivered)
+        // before the commit, which covers only what it holds.
+        if let Err(failure) = self.settle_sent().await {
+            let failure = self.error(
+                format!("a message written inside it failed: {failure}"),
+                None,
+            );
+            if let Err(abort) = abort_now(&self.client, self.timeout).await {
+                tracing::warn!(producer = %self.handle.name(), error = %abort, "aborting the failed transaction failed");
+            }
+            self.ended(false);
+            return Err(failure);
+        }
         let deadline = Instant::now() + self.timeout;
         loop {
             let (client, left) = (Arc::clone(&self.client), remaining(deadline));
             match blocking(move || client.transactions().commit_transaction(left)).await {
                 Ok(()) => {
-                    self.turn = None;
+                    self.ended(true);
                     return Ok(());
                 }
                 // librdkafka: a retriable commit error may be retried as is.
@@ -181,7 +246,7 @@ impl Transaction {
                     }
                     // Ended: aborted, or the client is in a fatal error
                     // (fenced) and no transaction call can succeed.
-                    self.turn = None;
+                    self.ended(false);
                     return Err(failure);
                 }
             }
@@ -193,8 +258,16 @@ impl Transaction {
     pub async fn abort(mut self) -> Result<(), Error> {
         self.still_current()?;
         let outcome = abort_now(&self.client, self.timeout).await;
-        self.turn = None;
+        self.ended(false);
         outcome.map_err(|e| self.error(format!("aborting failed: {e}"), transaction_code(&e)))
+    }
+
+    /// Ends the transaction: lets the next one begin, and records how long
+    /// this one took.
+    fn ended(&mut self, committed: bool) {
+        self.turn = None;
+        self.client
+            .transaction_ended(self.begun.elapsed(), committed);
     }
 
     /// Fails when the producer replaced its client since `begin`: the
@@ -244,6 +317,7 @@ impl Drop for Transaction {
             return;
         };
         tracing::warn!(producer = %self.handle.name(), "a transaction was dropped open; aborting it");
+        self.client.transaction_ended(self.begun.elapsed(), false);
         let client = Arc::clone(&self.client);
         let timeout = self.timeout;
         std::thread::spawn(move || {

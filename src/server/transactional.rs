@@ -3,7 +3,8 @@
 //! The messages each handler call returns, the dead letters, and the offset
 //! past the last message handled commit together; `read_committed` readers
 //! see all of it or none. The group acknowledges the messages only once the
-//! transaction committed.
+//! transaction committed. Outputs are queued as each handler call returns
+//! and their deliveries awaited once, by the commit.
 //!
 //! A message that fails for good without a dead-letter topic ends the run:
 //! what was handled before it commits, and the partition stops at it as in
@@ -147,16 +148,17 @@ impl Completion for InTransaction<'_> {
         if outputs.is_empty() {
             return Ok(());
         }
-        match self.transaction.write(outputs).await {
-            Ok(report) if report.is_success() => Ok(()),
-            // The transaction cannot commit any more: no retry can help.
-            Ok(report) => Err(HandlerError::fatal(format!(
-                "writing the outputs failed: {}",
-                report
-                    .failures()
-                    .next()
-                    .map_or_else(String::new, ToString::to_string)
+        // Queued, not awaited: the commit waits for every output's delivery
+        // and fails (the run is handled again) if one failed. Waiting here
+        // would cost a produce round trip per message.
+        match self.transaction.send(outputs).await {
+            Ok(None) => Ok(()),
+            // Refused before sending, so not in the transaction, which can
+            // still commit: a failure of this message, as the handler's.
+            Ok(Some(refused)) => Err(HandlerError::fatal(format!(
+                "writing the outputs failed: {refused}"
             ))),
+            // The transaction cannot commit any more: no retry can help.
             Err(error) => Err(HandlerError::fatal(format!(
                 "writing the outputs failed: {error}"
             ))),
