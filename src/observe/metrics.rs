@@ -732,6 +732,7 @@ mod tests {
         let producer = metrics.producer("p");
         producer.count([("t", true)]);
         producer.wrote(Duration::from_millis(1));
+        producer.transaction_ended(Duration::from_millis(1), true);
         let mut group = metrics.group("g");
         group.consumed(&Arc::from("t"), 1);
         group.lag([(Arc::from("t"), 0, 1)]);
