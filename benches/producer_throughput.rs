@@ -24,7 +24,11 @@
 //! min/median/max of the ratios. `BENCH_MESSAGES` sets the messages per run
 //! (default 500000), `BENCH_REPETITIONS` the repetitions (default 5),
 //! `BENCH_ONLY` runs only the configurations whose label contains it (`hash`,
-//! `roundRobin`, `defaults`, `single`).
+//! `roundRobin`, `defaults`, `single`), `BENCH_IN_FLIGHT` the writes of 1000
+//! in flight (default 16). Each run also prints how busy each side's writing
+//! thread was (its CPU time over the run's): ekafka's is the actor's thread,
+//! which also serves the delivery reports of batched writes; a thread busy
+//! all the time is that side's ceiling.
 
 mod common;
 
@@ -43,7 +47,8 @@ use tokio::task::JoinSet;
 
 const MESSAGE_BYTES: usize = 100;
 const WRITE_BATCH: usize = 1000;
-const WRITES_IN_FLIGHT_DEFAULT: usize = 16;
+/// Writes in flight at once, unless `BENCH_IN_FLIGHT` says.
+const WRITES_IN_FLIGHT: usize = 16;
 const WARM_UP: usize = 10_000;
 
 /// A side's run, and how busy the thread that writes was over it: the
@@ -114,8 +119,7 @@ async fn ekafka_run(producer: &ekafka::Producer, messages: usize) -> Duration {
     let mut writes = JoinSet::new();
     let mut remaining = messages;
     while remaining > 0 || !writes.is_empty() {
-        while remaining > 0 && writes.len() < env_usize("BENCH_IN_FLIGHT", WRITES_IN_FLIGHT_DEFAULT)
-        {
+        while remaining > 0 && writes.len() < env_usize("BENCH_IN_FLIGHT", WRITES_IN_FLIGHT) {
             let count = remaining.min(WRITE_BATCH);
             remaining -= count;
             let batch: Vec<Message> = (0..count)
