@@ -8,10 +8,16 @@
 //!   takes, with the same librdkafka properties (ekafka's own mapping of the
 //!   same config).
 //!
+//! On Apache Kafka (`EKAFKA_TEST_BROKERS`, or `./e2e.sh --bench`), the like
+//! for like configuration has a third side when Go is on the PATH: the Go
+//! peer (`tests/go_peer`, kafka-go as Go ekafka configures it, tuned alike
+//! with batches of 1,000 and a 10 ms batch timeout) doing the same writes
+//! on the same topic, first when raw goes first, else last.
+//!
 //! Three configurations: like for like (librdkafka's own `hash` partitioner, no
 //! interceptors), ekafka's default `roundRobin` balancer, and all defaults
-//! (trace and metrics interceptors; the raw side then sends the same
-//! `traceparent` header). Then single-message writes from 64 and 1024
+//! (the metrics interceptor; with no trace active the trace switch adds no
+//! header, so neither side sends one). Then single-message writes from 64 and 1024
 //! concurrent writers, each awaiting its message's delivery, against a raw
 //! `FutureProducer` used the same way (`BENCH_SINGLE_MESSAGES`, default 50000). Each repetition uses a fresh embedded cluster and
 //! topic, runs both sides in an order that alternates between repetitions,
@@ -40,7 +46,6 @@ use common::{cpu_time, env_usize, thread_cpu_time, Deliveries, Ratios, Run};
 use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Message};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinSet;
@@ -73,27 +78,12 @@ fn config(brokers_line: &str, topic: &str, kafka_keys: &str, producer_keys: &str
 /// The raw side: enqueue as fast as the queue takes (polling for deliveries
 /// when it is full), then poll until every message is delivered. Returns the
 /// thread's CPU time.
-fn raw_run(
-    producer: &BaseProducer<Deliveries>,
-    topic: &str,
-    messages: usize,
-    trace: bool,
-) -> Duration {
+fn raw_run(producer: &BaseProducer<Deliveries>, topic: &str, messages: usize) -> Duration {
     let thread_started = thread_cpu_time();
     let payload = [b'x'; MESSAGE_BYTES];
     let delivered_before = producer.context().0.load(Ordering::Relaxed);
-    let mut traceparent = ekafka::interceptor::new_traceparent();
-    for i in 0..messages {
-        if trace && i % WRITE_BATCH == 0 {
-            traceparent = ekafka::interceptor::new_traceparent();
-        }
+    for _ in 0..messages {
         let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]);
-        if trace {
-            record = record.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
-                key: "traceparent",
-                value: Some(traceparent.as_bytes()),
-            }));
-        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -140,13 +130,15 @@ async fn ekafka_run(producer: &ekafka::Producer, messages: usize) -> Duration {
 }
 
 /// One repetition on a fresh cluster: (raw, ekafka), each with how busy its
-/// writing thread was.
+/// writing thread was, and the Go peer's run when it is given (first when
+/// raw goes first, else last).
 async fn repetition(
     kafka_keys: &str,
     producer_keys: &str,
     messages: usize,
     raw_first: bool,
-) -> ((Run, f64), (Run, f64)) {
+    go: Option<&std::path::Path>,
+) -> ((Run, f64), (Run, f64), Option<Run>) {
     let cluster = common::cluster();
     let topic = unique_name("bench");
     cluster.create_topic(&topic).expect("topic");
@@ -164,15 +156,28 @@ async fn repetition(
             .expect("raw producer"),
     );
     let actor = kafka.producer("bench").expect("producer actor");
-    let trace = kafka.config().interceptors.trace;
     let raw_side = |count: usize| {
         let (raw, topic) = (Arc::clone(&raw), topic.clone());
         async move {
-            tokio::task::spawn_blocking(move || raw_run(&raw, &topic, count, trace))
+            tokio::task::spawn_blocking(move || raw_run(&raw, &topic, count))
                 .await
                 .expect("raw side")
         }
     };
+    let go_side = |go: &std::path::Path| {
+        let (go, brokers, topic) = (
+            go.to_path_buf(),
+            cluster.bootstrap_servers().to_string(),
+            topic.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            common::go_peer::throughput(&go, &brokers, &topic, messages)
+        })
+    };
+    let mut go_run = None;
+    if let (Some(go), true) = (go, raw_first) {
+        go_run = Some(go_side(go).await.expect("Go side"));
+    }
     // Warm up both: connections, metadata, idempotent producer id.
     raw_side(WARM_UP).await;
     ekafka_run(&actor, WARM_UP).await;
@@ -185,7 +190,10 @@ async fn repetition(
     };
     assert!(actor.close().await.expect("close").is_clean());
     raw.flush(Duration::from_secs(10)).expect("raw flushed");
-    (raw_run, ours)
+    if let (Some(go), false) = (go, raw_first) {
+        go_run = Some(go_side(go).await.expect("Go side"));
+    }
+    (raw_run, ours, go_run)
 }
 
 /// Single-message writes: `writers` tasks each write one message at a time
@@ -276,8 +284,8 @@ async fn main() {
         ("like for like (hash)", no_extras, "balancer = \"hash\""),
         // ekafka's default balancer: its partitioner callback runs for every message.
         ("roundRobin", no_extras, ""),
-        // Every default: a traceparent header per message (raw sends one too) and metrics.
-        ("defaults (trace + metrics)", "", ""),
+        // Every default: the metrics interceptor (no trace is active: no header).
+        ("defaults (metrics)", "", ""),
     ];
     println!(
         "producer throughput: {messages} messages of {MESSAGE_BYTES} B per run, acks = all, \
@@ -285,24 +293,52 @@ async fn main() {
         common::measured_on()
     );
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    // The Go peer writes like for like (tuned alike: batches of 1,000, 10 ms).
+    let go = if "like for like (hash)".contains(only.as_str()) {
+        common::go_peer::binary()
+            .inspect_err(|why| println!("no Go peer: {why}"))
+            .ok()
+    } else {
+        None
+    };
     for (label, kafka_keys, producer_keys) in configurations {
         if !label.contains(only.as_str()) {
             continue;
         }
         println!("{label}:");
-        let mut ratios = Ratios::default();
+        let go = go.as_deref().filter(|_| label.starts_with("like for like"));
+        let (mut ratios, mut go_ratios, mut go_rates) = (Ratios::default(), Vec::new(), Vec::new());
         for number in 0..repetitions {
             let raw_first = number % 2 == 0;
-            let ((raw, raw_busy), (ours, ours_busy)) =
-                repetition(kafka_keys, producer_keys, messages, raw_first).await;
+            let ((raw, raw_busy), (ours, ours_busy), go_run) =
+                repetition(kafka_keys, producer_keys, messages, raw_first, go).await;
             ratios.record(raw, ours, messages, raw_first);
             println!(
                 "    writing thread busy: raw {:.0}%, ekafka (the actor's) {:.0}%",
                 raw_busy * 100.0,
                 ours_busy * 100.0
             );
+            if let Some(go_run) = go_run {
+                let ratio = ours.rate(messages) / go_run.rate(messages);
+                println!(
+                    "    Go peer (kafka-go, {}): {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka / Go {ratio:.2}",
+                    if raw_first { "first" } else { "last" },
+                    go_run.rate(messages),
+                    go_run.cpu_per_message(messages),
+                );
+                go_ratios.push(ratio);
+                go_rates.push(go_run.rate(messages));
+            }
         }
         ratios.report("");
+        if !go_ratios.is_empty() {
+            let (min, median, max) = common::min_median_max(go_ratios);
+            let (slowest, _, fastest) = common::min_median_max(go_rates);
+            println!(
+                "  throughput ratio ekafka / Go peer: min {min:.2}, median {median:.2}, max \
+                 {max:.2} (Go {slowest:.0}-{fastest:.0} msg/s)"
+            );
+        }
     }
     let single = env_usize("BENCH_SINGLE_MESSAGES", 50_000);
     for writers in [64, 1024] {

@@ -4,6 +4,8 @@
 // Each bench uses part of what is here.
 #![allow(dead_code)]
 
+pub(crate) mod go_peer;
+
 use std::time::{Duration, Instant};
 
 use ekafka::testing::{TestCluster, BROKERS_VARIABLE};

@@ -5,6 +5,7 @@
 //
 //	go-peer produce -brokers B -topic T -count N -origin go
 //	go-peer consume -brokers B -topic T -group G -count N
+//	go-peer throughput -brokers B -topic T -count N
 //
 // produce writes messages i = 0..N-1 with key "key-i", value "<origin>-i" and
 // headers origin=<origin>, seq=i. consume prints one JSON line per message it
@@ -19,6 +20,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -46,6 +49,8 @@ func main() {
 		produce(ctx, addrs, *topic, *count, *origin)
 	case "consume":
 		consume(ctx, addrs, *topic, *group, *count)
+	case "throughput":
+		throughput(ctx, addrs, *topic, *count)
 	default:
 		fail("unknown command " + os.Args[1])
 	}
@@ -83,6 +88,96 @@ func produce(ctx context.Context, brokers []string, topic string, count int, ori
 	if err := writer.Close(); err != nil {
 		fail("close: " + err.Error())
 	}
+}
+
+// The bench's writes: messages of 100 bytes in writes of 1,000, 16 in flight.
+const (
+	benchMessageBytes = 100
+	benchWriteSize    = 1000
+	benchInFlight     = 16
+	benchWarmUp       = 10000
+)
+
+// throughput writes count messages as the Rust bench's ekafka side does
+// (synchronous writes of 1,000, 16 in flight, acks from all replicas),
+// through a writer configured as Go ekafka configures one with batchSize =
+// 1000 and batchTimeout = "10ms" (tuned: Go's defaults, 100 and 1s, are
+// far slower), after a warm-up; prints {"messages":N,"seconds":S,"cpu_seconds":C}.
+func throughput(ctx context.Context, brokers []string, topic string, count int) {
+	writer := &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		MaxAttempts:  10,
+		BatchSize:    benchWriteSize,
+		BatchBytes:   1 << 20,
+		BatchTimeout: 10 * time.Millisecond,
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: 10 * time.Second,
+		RequiredAcks: kafka.RequireAll,
+	}
+	payload := make([]byte, benchMessageBytes)
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	write := func(total int) {
+		slots := make(chan struct{}, benchInFlight)
+		errs := make(chan error, benchInFlight)
+		var wg sync.WaitGroup
+		for written := 0; written < total; written += benchWriteSize {
+			size := benchWriteSize
+			if total-written < size {
+				size = total - written
+			}
+			slots <- struct{}{}
+			wg.Add(1)
+			go func(size int) {
+				defer wg.Done()
+				defer func() { <-slots }()
+				messages := make([]kafka.Message, size)
+				for i := range messages {
+					messages[i] = kafka.Message{Value: append([]byte(nil), payload...)}
+				}
+				if err := writer.WriteMessages(ctx, messages...); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}(size)
+		}
+		wg.Wait()
+		select {
+		case err := <-errs:
+			fail("write: " + err.Error())
+		default:
+		}
+	}
+	write(benchWarmUp)
+	cpuBefore := cpuSeconds()
+	started := time.Now()
+	write(count)
+	elapsed := time.Since(started).Seconds()
+	cpu := cpuSeconds() - cpuBefore
+	if err := writer.Close(); err != nil {
+		fail("close: " + err.Error())
+	}
+	line, _ := json.Marshal(map[string]float64{
+		"messages": float64(count), "seconds": elapsed, "cpu_seconds": cpu,
+	})
+	fmt.Println(string(line))
+}
+
+// cpuSeconds is the process's user and system time so far.
+func cpuSeconds() float64 {
+	var usage syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
+		fail("getrusage: " + err.Error())
+	}
+	seconds := func(t syscall.Timeval) float64 {
+		return float64(t.Sec) + float64(t.Usec)/1e6
+	}
+	return seconds(usage.Utime) + seconds(usage.Stime)
 }
 
 // One message as read, for the Rust side to check.

@@ -1,0 +1,56 @@
+//! The Go peer (`tests/go_peer`: kafka-go configured as Go ekafka configures
+//! it) as a bench side, on Apache Kafka only.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::Run;
+
+/// The Go peer, built into the target directory, when the bench runs on a
+/// broker of its own (`EKAFKA_TEST_BROKERS`: kafka-go is not measured
+/// against librdkafka's mock) and Go is on the PATH; otherwise why not.
+pub(crate) fn binary() -> Result<PathBuf, String> {
+    if std::env::var(ekafka::testing::BROKERS_VARIABLE).map_or(true, |b| b.trim().is_empty()) {
+        return Err("on the embedded cluster: the Go peer runs on Apache Kafka only".into());
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go_peer");
+    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/go-peer-bench");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .current_dir(&source)
+        .status();
+    match built {
+        Ok(status) if status.success() => Ok(binary),
+        Ok(status) => Err(format!("go build of tests/go_peer failed ({status})")),
+        Err(e) => Err(format!("Go is not available: {e}")),
+    }
+}
+
+/// The Go peer writing `messages` of 100 B to `topic`, in writes of 1,000,
+/// 16 in flight (after a warm-up of its own), timed by itself.
+pub(crate) fn throughput(binary: &Path, brokers: &str, topic: &str, messages: usize) -> Run {
+    let output = Command::new(binary)
+        .args(["throughput", "-brokers", brokers, "-topic", topic])
+        .args(["-count", &messages.to_string(), "-timeout", "300s"])
+        .output()
+        .expect("the Go peer runs");
+    assert!(
+        output.status.success(),
+        "the Go peer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| -> f64 {
+        let start = line.find(&format!("\"{name}\":")).expect("a field") + name.len() + 3;
+        let rest = &line[start..];
+        let end = rest.find([',', '}']).expect("its end");
+        rest[..end].trim().parse().expect("a number")
+    };
+    Run {
+        elapsed: Duration::from_secs_f64(field("seconds")),
+        cpu: Duration::from_secs_f64(field("cpu_seconds")),
+    }
+}
