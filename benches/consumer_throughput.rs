@@ -10,6 +10,13 @@
 //!   it, and committing the same way: asynchronously, one commit in flight, as
 //!   soon as something new was read (or every `commitInterval`).
 //!
+//! On Apache Kafka (`EKAFKA_TEST_BROKERS`, or `./e2e.sh --bench`), the
+//! `commitInterval = "1s"` runs have a third side when Go is on the PATH: the
+//! Go peer (`tests/go_peer`, kafka-go's reader as Go ekafka configures it,
+//! fetching and committing every message, the commits sent every second)
+//! reading the same messages under a group of its own, first when raw goes
+//! first, else last.
+//!
 //! Each repetition makes a fresh embedded cluster and topic, writes the
 //! messages, then runs both sides on them with fresh group ids, in an order
 //! that alternates between repetitions. Timing starts when a side has its first
@@ -118,8 +125,14 @@ async fn ekafka_run(kafka: &Ekafka, messages: usize) -> Run {
     run
 }
 
-/// One repetition on a fresh cluster: (raw, ekafka).
-async fn repetition(messages: usize, commit_interval: &str, raw_first: bool) -> (Run, Run) {
+/// One repetition on a fresh cluster: (raw, ekafka), and the Go peer's run
+/// when it is given (first when raw goes first, else last).
+async fn repetition(
+    messages: usize,
+    commit_interval: &str,
+    raw_first: bool,
+    go: Option<&std::path::Path>,
+) -> (Run, Run, Option<Run>) {
     let cluster = common::cluster();
     let topic = unique_name("bench");
     cluster
@@ -159,7 +172,18 @@ async fn repetition(messages: usize, commit_interval: &str, raw_first: bool) -> 
         let raw_kafka = raw_kafka.clone();
         tokio::task::spawn_blocking(move || raw_run(&raw_kafka, messages, interval))
     };
-    if raw_first {
+    let go_side = |go: &std::path::Path| {
+        let (go, brokers) = (go.to_path_buf(), cluster.bootstrap_servers().to_string());
+        let (topic, group) = (topic.clone(), unique_name("go"));
+        tokio::task::spawn_blocking(move || {
+            common::go_peer::read_throughput(&go, &brokers, &topic, &group, messages)
+        })
+    };
+    let mut go_run = None;
+    if let (Some(go), true) = (go, raw_first) {
+        go_run = Some(go_side(go).await.expect("Go side"));
+    }
+    let (raw, ours) = if raw_first {
         let raw = raw().await.expect("raw side");
         let ours = ekafka_run(&ours_kafka, messages).await;
         (raw, ours)
@@ -167,25 +191,53 @@ async fn repetition(messages: usize, commit_interval: &str, raw_first: bool) -> 
         let ours = ekafka_run(&ours_kafka, messages).await;
         let raw = raw().await.expect("raw side");
         (raw, ours)
+    };
+    if let (Some(go), false) = (go, raw_first) {
+        go_run = Some(go_side(go).await.expect("Go side"));
     }
+    (raw, ours, go_run)
 }
 
 #[actix::main]
 async fn main() {
     let messages = env_usize("BENCH_MESSAGES", 240_000);
     let repetitions = env_usize("BENCH_REPETITIONS", 5);
+    let go = common::go_peer::binary()
+        .inspect_err(|why| println!("no Go peer: {why}"))
+        .ok();
     for commit_interval in ["0", "1s"] {
         println!(
             "consumer throughput, commitInterval = {commit_interval:?}: {messages} messages of \
              {MESSAGE_BYTES} B on {PARTITIONS} partitions per repetition, join excluded, on {}",
             common::measured_on()
         );
-        let mut ratios = Ratios::default();
+        // The Go peer reads as Go ekafka does with commitInterval = "1s".
+        let go = go.as_deref().filter(|_| commit_interval == "1s");
+        let (mut ratios, mut go_ratios, mut go_rates) = (Ratios::default(), Vec::new(), Vec::new());
         for number in 0..repetitions {
             let raw_first = number % 2 == 0;
-            let (raw, ours) = repetition(messages, commit_interval, raw_first).await;
+            let (raw, ours, go_run) = repetition(messages, commit_interval, raw_first, go).await;
             ratios.record(raw, ours, messages, raw_first);
+            if let Some(go_run) = go_run {
+                let ratio = ours.rate(messages) / go_run.rate(messages);
+                println!(
+                    "    Go peer (kafka-go, {}): {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka / Go {ratio:.2}",
+                    if raw_first { "first" } else { "last" },
+                    go_run.rate(messages),
+                    go_run.cpu_per_message(messages),
+                );
+                go_ratios.push(ratio);
+                go_rates.push(go_run.rate(messages));
+            }
         }
         ratios.report(" (goal: median >= 0.9)");
+        if !go_ratios.is_empty() {
+            let (min, median, max) = common::min_median_max(go_ratios);
+            let (slowest, _, fastest) = common::min_median_max(go_rates);
+            println!(
+                "  throughput ratio ekafka / Go peer: min {min:.2}, median {median:.2}, max \
+                 {max:.2} (Go {slowest:.0}-{fastest:.0} msg/s)"
+            );
+        }
     }
 }

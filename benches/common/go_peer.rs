@@ -32,8 +32,31 @@ pub(crate) fn binary() -> Result<PathBuf, String> {
 /// The Go peer writing `messages` of 100 B to `topic`, in writes of 1,000,
 /// 16 in flight (after a warm-up of its own), timed by itself.
 pub(crate) fn throughput(binary: &Path, brokers: &str, topic: &str, messages: usize) -> Run {
+    run(
+        binary,
+        &["throughput", "-brokers", brokers, "-topic", topic],
+        messages,
+    )
+}
+
+/// The Go peer reading `messages` of `topic` as a member of `group`,
+/// committing every second, timed by itself from its first message to its
+/// last.
+pub(crate) fn read_throughput(
+    binary: &Path,
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    messages: usize,
+) -> Run {
+    let args = ["read-throughput", "-brokers", brokers, "-topic", topic];
+    run(binary, &[&args[..], &["-group", group]].concat(), messages)
+}
+
+/// Runs the Go peer with `args` and `-count messages`; reads the run it prints.
+fn run(binary: &Path, args: &[&str], messages: usize) -> Run {
     let output = Command::new(binary)
-        .args(["throughput", "-brokers", brokers, "-topic", topic])
+        .args(args)
         .args(["-count", &messages.to_string(), "-timeout", "300s"])
         .output()
         .expect("the Go peer runs");

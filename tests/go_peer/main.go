@@ -6,6 +6,7 @@
 //	go-peer produce -brokers B -topic T -count N -origin go
 //	go-peer consume -brokers B -topic T -group G -count N
 //	go-peer throughput -brokers B -topic T -count N
+//	go-peer read-throughput -brokers B -topic T -group G -count N
 //
 // produce writes messages i = 0..N-1 with key "key-i", value "<origin>-i" and
 // headers origin=<origin>, seq=i. consume prints one JSON line per message it
@@ -51,6 +52,8 @@ func main() {
 		consume(ctx, addrs, *topic, *group, *count)
 	case "throughput":
 		throughput(ctx, addrs, *topic, *count)
+	case "read-throughput":
+		readThroughput(ctx, addrs, *topic, *group, *count)
 	default:
 		fail("unknown command " + os.Args[1])
 	}
@@ -160,6 +163,50 @@ func throughput(ctx context.Context, brokers []string, topic string, count int) 
 	elapsed := time.Since(started).Seconds()
 	cpu := cpuSeconds() - cpuBefore
 	if err := writer.Close(); err != nil {
+		fail("close: " + err.Error())
+	}
+	line, _ := json.Marshal(map[string]float64{
+		"messages": float64(count), "seconds": elapsed, "cpu_seconds": cpu,
+	})
+	fmt.Println(string(line))
+}
+
+// readThroughput reads count messages as a Go ekafka consumer group with
+// commitInterval = "1s" does (fetch, then commit, the commits sent every
+// second), timed from the first message to the last as the Rust bench times
+// its sides; prints {"messages":N,"seconds":S,"cpu_seconds":C}.
+func readThroughput(ctx context.Context, brokers []string, topic, group string, count int) {
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           brokers,
+		Topic:             topic,
+		GroupID:           group,
+		MinBytes:          1,
+		MaxBytes:          1 << 20,
+		MaxWait:           500 * time.Millisecond,
+		HeartbeatInterval: 3 * time.Second,
+		SessionTimeout:    30 * time.Second,
+		RebalanceTimeout:  30 * time.Second,
+		JoinGroupBackoff:  5 * time.Second,
+		StartOffset:       kafka.FirstOffset,
+		CommitInterval:    time.Second,
+	})
+	var started time.Time
+	var cpuBefore float64
+	for i := 0; i < count; i++ {
+		m, err := reader.FetchMessage(ctx)
+		if err != nil {
+			fail(fmt.Sprintf("fetch after %d of %d: %v", i, count, err))
+		}
+		if i == 0 {
+			started, cpuBefore = time.Now(), cpuSeconds()
+		}
+		if err := reader.CommitMessages(ctx, m); err != nil {
+			fail("commit: " + err.Error())
+		}
+	}
+	elapsed := time.Since(started).Seconds()
+	cpu := cpuSeconds() - cpuBefore
+	if err := reader.Close(); err != nil {
 		fail("close: " + err.Error())
 	}
 	line, _ := json.Marshal(map[string]float64{
