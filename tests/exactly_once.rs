@@ -288,8 +288,13 @@ async fn eos_child() {
     let server =
         ConsumerServer::on_each_message_transform(&kafka, &config, move |input| async move {
             if slow {
-                // Long enough per input for the parent to kill the process mid-stream.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Long enough per input for the parent to kill the process
+                // mid-stream: 400 inputs take 24 s, against the few seconds
+                // the parent takes to see the first 40 outputs committed.
+                // (At 20 ms the first child finished every input before
+                // the parent's second look, once outputs stopped waiting
+                // for their delivery one by one.)
+                tokio::time::sleep(Duration::from_millis(60)).await;
             }
             let value = input.value_str().unwrap_or_default().replace("in-", "out-");
             Ok(vec![Message::new(value)])
