@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::{committed_offsets, forwarder, next, write_all, Fixture};
 use ekafka::config::ConsumerServerConfig;
+use ekafka::interceptor::{ClientInfo, Interceptor, Rejection};
 use ekafka::server::{ConsumerServer, HandlerError, HandlerFailure};
 use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Message};
@@ -261,6 +262,85 @@ async fn an_output_refused_before_sending_fails_its_input_which_is_handled_again
         "each output once, in-7's from its second call"
     );
     assert_eq!(calls.borrow()["in-7"], 2);
+    kafka.close().await.expect("closed");
+}
+
+/// Rejects the first write holding `out-7`.
+struct RejectOnce(std::sync::atomic::AtomicBool);
+
+impl Interceptor for RejectOnce {
+    fn name(&self) -> &str {
+        "reject-once"
+    }
+
+    fn before_write(
+        &self,
+        _client: &ClientInfo,
+        messages: &mut Vec<Message>,
+    ) -> Result<(), Rejection> {
+        let holds_out_7 = messages
+            .iter()
+            .any(|m| m.value.as_deref() == Some(&b"out-7"[..]));
+        if holds_out_7 && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(Rejection {
+                reason: "out-7 is not welcome today".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn an_output_an_interceptor_rejects_fails_its_input_which_is_handled_again_once() {
+    let fixture = Fixture::new();
+    let output = unique_name("output");
+    fixture.cluster.create_topic(&output).expect("output topic");
+    let text = config_text(
+        &fixture.cluster.brokers_line(),
+        &fixture.topic,
+        &output,
+        &unique_name("group"),
+        &unique_name("txn"),
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .with_interceptor(RejectOnce(std::sync::atomic::AtomicBool::new(false)))
+        .build()
+        .unwrap();
+    let config = ConsumerServerConfig::from_toml_str(&text, "kafkaConsumerServers.s1").unwrap();
+    write_inputs(&fixture, 30).await;
+
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let server = ConsumerServer::on_each_message_transform(&kafka, &config, move |input| {
+        let done = done_tx.clone();
+        async move {
+            let value = input.value_str().unwrap_or_default().to_string();
+            let _ = done.send(value.clone());
+            Ok(vec![Message::new(value.replace("in-", "out-"))])
+        }
+    })
+    .await
+    .expect("server started");
+    let (failures_tx, mut failures) = forwarder::<HandlerFailure>();
+    server.subscribe_failures(failures_tx).await.unwrap();
+    let mut calls = BTreeMap::<String, u32>::new();
+    while calls.len() < 30 || calls.get("in-7") != Some(&2) {
+        *calls
+            .entry(next(&mut done, "every input handled, in-7 twice").await)
+            .or_default() += 1;
+    }
+    let failure = next(&mut failures, "in-7's failure reported").await;
+    assert_eq!(failure.message.value_str(), Some("in-7"));
+    let reason = failure.error.to_string();
+    assert!(reason.contains("out-7 is not welcome today"), "{reason}");
+    server.close().await.expect("clean close");
+
+    let outputs = committed_outputs(fixture.cluster.bootstrap_servers().to_string(), output).await;
+    assert_eq!(
+        outputs,
+        expected(30),
+        "each output once, in-7's from its second call"
+    );
     kafka.close().await.expect("closed");
 }
 

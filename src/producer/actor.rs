@@ -353,8 +353,11 @@ pub(crate) struct Queue(pub(crate) Vec<Message>);
 #[derive(Debug)]
 pub(crate) struct Queued {
     /// The messages refused before they were sent (no topic, too large, a
-    /// topic name that cannot be, ...), by their index in the write.
-    pub(crate) refused: Vec<(usize, ProduceError)>,
+    /// topic name that cannot be, rejected by an interceptor, ...), by their
+    /// index in the write.
+    pub(crate) refused: Vec<usize>,
+    /// Why the first of them was refused.
+    pub(crate) first_refusal: Option<ProduceError>,
     /// The write's report, once every message has its outcome.
     pub(crate) report: tokio::sync::oneshot::Receiver<Result<WriteReport, Error>>,
 }
@@ -363,33 +366,64 @@ impl Handler<Queue> for ProducerActor {
     type Result = MessageResult<Queue>;
 
     fn handle(&mut self, Queue(messages): Queue, ctx: &mut Self::Context) -> Self::Result {
-        let (tracker, report) = self.write(messages, ctx);
+        let (refused, report) = self.write(messages, ctx);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         actix::spawn(async move {
             let _ = sender.send(report.await);
         });
+        let (refused, first_refusal) = refused.list();
         MessageResult(Queued {
-            refused: tracker.map_or_else(Vec::new, |tracker| tracker.failures_so_far()),
+            refused,
+            first_refusal,
             report: receiver,
         })
     }
 }
 
+/// Where a write's messages refused before sending are found.
+enum Refused {
+    /// In its tracker: those failed so far were refused on the way in.
+    Tracked(Arc<Tracker>),
+    /// An interceptor rejected the whole write: all `count`, the first
+    /// saying why.
+    Rejected {
+        count: usize,
+        first: Option<ProduceError>,
+    },
+    /// No client took it: none, the write fails as a whole.
+    Unsent,
+}
+
+impl Refused {
+    /// The indexes of the refused messages, and the first one's error.
+    fn list(self) -> (Vec<usize>, Option<ProduceError>) {
+        match self {
+            Refused::Tracked(tracker) => {
+                let failures = tracker.failures_so_far();
+                let first = failures.first().map(|(_, failure)| failure.clone());
+                (
+                    failures.into_iter().map(|(index, _)| index).collect(),
+                    first,
+                )
+            }
+            Refused::Rejected { count, first } => ((0..count).collect(), first),
+            Refused::Unsent => (Vec::new(), None),
+        }
+    }
+}
+
 impl ProducerActor {
     /// Queues `messages` (or the part that fits, the rest following before
-    /// the mailbox moves on); returns the write's tracker, when it got one,
-    /// and its report to come.
+    /// the mailbox moves on); returns where its messages refused before
+    /// sending are found, and its report to come.
     fn write(
         &mut self,
         messages: Vec<Message>,
         ctx: &mut Context<Self>,
-    ) -> (
-        Option<Arc<Tracker>>,
-        ResponseFuture<Result<WriteReport, Error>>,
-    ) {
+    ) -> (Refused, ResponseFuture<Result<WriteReport, Error>>) {
         let client = match self.supervisor.slot().current() {
             Ok((_, client)) => client,
-            Err(error) => return (None, Box::pin(async move { Err(error) })),
+            Err(error) => return (Refused::Unsent, Box::pin(async move { Err(error) })),
         };
         let started = Instant::now();
         let chain = self.clients().spec.interceptors.clone();
@@ -401,7 +435,11 @@ impl ProducerActor {
                 let shared = &self.supervisor.spec().shared;
                 shared.wrote(&report, info.topic.as_deref(), started.elapsed());
                 chain.after_write(depth, &info, &report, started.elapsed());
-                return (None, Box::pin(async move { Ok(report) }));
+                let rejected = Refused::Rejected {
+                    count: report.outcomes().len(),
+                    first: report.failures().next().cloned(),
+                };
+                return (rejected, Box::pin(async move { Ok(report) }));
             }
         };
         let shared = &self.supervisor.spec().shared;
@@ -444,7 +482,7 @@ impl ProducerActor {
             chain.after_write(chain.depth(), &info, &report, started.elapsed());
             Ok(report)
         });
-        (Some(tracker), report)
+        (Refused::Tracked(tracker), report)
     }
 }
 

@@ -143,13 +143,13 @@ impl Transaction {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<Option<ProduceError>, Error> {
         self.still_current()?;
-        let queued = queue(&self.handle, &self.sending, messages).await?;
-        let first_refused = queued.refused.first().map(|(_, error)| error.clone());
+        let mut queued = queue(&self.handle, &self.sending, messages).await?;
+        let first_refusal = queued.first_refusal.take();
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(queued);
-        Ok(first_refused)
+        Ok(first_refusal)
     }
 
     /// Waits for the report of every write [`send`](Self::send) queued: the
@@ -158,7 +158,7 @@ impl Transaction {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         let mut first_failure = None;
         for queued in pending {
-            let refused: Vec<usize> = queued.refused.iter().map(|(index, _)| *index).collect();
+            let refused = &queued.refused;
             let failure = match queued.report.await {
                 Ok(Ok(report)) => report.outcomes().iter().enumerate().find_map(
                     |(index, outcome)| match outcome {
