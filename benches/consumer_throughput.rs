@@ -213,31 +213,16 @@ async fn main() {
         );
         // The Go peer reads as Go ekafka does with commitInterval = "1s".
         let go = go.as_deref().filter(|_| commit_interval == "1s");
-        let (mut ratios, mut go_ratios, mut go_rates) = (Ratios::default(), Vec::new(), Vec::new());
+        let (mut ratios, mut against_go) = (Ratios::default(), common::go_peer::Ratios::default());
         for number in 0..repetitions {
             let raw_first = number % 2 == 0;
             let (raw, ours, go_run) = repetition(messages, commit_interval, raw_first, go).await;
             ratios.record(raw, ours, messages, raw_first);
             if let Some(go_run) = go_run {
-                let ratio = ours.rate(messages) / go_run.rate(messages);
-                println!(
-                    "    Go peer (kafka-go, {}): {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka / Go {ratio:.2}",
-                    if raw_first { "first" } else { "last" },
-                    go_run.rate(messages),
-                    go_run.cpu_per_message(messages),
-                );
-                go_ratios.push(ratio);
-                go_rates.push(go_run.rate(messages));
+                against_go.record(ours, go_run, messages, raw_first);
             }
         }
         ratios.report(" (goal: median >= 0.9)");
-        if !go_ratios.is_empty() {
-            let (min, median, max) = common::min_median_max(go_ratios);
-            let (slowest, _, fastest) = common::min_median_max(go_rates);
-            println!(
-                "  throughput ratio ekafka / Go peer: min {min:.2}, median {median:.2}, max \
-                 {max:.2} (Go {slowest:.0}-{fastest:.0} msg/s)"
-            );
-        }
+        against_go.report();
     }
 }

@@ -29,7 +29,6 @@ use common::{cpu_time, env_usize, min_median_max, Run};
 use ekafka::testing::unique_name;
 use ekafka::{Ekafka, Message, Producer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::task::JoinSet;
 
 const MESSAGE_BYTES: usize = 100;
 const WRITE_BATCH: usize = 1000;
@@ -56,29 +55,16 @@ fn component(text: &str) -> Ekafka {
         .expect("component")
 }
 
-/// Writes of `WRITE_BATCH` messages, `WRITES_IN_FLIGHT` at once, each
-/// answered with every message's delivery.
+/// Writes of `WRITE_BATCH` messages, `WRITES_IN_FLIGHT` at once.
 async fn write_all(producer: &Producer, messages: usize) {
-    let mut writes = JoinSet::new();
-    let mut remaining = messages;
-    while remaining > 0 || !writes.is_empty() {
-        while remaining > 0 && writes.len() < WRITES_IN_FLIGHT {
-            let count = remaining.min(WRITE_BATCH);
-            remaining -= count;
-            let batch: Vec<Message> = (0..count)
-                .map(|_| Message::new(vec![b'x'; MESSAGE_BYTES]))
-                .collect();
-            let producer = producer.clone();
-            writes.spawn_local(async move { producer.write(batch).await });
-        }
-        let report = writes
-            .join_next()
-            .await
-            .expect("a write")
-            .expect("write task")
-            .expect("write accepted");
-        assert!(report.is_success(), "{:?}", report.failures().next());
-    }
+    common::write_batches(
+        producer,
+        messages,
+        MESSAGE_BYTES,
+        WRITE_BATCH,
+        WRITES_IN_FLIGHT,
+    )
+    .await;
 }
 
 async fn timed_writes(producer: &Producer, messages: usize) -> Run {

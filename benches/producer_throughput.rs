@@ -106,26 +106,8 @@ fn raw_run(producer: &BaseProducer<Deliveries>, topic: &str, messages: usize) ->
 /// actor's thread (this one).
 async fn ekafka_run(producer: &ekafka::Producer, messages: usize) -> Duration {
     let thread_started = thread_cpu_time();
-    let mut writes = JoinSet::new();
-    let mut remaining = messages;
-    while remaining > 0 || !writes.is_empty() {
-        while remaining > 0 && writes.len() < env_usize("BENCH_IN_FLIGHT", WRITES_IN_FLIGHT) {
-            let count = remaining.min(WRITE_BATCH);
-            remaining -= count;
-            let batch: Vec<Message> = (0..count)
-                .map(|_| Message::new(vec![b'x'; MESSAGE_BYTES]))
-                .collect();
-            let producer = producer.clone();
-            writes.spawn_local(async move { producer.write(batch).await });
-        }
-        let report = writes
-            .join_next()
-            .await
-            .expect("a write")
-            .expect("write task");
-        let report = report.expect("write accepted");
-        assert!(report.is_success(), "{:?}", report.failures().next());
-    }
+    let in_flight = env_usize("BENCH_IN_FLIGHT", WRITES_IN_FLIGHT);
+    common::write_batches(producer, messages, MESSAGE_BYTES, WRITE_BATCH, in_flight).await;
     thread_cpu_time() - thread_started
 }
 
@@ -307,7 +289,7 @@ async fn main() {
         }
         println!("{label}:");
         let go = go.as_deref().filter(|_| label.starts_with("like for like"));
-        let (mut ratios, mut go_ratios, mut go_rates) = (Ratios::default(), Vec::new(), Vec::new());
+        let (mut ratios, mut against_go) = (Ratios::default(), common::go_peer::Ratios::default());
         for number in 0..repetitions {
             let raw_first = number % 2 == 0;
             let ((raw, raw_busy), (ours, ours_busy), go_run) =
@@ -319,26 +301,11 @@ async fn main() {
                 ours_busy * 100.0
             );
             if let Some(go_run) = go_run {
-                let ratio = ours.rate(messages) / go_run.rate(messages);
-                println!(
-                    "    Go peer (kafka-go, {}): {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka / Go {ratio:.2}",
-                    if raw_first { "first" } else { "last" },
-                    go_run.rate(messages),
-                    go_run.cpu_per_message(messages),
-                );
-                go_ratios.push(ratio);
-                go_rates.push(go_run.rate(messages));
+                against_go.record(ours, go_run, messages, raw_first);
             }
         }
         ratios.report("");
-        if !go_ratios.is_empty() {
-            let (min, median, max) = common::min_median_max(go_ratios);
-            let (slowest, _, fastest) = common::min_median_max(go_rates);
-            println!(
-                "  throughput ratio ekafka / Go peer: min {min:.2}, median {median:.2}, max \
-                 {max:.2} (Go {slowest:.0}-{fastest:.0} msg/s)"
-            );
-        }
+        against_go.report();
     }
     let single = env_usize("BENCH_SINGLE_MESSAGES", 50_000);
     for writers in [64, 1024] {

@@ -77,3 +77,39 @@ fn run(binary: &Path, args: &[&str], messages: usize) -> Run {
         cpu: Duration::from_secs_f64(field("cpu_seconds")),
     }
 }
+
+/// The paired ratios ekafka / Go peer of one configuration's repetitions.
+#[derive(Default)]
+pub(crate) struct Ratios {
+    ratios: Vec<f64>,
+    go_rates: Vec<f64>,
+}
+
+impl Ratios {
+    /// Prints one repetition's Go side (run `first` or last) and keeps its
+    /// ratio.
+    pub(crate) fn record(&mut self, ours: Run, go: Run, messages: usize, first: bool) {
+        let ratio = ours.rate(messages) / go.rate(messages);
+        println!(
+            "    Go peer (kafka-go, {}): {:>8.0} msg/s {:>5.2} µs cpu/msg   ekafka / Go {ratio:.2}",
+            if first { "first" } else { "last" },
+            go.rate(messages),
+            go.cpu_per_message(messages),
+        );
+        self.ratios.push(ratio);
+        self.go_rates.push(go.rate(messages));
+    }
+
+    /// Prints the min/median/max of the ratios, when there were any.
+    pub(crate) fn report(self) {
+        if self.ratios.is_empty() {
+            return;
+        }
+        let (min, median, max) = super::min_median_max(self.ratios);
+        let (slowest, _, fastest) = super::min_median_max(self.go_rates);
+        println!(
+            "  throughput ratio ekafka / Go peer: min {min:.2}, median {median:.2}, max \
+             {max:.2} (Go {slowest:.0}-{fastest:.0} msg/s)"
+        );
+    }
+}

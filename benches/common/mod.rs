@@ -73,6 +73,38 @@ pub(crate) fn thread_cpu_time() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
+/// Synchronous writes of `messages` messages of `bytes` bytes through
+/// `producer`, `batch` to a write and `in_flight` writes at once, each
+/// answered with every message's delivery.
+pub(crate) async fn write_batches(
+    producer: &ekafka::Producer,
+    messages: usize,
+    bytes: usize,
+    batch: usize,
+    in_flight: usize,
+) {
+    let mut writes = tokio::task::JoinSet::new();
+    let mut remaining = messages;
+    while remaining > 0 || !writes.is_empty() {
+        while remaining > 0 && writes.len() < in_flight {
+            let count = remaining.min(batch);
+            remaining -= count;
+            let batch: Vec<ekafka::Message> = (0..count)
+                .map(|_| ekafka::Message::new(vec![b'x'; bytes]))
+                .collect();
+            let producer = producer.clone();
+            writes.spawn_local(async move { producer.write(batch).await });
+        }
+        let report = writes
+            .join_next()
+            .await
+            .expect("a write")
+            .expect("write task")
+            .expect("write accepted");
+        assert!(report.is_success(), "{:?}", report.failures().next());
+    }
+}
+
 /// `name` from the environment, or `default`.
 pub(crate) fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

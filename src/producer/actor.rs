@@ -50,13 +50,7 @@ pub(crate) async fn write(
     sending: &Sending,
     messages: impl IntoIterator<Item = Message>,
 ) -> Result<WriteReport, Error> {
-    #[cfg_attr(not(feature = "opentelemetry"), allow(unused_mut))]
-    let mut messages: Vec<Message> = messages.into_iter().collect();
-    let span = trace::send_span(handle.name(), sending.topic.as_deref(), messages.len());
-    #[cfg(feature = "opentelemetry")]
-    if sending.propagate_trace {
-        trace::inject(&span, &mut messages);
-    }
+    let (messages, span) = traced(handle, sending, messages);
     handle.ask(Write(messages)).instrument(span).await?
 }
 
@@ -68,6 +62,17 @@ pub(crate) async fn queue(
     sending: &Sending,
     messages: impl IntoIterator<Item = Message>,
 ) -> Result<Queued, Error> {
+    let (messages, span) = traced(handle, sending, messages);
+    handle.ask(Queue(messages)).instrument(span).await
+}
+
+/// A write's send span, and its messages carrying the span's trace context
+/// when `sending` says so.
+fn traced(
+    handle: &ProducerHandle,
+    sending: &Sending,
+    messages: impl IntoIterator<Item = Message>,
+) -> (Vec<Message>, tracing::Span) {
     #[cfg_attr(not(feature = "opentelemetry"), allow(unused_mut))]
     let mut messages: Vec<Message> = messages.into_iter().collect();
     let span = trace::send_span(handle.name(), sending.topic.as_deref(), messages.len());
@@ -75,7 +80,7 @@ pub(crate) async fn queue(
     if sending.propagate_trace {
         trace::inject(&span, &mut messages);
     }
-    handle.ask(Queue(messages)).instrument(span).await
+    (messages, span)
 }
 
 /// Everything needed to create (and re-create) the client.

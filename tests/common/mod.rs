@@ -229,6 +229,14 @@ where
     (Forward(tx).start().recipient(), rx)
 }
 
+/// Milliseconds since the Unix epoch, now: message timestamps a broker keeps.
+pub(crate) fn now_millis() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("in range")
+}
+
 /// Receives the next value or fails the test after [`WAIT`].
 pub(crate) async fn next<M>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<M>, what: &str) -> M {
     tokio::time::timeout(WAIT, rx.recv())

@@ -62,18 +62,7 @@ func main() {
 // produce writes as a Go ekafka producer with balancer = "hash" does (kafka-go's
 // Hash, FNV-1a), with requiredAcks = -1 so that nothing is lost silently.
 func produce(ctx context.Context, brokers []string, topic string, count int, origin string) {
-	writer := &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
-		Topic:        topic,
-		Balancer:     &kafka.Hash{},
-		MaxAttempts:  10,
-		BatchSize:    100,
-		BatchBytes:   1 << 20,
-		BatchTimeout: 10 * time.Millisecond,
-		ReadTimeout:  10 * time.Second,
-		WriteTimeout: 10 * time.Second,
-		RequiredAcks: kafka.RequireAll,
-	}
+	writer := newWriter(brokers, topic, 100)
 	messages := make([]kafka.Message, count)
 	for i := range messages {
 		messages[i] = kafka.Message{
@@ -107,18 +96,7 @@ const (
 // 1000 and batchTimeout = "10ms" (tuned: Go's defaults, 100 and 1s, are
 // far slower), after a warm-up; prints {"messages":N,"seconds":S,"cpu_seconds":C}.
 func throughput(ctx context.Context, brokers []string, topic string, count int) {
-	writer := &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
-		Topic:        topic,
-		Balancer:     &kafka.Hash{},
-		MaxAttempts:  10,
-		BatchSize:    benchWriteSize,
-		BatchBytes:   1 << 20,
-		BatchTimeout: 10 * time.Millisecond,
-		ReadTimeout:  10 * time.Second,
-		WriteTimeout: 10 * time.Second,
-		RequiredAcks: kafka.RequireAll,
-	}
+	writer := newWriter(brokers, topic, benchWriteSize)
 	payload := make([]byte, benchMessageBytes)
 	for i := range payload {
 		payload[i] = 'x'
@@ -176,20 +154,7 @@ func throughput(ctx context.Context, brokers []string, topic string, count int) 
 // second), timed from the first message to the last as the Rust bench times
 // its sides; prints {"messages":N,"seconds":S,"cpu_seconds":C}.
 func readThroughput(ctx context.Context, brokers []string, topic, group string, count int) {
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           brokers,
-		Topic:             topic,
-		GroupID:           group,
-		MinBytes:          1,
-		MaxBytes:          1 << 20,
-		MaxWait:           500 * time.Millisecond,
-		HeartbeatInterval: 3 * time.Second,
-		SessionTimeout:    30 * time.Second,
-		RebalanceTimeout:  30 * time.Second,
-		JoinGroupBackoff:  5 * time.Second,
-		StartOffset:       kafka.FirstOffset,
-		CommitInterval:    time.Second,
-	})
+	reader := newReader(brokers, topic, group, time.Second)
 	var started time.Time
 	var cpuBefore float64
 	for i := 0; i < count; i++ {
@@ -213,6 +178,42 @@ func readThroughput(ctx context.Context, brokers []string, topic, group string, 
 		"messages": float64(count), "seconds": elapsed, "cpu_seconds": cpu,
 	})
 	fmt.Println(string(line))
+}
+
+// newWriter is a producer as Go ekafka configures one with balancer = "hash",
+// batchTimeout = "10ms" and requiredAcks = -1 (so nothing is lost silently).
+func newWriter(brokers []string, topic string, batchSize int) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		MaxAttempts:  10,
+		BatchSize:    batchSize,
+		BatchBytes:   1 << 20,
+		BatchTimeout: 10 * time.Millisecond,
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: 10 * time.Second,
+		RequiredAcks: kafka.RequireAll,
+	}
+}
+
+// newReader is a consumer group member as Go ekafka configures one, its
+// commits sent every commitInterval (0: each at once).
+func newReader(brokers []string, topic, group string, commitInterval time.Duration) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           brokers,
+		Topic:             topic,
+		GroupID:           group,
+		MinBytes:          1,
+		MaxBytes:          1 << 20,
+		MaxWait:           500 * time.Millisecond,
+		HeartbeatInterval: 3 * time.Second,
+		SessionTimeout:    30 * time.Second,
+		RebalanceTimeout:  30 * time.Second,
+		JoinGroupBackoff:  5 * time.Second,
+		StartOffset:       kafka.FirstOffset,
+		CommitInterval:    commitInterval,
+	})
 }
 
 // cpuSeconds is the process's user and system time so far.
@@ -239,20 +240,7 @@ type read struct {
 // consume reads as a Go ekafka consumer group with commitInterval = 0 does:
 // fetch, then commit that message synchronously.
 func consume(ctx context.Context, brokers []string, topic, group string, count int) {
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           brokers,
-		Topic:             topic,
-		GroupID:           group,
-		MinBytes:          1,
-		MaxBytes:          1 << 20,
-		MaxWait:           500 * time.Millisecond,
-		HeartbeatInterval: 3 * time.Second,
-		SessionTimeout:    30 * time.Second,
-		RebalanceTimeout:  30 * time.Second,
-		JoinGroupBackoff:  5 * time.Second,
-		StartOffset:       kafka.FirstOffset,
-		CommitInterval:    0,
-	})
+	reader := newReader(brokers, topic, group, 0)
 	out := json.NewEncoder(os.Stdout)
 	for i := 0; i < count; i++ {
 		m, err := reader.FetchMessage(ctx)
