@@ -55,72 +55,133 @@ const WRITE_BATCH: usize = 1000;
 /// Writes in flight at once, unless `BENCH_IN_FLIGHT` says.
 const WRITES_IN_FLIGHT: usize = 16;
 const WARM_UP: usize = 10_000;
+const LIKE_FOR_LIKE: &str = "like for like (hash)";
 
-/// A side's run, and how busy the thread that writes was over it: the
-/// actor's thread (ekafka: the bench's tasks, the actor and its serving
-/// task share it) or the raw side's sending and polling thread. A thread
-/// busy all the time is that side's ceiling.
-async fn timed<F: std::future::Future<Output = Duration>>(work: F) -> (Run, f64) {
+/// One configuration both sides run: its extra keys and how many threads
+/// write.
+struct Configuration {
+    label: &'static str,
+    /// Go in `[kafka]`.
+    kafka_keys: &'static str,
+    /// Go in the producer's table.
+    producer_keys: &'static str,
+    threads: usize,
+}
+
+/// A side's run, and how busy its `threads` writing threads were over it,
+/// on average: ekafka's (with one, the actor's thread: the bench's tasks,
+/// the actor and its serving task share it) or the raw side's sending and
+/// polling threads. Threads busy all the time are that side's ceiling.
+async fn timed<F: std::future::Future<Output = Duration>>(threads: usize, work: F) -> (Run, f64) {
     let (started, cpu_started) = (Instant::now(), cpu_time());
     let thread_cpu = work.await;
     let run = Run::since(started, cpu_started);
-    (run, thread_cpu.as_secs_f64() / run.elapsed.as_secs_f64())
+    let busy = thread_cpu.as_secs_f64() / run.elapsed.as_secs_f64() / threads as f64;
+    (run, busy)
 }
 
 /// `kafka_keys` go in `[kafka]`, `producer_keys` in the producer's table.
 fn config(brokers_line: &str, topic: &str, kafka_keys: &str, producer_keys: &str) -> String {
+    let linger = std::env::var("BENCH_BATCH_TIMEOUT").unwrap_or_else(|_| "5ms".into());
     format!(
         "[kafka]\n{brokers_line}\n{kafka_keys}\n[kafka.producers.bench]\ntopic = {topic:?}\n\
-         batchSize = 10000\nbatchTimeout = \"5ms\"\nwriteTimeout = \"60s\"\n{producer_keys}\n"
+         batchSize = 10000\nbatchTimeout = {linger:?}\nwriteTimeout = \"60s\"\n{producer_keys}\n"
     )
 }
 
-/// The raw side: enqueue as fast as the queue takes (polling for deliveries
-/// when it is full), then poll until every message is delivered. Returns the
-/// thread's CPU time.
-fn raw_run(producer: &BaseProducer<Deliveries>, topic: &str, messages: usize) -> Duration {
-    let thread_started = thread_cpu_time();
-    let payload = [b'x'; MESSAGE_BYTES];
+/// The raw side: `threads` threads share the producer, each enqueueing its
+/// share as fast as the queue takes (polling for deliveries when it is
+/// full), then polling until every message of the run is delivered. Returns
+/// the threads' CPU time, summed.
+fn raw_run(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    messages: usize,
+    threads: usize,
+) -> Duration {
     let delivered_before = producer.context().0.load(Ordering::Relaxed);
-    for _ in 0..messages {
-        let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    producer.poll(Duration::from_millis(1));
-                    record = back;
+    let delivered = || producer.context().0.load(Ordering::Relaxed) - delivered_before;
+    let send_share = |share: usize| {
+        let thread_started = thread_cpu_time();
+        let payload = [b'x'; MESSAGE_BYTES];
+        for _ in 0..share {
+            let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        producer.poll(Duration::from_millis(1));
+                        record = back;
+                    }
+                    Err((e, _)) => panic!("raw send failed: {e}"),
                 }
-                Err((e, _)) => panic!("raw send failed: {e}"),
             }
         }
+        while delivered() < messages {
+            producer.poll(Duration::from_millis(1));
+        }
+        thread_cpu_time() - thread_started
+    };
+    if threads == 1 {
+        return send_share(messages);
     }
-    while producer.context().0.load(Ordering::Relaxed) - delivered_before < messages {
-        producer.poll(Duration::from_millis(1));
-    }
-    thread_cpu_time() - thread_started
+    std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..threads)
+            .map(|_| scope.spawn(|| send_share(messages / threads)))
+            .collect();
+        senders
+            .into_iter()
+            .map(|sender| sender.join().expect("raw sender"))
+            .sum()
+    })
 }
 
 /// ekafka: synchronous writes of 1000 messages, several in flight at once, each
-/// answered with every message's delivery. Returns the CPU time of the
-/// actor's thread (this one).
-async fn ekafka_run(producer: &ekafka::Producer, messages: usize) -> Duration {
-    let thread_started = thread_cpu_time();
+/// answered with every message's delivery, from this thread (the actor's)
+/// or, with more than one thread, from that many Arbiters sharing the
+/// producer, each its share of the messages and of the writes in flight.
+/// Returns the writing threads' CPU time, summed.
+async fn ekafka_run(producer: &ekafka::Producer, messages: usize, threads: usize) -> Duration {
     let in_flight = env_usize("BENCH_IN_FLIGHT", WRITES_IN_FLIGHT);
-    common::write_batches(producer, messages, MESSAGE_BYTES, WRITE_BATCH, in_flight).await;
-    thread_cpu_time() - thread_started
+    if threads == 1 {
+        let thread_started = thread_cpu_time();
+        common::write_batches(producer, messages, MESSAGE_BYTES, WRITE_BATCH, in_flight).await;
+        return thread_cpu_time() - thread_started;
+    }
+    let mut writers = Vec::new();
+    for _ in 0..threads {
+        let (arbiter, (done, finished)) = (actix::Arbiter::new(), tokio::sync::oneshot::channel());
+        let producer = producer.clone();
+        arbiter.spawn(async move {
+            let thread_started = thread_cpu_time();
+            let (share, in_flight) = (messages / threads, in_flight.div_ceil(threads));
+            common::write_batches(&producer, share, MESSAGE_BYTES, WRITE_BATCH, in_flight).await;
+            let _ = done.send(thread_cpu_time() - thread_started);
+        });
+        writers.push((arbiter, finished));
+    }
+    let mut cpu = Duration::ZERO;
+    for (arbiter, finished) in writers {
+        cpu += finished.await.expect("an ekafka writer");
+        arbiter.stop();
+    }
+    cpu
 }
 
 /// One repetition on a fresh cluster: (raw, ekafka), each with how busy its
 /// writing thread was, and the Go peer's run when it is given (first when
 /// raw goes first, else last).
 async fn repetition(
-    kafka_keys: &str,
-    producer_keys: &str,
+    configuration: &Configuration,
     messages: usize,
     raw_first: bool,
     go: Option<&std::path::Path>,
 ) -> ((Run, f64), (Run, f64), Option<Run>) {
+    let (kafka_keys, producer_keys, threads) = (
+        configuration.kafka_keys,
+        configuration.producer_keys,
+        configuration.threads,
+    );
     let cluster = common::cluster();
     let topic = unique_name("bench");
     cluster.create_topic(&topic).expect("topic");
@@ -141,7 +202,7 @@ async fn repetition(
     let raw_side = |count: usize| {
         let (raw, topic) = (Arc::clone(&raw), topic.clone());
         async move {
-            tokio::task::spawn_blocking(move || raw_run(&raw, &topic, count))
+            tokio::task::spawn_blocking(move || raw_run(&raw, &topic, count, threads))
                 .await
                 .expect("raw side")
         }
@@ -162,13 +223,16 @@ async fn repetition(
     }
     // Warm up both: connections, metadata, idempotent producer id.
     raw_side(WARM_UP).await;
-    ekafka_run(&actor, WARM_UP).await;
+    ekafka_run(&actor, WARM_UP, threads).await;
     let (raw_run, ours) = if raw_first {
-        let raw_run = timed(raw_side(messages)).await;
-        (raw_run, timed(ekafka_run(&actor, messages)).await)
+        let raw_run = timed(threads, raw_side(messages)).await;
+        (
+            raw_run,
+            timed(threads, ekafka_run(&actor, messages, threads)).await,
+        )
     } else {
-        let ours = timed(ekafka_run(&actor, messages)).await;
-        (timed(raw_side(messages)).await, ours)
+        let ours = timed(threads, ekafka_run(&actor, messages, threads)).await;
+        (timed(threads, raw_side(messages)).await, ours)
     };
     assert!(actor.close().await.expect("close").is_clean());
     raw.flush(Duration::from_secs(10)).expect("raw flushed");
@@ -246,11 +310,11 @@ async fn single_message_repetition(writers: usize, messages: usize, raw_first: b
     raw_side().await;
     ekafka_side().await;
     let ((raw_run, _), (ours, _)) = if raw_first {
-        let raw_run = timed(raw_side()).await;
-        (raw_run, timed(ekafka_side()).await)
+        let raw_run = timed(1, raw_side()).await;
+        (raw_run, timed(1, ekafka_side()).await)
     } else {
-        let ours = timed(ekafka_side()).await;
-        (timed(raw_side()).await, ours)
+        let ours = timed(1, ekafka_side()).await;
+        (timed(1, raw_side()).await, ours)
     };
     assert!(actor.close().await.expect("close").is_clean());
     (raw_run, ours)
@@ -261,13 +325,32 @@ async fn main() {
     let messages = env_usize("BENCH_MESSAGES", 500_000);
     let repetitions = env_usize("BENCH_REPETITIONS", 5);
     let no_extras = "enableTraceInterceptor = false\nenableMetricInterceptor = false";
+    let like_for_like = |label, threads| Configuration {
+        label,
+        kafka_keys: no_extras,
+        producer_keys: "balancer = \"hash\"",
+        threads,
+    };
     let configurations = [
         // librdkafka's own partitioner and no header: identical messages and properties.
-        ("like for like (hash)", no_extras, "balancer = \"hash\""),
+        like_for_like(LIKE_FOR_LIKE, 1),
+        // The same from two threads sharing the producer: no side's work
+        // waits for one thread.
+        like_for_like("like for like (hash), 2 writing threads", 2),
         // ekafka's default balancer: its partitioner callback runs for every message.
-        ("roundRobin", no_extras, ""),
+        Configuration {
+            label: "roundRobin",
+            kafka_keys: no_extras,
+            producer_keys: "",
+            threads: 1,
+        },
         // Every default: the metrics interceptor (no trace is active: no header).
-        ("defaults (metrics)", "", ""),
+        Configuration {
+            label: "defaults (metrics)",
+            kafka_keys: "",
+            producer_keys: "",
+            threads: 1,
+        },
     ];
     println!(
         "producer throughput: {messages} messages of {MESSAGE_BYTES} B per run, acks = all, \
@@ -276,27 +359,28 @@ async fn main() {
     );
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     // The Go peer writes like for like (tuned alike: batches of 1,000, 10 ms).
-    let go = if "like for like (hash)".contains(only.as_str()) {
+    let go = if LIKE_FOR_LIKE.contains(only.as_str()) {
         common::go_peer::binary()
             .inspect_err(|why| println!("no Go peer: {why}"))
             .ok()
     } else {
         None
     };
-    for (label, kafka_keys, producer_keys) in configurations {
+    for configuration in configurations {
+        let label = configuration.label;
         if !label.contains(only.as_str()) {
             continue;
         }
         println!("{label}:");
-        let go = go.as_deref().filter(|_| label.starts_with("like for like"));
+        let go = go.as_deref().filter(|_| label == LIKE_FOR_LIKE);
         let (mut ratios, mut against_go) = (Ratios::default(), common::go_peer::Ratios::default());
         for number in 0..repetitions {
             let raw_first = number % 2 == 0;
             let ((raw, raw_busy), (ours, ours_busy), go_run) =
-                repetition(kafka_keys, producer_keys, messages, raw_first, go).await;
+                repetition(&configuration, messages, raw_first, go).await;
             ratios.record(raw, ours, messages, raw_first);
             println!(
-                "    writing thread busy: raw {:.0}%, ekafka (the actor's) {:.0}%",
+                "    writing threads busy: raw {:.0}%, ekafka {:.0}%",
                 raw_busy * 100.0,
                 ours_busy * 100.0
             );

@@ -6,10 +6,10 @@
 //! topic, and headers are added with their lengths, so enqueueing a message
 //! allocates nothing of ours: librdkafka's own copy of it is all.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
 use std::ptr::NonNull;
+use std::sync::RwLock;
 
 use rdkafka::bindings as ffi;
 use rdkafka::client::{Client, ClientContext};
@@ -23,8 +23,10 @@ const UNASSIGNED_PARTITION: i32 = -1;
 /// the client it belongs to.
 struct TopicHandle(NonNull<ffi::rd_kafka_topic_t>);
 
-// SAFETY: librdkafka's topic handles may be used and released from any thread.
+// SAFETY: librdkafka's topic handles may be used and released from any
+// thread, and used from several at once.
 unsafe impl Send for TopicHandle {}
+unsafe impl Sync for TopicHandle {}
 
 impl Drop for TopicHandle {
     fn drop(&mut self) {
@@ -33,17 +35,20 @@ impl Drop for TopicHandle {
     }
 }
 
-/// A producer's topic handles, by name, created on first use. Like every
-/// librdkafka handle, it must be dropped before its client (the producer's
-/// client declares it first).
+/// A producer's topic handles, by name, created on first use, shared by the
+/// threads that write. Like every librdkafka handle, it must be dropped
+/// before its client (the producer's client declares it first).
 pub(crate) struct Topics {
     client: NonNull<ffi::rd_kafka_t>,
-    handles: RefCell<HashMap<Box<str>, TopicHandle>>,
+    /// Read by every write, written once per new topic; a handle is never
+    /// removed before the whole map is dropped.
+    handles: RwLock<HashMap<Box<str>, TopicHandle>>,
 }
 
-// SAFETY: librdkafka clients and topic handles may be used from any thread;
-// the map is not shared (`Topics` is not Sync).
+// SAFETY: librdkafka clients and topic handles may be used from any thread,
+// by several at once; the map is behind its lock.
 unsafe impl Send for Topics {}
+unsafe impl Sync for Topics {}
 
 /// A topic handle of a [`Topics`], alive while it is borrowed.
 #[derive(Clone, Copy)]
@@ -66,7 +71,7 @@ impl Topics {
     pub(crate) fn new<C: ClientContext>(client: &Client<C>) -> Self {
         Topics {
             client: NonNull::new(client.native_ptr()).expect("a live client"),
-            handles: RefCell::default(),
+            handles: RwLock::default(),
         }
     }
 
@@ -78,8 +83,16 @@ impl Topics {
         name: &str,
         refuse: impl FnOnce() -> Option<String>,
     ) -> Result<TopicRef<'_>, (RDKafkaErrorCode, String)> {
-        let mut handles = self.handles.borrow_mut();
+        let known = self.read().get(name).map(|handle| handle.0);
+        if let Some(handle) = known {
+            return Ok(TopicRef {
+                topics: self,
+                handle,
+            });
+        }
+        let mut handles = self.handles.write().unwrap_or_else(|e| e.into_inner());
         if let Some(handle) = handles.get(name) {
+            // Another writer made it meanwhile.
             return Ok(TopicRef {
                 topics: self,
                 handle: handle.0,
@@ -106,12 +119,18 @@ impl Topics {
             ));
         };
         // Entries are never removed while `self` is borrowed, so the handle
-        // outlives the reference.
+        // outlives the reference (and the lock).
         handles.insert(name.into(), TopicHandle(handle));
         Ok(TopicRef {
             topics: self,
             handle,
         })
+    }
+}
+
+impl Topics {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Box<str>, TopicHandle>> {
+        self.handles.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -432,7 +432,7 @@ fn fail_now(
         reason,
         message,
     };
-    tracker.complete(index, Outcome::Failed(failure));
+    tracker.refuse(index, failure);
 }
 
 /// Copies a reported message back into an owned one, so a failure returns the data.
@@ -454,6 +454,8 @@ pub(crate) enum Blocked {
     QueueFull,
     /// The client of this incarnation failed fatally and must be replaced.
     Fatal(u64),
+    /// The client is being closed, or was replaced: no more goes into it.
+    Retired,
 }
 
 /// The messages of one write, of which `messages[next..]` are still to be
@@ -487,15 +489,16 @@ pub(crate) struct Client {
     /// The client's event queue, ringing `bell`. Declared before `producer`:
     /// a queue handle must be released before its client.
     reports: QueueHandle,
-    /// Handles of the topics written to, by name; declared before `producer`
-    /// for the same reason. Locked once per enqueue call, on the actor's thread.
-    topics: Mutex<Topics>,
+    /// Handles of the topics written to, by name, shared by the writers'
+    /// threads; declared before `producer` for the same reason.
+    topics: Topics,
     producer: BaseProducer<Context, BalancerAdapter>,
     bell: Arc<Bell>,
     /// Set on the actor's thread when the client is handed to another thread
     /// to be flushed or purged and dropped: the actor's serving task leaves
     /// it alone from then on, so it never holds the last reference and never
-    /// drops the client (joining librdkafka's threads) on the actor's thread.
+    /// drops the client (joining librdkafka's threads) on the actor's thread;
+    /// and writes put nothing more in it.
     retired: AtomicBool,
 }
 
@@ -527,7 +530,7 @@ impl Client {
         reports.wake_on_arrival(Arc::clone(&bell));
         let client = Arc::new(Client {
             reports,
-            topics: Mutex::new(Topics::new(producer.client())),
+            topics: Topics::new(producer.client()),
             producer,
             bell,
             retired: AtomicBool::new(false),
@@ -545,9 +548,9 @@ impl Client {
         Ok(client)
     }
 
-    /// Takes the client out of the actor's serving task's hands; see
-    /// `retired`. Call on the actor's thread before handing the client to
-    /// another.
+    /// Takes the client out of the actor's serving task's hands and closes
+    /// it to writes; see `retired`. Call on the actor's thread before handing
+    /// the client to another.
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
     }
@@ -562,7 +565,12 @@ impl Client {
         async_writes: bool,
         pending: &mut Pending,
     ) -> Result<(), Blocked> {
-        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        // A write that took the client just before it was retired: what it
+        // queued now would miss the flush or purge under way.
+        if self.is_retired() {
+            return Err(Blocked::Retired);
+        }
+        let topics = &self.topics;
         // Most messages go to the producer's topic: its handle is looked up once.
         let mut default_handle = None;
         while let Some(message) = pending.messages.get_mut(pending.next) {
@@ -645,7 +653,7 @@ impl Client {
                             .shared
                             .explain_size_refusal(&mut failure);
                     }
-                    tracker.complete(index, Outcome::Failed(failure));
+                    tracker.refuse(index, failure);
                 }
             }
         }

@@ -7,9 +7,12 @@
 //! once the messages are queued, and delivery failures go to the subscriber set with
 //! [`Producer::subscribe_errors`] (or to the log at ERROR when there is none).
 //!
-//! When the librdkafka client fails fatally, the actor replaces it under its
-//! [`RestartPolicy`](crate::RestartPolicy); the handle stays valid throughout and
-//! writes sent meanwhile wait in the (bounded) mailbox.
+//! A write runs on the caller's own task: it puts its messages on librdkafka's
+//! queue from the caller's thread, as a raw client shared between threads
+//! would, so writers on many threads are not funnelled through one. The actor
+//! supervises: when the librdkafka client fails fatally, it replaces it under
+//! its [`RestartPolicy`](crate::RestartPolicy); the handle stays valid
+//! throughout and writes made meanwhile wait for the new client.
 
 mod actor;
 mod balancer;
@@ -17,6 +20,7 @@ mod client;
 mod reports;
 mod tracker;
 mod transaction;
+mod writer;
 
 use std::sync::Arc;
 
@@ -24,10 +28,11 @@ use actix::{Actor, Recipient};
 
 pub use crate::record::{CloseReport, Outcome, WriteReport};
 pub use actor::ProducerStatus;
-use actor::{ProducerActor, ProducerHandle, Sending};
+use actor::{ProducerActor, ProducerHandle};
 pub use balancer::{Balancer, RoundRobin};
 pub use client::DeliveryFailed;
 pub use transaction::Transaction;
+use writer::Writer;
 
 pub(crate) use actor::ProducerSpec;
 pub(crate) use balancer::BalancerAdapter;
@@ -62,8 +67,8 @@ pub struct Producer {
     handle: ProducerHandle,
     /// Whether the current client reached a broker, for readiness checks.
     probe: Arc<ProducerProbe>,
-    /// Its default topic, and whether writes carry the caller's trace.
-    sending: Sending,
+    /// What its writes share: they run on the caller's task.
+    writer: Arc<Writer>,
     /// Set for a transactional producer (`transactionalID`).
     transactional: Option<Arc<transaction::Transactional>>,
 }
@@ -85,10 +90,6 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     pub(crate) fn start(spec: ProducerSpec) -> Result<Self, Error> {
         let name = spec.name.clone();
-        let sending = Sending {
-            topic: spec.config.topic.as_deref().map(Arc::from),
-            propagate_trace: spec.propagate_trace,
-        };
         let transactional = spec.config.transactional_id.as_ref().map(|id| {
             Arc::new(transaction::Transactional {
                 id: id.clone(),
@@ -100,17 +101,20 @@ impl Producer {
         let actor = ProducerActor::new(spec)?;
         let slot = actor.slot();
         let probe = actor.probe();
+        let parts = actor.writer_parts();
+        let addr = actor.start();
+        let writer = Arc::new(Writer::new(parts, addr.clone().recipient()));
         Ok(Producer {
-            handle: ActorHandle::new("producer", &name, actor.start(), slot),
+            handle: ActorHandle::new("producer", &name, addr, slot),
             probe,
-            sending,
+            writer,
             transactional,
         })
     }
 
     /// `topic` from the config: where messages naming none go.
     pub(crate) fn default_topic(&self) -> Option<&str> {
-        self.sending.topic.as_deref()
+        self.writer.default_topic()
     }
 
     /// Whether the current client reached a broker.
@@ -155,7 +159,7 @@ impl Producer {
         &self,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteReport, Error> {
-        actor::write(&self.handle, &self.sending, messages).await
+        self.writer.write(messages).await
     }
 
     /// Begins a transaction (the producer needs `transactionalID`), waiting
@@ -167,7 +171,7 @@ impl Producer {
                 reason: "transactions need a transactional producer: set transactionalID".into(),
             });
         };
-        Transaction::begin(self.handle.clone(), self.sending.clone(), transactional).await
+        Transaction::begin(self.handle.clone(), Arc::clone(&self.writer), transactional).await
     }
 
     /// Sends async delivery failures to `subscriber` from now on.

@@ -1,22 +1,23 @@
-//! Where a producer's delivery reports are served: on the actor's own thread
-//! while its writes are batches, on a helper thread of the client's while
-//! they are single messages.
+//! Where a producer's delivery reports are served: by the writers and on the
+//! actor's own thread while its writes are batches, on a helper thread of the
+//! client's while they are single messages.
 //!
 //! librdkafka allocates each message on the thread that enqueues it (the
-//! actor's) and frees it on the thread that serves its report. For batched
-//! writes, serving reports on the actor's thread keeps every allocation on one
-//! thread; freeing them on another thread contended on the allocator's locks
+//! writer's) and frees it on the thread that serves its report. For batched
+//! writes, each write serves the reports waiting before it enqueues, on its
+//! own thread, and the actor's serving task serves the rest; in the usual
+//! case (writers on the actor's thread) that keeps every allocation on one
+//! thread, where freeing them on another contended on the allocator's locks
 //! and cost a fifth to a third of the throughput. For many concurrent
-//! single-message writes the actor's thread is the limit, busy with the
-//! per-write work, and completing the reports on another thread in parallel is
-//! what keeps up with raw librdkafka. The actor follows the average size of
-//! its writes and moves the serving between the two.
+//! single-message writes completing the reports on another thread in
+//! parallel is what keeps up with raw librdkafka. The writes keep the average
+//! of their sizes and move the serving between the two.
 //!
 //! librdkafka rings the client's [`Bell`] when its event queue goes from empty
 //! to not empty; the bell wakes whichever side serves now, and a move rings
 //! both, so a report is never left without a server.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -53,15 +54,20 @@ impl ReportServing {
     }
 }
 
-/// The actor's running average of its writes' sizes, deciding the side.
+/// The running average of a producer's writes' sizes, deciding the side.
+/// Writers on several threads update it without a lock: a write now and
+/// then lost to a race moves an average of hundreds of writes by nothing.
 pub(crate) struct WriteSizes {
-    average: f64,
+    /// An `f64`, by its bits.
+    average: AtomicU64,
 }
 
 impl Default for WriteSizes {
     fn default() -> Self {
         // Start with the helper: a producer's first writes are often single.
-        WriteSizes { average: 1.0 }
+        WriteSizes {
+            average: AtomicU64::new(1.0f64.to_bits()),
+        }
     }
 }
 
@@ -70,9 +76,11 @@ impl WriteSizes {
     /// crosses [`ACTOR_SERVES_FROM`]. True when it moved: the caller then
     /// rings the client's bell on both sides.
     #[must_use]
-    pub(crate) fn record(&mut self, messages: usize, serving: &ReportServing) -> bool {
-        self.average += (messages as f64 - self.average) * AVERAGE_WEIGHT;
-        let on_actor = self.average >= ACTOR_SERVES_FROM;
+    pub(crate) fn record(&self, messages: usize, serving: &ReportServing) -> bool {
+        let average = f64::from_bits(self.average.load(Ordering::Relaxed));
+        let average = average + (messages as f64 - average) * AVERAGE_WEIGHT;
+        self.average.store(average.to_bits(), Ordering::Relaxed);
+        let on_actor = average >= ACTOR_SERVES_FROM;
         serving.on_actor.swap(on_actor, Ordering::AcqRel) != on_actor
     }
 }
@@ -149,9 +157,10 @@ fn serve_on_helper<C: ReportSource>(client: Weak<C>, bell: Arc<Bell>) {
 }
 
 /// Serves the running client's reports on the actor's thread while the
-/// serving is there, a turn at a time, for the actor's life. Runs beside the
-/// actor, not in its context, so a write waiting for queue space (which holds
-/// the actor's mailbox) still gets the reports that free it.
+/// serving is there, a turn at a time, for the actor's life: the reports no
+/// write came to serve, among them those that free the queue space a
+/// waiting write needs. Runs beside the actor, not in its context, so the
+/// actor's own work (a restart, a close) does not hold the reports up.
 pub(crate) async fn serve_on_actor<C: ReportSource>(
     slot: Arc<Slot<Arc<C>>>,
     serving: Arc<ReportServing>,
@@ -179,7 +188,7 @@ mod tests {
 
     #[test]
     fn batches_move_the_serving_to_the_actor_and_single_messages_move_it_back() {
-        let (mut sizes, serving) = (WriteSizes::default(), ReportServing::default());
+        let (sizes, serving) = (WriteSizes::default(), ReportServing::default());
         assert!(!sizes.record(1, &serving), "singles stay on the helper");
         assert!(!serving.on_actor());
         assert!(sizes.record(1000, &serving), "one batch moves it");

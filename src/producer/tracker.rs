@@ -32,6 +32,8 @@ pub(crate) struct Tracker {
 struct State {
     outcomes: Vec<Option<Outcome>>,
     remaining: usize,
+    /// The messages refused before they were sent, in the order refused.
+    refused: Vec<usize>,
 }
 
 impl Tracker {
@@ -40,6 +42,7 @@ impl Tracker {
             state: Mutex::new(State {
                 outcomes: (0..messages).map(|_| None).collect(),
                 remaining: messages,
+                refused: Vec::new(),
             }),
             done: Notify::new(),
             tags: Slots::new(this, messages),
@@ -80,16 +83,31 @@ impl Tracker {
         }
     }
 
-    /// The messages of the write that failed so far, by index.
-    pub(crate) fn failures_so_far(&self) -> Vec<(usize, ProduceError)> {
+    /// Records message `index` as refused before it was sent (no topic, a
+    /// topic name that cannot be, too large, ...): failed, and listed by
+    /// [`refusals`](Self::refusals).
+    pub(crate) fn refuse(&self, index: usize, failure: ProduceError) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.outcomes.get(index).is_some_and(Option::is_none) {
+                state.refused.push(index);
+            }
+        }
+        self.complete(index, Outcome::Failed(failure));
+    }
+
+    /// The messages refused before they were sent, by index, and why the
+    /// first of them was.
+    pub(crate) fn refusals(&self) -> (Vec<usize>, Option<ProduceError>) {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let failures = state.outcomes.iter().enumerate();
-        failures
-            .filter_map(|(index, slot)| match slot {
-                Some(Outcome::Failed(failure)) => Some((index, failure.clone())),
+        let first = state
+            .refused
+            .first()
+            .and_then(|&index| match &state.outcomes[index] {
+                Some(Outcome::Failed(failure)) => Some(failure.clone()),
                 _ => None,
-            })
-            .collect()
+            });
+        (state.refused.clone(), first)
     }
 
     /// Waits until every message has an outcome, or `deadline` passes; messages

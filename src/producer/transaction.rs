@@ -14,8 +14,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::OwnedMutexGuard;
 
-use super::actor::{queue, write, ProducerHandle, Queued, Sending};
+use super::actor::ProducerHandle;
 use super::client::{is_fencing, Client};
+use super::writer::{Queued, Writer};
 use crate::consumer::{ConsumerGroup, PartitionOffset};
 use crate::error::Error;
 use crate::record::{Message, Outcome, ProduceError, WriteReport};
@@ -52,7 +53,7 @@ pub(crate) struct Transactional {
 pub struct Transaction {
     /// The producer's actor, and what its writes share.
     handle: ProducerHandle,
-    sending: Sending,
+    writer: Arc<Writer>,
     transactional: Arc<Transactional>,
     client: Arc<Client>,
     incarnation: u64,
@@ -77,10 +78,10 @@ impl std::fmt::Debug for Transaction {
 
 impl Transaction {
     /// Begins a transaction of the producer behind `handle`, waiting for the
-    /// one open, if any, to end; `sending` is what the producer's writes share.
+    /// one open, if any, to end; `writer` is what the producer's writes share.
     pub(super) async fn begin(
         handle: ProducerHandle,
-        sending: Sending,
+        writer: Arc<Writer>,
         transactional: &Arc<Transactional>,
     ) -> Result<Transaction, Error> {
         let name = || handle.name().to_string();
@@ -108,7 +109,7 @@ impl Transaction {
         }
         let transaction = Transaction {
             handle,
-            sending,
+            writer,
             transactional: Arc::clone(transactional),
             client,
             incarnation,
@@ -130,7 +131,7 @@ impl Transaction {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteReport, Error> {
         self.still_current()?;
-        write(&self.handle, &self.sending, messages).await
+        self.writer.write(messages).await
     }
 
     /// Queues messages inside the transaction without waiting for their
@@ -143,7 +144,7 @@ impl Transaction {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<Option<ProduceError>, Error> {
         self.still_current()?;
-        let mut queued = queue(&self.handle, &self.sending, messages).await?;
+        let mut queued = self.writer.queue(messages).await;
         let first_refusal = queued.first_refusal.take();
         self.pending
             .lock()
@@ -160,16 +161,17 @@ impl Transaction {
         for queued in pending {
             let refused = &queued.refused;
             let failure = match queued.report.await {
-                Ok(Ok(report)) => report.outcomes().iter().enumerate().find_map(
-                    |(index, outcome)| match outcome {
-                        Outcome::Failed(failure) if !refused.contains(&index) => {
-                            Some(failure.to_string())
-                        }
-                        _ => None,
-                    },
-                ),
-                Ok(Err(error)) => Some(error.to_string()),
-                Err(_) => Some("the producer stopped before the write was reported".into()),
+                Ok(report) => {
+                    report.outcomes().iter().enumerate().find_map(
+                        |(index, outcome)| match outcome {
+                            Outcome::Failed(failure) if !refused.contains(&index) => {
+                                Some(failure.to_string())
+                            }
+                            _ => None,
+                        },
+                    )
+                }
+                Err(error) => Some(error.to_string()),
             };
             if first_failure.is_none() {
                 first_failure = failure;
