@@ -1,12 +1,13 @@
 //! Producer throughput, ekafka against the engine's limit, measured side by
 //! side in one process:
 //!
-//! - ekafka: synchronous writes of 1000 messages through the producer actor,
-//!   16 in flight, every message's delivery reported;
+//! - ekafka: synchronous writes of 1000 messages, 16 in flight, every
+//!   message's delivery reported; each write queues its messages from the
+//!   writing task's own thread;
 //! - raw: an rdkafka `BaseProducer` with a delivery callback counting
-//!   deliveries, polled on its own thread, enqueueing as fast as its queue
-//!   takes, with the same librdkafka properties (ekafka's own mapping of the
-//!   same config).
+//!   deliveries, polled on the thread that sends, enqueueing as fast as its
+//!   queue takes, with the same librdkafka properties (ekafka's own mapping
+//!   of the same config).
 //!
 //! On Apache Kafka (`EKAFKA_TEST_BROKERS`, or `./e2e.sh --bench`), the like
 //! for like configuration has a third side when Go is on the PATH: the Go
@@ -14,27 +15,37 @@
 //! with batches of 1,000 and a 10 ms batch timeout) doing the same writes
 //! on the same topic, first when raw goes first, else last.
 //!
-//! Three configurations: like for like (librdkafka's own `hash` partitioner, no
-//! interceptors), ekafka's default `roundRobin` balancer, and all defaults
+//! Configurations: like for like (librdkafka's own `hash` partitioner, no
+//! interceptors); the same from two writing threads (ekafka: two Arbiters
+//! sharing the producer, each with half the messages and half the writes in
+//! flight; raw: two threads sharing the `BaseProducer`, each sending half
+//! and polling); ekafka's default `roundRobin` balancer; and all defaults
 //! (the metrics interceptor; with no trace active the trace switch adds no
-//! header, so neither side sends one). Then single-message writes from 64 and 1024
-//! concurrent writers, each awaiting its message's delivery, against a raw
-//! `FutureProducer` used the same way (`BENCH_SINGLE_MESSAGES`, default 50000). Each repetition uses a fresh embedded cluster and
-//! topic, runs both sides in an order that alternates between repetitions,
-//! after a warm-up write of each; CPU is the process's user and system time
-//! over each side's run (getrusage), per message.
+//! header, so neither side sends one). Then single-message writes from 64
+//! and 1024 concurrent writers, each awaiting its message's delivery,
+//! against a raw `FutureProducer` used the same way
+//! (`BENCH_SINGLE_MESSAGES`, default 50000). Each repetition uses a fresh
+//! embedded cluster and topic, runs both sides in an order that alternates
+//! between repetitions, after a warm-up write of each; CPU is the process's
+//! user and system time over each side's run (getrusage), per message.
 //!
 //!     cargo bench --bench producer_throughput
 //!
 //! Prints each repetition's rates, the paired ratio ekafka / raw, and the
 //! min/median/max of the ratios. `BENCH_MESSAGES` sets the messages per run
 //! (default 500000), `BENCH_REPETITIONS` the repetitions (default 5),
-//! `BENCH_ONLY` runs only the configurations whose label contains it (`hash`,
-//! `roundRobin`, `defaults`, `single`), `BENCH_IN_FLIGHT` the writes of 1000
-//! in flight (default 16). Each run also prints how busy each side's writing
-//! thread was (its CPU time over the run's): ekafka's is the actor's thread,
-//! which also serves the delivery reports of batched writes; a thread busy
-//! all the time is that side's ceiling.
+//! `BENCH_ONLY` runs only the configurations whose label contains it
+//! (`like for like (hash)`, `threads`, `roundRobin`, `defaults`, `single`),
+//! `BENCH_IN_FLIGHT` the writes of 1000 in flight (default 16),
+//! `BENCH_BATCH_TIMEOUT` both sides' `batchTimeout` (default `5ms`). Each
+//! run also prints how busy each side's writing threads were (their CPU
+//! time over the run's); threads busy all the time are that side's ceiling.
+//!
+//! Synchronous writes are a closed loop: 16 writes of 1000 in flight cap
+//! the rate near 16,000 messages per round trip, where the raw side keeps
+//! librdkafka's whole queue (`queue.buffering.max.messages`) in flight. A
+//! longer `BENCH_BATCH_TIMEOUT` lengthens the round trip and shows that cap
+//! on any machine; more writes in flight (`BENCH_IN_FLIGHT`) lift it.
 
 mod common;
 
@@ -336,7 +347,7 @@ async fn main() {
         like_for_like(LIKE_FOR_LIKE, 1),
         // The same from two threads sharing the producer: no side's work
         // waits for one thread.
-        like_for_like("like for like (hash), 2 writing threads", 2),
+        like_for_like("like for like, 2 writing threads (hash)", 2),
         // ekafka's default balancer: its partitioner callback runs for every message.
         Configuration {
             label: "roundRobin",

@@ -187,7 +187,11 @@ impl Shared {
 
     /// A delivery shows the connection works again: older errors explain nothing.
     fn clear_client_error(&self) {
-        if self.has_client_error.swap(false, Ordering::AcqRel) {
+        // Read first: this runs for every delivered message, and a swap would
+        // write the line every time.
+        if self.has_client_error.load(Ordering::Relaxed)
+            && self.has_client_error.swap(false, Ordering::AcqRel)
+        {
             *self
                 .last_client_error
                 .lock()
@@ -320,7 +324,9 @@ impl ProducerContext<BalancerAdapter> for Context {
         let outcome = match result {
             Ok(m) => {
                 self.shared.clear_client_error();
-                self.shared.probe.reached();
+                if !self.shared.probe.has_reached() {
+                    self.shared.probe.reached();
+                }
                 let topic = slot
                     .and_then(|(tracker, _)| tracker.shared_topic())
                     .map_or_else(|| Arc::from(m.topic()), Arc::clone);
