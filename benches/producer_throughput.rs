@@ -13,7 +13,8 @@
 //! for like configuration has a third side when Go is on the PATH: the Go
 //! peer (`tests/go_peer`, kafka-go as Go ekafka configures it, tuned alike
 //! with batches of 1,000 and a 10 ms batch timeout) doing the same writes
-//! on the same topic, first when raw goes first, else last.
+//! (as many in flight) on the same topic, first when raw goes first, else
+//! last.
 //!
 //! Configurations: like for like (librdkafka's own `hash` partitioner, no
 //! interceptors); the same from two writing threads (ekafka: two Arbiters
@@ -232,7 +233,8 @@ async fn repetition(
             topic.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            common::go_peer::throughput(&go, &brokers, &topic, messages)
+            let in_flight = env_usize("BENCH_IN_FLIGHT", WRITES_IN_FLIGHT);
+            common::go_peer::throughput(&go, &brokers, &topic, messages, in_flight)
         })
     };
     let mut go_run = None;

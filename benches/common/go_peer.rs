@@ -30,11 +30,19 @@ pub(crate) fn binary() -> Result<PathBuf, String> {
 }
 
 /// The Go peer writing `messages` of 100 B to `topic`, in writes of 1,000,
-/// 16 in flight (after a warm-up of its own), timed by itself.
-pub(crate) fn throughput(binary: &Path, brokers: &str, topic: &str, messages: usize) -> Run {
+/// `in_flight` at once (after a warm-up of its own), timed by itself.
+pub(crate) fn throughput(
+    binary: &Path,
+    brokers: &str,
+    topic: &str,
+    messages: usize,
+    in_flight: usize,
+) -> Run {
+    let in_flight = in_flight.to_string();
+    let args = ["throughput", "-brokers", brokers, "-topic", topic];
     run(
         binary,
-        &["throughput", "-brokers", brokers, "-topic", topic],
+        &[&args[..], &["-in-flight", &in_flight]].concat(),
         messages,
     )
 }

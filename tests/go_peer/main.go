@@ -39,6 +39,7 @@ func main() {
 	count := flags.Int("count", 0, "messages to write or read")
 	origin := flags.String("origin", "go", "value prefix and origin header (produce)")
 	timeout := flags.Duration("timeout", 60*time.Second, "how long the whole run may take")
+	inFlight := flags.Int("in-flight", 16, "writes of 1,000 in flight at once (throughput)")
 	if err := flags.Parse(os.Args[2:]); err != nil {
 		fail(err.Error())
 	}
@@ -51,7 +52,7 @@ func main() {
 	case "consume":
 		consume(ctx, addrs, *topic, *group, *count)
 	case "throughput":
-		throughput(ctx, addrs, *topic, *count)
+		throughput(ctx, addrs, *topic, *count, *inFlight)
 	case "read-throughput":
 		readThroughput(ctx, addrs, *topic, *group, *count)
 	default:
@@ -82,28 +83,27 @@ func produce(ctx context.Context, brokers []string, topic string, count int, ori
 	}
 }
 
-// The bench's writes: messages of 100 bytes in writes of 1,000, 16 in flight.
+// The bench's writes: messages of 100 bytes in writes of 1,000.
 const (
 	benchMessageBytes = 100
 	benchWriteSize    = 1000
-	benchInFlight     = 16
 	benchWarmUp       = 10000
 )
 
 // throughput writes count messages as the Rust bench's ekafka side does
-// (synchronous writes of 1,000, 16 in flight, acks from all replicas),
+// (synchronous writes of 1,000, inFlight at once, acks from all replicas),
 // through a writer configured as Go ekafka configures one with batchSize =
 // 1000 and batchTimeout = "10ms" (tuned: Go's defaults, 100 and 1s, are
 // far slower), after a warm-up; prints {"messages":N,"seconds":S,"cpu_seconds":C}.
-func throughput(ctx context.Context, brokers []string, topic string, count int) {
+func throughput(ctx context.Context, brokers []string, topic string, count, inFlight int) {
 	writer := newWriter(brokers, topic, benchWriteSize)
 	payload := make([]byte, benchMessageBytes)
 	for i := range payload {
 		payload[i] = 'x'
 	}
 	write := func(total int) {
-		slots := make(chan struct{}, benchInFlight)
-		errs := make(chan error, benchInFlight)
+		slots := make(chan struct{}, inFlight)
+		errs := make(chan error, inFlight)
 		var wg sync.WaitGroup
 		for written := 0; written < total; written += benchWriteSize {
 			size := benchWriteSize
