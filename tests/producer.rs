@@ -776,3 +776,99 @@ async fn every_write_gets_its_deliveries_as_the_serving_moves_between_threads() 
     expected.sort();
     assert_eq!(read, expected, "every message once");
 }
+
+/// Reads back `count` messages and lists each key's values in the order
+/// they were read (each key is on one partition with `balancer = "hash"`).
+async fn values_by_key(fixture: &Fixture, count: usize) -> BTreeMap<String, Vec<String>> {
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in fixture.read_back(count).await {
+        by_key
+            .entry(String::from_utf8(m.key.unwrap()).unwrap())
+            .or_default()
+            .push(String::from_utf8(m.value.unwrap()).unwrap());
+    }
+    by_key
+}
+
+#[actix::test]
+async fn writers_on_several_threads_share_one_producer_each_arriving_once_in_order() {
+    // Writes run on the writer's own thread: three Arbiters write through
+    // clones of one handle at once.
+    let fixture = Fixture::new();
+    let producer = fixture.kafka("balancer = \"hash\"").producer("p1").unwrap();
+    let (writes, per_write) = (10, 20);
+    let mut finished = Vec::new();
+    for writer in 0..3 {
+        let (arbiter, (done, finish)) = (actix::Arbiter::new(), tokio::sync::oneshot::channel());
+        let producer = producer.clone();
+        arbiter.spawn(async move {
+            let mut reports = Vec::new();
+            for write in 0..writes {
+                let messages = (0..per_write).map(|i| {
+                    Message::new(format!("{writer}-{}", write * per_write + i))
+                        .with_key(format!("writer-{writer}"))
+                });
+                reports.push(producer.write(messages).await);
+            }
+            let _ = done.send(reports);
+        });
+        finished.push((arbiter, finish));
+    }
+    for (arbiter, finish) in finished {
+        let reports = tokio::time::timeout(common::WAIT, finish)
+            .await
+            .expect("the writer finishes")
+            .expect("the writer's thread ran");
+        for report in reports {
+            let report = report.expect("write accepted");
+            assert!(report.is_success(), "{:?}", report.failures().next());
+        }
+        arbiter.stop();
+    }
+    let by_key = values_by_key(&fixture, 3 * writes * per_write).await;
+    for writer in 0..3 {
+        let expected: Vec<String> = (0..writes * per_write)
+            .map(|n| format!("{writer}-{n}"))
+            .collect();
+        assert_eq!(
+            by_key[&format!("writer-{writer}")],
+            expected,
+            "once, in order"
+        );
+    }
+    assert!(producer.close().await.unwrap().is_clean());
+}
+
+#[actix::test]
+async fn a_write_waiting_for_queue_space_is_not_overtaken_by_a_later_one() {
+    // librdkafka's queue holds 50 messages: writes of 30, three at a time,
+    // wait for space part way, and each write starts while earlier ones
+    // wait. A later write serves the reports waiting before it queues, which
+    // frees the space an earlier write waits for: it must queue behind it.
+    let fixture = Fixture::new();
+    let keys = "balancer = \"hash\"\n[kafka.producers.p1.librdkafka]\n\
+                \"queue.buffering.max.messages\" = \"50\"";
+    let producer = fixture.kafka(keys).producer("p1").unwrap();
+    let (writes, per_write, at_once) = (20, 30, 3);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut started = 0;
+    while started < writes || !tasks.is_empty() {
+        while started < writes && tasks.len() < at_once {
+            let producer = producer.clone();
+            let first = started * per_write;
+            tasks.spawn_local(async move {
+                let messages =
+                    (first..first + per_write).map(|n| Message::new(n.to_string()).with_key("k"));
+                producer.write(messages).await
+            });
+            started += 1;
+        }
+        let report = tasks.join_next().await.unwrap().unwrap();
+        let report = report.expect("write accepted");
+        assert!(report.is_success(), "{:?}", report.failures().next());
+    }
+    let by_key = values_by_key(&fixture, writes * per_write).await;
+    let expected: Vec<String> = (0..writes * per_write).map(|n| n.to_string()).collect();
+    assert_eq!(by_key["k"], expected, "in the order the writes started");
+    assert!(producer.close().await.unwrap().is_clean());
+}

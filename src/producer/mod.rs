@@ -7,6 +7,11 @@
 //! once the messages are queued, and delivery failures go to the subscriber set with
 //! [`Producer::subscribe_errors`] (or to the log at ERROR when there is none).
 //!
+//! A synchronous write is a round trip: for throughput, keep several in flight
+//! (tasks, or `join`), at least the topic's partitions × `batchSize` messages
+//! across them, so librdkafka's batches fill instead of waiting out
+//! `batchTimeout`; or write with `async = true`.
+//!
 //! A write runs on the caller's own task: it puts its messages on librdkafka's
 //! queue from the caller's thread, as a raw client shared between threads
 //! would, so writers on many threads are not funnelled through one. The actor
