@@ -1039,3 +1039,31 @@ fn join_group_backoff_is_a_failed_members_first_restart_delay() {
         "{error}"
     );
 }
+
+#[test]
+fn secrets_come_from_the_environment_or_a_file_and_a_missing_one_fails_at_load() {
+    let variable = ekafka::testing::unique_name("EKAFKA_NOT_SET").to_uppercase();
+    let error = fail(&format!(
+        "[kafka]\nbrokers = [\"b:9092\"]\nsaslMechanism = \"PLAIN\"\nsaslUserName = \"u\"\n\
+         saslPassword = {{ env = {variable:?} }}\n"
+    ));
+    assert_eq!(error.path(), "kafka.saslPassword");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("environment variable {variable:?}")),
+        "{error}"
+    );
+
+    let file = std::env::temp_dir().join(ekafka::testing::unique_name("key-password"));
+    std::fs::write(&file, "Zq-key-secret\n").unwrap();
+    let config = load(&format!(
+        "[kafka]\nbrokers = [\"b:9092\"]\n[kafka.tls]\nkeyPassword = {{ file = {:?} }}\n",
+        file.to_str().unwrap()
+    ));
+    let _ = std::fs::remove_file(&file);
+    let tls = config.tls.as_ref().expect("tls");
+    let password = tls.key_password.as_ref().expect("keyPassword");
+    assert_eq!(password.expose(), "Zq-key-secret");
+    assert!(!format!("{config:?}").contains("Zq-key-secret"), "redacted");
+}

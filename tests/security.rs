@@ -177,6 +177,28 @@ async fn sasl_scram_sha_512_produces_and_consumes() {
 
 #[actix::test]
 #[ignore = "needs Apache Kafka: ./e2e.sh runs it"]
+async fn sasl_with_the_password_read_from_a_file_produces_and_consumes() {
+    // As Kubernetes mounts a secret: the password in a file of its own, with
+    // a final line break that is not part of it.
+    let cluster = KafkaCluster::secured();
+    let password = cluster.password("alice");
+    let file = std::env::temp_dir().join(unique_name("kafka-password"));
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let keys = format!(
+        "saslMechanism = \"SCRAM-SHA-512\"\nsaslUserName = \"alice\"\n\
+         saslPassword = {{ file = {:?} }}\n",
+        file.to_str().unwrap()
+    );
+    let access = Access {
+        listener: "SASL_PLAINTEXT",
+        keys,
+    };
+    round_trip(&cluster, access, &password).await;
+    let _ = std::fs::remove_file(file);
+}
+
+#[actix::test]
+#[ignore = "needs Apache Kafka: ./e2e.sh runs it"]
 async fn tls_with_the_ca_and_a_client_certificate_produces_and_consumes() {
     let cluster = KafkaCluster::secured();
     let access = Access {

@@ -55,6 +55,14 @@ pub enum ConfigProblem {
         /// The other spelling.
         other: String,
     },
+    /// A secret key names an environment variable or a file that does not
+    /// give its value.
+    SecretUnavailable {
+        /// Where the value was to come from: the variable or the file.
+        from: String,
+        /// Why it did not (not set, unreadable, empty, ...).
+        reason: String,
+    },
     /// Two keys that cannot be set together.
     Conflict {
         /// The other key, as a full path.
@@ -112,6 +120,12 @@ impl fmt::Display for ConfigError {
             }
             ConfigProblem::Duplicate { other } => {
                 write!(f, "config {path}: set twice, also as `{other}`")
+            }
+            ConfigProblem::SecretUnavailable { from, reason } => {
+                write!(
+                    f,
+                    "config {path}: cannot read the secret from {from}: {reason}"
+                )
             }
             ConfigProblem::Conflict { other, reason } => {
                 write!(

@@ -55,7 +55,7 @@ impl Field<Option<Sasl>> for SaslKeys {
             .string("saslMechanism")?
             .filter(|m| !m.trim().is_empty());
         let username = section.string("saslUserName")?.unwrap_or_default();
-        let password = Secret::new(section.string("saslPassword")?.unwrap_or_default());
+        let password = super::secret::secret(section, "saslPassword")?.unwrap_or_default();
         let Some(name) = mechanism else {
             if !username.is_empty() {
                 return Err(ConfigError::new(
@@ -117,6 +117,10 @@ impl Field<Option<Sasl>> for SaslKeys {
             "sasl.username",
             &["required with `saslMechanism`"],
         ));
-        rows.push(row("saslPassword", "sasl.password", &["never printed"]));
+        rows.push(row(
+            "saslPassword",
+            "sasl.password",
+            &["the password, `{ env = \"VARIABLE\" }` or `{ file = \"/path\" }` (read at load); never printed"],
+        ));
     }
 }

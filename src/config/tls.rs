@@ -59,7 +59,7 @@ impl Field<Option<Tls>> for TlsTable {
             ca_file: file(&table, "caFile", enabled)?,
             cert_file: file(&table, "certFile", enabled)?,
             key_file: file(&table, "keyFile", enabled)?,
-            key_password: table.string("keyPassword")?.map(Secret::new),
+            key_password: super::secret::secret(&table, "keyPassword")?,
             verify_hostname: table.bool("verifyHostname")?.unwrap_or(true),
         };
         // A certificate is useless without its key, and the reverse.
@@ -123,7 +123,7 @@ impl Field<Option<Tls>> for TlsTable {
                 "the client's certificate (PEM), for brokers that require mutual TLS; needs `keyFile`",
             ]),
             row("tls.keyFile", "none", None, Some("ssl.key.location"), &["the client's private key (PEM); needs `certFile`"]),
-            row("tls.keyPassword", "none", None, Some("ssl.key.password"), &["the key's password; never printed"]),
+            row("tls.keyPassword", "none", None, Some("ssl.key.password"), &["the key's password, `{ env = \"VARIABLE\" }` or `{ file = \"/path\" }` (read at load); never printed"]),
             row("tls.verifyHostname", "`true`", Some("true"), Some("ssl.endpoint.identification.algorithm"), &[
                 "the broker's certificate must name the host connected to (`https`; `none` when false)",
             ]),
