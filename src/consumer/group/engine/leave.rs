@@ -34,8 +34,17 @@ const COORDINATOR_WAIT: Duration = Duration::from_secs(10);
 /// looks the coordinator up again on that answer, which takes a round trip.
 const ASK_AGAIN_AFTER: Duration = Duration::from_millis(50);
 
+/// How long one ask may wait for its answer before it is asked again. An
+/// ask made while the coordinator was down could wait out the whole
+/// [`COORDINATOR_WAIT`] after the coordinator came back (seen on the
+/// embedded cluster, about one close in ten: the coordinator was back after
+/// 2 s and the ask timed out at 10 s, so the leave was lost); a new ask goes
+/// out on the connection that is up now.
+const ASK_FOR_AT_MOST: Duration = Duration::from_secs(1);
+
 /// Waits until the coordinator of `group` answers this member (an offset
-/// fetch of `probe`, a partition of the group's topics), for at most
+/// fetch of `probe`, a partition of the group's topics, asked again each
+/// [`ASK_FOR_AT_MOST`] it goes unanswered), for at most
 /// [`COORDINATOR_WAIT`] and never past the member's `session` (after which
 /// the group dropped the member anyway); says how it went either way, and
 /// returns how long it waited.
@@ -58,12 +67,14 @@ pub(super) fn await_coordinator<C: ConsumerContext>(
     let answer = loop {
         asks += 1;
         let left = deadline.saturating_duration_since(Instant::now());
-        match consumer.committed_offsets(asked.clone(), left) {
+        match consumer.committed_offsets(asked.clone(), left.min(ASK_FOR_AT_MOST)) {
             Err(error)
                 if coordinator_moving(&error) && Instant::now() + ASK_AGAIN_AFTER < deadline =>
             {
                 std::thread::sleep(ASK_AGAIN_AFTER);
             }
+            // Unanswered: asked again at once, until the deadline.
+            Err(error) if timed_out(&error) && Instant::now() < deadline => {}
             answer => break answer,
         }
     };
@@ -87,10 +98,16 @@ pub(super) fn await_coordinator<C: ConsumerContext>(
     waited
 }
 
+/// Whether `error` is an ask left unanswered for its time.
+fn timed_out(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut)
+}
+
 /// Whether `error` says the group's coordinator is moving, so that asking
-/// again shortly can reach the new one. Not a transport error or a timeout:
-/// with every broker gone, asking again only delays the close (whose report
-/// then comes seconds later), and the leave cannot arrive anyway.
+/// again shortly (after a pause) can reach the new one. Not a transport
+/// error: with every broker gone, asking again only delays the close (whose
+/// report then comes seconds later), and the leave cannot arrive anyway. (A
+/// timeout is asked again too, but within the same deadline.)
 fn coordinator_moving(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
