@@ -30,6 +30,16 @@ settings! {
         pub timeout: Duration = key("timeout", "\"10s\"")
             .above_zero()
             .property("socket.connection.setup.timeout.ms"),
+        /// the longest a client waits between attempts to reconnect to a
+        /// broker it lost (librdkafka doubles its wait from 100 ms up to
+        /// this), so a restarted broker is back in use within it;
+        /// librdkafka's own default is 10 s, the Java client's 1 s.
+        pub reconnect_backoff_max: Duration = key("reconnectBackoffMax", "\"1s\"")
+            .check(
+                |wait| *wait >= Duration::from_millis(100),
+                "at least 100ms (librdkafka's first wait, reconnect.backoff.ms)",
+            )
+            .property("reconnect.backoff.max.ms"),
     }
 }
 
