@@ -189,12 +189,8 @@ impl Writer {
             None
         };
         // A write during a restart waits for the new client.
-        let client = match self.slot.current() {
+        let client = match self.slot.ready().await {
             Ok((_, client)) => client,
-            Err(Error::Restarting { .. }) => match self.slot.ready().await {
-                Ok((_, client)) => client,
-                Err(error) => return unsent(error),
-            },
             Err(error) => return unsent(error),
         };
         let started = Instant::now();

@@ -114,6 +114,13 @@ impl<C: Clone> Slot<C> {
 
     /// Like [`current`](Self::current), but waits out a restart in progress.
     pub(crate) async fn ready(&self) -> Result<(u64, C), Error> {
+        // Running, the usual case: answered without a subscription (a
+        // producer asks on every write).
+        match self.current() {
+            Err(Error::Restarting { .. }) => {}
+            other => return other,
+        }
+        // Subscribed before looking again, so a change in between is seen.
         let mut changes = self.changed.subscribe();
         loop {
             match self.current() {
