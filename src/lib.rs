@@ -39,6 +39,8 @@
 //!   dead-letter topic, or your own loop with a shutdown signal; supervised.
 //! - [`App`]: runs servers until SIGINT/SIGTERM, shuts down gracefully, and
 //!   returns the failure of anything that failed past its restart limit.
+//! - [`codec`]: typed messages: values of your types written and handled
+//!   through a codec ([`codec::Json`] built in).
 //! - [`interceptor`]: your code around every operation.
 //! - `testing` (the `testing` feature): an embedded cluster for tests.
 //! - [`guide`]: the guide, chapter by chapter: using, observing, config,
@@ -51,6 +53,7 @@
 
 pub mod admin;
 mod app;
+pub mod codec;
 mod component;
 pub mod config;
 pub mod consumer;

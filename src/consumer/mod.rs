@@ -10,7 +10,7 @@ pub use crate::record::{
     Assigned, ConsumedHeaders, ConsumedMessage, Event, GroupError, GroupEvent, HeaderRef,
     MessageBatch, PartitionOffset, Revoked, StartingOffset, TopicPartition,
 };
-pub use group::{ConsumerGroup, GroupStatus};
+pub use group::{ConsumerGroup, GroupStatus, ValueBatch};
 pub use single::Consumer;
 
 pub(crate) use group::{GroupProperties, GroupSpec};

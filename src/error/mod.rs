@@ -223,6 +223,19 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A typed write ([`TypedProducer`](crate::producer::TypedProducer))
+    /// held a value its codec could not encode; nothing of that write was
+    /// written.
+    #[error("producer {name:?}: value {index} of the write cannot be encoded, so nothing was written: {source}")]
+    Encode {
+        /// The producer's configured name.
+        name: String,
+        /// The value's place in the write, from 0.
+        index: usize,
+        /// The codec's reason.
+        #[source]
+        source: crate::codec::CodecError,
+    },
     /// A producer closed with messages it could not deliver (each was logged).
     #[error("producer {name:?} closed with {count} undelivered messages")]
     Undelivered {

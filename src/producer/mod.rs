@@ -25,6 +25,7 @@ mod client;
 mod reports;
 mod tracker;
 mod transaction;
+mod typed;
 mod writer;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use actor::{ProducerActor, ProducerHandle};
 pub use balancer::{Balancer, RoundRobin};
 pub use client::DeliveryFailed;
 pub use transaction::Transaction;
+pub use typed::TypedProducer;
 use writer::Writer;
 
 pub(crate) use actor::ProducerSpec;

@@ -44,6 +44,7 @@ mod retry_topics;
 mod shared;
 mod supervisor;
 mod transactional;
+mod typed;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -56,7 +57,7 @@ use tokio::sync::watch;
 
 pub use builder::ServerBuilder;
 pub use manual::{ManualServer, Shutdown};
-pub use outcome::{FailureAction, HandleMessage, HandlerError, HandlerFailure};
+pub use outcome::{FailureAction, HandleMessage, HandleValue, HandlerError, HandlerFailure};
 pub use partition::{ServerStatus, StoppedPartition};
 
 use each_message::SubscribeFailures;

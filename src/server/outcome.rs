@@ -127,3 +127,27 @@ pub struct HandlerFailure {
 #[derive(Debug, Clone, actix::Message)]
 #[rtype(result = "Result<(), HandlerError>")]
 pub struct HandleMessage(pub ConsumedMessage);
+
+/// A decoded message for a handler actor, in typed each-message mode
+/// ([`ServerBuilder::on_each_value_actor`](super::ServerBuilder::on_each_value_actor)):
+/// the value, and the message it came in for its key, headers and place. The
+/// actor replies with the outcome, as for [`HandleMessage`].
+#[derive(Debug, Clone)]
+pub struct HandleValue<T> {
+    /// The decoded value.
+    pub value: T,
+    /// The message it was decoded from.
+    pub message: ConsumedMessage,
+}
+
+impl<T: 'static> actix::Message for HandleValue<T> {
+    type Result = Result<(), HandlerError>;
+}
+
+/// A message that does not decode will not decode on a second try: a
+/// failure for good, dead-lettered or stopping its partition.
+impl From<crate::codec::DecodeError> for HandlerError {
+    fn from(error: crate::codec::DecodeError) -> Self {
+        HandlerError::Fatal(error.to_string())
+    }
+}

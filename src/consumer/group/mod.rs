@@ -35,6 +35,7 @@ mod ledger;
 mod member;
 mod pull;
 mod status;
+mod values;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,7 @@ use actix::prelude::*;
 
 pub(crate) use member::{GroupProperties, GroupSpec};
 pub use status::GroupStatus;
+pub use values::ValueBatch;
 
 use crate::observe::GroupProbe;
 use crate::record::{Ack, AckKind, AckSender, Event, GroupEvent, MessageBatch};
@@ -316,6 +318,60 @@ impl ConsumerGroup {
     /// with [`MessageBatch::ack`]. Several subscribers each get every message.
     pub async fn subscribe(&self, subscriber: Recipient<MessageBatch>) -> Result<(), Error> {
         self.handle.ask(Subscribe(subscriber)).await?
+    }
+
+    /// Like [`subscribe`](Self::subscribe), with each message's value decoded
+    /// by `codec`: `subscriber` gets [`ValueBatch`]es, acknowledged as
+    /// [`MessageBatch`]es are. Decoding runs on the calling thread's arbiter,
+    /// never on the group's engine.
+    ///
+    /// ```no_run
+    /// # async fn run(group: ekafka::ConsumerGroup) -> Result<(), ekafka::Error> {
+    /// use actix::prelude::*;
+    /// use ekafka::codec::Json;
+    /// use ekafka::consumer::ValueBatch;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Click {
+    ///     page: String,
+    /// }
+    ///
+    /// struct Counter;
+    /// impl Actor for Counter {
+    ///     type Context = Context<Self>;
+    /// }
+    /// impl Handler<ValueBatch<Click>> for Counter {
+    ///     type Result = ();
+    ///     fn handle(&mut self, batch: ValueBatch<Click>, _: &mut Context<Self>) {
+    ///         for (message, click) in batch.iter() {
+    ///             match click {
+    ///                 Ok(click) => println!("{}", click.page),
+    ///                 Err(undecodable) => eprintln!("skipped: {undecodable}"),
+    ///             }
+    ///         }
+    ///         batch.ack();
+    ///     }
+    /// }
+    ///
+    /// group.subscribe_values(Json, Counter.start().recipient()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn subscribe_values<T, C>(
+        &self,
+        codec: C,
+        subscriber: Recipient<ValueBatch<T>>,
+    ) -> Result<(), Error>
+    where
+        T: Send + 'static,
+        C: crate::codec::Decoder<T>,
+    {
+        let decoding = values::Decoding {
+            codec: Box::new(codec),
+            subscriber,
+        }
+        .start();
+        self.subscribe(decoding.recipient()).await
     }
 
     /// Sends every group event (assigned, revoked, error) to `subscriber`.
