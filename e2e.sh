@@ -61,7 +61,7 @@ stage "consumer groups under KIP-848 (group.protocol = consumer)" \
   env EKAFKA_TEST_GROUP_PROTOCOL=consumer cargo test --no-fail-fast \
   --test consumer_group --test rebalance --test consumer --test server \
   --test server_failures --test memory --test concurrency --test retry_topics \
-  --test exactly_once --test typed_messages
+  --test exactly_once --test typed_messages --test batch_handler
 stage "admin API, delay topics made by a server, fenced producers, exactly once across SIGKILL" \
   cargo test --no-fail-fast --test admin --test retry_topics --test transactions \
   --test exactly_once -- --include-ignored

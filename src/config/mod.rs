@@ -49,8 +49,8 @@ pub use restart::{RestartPolicy, RestartSettings};
 pub use sasl::{Sasl, SaslMechanism};
 pub use secret::Secret;
 pub use server::{
-    Concurrency, ConsumerServerConfig, DeadLetter, OrderBy, PartitionPastLimit, RetryDelay,
-    RetrySettings, RetryTopics,
+    Batching, Concurrency, ConsumerServerConfig, DeadLetter, OrderBy, PartitionPastLimit,
+    RetryDelay, RetrySettings, RetryTopics,
 };
 pub use tls::Tls;
 pub use topic_name::topic_name_problem;

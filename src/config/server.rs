@@ -124,6 +124,55 @@ settings! {
 
 impl Rules for Concurrency {}
 
+/// What `batchSize` is when left out.
+const DEFAULT_BATCH_SIZE: usize = 500;
+/// What `batchWait` is when left out.
+const DEFAULT_BATCH_WAIT: Duration = Duration::from_millis(100);
+
+settings! {
+    /// How many messages of one partition a batch handler gets in one call
+    /// (`batchSize`), and how long a partition's first waiting message waits
+    /// for the batch to fill (`batchWait`), for
+    /// [`on_each_batch`](crate::server::ConsumerServer::on_each_batch). A
+    /// server that handles each message refuses these keys.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct Batching with Default {
+        /// with `on_each_batch`: the most messages of one partition a handler
+        /// call gets, in offset order.
+        pub size: Option<usize> = optional("batchSize").range(1, 100_000).behaves_like("500"),
+        /// with `on_each_batch`: how long a partition's oldest message
+        /// waits for `batchSize` to be reached before the handler is called
+        /// with fewer (`"0s"`: call with whatever is there).
+        pub wait: Option<Duration> = optional("batchWait").behaves_like("\"100ms\""),
+    }
+}
+
+impl Rules for Batching {}
+
+impl Batching {
+    /// `batchSize`, or its default.
+    #[must_use]
+    pub fn size_or_default(&self) -> usize {
+        self.size.unwrap_or(DEFAULT_BATCH_SIZE)
+    }
+
+    /// `batchWait`, or its default.
+    #[must_use]
+    pub fn wait_or_default(&self) -> Duration {
+        self.wait.unwrap_or(DEFAULT_BATCH_WAIT)
+    }
+
+    /// The first batching key written, if any, and its value.
+    pub(crate) fn written(&self) -> Option<(&'static str, String)> {
+        match (self.size, self.wait) {
+            (Some(size), _) => Some(("batchSize", size.to_string())),
+            (None, Some(wait)) => Some(("batchWait", format!("\"{wait:?}\""))),
+            (None, None) => None,
+        }
+    }
+}
+
 impl Rules for RetrySettings {
     fn check(&self, section: &Section<'_>) -> Result<(), ConfigError> {
         section.check_order(
@@ -249,6 +298,8 @@ settings! {
         pub retry: RetrySettings = flatten(),
         /// Messages of one partition handled at once.
         pub concurrency: Concurrency = flatten(),
+        /// Messages of one partition per batch handler call.
+        pub batching: Batching = flatten(),
         /// The dead-letter destination, when `deadLetterProducer` is set.
         pub dead_letter: Option<DeadLetter> = led_by("deadLetterProducer"),
         /// The delay topics, when `retryTopics` is set.

@@ -188,6 +188,12 @@ impl MessageBatch {
         self.send_ack(message.offset(), message.offset(), AckKind::Handled);
     }
 
+    /// Acknowledges the messages at offsets `from..=to`, leaving the batch's
+    /// others as they are.
+    pub(crate) fn ack_range(&self, from: i64, to: i64) {
+        self.send_ack(from, to, AckKind::Handled);
+    }
+
     /// Gives up, unhandled, the messages from `offset` to the end of the batch:
     /// a revoke or close no longer waits for them, and the group never commits
     /// past them, so they are delivered again to the partition's next owner.

@@ -96,13 +96,14 @@ impl ServerBuilder<'_> {
             .await
     }
 
-    async fn start(self, handler: MessageHandler) -> Result<RunningServer, Error> {
+    pub(super) async fn start(self, handler: MessageHandler) -> Result<RunningServer, Error> {
         let (kafka, config) = (self.kafka, self.config);
-        if matches!(handler, MessageHandler::Each(_)) {
+        if !matches!(handler, MessageHandler::Transform { .. }) {
             refuse_transactional_writers(kafka, config)?;
         }
         let group_name = required(config, &config.consumer_group_name, "consumerGroupName")?;
         let group_config = kafka.consumer_group_config(group_name)?;
+        check_batching(config, &handler, group_config.flow.max_buffered)?;
         let drain_timeout = group_config.flow.drain_timeout;
         let retry_topics = match &config.retry_topics {
             Some(retry_topics) => {
@@ -170,6 +171,58 @@ impl ServerBuilder<'_> {
     ) -> Result<RunningServer, Error> {
         self.on_each_message(actor_handler(handler)).await
     }
+}
+
+/// Batch keys are for a batch handler, which must be able to fill its
+/// batches; a server that handles each message refuses them rather than
+/// ignore them.
+fn check_batching(
+    config: &ConsumerServerConfig,
+    handler: &MessageHandler,
+    max_buffered: usize,
+) -> Result<(), Error> {
+    let invalid = |key: &str, found: String, expected: String| -> Error {
+        ConfigError::new(
+            format!("{}.{key}", config.section),
+            ConfigProblem::InvalidValue { found, expected },
+        )
+        .into()
+    };
+    let MessageHandler::Batch { size, .. } = handler else {
+        return match config.batching.written() {
+            Some((key, found)) => Err(invalid(
+                key,
+                found,
+                "no batch keys on a server handling each message (they are for on_each_batch)"
+                    .into(),
+            )),
+            None => Ok(()),
+        };
+    };
+    if config.concurrency.limit > 1 {
+        return Err(invalid(
+            "concurrency",
+            config.concurrency.limit.to_string(),
+            "1 with on_each_batch (a batch handler gets a partition's messages in order, one call at a time; raise batchSize instead)".into(),
+        ));
+    }
+    if let Some(producer) = &config.transactional_producer {
+        return Err(invalid(
+            "transactionalProducer",
+            format!("{producer:?}"),
+            "none with on_each_batch (exactly once is on_each_message_transform)".into(),
+        ));
+    }
+    if *size > max_buffered {
+        return Err(invalid(
+            "batchSize",
+            size.to_string(),
+            format!(
+                "at most the group's maxBuffered ({max_buffered}), or batches could never fill"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// An at-least-once server writes dead letters and delayed messages outside

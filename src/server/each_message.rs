@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 mod concurrent;
 
@@ -35,7 +36,7 @@ use super::partition::{
 };
 use super::retry_topics::RetryChain;
 use super::shared::{is_stale, BatchEnd, MessageEnd, MessageHandler, Worker, KIND};
-use super::{at_least_once, transactional};
+use super::{at_least_once, batched, transactional};
 use crate::config::{Concurrency, PartitionPastLimit, RestartPolicy, RetrySettings};
 use crate::consumer::ConsumerGroup;
 use crate::observe::{ServerMetrics, ServerProbe};
@@ -199,11 +200,13 @@ impl EachMessageActor {
     }
 
     /// Starts handling the next batch of `partition` unless one is in progress
-    /// or the partition stopped.
+    /// or the partition stopped. A batch handler's call starts once
+    /// `batchSize` messages wait, or the oldest waited `batchWait`.
     fn pump(&mut self, partition: TopicPartition, ctx: &mut Context<Self>) {
         if *self.quiescing.borrow() {
             return;
         }
+        let limits = self.batch_limits(&partition);
         let state = self.partition(&partition);
         if state.lane.is_some() {
             return self.pump_lane(partition, ctx);
@@ -211,28 +214,88 @@ impl EachMessageActor {
         if state.busy || state.stopped.is_some() || state.waiting_until.is_some() {
             return;
         }
-        let Some(queued) = state.queued.pop_front() else {
-            return;
+        let pieces = match limits {
+            None => match state.queued.pop_front() {
+                Some(queued) => vec![queued],
+                None => return,
+            },
+            Some((size, wait)) => match gather(state, size, wait) {
+                Gathered::Ready(pieces) => pieces,
+                Gathered::Nothing => return,
+                Gathered::FillingUntil(due) => return self.pump_at(partition, due, ctx),
+            },
         };
+        let state = self.partition(&partition);
         state.busy = true;
         let dead_letters = Rc::clone(&state.dead_letters);
         ctx.spawn(
-            run_batch(queued, Rc::clone(&self.worker), dead_letters)
+            run_batch(pieces, Rc::clone(&self.worker), dead_letters)
                 .into_actor(self)
-                .map(move |(queued, end), act, ctx| act.batch_ended(partition, queued, end, ctx)),
+                .map(move |(pieces, end), act, ctx| act.batch_ended(partition, pieces, end, ctx)),
+        );
+    }
+
+    /// `batchSize` and `batchWait` for `partition`, with a batch handler. A
+    /// delay topic's messages go one at a time: each waits until it is due.
+    fn batch_limits(&self, partition: &TopicPartition) -> Option<(usize, Duration)> {
+        let MessageHandler::Batch { size, wait, .. } = &self.worker.handler else {
+            return None;
+        };
+        let delay_topic = self
+            .worker
+            .retry_chain
+            .as_ref()
+            .is_some_and(|c| c.stage_of(&partition.topic).is_some());
+        Some(if delay_topic {
+            (1, Duration::ZERO)
+        } else {
+            (*size, *wait)
+        })
+    }
+
+    /// Pumps `partition` again at `due`, when its oldest waiting message has
+    /// waited `batchWait`, unless it was pumped for that since.
+    fn pump_at(&mut self, partition: TopicPartition, due: Instant, ctx: &mut Context<Self>) {
+        let state = self.partition(&partition);
+        if state.filling == Some(due) {
+            return; // already set
+        }
+        state.filling = Some(due);
+        let epoch = state.epoch;
+        ctx.run_later(
+            due.saturating_duration_since(Instant::now()),
+            move |act, ctx| {
+                let state = act.partition(&partition);
+                if state.epoch == epoch && state.filling == Some(due) {
+                    state.filling = None;
+                    act.pump(partition, ctx);
+                }
+            },
         );
     }
 
     fn batch_ended(
         &mut self,
         partition: TopicPartition,
-        queued: Queued,
+        pieces: Vec<Queued>,
         end: BatchEnd,
         ctx: &mut Context<Self>,
     ) {
         self.partition(&partition).busy = false;
+        // What is left of the batches, unless it is to be given back: on
+        // shutdown or after a revoke its next owner handles it.
+        let quiescing = *self.quiescing.borrow();
+        let (left, given_back): (Vec<Queued>, Vec<Queued>) = pieces
+            .into_iter()
+            .filter(|piece| !piece.waiting().is_empty())
+            .partition(|piece| !quiescing && !is_stale(&self.revoked, &piece.batch));
+        match end {
+            BatchEnd::Interrupted => {} // given back by the driver
+            _ => given_back.iter().for_each(Queued::release),
+        }
         match end {
             BatchEnd::Done => {
+                self.queue_first(&partition, left);
                 // The batch began at the message the partition was held at.
                 self.got_past(&partition, i64::MAX);
                 // pump starts nothing once quiescing.
@@ -244,30 +307,28 @@ impl EachMessageActor {
                 error,
                 limit,
             } => {
-                let rest = Queued {
-                    batch: queued.batch,
-                    from: offset,
-                };
-                if *self.quiescing.borrow() || is_stale(&self.revoked, &rest.batch) {
-                    rest.release(); // its next owner, or the next start, handles it
-                } else {
-                    self.partition(&partition).queued.push_front(rest);
+                if !left.is_empty() {
+                    self.queue_first(&partition, left);
                     self.stop_partition(partition, offset, error, limit, ctx);
                 }
             }
-            BatchEnd::Waiting { offset, until } => {
-                let rest = Queued {
-                    batch: queued.batch,
-                    from: offset,
-                };
-                if *self.quiescing.borrow() || is_stale(&self.revoked, &rest.batch) {
-                    rest.release();
-                } else {
+            BatchEnd::Waiting { until, .. } => {
+                let mut left = left.into_iter();
+                if let Some(rest) = left.next() {
+                    self.queue_first(&partition, left.collect());
                     self.wait_until_due(partition, rest, until, ctx);
                 }
             }
         }
         self.tell_idle_waiters();
+    }
+
+    /// Puts `pieces` back at the front of `partition`'s queue, in order.
+    fn queue_first(&mut self, partition: &TopicPartition, pieces: Vec<Queued>) {
+        let queued = &mut self.partition(partition).queued;
+        for piece in pieces.into_iter().rev() {
+            queued.push_front(piece);
+        }
     }
 
     /// Starts the messages of `partition` its lane lets start.
@@ -605,20 +666,82 @@ impl Handler<Status> for EachMessageActor {
     }
 }
 
-/// Handles `queued` through the server's driver, at least once or exactly
-/// once; gives the batch back with how it ended.
+/// Handles `pieces` (one batch, or with a batch handler up to `batchSize`
+/// messages of several) through the server's driver: at least once, exactly
+/// once or a batch at a time. Gives them back, each moved past what was
+/// settled, with how the handling ended.
 async fn run_batch(
-    queued: Queued,
+    mut pieces: Vec<Queued>,
     worker: Rc<Worker>,
     dead_letters: Rc<RefCell<DeadLetterBudget>>,
-) -> (Queued, BatchEnd) {
-    let end = match &worker.handler {
-        MessageHandler::Each(handler) => {
-            at_least_once::handle_batch(&queued, &worker, handler, &dead_letters).await
+) -> (Vec<Queued>, BatchEnd) {
+    let end = match (&worker.handler, pieces.as_mut_slice()) {
+        (MessageHandler::Batch { handler, size, .. }, pieces) => {
+            batched::handle_batch(pieces, *size, &worker, handler, &dead_letters).await
         }
-        MessageHandler::Transform { handler, producer } => {
-            transactional::handle_batch(&queued, &worker, handler, producer, &dead_letters).await
+        (MessageHandler::Each(handler), [queued]) => {
+            let end = at_least_once::handle_batch(queued, &worker, handler, &dead_letters).await;
+            queued.from = settled_until(&end);
+            end
+        }
+        (MessageHandler::Transform { handler, producer }, [queued]) => {
+            let end =
+                transactional::handle_batch(queued, &worker, handler, producer, &dead_letters)
+                    .await;
+            queued.from = settled_until(&end);
+            end
+        }
+        (_, pieces) => {
+            // One batch at a time without a batch handler: never more.
+            let count = pieces.len();
+            tracing::error!(server = %worker.server, count, "a message handler was given several batches at once; they are given back");
+            pieces.iter().for_each(Queued::release);
+            BatchEnd::Interrupted
         }
     };
-    (queued, end)
+    (pieces, end)
+}
+
+/// Where a batch handled through the per-message drivers waits from now: its
+/// end when done or given back, the message it stopped or waits at.
+fn settled_until(end: &BatchEnd) -> i64 {
+    match end {
+        BatchEnd::Done | BatchEnd::Interrupted => i64::MAX,
+        BatchEnd::Stopped { offset, .. } | BatchEnd::Waiting { offset, .. } => *offset,
+    }
+}
+
+/// What a batch handler's partition has to hand over now.
+enum Gathered {
+    /// Nothing waits.
+    Nothing,
+    /// Fewer than `batchSize` wait, and the oldest has not waited
+    /// `batchWait`: look again then.
+    FillingUntil(Instant),
+    /// The batches holding the next call's messages (the last maybe only in part).
+    Ready(Vec<Queued>),
+}
+
+/// Takes from `state`'s queue the batches holding the next `size` messages,
+/// once `size` wait or the oldest waited `wait`.
+fn gather(state: &mut PartitionState, size: usize, wait: Duration) -> Gathered {
+    let Some(oldest) = state.queued.front().map(|q| q.arrived) else {
+        return Gathered::Nothing;
+    };
+    let waiting: usize = state.queued.iter().map(|q| q.waiting().len()).sum();
+    let due = oldest + wait;
+    if waiting < size && Instant::now() < due {
+        return Gathered::FillingUntil(due);
+    }
+    state.filling = None;
+    let mut pieces = Vec::new();
+    let mut covered = 0;
+    while covered < size {
+        let Some(queued) = state.queued.pop_front() else {
+            break;
+        };
+        covered += queued.waiting().len();
+        pieces.push(queued);
+    }
+    Gathered::Ready(pieces)
 }

@@ -181,7 +181,7 @@ pub(crate) async fn wait_for_retry(worker: &Worker, batch: &MessageBatch, delay:
 
 /// Calls the handler through `call`, turning a panic (while creating or
 /// polling its future) into a fatal failure.
-async fn run_handler<T>(
+pub(crate) async fn run_handler<T>(
     call: impl FnOnce() -> Pin<Box<dyn Future<Output = Result<T, HandlerError>>>>,
 ) -> Result<T, HandlerError> {
     let future = match catch_unwind(AssertUnwindSafe(call)) {

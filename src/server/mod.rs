@@ -5,6 +5,10 @@
 //! ([`ConsumerServer::on_each_message`]), and the manual modes
 //! ([`ConsumerServer::on_start`], [`ConsumerServer::on_consumer_group_start`]) in
 //! which your function drives the consumer and watches a [`Shutdown`] signal.
+//! Beside them, ekafka's own: decoded values
+//! ([`ConsumerServer::on_each_value`]), runs of up to `batchSize` messages of
+//! a partition per call ([`ConsumerServer::on_each_batch`]), and exactly once
+//! ([`ConsumerServer::on_each_message_transform`]).
 //!
 //! Each-message mode: an async handler per
 //! message. Its offset becomes committable only once the handler succeeded. A
@@ -31,8 +35,10 @@
 //! never past one still running.
 
 mod at_least_once;
+mod batched;
 mod builder;
 mod dead_letter;
+mod each_batch;
 mod each_message;
 mod handling;
 pub mod headers;
@@ -57,7 +63,9 @@ use tokio::sync::watch;
 
 pub use builder::ServerBuilder;
 pub use manual::{ManualServer, Shutdown};
-pub use outcome::{FailureAction, HandleMessage, HandleValue, HandlerError, HandlerFailure};
+pub use outcome::{
+    BatchFailure, FailureAction, HandleMessage, HandleValue, HandlerError, HandlerFailure,
+};
 pub use partition::{ServerStatus, StoppedPartition};
 
 use each_message::SubscribeFailures;

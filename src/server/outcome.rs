@@ -67,6 +67,43 @@ impl fmt::Display for HandlerError {
 
 impl std::error::Error for HandlerError {}
 
+/// How a batch handler
+/// ([`ConsumerServer::on_each_batch`](super::ConsumerServer::on_each_batch))
+/// failed: the index in the batch of the first message it did not handle,
+/// and why. The messages before it count as handled (and are committed);
+/// that one goes through retries, delay topics, the dead-letter topic or the
+/// partition's stop as any failed message; the ones after it come again.
+///
+/// ```
+/// use ekafka::server::{BatchFailure, HandlerError};
+/// let failure = BatchFailure::at(36, HandlerError::fatal("row 37 violates a constraint"));
+/// assert_eq!(failure.index, 36);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchFailure {
+    /// The first message not handled, counted from 0.
+    pub index: usize,
+    /// Why.
+    pub error: HandlerError,
+}
+
+impl BatchFailure {
+    /// The message at `index` (and so the ones after it) was not handled.
+    #[must_use]
+    pub fn at(index: usize, error: HandlerError) -> Self {
+        BatchFailure { index, error }
+    }
+}
+
+impl fmt::Display for BatchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "message {} of the batch: {}", self.index, self.error)
+    }
+}
+
+impl std::error::Error for BatchFailure {}
+
 /// What happened to a message the handler failed on, for the error subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -19,12 +19,26 @@ use crate::supervision::RestartTracker;
 pub(crate) struct Queued {
     pub(crate) batch: MessageBatch,
     pub(crate) from: i64,
+    /// When the server got it: a batch handler's `batchWait` counts from
+    /// the oldest waiting message's arrival.
+    pub(crate) arrived: Instant,
 }
 
 impl Queued {
     pub(crate) fn new(batch: MessageBatch) -> Self {
         let from = batch.messages().first().map_or(0, |m| m.offset());
-        Queued { batch, from }
+        Queued {
+            batch,
+            from,
+            arrived: Instant::now(),
+        }
+    }
+
+    /// The messages from `from` on.
+    pub(crate) fn waiting(&self) -> &[ConsumedMessage] {
+        let messages = self.batch.messages();
+        let start = messages.partition_point(|m| m.offset() < self.from);
+        &messages[start..]
     }
 
     /// Gives the messages not handled yet back: never committed past, they
@@ -87,6 +101,9 @@ pub(crate) struct PartitionState {
     pub(crate) gave_up: bool,
     /// Set while the partition's next message, of a delay topic, is not due.
     pub(crate) waiting_until: Option<std::time::Instant>,
+    /// With a batch handler: when the partition is pumped again because its
+    /// oldest waiting message will have waited `batchWait`.
+    pub(crate) filling: Option<Instant>,
     pub(crate) restarts: RestartTracker,
     pub(crate) dead_letters: Rc<RefCell<DeadLetterBudget>>,
     /// Bumped when the partition is revoked: a restart scheduled before then
@@ -108,6 +125,7 @@ impl PartitionState {
             held: None,
             gave_up: false,
             waiting_until: None,
+            filling: None,
             restarts,
             dead_letters: Rc::new(RefCell::new(dead_letters)),
             epoch: 0,

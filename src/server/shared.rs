@@ -14,7 +14,7 @@ use std::time::Instant;
 use tokio::sync::{watch, Notify};
 
 use super::dead_letter::DeadLetterSink;
-use super::outcome::{HandlerError, HandlerFailure};
+use super::outcome::{BatchFailure, HandlerError, HandlerFailure};
 use super::retry_topics::RetryChain;
 use crate::config::RetrySettings;
 use crate::observe::{ServerMetrics, ServerProbe};
@@ -33,6 +33,10 @@ pub(crate) type BoxedTransform = Rc<
     dyn Fn(ConsumedMessage) -> Pin<Box<dyn Future<Output = Result<Vec<Message>, HandlerError>>>>,
 >;
 
+/// A batch handler, boxed: up to `batchSize` messages of one partition at once.
+pub(crate) type BoxedBatchHandler =
+    Rc<dyn Fn(Vec<ConsumedMessage>) -> Pin<Box<dyn Future<Output = Result<(), BatchFailure>>>>>;
+
 /// What a server runs per message.
 #[derive(Clone)]
 pub(crate) enum MessageHandler {
@@ -43,6 +47,13 @@ pub(crate) enum MessageHandler {
     Transform {
         handler: BoxedTransform,
         producer: Producer,
+    },
+    /// At least once, up to `size` messages of a partition per call, called
+    /// once `size` are there or the oldest waited `wait`.
+    Batch {
+        handler: BoxedBatchHandler,
+        size: usize,
+        wait: std::time::Duration,
     },
 }
 

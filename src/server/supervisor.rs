@@ -112,6 +112,15 @@ impl ServerSpec {
                     handler: Rc::clone(handler),
                     producer: self.kafka.producer(producer.name())?,
                 },
+                MessageHandler::Batch {
+                    handler,
+                    size,
+                    wait,
+                } => MessageHandler::Batch {
+                    handler: Rc::clone(handler),
+                    size: *size,
+                    wait: *wait,
+                },
             },
             retry: self.retry.clone(),
             concurrency: self.concurrency.clone(),

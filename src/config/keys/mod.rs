@@ -243,8 +243,8 @@ fn config_with_all(extras: &[(&str, String)]) -> String {
 }
 
 /// The config and server config of `text`, each client's restart keys
-/// resolved against the default policy: an unset key and one set to its
-/// default mean the same.
+/// resolved against the default policy and the batch keys against theirs:
+/// an unset key and one set to its default mean the same.
 fn read(text: &str) -> (Config, ConsumerServerConfig) {
     let mut config = Config::from_toml_str(text, "kafka").expect("the config reads");
     let mut server = ConsumerServerConfig::from_toml_str(text, "kafkaConsumerServers.s")
@@ -272,6 +272,8 @@ fn read(text: &str) -> (Config, ConsumerServerConfig) {
         .values_mut()
         .for_each(|g| resolve(&mut g.restart));
     resolve(&mut server.restart);
+    server.batching.size = Some(server.batching.size_or_default());
+    server.batching.wait = Some(server.batching.wait_or_default());
     (config, server)
 }
 
