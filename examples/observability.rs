@@ -4,7 +4,8 @@
 //!     cargo run --example observability
 //!
 //! Starts an embedded cluster, a consumer server handling orders (one in ten
-//! fails once and is retried) and a producer writing ten orders a second, and
+//! fails once and is retried), a single consumer that reads nothing (its lag
+//! grows) and a producer writing ten orders a second, and
 //! serves the App's endpoint on 127.0.0.1:9464 until Ctrl-C, or for
 //! `OBS_SECONDS` seconds when that is set.
 
@@ -25,6 +26,7 @@ statisticsInterval = "2s"
 
 [kafka.observability]
 address = "127.0.0.1:9464"
+historyInterval = "1s"    # the page's charts: a sample a second (5s by default)
 
 [kafka.producers.orders]
 topic = "orders"
@@ -37,6 +39,10 @@ maxWait = "100ms"
 readLagInterval = "1s"
 sessionTimeout = "6s"     # a quick takeover after a member leaves (see the README's embedded-cluster limits)
 heartbeatInterval = "1s"
+
+[kafka.consumers.audit]  # a single consumer that reads nothing: its lag grows
+topic = "orders"
+partition = 0
 
 [kafkaConsumerServers.billing]
 consumerGroupName = "billing"
@@ -73,6 +79,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(())
             }
         });
+        // Started, never read: the page charts its lag growing.
+        let _audit = kafka.consumer("audit")?;
         let handle = app.handle();
         let serving = actix::spawn(app.serve());
         let address = tokio::time::timeout(Duration::from_secs(30), handle.endpoint())

@@ -595,3 +595,151 @@ async fn a_single_consumers_lag_is_a_metric_every_read_lag_interval() {
     handle.shutdown();
     serving.await.unwrap().unwrap();
 }
+
+#[actix::test]
+async fn status_keeps_each_groups_rate_and_lag_the_latest_failures_and_marks_a_stopped_partition() {
+    let fixture = Fixture::new();
+    let (kafka, server) = observed_setup(
+        &fixture,
+        "historyInterval = \"100ms\"",
+        "",
+        "retries = 1\nretryBackoff = \"10ms\"\nmaxRestarts = 0\nrestartBackoffMax = \"30s\"",
+    );
+    let app = App::new(kafka.clone()).handle_signals(false).each_message(
+        server,
+        |message: ConsumedMessage| async move {
+            match message.value_str() {
+                Some("poison") => Err(HandlerError::recoverable("cannot handle poison yet")),
+                _ => Ok(()),
+            }
+        },
+    );
+    let (handle, serving, address) = serve(app).await;
+    let client = awc::Client::default();
+    write_all(&kafka, [Message::new("poison").with_partition(0)]).await;
+    write_all(
+        &kafka,
+        (0..60).map(|i| Message::new(format!("fine-{i}")).with_partition(1 + i % 2)),
+    )
+    .await;
+
+    // The history shows the messages handled and, once the rest is
+    // committed, a lag of the one poisoned message.
+    let (_, body) = get_until(&client, address, "/status", |code, body| {
+        let status: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        let history = status["consumerGroups"][0]["history"].as_array().cloned();
+        let history = history.unwrap_or_default();
+        code == 200
+            && history
+                .iter()
+                .any(|s| s["handledPerSecond"].as_f64().is_some_and(|r| r > 0.0))
+            && history.last().is_some_and(|s| s["lag"] == 1)
+            && status["servers"][0]["recentFailures"][0]["action"] == "stopped"
+    })
+    .await;
+    let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(status["historyIntervalSeconds"], 0.1, "{status}");
+    let group = &status["consumerGroups"][0];
+    let history = group["history"].as_array().unwrap();
+    let times: Vec<u64> = history.iter().map(|s| s["at"].as_u64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first: {times:?}"
+    );
+    assert!(history.len() <= 9000, "15 minutes at most");
+    assert_eq!(group["totalLag"], 1, "{group}");
+
+    // The failures, newest first: stopped after its retry.
+    let failures = status["servers"][0]["recentFailures"].as_array().unwrap();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    for (failure, (action, attempts)) in failures.iter().zip([("stopped", 2), ("retried", 1)]) {
+        assert_eq!(failure["action"], action, "{failure}");
+        assert_eq!(failure["attempts"], attempts, "{failure}");
+        assert_eq!(failure["topic"], fixture.topic.as_str());
+        assert_eq!(
+            (failure["partition"].as_i64(), failure["offset"].as_i64()),
+            (Some(0), Some(0))
+        );
+        assert_eq!(failure["error"], "recoverable: cannot handle poison yet");
+    }
+    assert!(
+        failures[1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("again in "),
+        "{failures:?}"
+    );
+    assert_eq!(status["servers"][0]["group"], "cg1");
+
+    // The group's partition 0 is marked stopped; the others are not.
+    let partitions = group["partitions"].as_array().unwrap();
+    let stopped: Vec<i64> = partitions
+        .iter()
+        .filter(|p| p["stopped"] == true)
+        .map(|p| p["partition"].as_i64().unwrap())
+        .collect();
+    assert_eq!(stopped, [0], "{partitions:?}");
+
+    handle.shutdown();
+    let ended = tokio::time::timeout(WAIT, serving)
+        .await
+        .expect("the App stops")
+        .expect("serve did not panic");
+    assert!(ended.is_ok(), "{ended:?}");
+}
+
+#[actix::test]
+async fn a_single_consumer_has_a_lag_history_and_fails_liveness_while_its_thread_is_blocked() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "{}\n[kafka.observability]\naddress = \"127.0.0.1:0\"\nhistoryInterval = \"100ms\"\n\
+         stuckAfter = \"1s\"\n\
+         [kafka.consumers.c1]\ntopic = {:?}\npartition = 0\nmaxWait = \"100ms\"\n",
+        fixture.config(""),
+        fixture.topic,
+    );
+    let kafka = Ekafka::from_toml_str(&text, "kafka")
+        .unwrap()
+        .build()
+        .unwrap();
+    write_all(
+        &kafka,
+        (0..5).map(|i| Message::new(format!("m-{i}")).with_partition(0)),
+    )
+    .await;
+    // The consumer's actor on a thread of its own, which the test can block.
+    let arbiter = actix::Arbiter::new();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let starting = kafka.clone();
+    arbiter.spawn(async move {
+        let _ = started_tx.send(starting.consumer("c1").expect("consumer c1"));
+    });
+    let _consumer = started.await.expect("the consumer started");
+    let app = App::new(kafka.clone()).handle_signals(false);
+    let (handle, serving, address) = serve(app).await;
+    let client = awc::Client::default();
+
+    get_until(&client, address, "/status", |_, body| {
+        let status: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        let consumer = &status["consumers"][0];
+        consumer["name"] == "c1"
+            && consumer["history"]
+                .as_array()
+                .is_some_and(|h| h.len() >= 2 && h.last().is_some_and(|s| s["lag"] == 5))
+    })
+    .await;
+    assert_eq!(get(&client, address, "/health/live").await.0, 200);
+
+    // A handler blocking the consumer's thread stops its heartbeat.
+    arbiter.spawn(async { std::thread::sleep(Duration::from_secs(4)) });
+    let (_, body) = get_until(&client, address, "/health/live", |code, _| code == 503).await;
+    assert!(
+        body.contains("consumer \\\"c1\\\": its actor has not run for"),
+        "{body}"
+    );
+    get_until(&client, address, "/health/live", |code, _| code == 200).await;
+
+    handle.shutdown();
+    serving.await.unwrap().unwrap();
+    arbiter.stop();
+}

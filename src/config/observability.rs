@@ -21,6 +21,11 @@ settings! {
         /// handler call has run, for this long (a partition paused for
         /// back-pressure keeps its loop running: it is healthy).
         pub stuck_after: Duration = key("stuckAfter", "\"1m\"").above_zero(),
+        /// how often the App samples each consumer group's messages handled
+        /// per second and total lag, and each consumer's lag, for the status
+        /// page's charts (which show the last 15 minutes, kept in memory).
+        pub history_interval: Duration = key("historyInterval", "\"5s\"")
+            .check(|d| *d >= Duration::from_millis(100) && *d <= Duration::from_secs(60), "between 100ms and 1m"),
     }
 }
 

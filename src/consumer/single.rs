@@ -25,13 +25,16 @@ use crate::error::CommitFailure;
 use crate::error::Error;
 use crate::handle::ActorHandle;
 use crate::native::message::RawMessage;
-use crate::observe::{ConsumerMetrics, LagSeries, StatsSink};
+use crate::observe::{ConsumerMetrics, ConsumerProbe, LagSeries, StatsSink};
 use crate::supervision::{
     client_failure, AuthorizationScope, ClientFailure, Escalator, Incarnations, RestartPolicy,
     Slot, Supervisor,
 };
 
 const KIND: &str = "consumer";
+
+/// How often the actor beats while it runs.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// How long one blocking poll lasts before a waiting fetch looks at `close`.
 const POLL_SLICE: Duration = Duration::from_millis(100);
@@ -154,6 +157,8 @@ struct Inner {
     /// mode): `commit` stores the offsets, committed every `commit_interval`.
     periodic_commits: Option<Arc<PeriodicCommits>>,
     commit_interval: Duration,
+    /// The actor's heartbeat, for liveness checks.
+    probe: Arc<ConsumerProbe>,
 }
 
 impl Inner {
@@ -482,6 +487,10 @@ impl Actor for ConsumerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // A thread blocked (by a handler sharing its arbiter, say) stops
+        // this beat, and the App's liveness check sees it.
+        self.inner.probe.heartbeat.beat();
+        ctx.run_interval(HEARTBEAT, |act, _ctx| act.inner.probe.heartbeat.beat());
         if let Some((every, series)) = self.lag.clone() {
             ctx.run_interval(every, move |act, _ctx| {
                 let (inner, series) = (Arc::clone(&act.inner), Arc::clone(&series));
@@ -521,6 +530,7 @@ impl Actor for ConsumerActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.inner.probe.heartbeat.stop();
         if let Some(client) = self.supervisor.slot().abandon() {
             let inner = Arc::clone(&self.inner);
             std::thread::spawn(move || {
@@ -746,6 +756,7 @@ impl Consumer {
             slot: Arc::clone(supervisor.slot()),
             periodic_commits,
             commit_interval: config.fetch.commit_interval,
+            probe: Arc::default(),
         });
         let lag = config
             .fetch
@@ -766,6 +777,11 @@ impl Consumer {
     #[must_use]
     pub fn name(&self) -> &str {
         self.handle.name()
+    }
+
+    /// The actor's heartbeat, for liveness checks.
+    pub(crate) fn probe(&self) -> &ConsumerProbe {
+        &self.inner.probe
     }
 
     /// True once closed.

@@ -49,9 +49,21 @@ pub(crate) struct GroupProbe {
     pub(crate) heartbeat: Heartbeat,
     assigned: AtomicBool,
     missing_topics: Mutex<Vec<String>>,
+    /// Messages every subscriber acknowledged, across the group's members.
+    handled: AtomicU64,
 }
 
 impl GroupProbe {
+    /// `count` more messages were acknowledged by every subscriber.
+    pub(crate) fn count_handled(&self, count: usize) {
+        self.handled.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Messages every subscriber acknowledged so far.
+    pub(crate) fn handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
     /// The member received its assignment (it may be empty: more members
     /// than partitions), or lost it with its client.
     pub(crate) fn set_assigned(&self, assigned: bool) {
@@ -102,13 +114,41 @@ impl ProducerProbe {
     }
 }
 
+/// A single consumer's actor, beating while it runs.
+#[derive(Debug, Default)]
+pub(crate) struct ConsumerProbe {
+    pub(crate) heartbeat: Heartbeat,
+}
+
+/// How many of a server's latest handler failures it keeps for the status page.
+pub(crate) const RECENT_FAILURES: usize = 20;
+
+/// A handler failure as the status page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RecentFailure {
+    /// When, in milliseconds since the Unix epoch.
+    pub(crate) at: u64,
+    pub(crate) partition: TopicPartition,
+    pub(crate) offset: i64,
+    pub(crate) attempts: u32,
+    pub(crate) error: String,
+    /// What was done: `retried`, `delayed`, `dead-lettered` or `stopped`.
+    pub(crate) action: &'static str,
+    /// The action's detail: the retry's delay, the delay topic.
+    pub(crate) detail: String,
+}
+
 /// What a consumer server shows of its health: its handler calls in
-/// progress, to find one stuck, and its partitions stopped on a message.
+/// progress, to find one stuck, its partitions stopped on a message, and its
+/// latest handler failures.
 #[derive(Debug, Default)]
 pub(crate) struct ServerProbe {
     calls: Mutex<BTreeMap<u64, Instant>>,
     next: AtomicU64,
     stopped: Mutex<Vec<StoppedPartition>>,
+    failures: Mutex<std::collections::VecDeque<RecentFailure>>,
+    /// The consumer group (its name in the config) the server drives.
+    group: OnceLock<String>,
 }
 
 /// A partition whose handling stopped on a message that failed for good, as
@@ -171,6 +211,31 @@ impl ServerProbe {
             .clone()
     }
 
+    /// A handler failure happened: kept among the latest [`RECENT_FAILURES`].
+    pub(crate) fn failed(&self, failure: RecentFailure) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() == RECENT_FAILURES {
+            failures.pop_front();
+        }
+        failures.push_back(failure);
+    }
+
+    /// The latest handler failures, the newest first.
+    pub(crate) fn recent_failures(&self) -> Vec<RecentFailure> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.iter().rev().cloned().collect()
+    }
+
+    /// The server drives consumer group `name`.
+    pub(crate) fn set_group(&self, name: &str) {
+        let _ = self.group.set(name.to_string());
+    }
+
+    /// The consumer group the server drives, once started.
+    pub(crate) fn group(&self) -> Option<&str> {
+        self.group.get().map(String::as_str)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Instant>> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -196,6 +261,28 @@ mod tests {
             .is_some_and(|d| d < Duration::from_secs(5)));
         heartbeat.stop();
         assert_eq!(heartbeat.silent_for(), None);
+    }
+
+    #[test]
+    fn a_server_keeps_its_latest_failures_newest_first() {
+        let probe = ServerProbe::default();
+        for offset in 0..(RECENT_FAILURES as i64 + 5) {
+            probe.failed(RecentFailure {
+                at: 1,
+                partition: TopicPartition {
+                    topic: std::sync::Arc::from("t"),
+                    partition: 0,
+                },
+                offset,
+                attempts: 1,
+                error: "e".into(),
+                action: "stopped",
+                detail: String::new(),
+            });
+        }
+        let kept: Vec<i64> = probe.recent_failures().iter().map(|f| f.offset).collect();
+        let newest = RECENT_FAILURES as i64 + 4;
+        assert_eq!(kept, (5..=newest).rev().collect::<Vec<_>>());
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod stats;
 pub(crate) mod trace;
 
 pub use health::StoppedPartition;
-pub(crate) use health::{GroupProbe, ProducerProbe, ServerProbe};
+pub(crate) use health::{ConsumerProbe, GroupProbe, ProducerProbe, RecentFailure, ServerProbe};
 
 pub(crate) use metrics::{
     ConsumerMetrics, GroupMetrics, Handled, LagSeries, Metrics, ProducerMetrics, ServerMetrics,

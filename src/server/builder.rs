@@ -143,6 +143,7 @@ impl ServerBuilder<'_> {
             group: RefCell::new(None),
             probe: Arc::default(),
         };
+        spec.probe.set_group(group_name);
         let first = spec.start_instance().await?;
         let escalator = kafka.escalator().clone();
         let supervisor = Supervisor::new(spec, first, KIND, &name, policy, escalator);

@@ -17,7 +17,7 @@ use super::partition::DeadLetterBudget;
 use super::retry_topics::failure_headers;
 use super::shared::{is_stale, MessageEnd, Worker};
 use crate::config::RestartPolicy;
-use crate::observe::{trace, Handled};
+use crate::observe::{trace, Handled, RecentFailure};
 use crate::record::{ConsumedMessage, Message, MessageBatch};
 use crate::supervision::backoff_with_jitter;
 use tracing::Instrument as _;
@@ -102,6 +102,7 @@ pub(crate) async fn handle_message<C: Completion>(
                 action,
             };
             tracing::warn!(server = %worker.server, partition = message.partition(), offset = message.offset(), attempts, error = %failure.error, action = ?failure.action, "handler failed");
+            worker.probe.failed(recent(&failure));
             if let Some(errors) = &*worker.errors.borrow() {
                 // Never block consumption on the error subscriber.
                 let _ = errors.try_send(failure);
@@ -156,6 +157,43 @@ pub(crate) async fn handle_message<C: Completion>(
         record(Handled::Failed, elapsed);
         report(FailureAction::Stopped);
         return MessageEnd::Stopped { error, limit };
+    }
+}
+
+/// `failure` as the status page lists it.
+fn recent(failure: &HandlerFailure) -> RecentFailure {
+    let (action, detail) = match &failure.action {
+        FailureAction::Retrying(delay) => ("retried", format!("again in {}", shown(*delay))),
+        FailureAction::Delayed { topic, delay } => {
+            ("delayed", format!("{} through {topic}", shown(*delay)))
+        }
+        FailureAction::DeadLettered => ("dead-lettered", String::new()),
+        FailureAction::Stopped => ("stopped", String::new()),
+    };
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    RecentFailure {
+        at,
+        partition: crate::record::TopicPartition {
+            topic: std::sync::Arc::from(failure.message.topic()),
+            partition: failure.message.partition(),
+        },
+        offset: failure.message.offset(),
+        attempts: failure.attempts,
+        error: failure.error.to_string(),
+        action,
+        detail,
+    }
+}
+
+/// `delay` as people read it: whole milliseconds below a second, else
+/// seconds with one decimal.
+fn shown(delay: Duration) -> String {
+    if delay < Duration::from_secs(1) {
+        format!("{} ms", delay.as_millis())
+    } else {
+        format!("{:.1} s", delay.as_secs_f64())
     }
 }
 

@@ -1,8 +1,8 @@
 //! Liveness and readiness, from the probes the clients keep.
 //!
 //! - Live: no client or server failed past its restart limit, no consumer
-//!   group's poll loop has been silent, and no handler call has run, for
-//!   `stuckAfter`. A partition paused for back-pressure keeps its loop
+//!   group's poll loop and no single consumer's actor has been silent, and
+//!   no handler call has run, for `stuckAfter`. A partition paused for back-pressure keeps its loop
 //!   running, so it is healthy.
 //! - Ready: live, not shutting down, every consumer group member has its
 //!   assignment and all its topics exist, and every producer has reached a
@@ -56,6 +56,15 @@ pub(crate) fn check(
             health.ready.push(format!(
                 "consumer group {:?} has no assignment yet",
                 group.name()
+            ));
+        }
+    }
+    for consumer in kafka.running_consumers() {
+        let silent = consumer.probe().heartbeat.silent_for();
+        if let Some(silent) = silent.filter(|s| *s >= stuck_after) {
+            health.live.push(format!(
+                "consumer {:?}: its actor has not run for {silent:.0?}",
+                consumer.name()
             ));
         }
     }

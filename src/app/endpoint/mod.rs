@@ -3,11 +3,13 @@
 //!   format that Prometheus scrapes;
 //! - `/health/live` and `/health/ready`: 200 when the check passes, 503
 //!   with the problems otherwise (see `health`);
-//! - `/status`: every client, its state, and each consumer group's
-//!   partitions (JSON);
+//! - `/status`: every client, its state, each consumer group's partitions,
+//!   the last 15 minutes sampled (`history`), and each server's latest
+//!   handler failures (JSON);
 //! - `/`: a page showing `/status` at a glance, refreshing itself.
 
 mod health;
+mod history;
 mod status;
 
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ use crate::component::Ekafka;
 use crate::error::Error;
 use crate::observe::ServerProbe;
 use health::WatchedServer;
+use history::History;
 
 /// The content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -36,6 +39,7 @@ struct Observed {
     servers: Mutex<Vec<WatchedServer>>,
     shutting_down: AtomicBool,
     stuck_after: Duration,
+    history: History,
 }
 
 impl Observed {
@@ -61,6 +65,8 @@ pub(crate) struct Endpoint {
     handle: ServerHandle,
     addresses: Vec<SocketAddr>,
     observed: Arc<Observed>,
+    /// Samples the histories every `historyInterval`.
+    sampler: tokio::task::JoinHandle<()>,
 }
 
 impl Endpoint {
@@ -72,6 +78,7 @@ impl Endpoint {
             servers: Mutex::default(),
             shutting_down: AtomicBool::new(false),
             stuck_after: kafka.config().observability.stuck_after,
+            history: History::new(kafka.config().observability.history_interval),
         });
         let data = web::Data::from(Arc::clone(&observed));
         let server = HttpServer::new(move || {
@@ -104,10 +111,20 @@ impl Endpoint {
             ?addresses,
             "serving /metrics, /health/live, /health/ready, /status"
         );
+        let sampled = Arc::clone(&observed);
+        let sampler = actix::spawn(async move {
+            let mut every = tokio::time::interval(sampled.history.interval());
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                sampled.history.sample(&sampled.kafka).await;
+            }
+        });
         Ok(Endpoint {
             handle,
             addresses,
             observed,
+            sampler,
         })
     }
 
@@ -132,6 +149,7 @@ impl Endpoint {
 
     /// Stops serving, letting requests in progress finish.
     pub(crate) async fn stop(self) {
+        self.sampler.abort();
         self.handle.stop(true).await;
     }
 }
@@ -162,7 +180,13 @@ async fn ready(observed: web::Data<Observed>) -> HttpResponse {
 
 async fn status(observed: web::Data<Observed>) -> HttpResponse {
     let health = observed.health();
-    let status = status::collect(&observed.kafka, &observed.servers(), health).await;
+    let status = status::collect(
+        &observed.kafka,
+        &observed.servers(),
+        health,
+        &observed.history,
+    )
+    .await;
     HttpResponse::Ok().json(status)
 }
 

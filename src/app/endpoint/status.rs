@@ -1,13 +1,17 @@
 //! The `/status` document: every client of the App, its state, for
 //! consumer groups each partition's position, committed offset, high
-//! watermark, lag and whether it is paused, and for consumer servers their
-//! partitions stopped on a message.
+//! watermark, lag, whether it is paused and whether a server stopped on one
+//! of its messages, with the last 15 minutes of messages handled per second
+//! and total lag; for single consumers their lag and its history; for
+//! consumer servers their partitions stopped on a message and their latest
+//! handler failures.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::health::{Health, WatchedServer};
+use super::history::{History, Kind, Sample};
 use crate::component::Ekafka;
 use crate::consumer::{GroupStatus, PartitionOffset, TopicPartition};
 
@@ -20,6 +24,8 @@ pub(crate) struct Status {
     live: bool,
     ready: bool,
     problems: Vec<String>,
+    /// How often the histories are sampled.
+    history_interval_seconds: f64,
     producers: Vec<ProducerView>,
     consumer_groups: Vec<GroupView>,
     consumers: Vec<ConsumerView>,
@@ -49,7 +55,11 @@ struct GroupView {
     subscribers: Option<usize>,
     /// Subscribed topics the cluster does not have (yet).
     missing_topics: Vec<String>,
+    /// The lag of its partitions, summed.
+    total_lag: Option<i64>,
     partitions: Vec<PartitionView>,
+    /// The last 15 minutes, oldest first.
+    history: Vec<Sample>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +72,8 @@ struct PartitionView {
     high_watermark: Option<i64>,
     lag: Option<i64>,
     paused: bool,
+    /// A consumer server's handling stopped on one of its messages.
+    stopped: bool,
 }
 
 /// A single consumer (`[kafka.consumers.NAME]`).
@@ -72,14 +84,36 @@ struct ConsumerView {
     state: String,
     position: Option<i64>,
     lag: Option<i64>,
+    /// The last 15 minutes of its lag, oldest first.
+    history: Vec<Sample>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ServerView {
     name: String,
+    /// The consumer group it drives.
+    group: Option<String>,
     longest_handler_call_seconds: Option<f64>,
     stopped_partitions: Vec<StoppedView>,
+    /// Its latest handler failures, the newest first.
+    recent_failures: Vec<FailureView>,
+}
+
+/// A handler failure and what the server did about it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FailureView {
+    /// Milliseconds since the Unix epoch.
+    at: u64,
+    topic: String,
+    partition: i32,
+    offset: i64,
+    attempts: u32,
+    error: String,
+    /// `retried`, `delayed`, `dead-lettered` or `stopped`.
+    action: &'static str,
+    detail: String,
 }
 
 /// A partition of a server stopped on a message that failed for good.
@@ -95,8 +129,14 @@ struct StoppedView {
     gave_up: bool,
 }
 
-/// The status of `kafka`'s clients and the App's `servers`.
-pub(crate) async fn collect(kafka: &Ekafka, servers: &[WatchedServer], health: Health) -> Status {
+/// The status of `kafka`'s clients and the App's `servers`, with the
+/// histories `history` sampled.
+pub(crate) async fn collect(
+    kafka: &Ekafka,
+    servers: &[WatchedServer],
+    health: Health,
+    history: &History,
+) -> Status {
     let mut producers = Vec::new();
     for producer in kafka.running_producers() {
         let asked = tokio::time::timeout(ASK_TIMEOUT, producer.status()).await;
@@ -140,10 +180,15 @@ pub(crate) async fn collect(kafka: &Ekafka, servers: &[WatchedServer], health: H
                     held_bytes: None,
                     subscribers: None,
                     missing_topics: group.probe().missing_topics(),
+                    total_lag: None,
                     partitions: Vec::new(),
+                    history: Vec::new(),
                 }
             }
         };
+        let mut view = view;
+        view.history = history.of(Kind::Group, group.name());
+        mark_stopped(&mut view, servers);
         consumer_groups.push(view);
     }
     let mut consumers = Vec::new();
@@ -159,12 +204,28 @@ pub(crate) async fn collect(kafka: &Ekafka, servers: &[WatchedServer], health: H
             state,
             position: consumer.offset(),
             lag,
+            history: history.of(Kind::Consumer, consumer.name()),
         });
     }
     let servers = servers
         .iter()
         .map(|(name, probe)| ServerView {
             name: name.clone(),
+            group: probe.group().map(str::to_string),
+            recent_failures: probe
+                .recent_failures()
+                .into_iter()
+                .map(|failure| FailureView {
+                    at: failure.at,
+                    topic: failure.partition.topic.to_string(),
+                    partition: failure.partition.partition,
+                    offset: failure.offset,
+                    attempts: failure.attempts,
+                    error: failure.error,
+                    action: failure.action,
+                    detail: failure.detail,
+                })
+                .collect(),
             longest_handler_call_seconds: probe.longest().map(|d| d.as_secs_f64()),
             stopped_partitions: probe
                 .stopped()
@@ -187,6 +248,7 @@ pub(crate) async fn collect(kafka: &Ekafka, servers: &[WatchedServer], health: H
         live: health.live.is_empty(),
         ready: problems.is_empty(),
         problems,
+        history_interval_seconds: history.interval().as_secs_f64(),
         producers,
         consumer_groups,
         consumers,
@@ -204,19 +266,15 @@ fn group_view(name: &str, group_id: String, restarts: u64, status: &GroupStatus)
     let partitions = status
         .assigned
         .iter()
-        .map(|partition| {
-            let committed = offset_of(&status.committed, partition);
-            let high_watermark = offset_of(&status.high_watermarks, partition);
-            PartitionView {
-                topic: partition.topic.to_string(),
-                partition: partition.partition,
-                position: offset_of(&status.positions, partition),
-                committed,
-                high_watermark,
-                // Nothing committed yet: all that is there is behind.
-                lag: high_watermark.map(|high| (high - committed.unwrap_or(0)).max(0)),
-                paused: status.paused.contains(partition),
-            }
+        .map(|partition| PartitionView {
+            topic: partition.topic.to_string(),
+            partition: partition.partition,
+            position: offset_of(&status.positions, partition),
+            committed: offset_of(&status.committed, partition),
+            high_watermark: offset_of(&status.high_watermarks, partition),
+            lag: status.lag(partition),
+            paused: status.paused.contains(partition),
+            stopped: false,
         })
         .collect();
     GroupView {
@@ -230,6 +288,23 @@ fn group_view(name: &str, group_id: String, restarts: u64, status: &GroupStatus)
         held_bytes: Some(status.held_bytes),
         subscribers: Some(status.subscribers),
         missing_topics: status.missing_topics.clone(),
+        total_lag: Some(status.total_lag()),
         partitions,
+        history: Vec::new(),
+    }
+}
+
+/// Marks the partitions of `group` a server driving it stopped on.
+fn mark_stopped(group: &mut GroupView, servers: &[WatchedServer]) {
+    let stopped: Vec<(String, i32)> = servers
+        .iter()
+        .filter(|(_, probe)| probe.group() == Some(group.name.as_str()))
+        .flat_map(|(_, probe)| probe.stopped())
+        .map(|s| (s.partition.topic.to_string(), s.partition.partition))
+        .collect();
+    for partition in &mut group.partitions {
+        partition.stopped = stopped
+            .iter()
+            .any(|(topic, p)| *topic == partition.topic && *p == partition.partition);
     }
 }

@@ -354,8 +354,10 @@ impl Engine {
         match command {
             Command::Ack(ack) => match ack.kind {
                 AckKind::Handled => {
-                    self.partitions
-                        .acknowledge(ack.by, &ack.partition, ack.from, ack.to);
+                    let done =
+                        self.partitions
+                            .acknowledge(ack.by, &ack.partition, ack.from, ack.to);
+                    self.probe.count_handled(done);
                     self.apply_pauses(consumer);
                 }
                 AckKind::Released => {
@@ -365,7 +367,8 @@ impl Engine {
             },
             Command::Commit { by, offsets, reply } => {
                 for (partition, from, to) in &offsets {
-                    self.partitions.acknowledge(by, partition, *from, *to);
+                    let done = self.partitions.acknowledge(by, partition, *from, *to);
+                    self.probe.count_handled(done);
                 }
                 self.request_commit(reply);
                 self.commit_due(consumer);
@@ -474,7 +477,8 @@ impl Engine {
             to,
         } in departures.undelivered
         {
-            self.partitions.acknowledge(by, &partition, from, to);
+            let done = self.partitions.acknowledge(by, &partition, from, to);
+            self.probe.count_handled(done);
         }
         for _ in 0..departures.subscribers {
             self.emit_error(

@@ -401,21 +401,23 @@ impl Partitions {
 
     /// Subscribers in `by` are done with `from..=to` of `partition`.
     /// Acknowledgements of a partition no longer held are stale: dropped.
+    /// Returns how many messages every subscriber is now done with.
     pub(super) fn acknowledge(
         &mut self,
         by: SubscriberMask,
         partition: &TopicPartition,
         from: i64,
         to: i64,
-    ) {
+    ) -> usize {
         let Some(p) = self.get_mut(partition) else {
-            return;
+            return 0;
         };
         let released = p.ledger.acknowledge(by, from, to);
         self.held -= released;
         if released > 0 {
             self.last_progress = Instant::now();
         }
+        released
     }
 
     /// Subscribers in `by` give `from..=to` of `partition` back unhandled.
