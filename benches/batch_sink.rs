@@ -22,7 +22,9 @@
 //!     cargo bench --bench batch_sink
 //!     ./e2e.sh --bench batch_sink          # on Apache Kafka
 //!
-//! `BENCH_REPETITIONS` sets the repetitions (default 5).
+//! `BENCH_REPETITIONS` sets the repetitions (default 5); `BENCH_GROUP_KEYS`
+//! adds keys to the group's table, `;`-separated (`maxWait = "10ms"`, say).
+//! Each run prints its mean rows per handler call.
 
 mod common;
 
@@ -91,14 +93,17 @@ async fn store(_rows: usize) {
 }
 
 /// Handles the first `rows` messages of `topic` the way `way` says with a
-/// fresh group; returns the rows stored per second.
-async fn run(cluster: &TestCluster, topic: &str, way: Way, rows: usize) -> f64 {
+/// fresh group; returns the rows stored per second and the handler calls.
+async fn run(cluster: &TestCluster, topic: &str, way: Way, rows: usize) -> (f64, usize) {
     let text = format!(
         "[kafka]\n{}\n\
-         [kafka.consumerGroups.bench]\ngroupID = {:?}\ntopic = {topic:?}\n\
+         [kafka.consumerGroups.bench]\ngroupID = {:?}\ntopic = {topic:?}\n{}\n\
          [kafkaConsumerServers.bench]\nconsumerGroupName = \"bench\"\n{}",
         cluster.brokers_line(),
         unique_name("group"),
+        std::env::var("BENCH_GROUP_KEYS")
+            .unwrap_or_default()
+            .replace(';', "\n"),
         way.server_keys(),
     );
     let kafka = Ekafka::from_toml_str(&text, "kafka")
@@ -144,10 +149,13 @@ async fn run(cluster: &TestCluster, topic: &str, way: Way, rows: usize) -> f64 {
         }
     }
     .expect("server");
-    let mut total = 0;
+    let (mut total, mut calls) = (0, 0);
     while total < rows {
         match tokio::time::timeout(STALL, stored.recv()).await {
-            Ok(got) => total += got.expect("server alive"),
+            Ok(got) => {
+                total += got.expect("server alive");
+                calls += 1;
+            }
             Err(_) => {
                 let group = server.group().status().await;
                 panic!(
@@ -159,7 +167,7 @@ async fn run(cluster: &TestCluster, topic: &str, way: Way, rows: usize) -> f64 {
     let elapsed = started.get().expect("handler called").elapsed();
     server.close().await.expect("close");
     kafka.close().await.expect("component closed");
-    rows as f64 / elapsed.as_secs_f64()
+    (rows as f64 / elapsed.as_secs_f64(), calls)
 }
 
 /// Writes `count` messages of 100 bytes over the topic's partitions.
@@ -212,8 +220,13 @@ async fn main() {
         for step in 0..Way::ALL.len() {
             let which = (step + repetition) % Way::ALL.len();
             let way = Way::ALL[which];
-            let rate = run(&cluster, &topic, way, way.rows(seconds, batch_rows)).await;
-            println!("  {:<30} {rate:>9.0} rows/s", way.label());
+            let rows = way.rows(seconds, batch_rows);
+            let (rate, calls) = run(&cluster, &topic, way, rows).await;
+            println!(
+                "  {:<30} {rate:>9.0} rows/s, {:>5.1} rows per call",
+                way.label(),
+                rows as f64 / calls as f64
+            );
             rates[which].push(rate);
             this[which] = rate;
         }
